@@ -1,0 +1,238 @@
+"""meander's one settings object: connections, knobs and the streams it runs.
+
+Settings come from, highest priority first: ``MEANDER_*`` environment variables (nested keys
+joined by ``__``), then a TOML file (``--config`` or ``MEANDER_CONFIG``), then defaults that work
+on a laptop: with no Kafka and no Redis configured, the embedded bus and store are used.
+
+>>> settings = Settings(streams=[{"name": "fraud", "task": "binary",
+...                               "features": {"amount": "numeric", "country": "categorical"}}])
+>>> settings.stream("fraud").features["country"].type
+'categorical'
+>>> settings.uses_kafka
+False
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from meander.exceptions import ConfigError
+
+__all__ = [
+    "DriftSettings",
+    "Feature",
+    "LabelWindow",
+    "PromotionSettings",
+    "Settings",
+    "StreamConfig",
+    "load_settings",
+]
+
+Task = Literal["binary", "multiclass", "regression"]
+
+# Stream names become topic names (`S.events`), so they follow Kafka's topic alphabet.
+STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+DEFAULT_MODELS: dict[str, str] = {
+    "binary": "preprocessing.StandardScaler | linear_model.LogisticRegression",
+    "multiclass": "tree.HoeffdingTreeClassifier",
+    "regression": "preprocessing.StandardScaler | linear_model.LinearRegression",
+}
+
+
+class _Section(BaseModel):
+    # A misspelt key is an error, never a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Section):
+    """One input feature of a stream's schema."""
+
+    type: Literal["numeric", "categorical", "boolean"] = "numeric"
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: list[str] | None = Field(
+        default=None, description="Allowed values of a categorical feature; None allows any."
+    )
+
+    @model_validator(mode="after")
+    def _bounds_make_sense(self) -> Feature:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum {self.minimum} is above maximum {self.maximum}")
+        if self.categories is not None and self.type != "categorical":
+            raise ValueError("categories apply to categorical features only")
+        return self
+
+
+class DriftSettings(_Section):
+    """How drift is detected: River detector specs for the error stream and for features."""
+
+    concept_detector: str = "drift.ADWIN"
+    data_detector: str = "drift.ADWIN"
+    data_window: PositiveInt = 1_000
+
+
+class PromotionSettings(_Section):
+    """The validation gate a challenger passes before it replaces the champion."""
+
+    min_samples: PositiveInt = 500
+    min_gain: float = Field(default=0.0, ge=0.0)
+    significance: float = Field(default=0.05, gt=0.0, lt=1.0)
+    rollback_window: PositiveInt = 1_000
+    rollback_tolerance: float = Field(default=0.02, ge=0.0)
+
+
+class LabelWindow(_Section):
+    """How long a prediction waits for its label before it is counted as never labelled."""
+
+    ttl_seconds: PositiveFloat = 3_600.0
+    max_pending: PositiveInt = 100_000
+
+
+class StreamConfig(_Section):
+    """A named data source: one schema, one task, one model lineage."""
+
+    name: str
+    task: Task
+    features: dict[str, Feature] = Field(min_length=1)
+    model: str = ""
+    candidates: list[str] = Field(default_factory=list)
+    drift: DriftSettings = DriftSettings()
+    promotion: PromotionSettings = PromotionSettings()
+    label_window: LabelWindow = LabelWindow()
+    partitions: PositiveInt = 3
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_topic_prefix(cls, name: str) -> str:
+        if not STREAM_NAME.match(name):
+            raise ValueError(
+                f"{name!r} is not a valid stream name: use 1-100 letters, digits, '_' or '-'"
+            )
+        return name
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _expand_shorthand(cls, features: Any) -> Any:
+        # `amount = "numeric"` is shorthand for `amount = {type = "numeric"}`.
+        if isinstance(features, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in features.items()}
+        return features
+
+    @model_validator(mode="after")
+    def _default_model(self) -> StreamConfig:
+        if not self.model:
+            object.__setattr__(self, "model", DEFAULT_MODELS[self.task])
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything meander reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEANDER_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port]; unset runs the embedded in-process bus."
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis:// or rediss:// URL; unset runs the embedded store."
+    )
+    kafka_timeout_seconds: PositiveFloat = 10.0
+    redis_timeout_seconds: PositiveFloat = 5.0
+    client_id: str = "meander"
+    max_event_bytes: PositiveInt = 1_000_000
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    streams: list[StreamConfig] = Field(default_factory=list)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {url[:20]!r}")
+        return url
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_names(cls, streams: list[StreamConfig]) -> list[StreamConfig]:
+        names = [s.name for s in streams]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"stream names must be unique; repeated: {', '.join(duplicates)}")
+        return streams
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init arguments; the environment overrides it.
+        return env_settings, init_settings, file_secret_settings
+
+    @property
+    def uses_kafka(self) -> bool:
+        return self.kafka_bootstrap is not None
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.redis_url is not None
+
+    def stream(self, name: str) -> StreamConfig:
+        """The stream called ``name``; a ConfigError lists the known ones otherwise."""
+        for stream in self.streams:
+            if stream.name == name:
+                return stream
+        known = ", ".join(s.name for s in self.streams) or "none"
+        raise ConfigError(f"unknown stream {name!r}; configured streams: {known}")
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``path`` (or ``MEANDER_CONFIG``), the environment and ``overrides``.
+
+    Raises ConfigError naming the file, the key and the reason when anything is wrong.
+    """
+    path = path or os.environ.get("MEANDER_CONFIG")
+    values = _read_toml(Path(path)) if path else {}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, path)) from None
+    except SettingsError as error:
+        raise ConfigError(f"invalid MEANDER_* environment variable: {error}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def _describe(error: ValidationError, path: str | Path | None) -> str:
+    where = f"config file {path}" if path else "configuration"
+    lines = [f"{where} is invalid ({error.error_count()} problem(s)):"]
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(root)"
+        lines.append(f"  {key}: {problem['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""The one exception root of meander, and the errors every package shares.
+
+Every message says what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusError",
+    "BusUnavailable",
+    "ConfigError",
+    "ContractError",
+    "MeanderError",
+    "MessageTooLarge",
+    "StoreUnavailable",
+]
+
+
+class MeanderError(Exception):
+    """Root of every error meander raises on purpose."""
+
+
+class ConfigError(MeanderError):
+    """The configuration is invalid; the message names the key and the reason."""
+
+
+class ContractError(MeanderError):
+    """A message does not follow meander's event contracts (CloudEvents 1.0, JSON payload)."""
+
+
+class BusError(MeanderError):
+    """The event bus refused or failed an operation."""
+
+
+class BusUnavailable(BusError):
+    """The broker did not answer within the configured time."""
+
+
+class MessageTooLarge(BusError):
+    """A record is larger than the bus accepts."""
+
+
+class StoreUnavailable(MeanderError):
+    """The store (Redis) did not answer within the configured time."""
