@@ -1,0 +1,41 @@
+"""The event bus: Kafka in production, an in-process log for the demo and unit tests.
+
+Both backends keep one contract (:class:`Bus`, :class:`Consumer`); :func:`connect_bus` picks one
+from the settings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from meander.bus.base import Bus, Consumer, Delivered, Message, Record, TopicPartition
+from meander.bus.memory import MemoryBroker, MemoryBus
+
+if TYPE_CHECKING:
+    from meander.config import Settings
+
+__all__ = [
+    "Bus",
+    "Consumer",
+    "Delivered",
+    "MemoryBroker",
+    "MemoryBus",
+    "Message",
+    "Record",
+    "TopicPartition",
+    "connect_bus",
+]
+
+
+def connect_bus(settings: Settings) -> Bus:
+    """The Kafka bus when ``kafka_bootstrap`` is set, else the process-wide embedded one."""
+    if settings.kafka_bootstrap is None:
+        return MemoryBus(max_message_bytes=settings.max_event_bytes)
+    from meander.bus.kafka import KafkaBus  # kafka-python's network stack only when used
+
+    return KafkaBus(
+        settings.kafka_bootstrap,
+        client_id=settings.client_id,
+        timeout=settings.kafka_timeout_seconds,
+        max_message_bytes=settings.max_event_bytes,
+    )

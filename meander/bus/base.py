@@ -1,0 +1,179 @@
+"""The bus contract: what every backend (Kafka, embedded) promises.
+
+Topics have partitions; records with the same key land on the same partition; each partition is
+an ordered log with offsets from 0. Consumers either join a group, which spreads the partitions
+over its members and remembers committed offsets, or read partitions they assign themselves.
+A committed offset is the next offset to read, as in Kafka.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import NamedTuple, Self
+
+from meander.exceptions import BusError, MessageTooLarge
+
+__all__ = ["Bus", "Consumer", "Delivered", "Message", "Record", "TopicPartition"]
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A message to publish. ``partition`` None lets the key (or the bus) choose."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = ()
+    partition: int | None = None
+    timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def size(self) -> int:
+        """Bytes on the wire, near enough to enforce the size limit the same on every bus."""
+        headers = sum(len(name) + len(value) for name, value in self.headers)
+        return len(self.value) + len(self.key or b"") + headers
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A consumed record, with where it was read."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+class Delivered(NamedTuple):
+    """Where the bus stored a published record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Consumer(ABC):
+    """Reads batches from a group's share of partitions, or from partitions it assigned itself."""
+
+    @abstractmethod
+    def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        """Up to ``max_records`` messages, waiting at most ``timeout`` seconds for the first."""
+
+    @abstractmethod
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets`` (next offset to read), or the positions of everything consumed."""
+
+    @abstractmethod
+    def committed(self, partition: TopicPartition) -> int | None:
+        """The group's committed offset for ``partition``, None when there is none."""
+
+    @abstractmethod
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on; the partition must be assigned."""
+
+    @abstractmethod
+    def position(self, partition: TopicPartition) -> int:
+        """The offset of the next message ``consume`` returns from ``partition``."""
+
+    @abstractmethod
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this consumer reads now (a group may change them on rebalance)."""
+
+    @abstractmethod
+    def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int | None]:
+        """Per partition, the first offset whose timestamp (ms) is at or after the given one."""
+
+    @abstractmethod
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Per partition, the offset the next published message will get."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Leave the group (if any) and release resources; uncommitted progress is not kept."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Bus(ABC):
+    """Publishes records and hands out consumers."""
+
+    max_message_bytes: int = 1_000_000
+
+    @abstractmethod
+    def create_topics(self, topics: Mapping[str, int]) -> None:
+        """Create each topic with its partition count; existing topics are left as they are."""
+
+    @abstractmethod
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has; BusError when it does not exist."""
+
+    @abstractmethod
+    def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
+        """Publish and wait until the bus has stored every record; returns where, in order."""
+
+    @abstractmethod
+    def subscribe(
+        self, topics: Sequence[str], group: str, *, from_beginning: bool = True
+    ) -> Consumer:
+        """A consumer that joins ``group``; with no committed offset it starts at the beginning
+        of each partition, or at its end when ``from_beginning`` is False."""
+
+    @abstractmethod
+    def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
+        """A consumer outside any group that reads ``partitions`` from their beginning."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush what is pending and release connections."""
+
+    def check_sizes(self, records: Sequence[Record]) -> None:
+        """Refuse the whole batch before anything is sent when one record is too large."""
+        for index, record in enumerate(records):
+            if record.size() > self.max_message_bytes:
+                raise MessageTooLarge(
+                    f"record {index} for {record.topic} is {record.size()} bytes, over the "
+                    f"{self.max_message_bytes}-byte limit; split it or raise max_event_bytes"
+                )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def unknown_topic(topic: str) -> BusError:
+    return BusError(f"topic {topic!r} does not exist; create it first (meander topics create)")

@@ -1,0 +1,260 @@
+"""The Kafka bus, on kafka-python: an idempotent batching producer, manual commits, topic admin.
+
+Every call is bounded by the bus's timeout: an unreachable broker raises BusUnavailable, it
+never hangs. Topics are never created implicitly, so a typo in a topic name is an error, not a
+new one-partition topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+)
+from kafka.structs import OffsetAndMetadata
+
+from meander.bus.base import Bus, Consumer, Delivered, Message, Record, TopicPartition
+from meander.bus.base import unknown_topic
+from meander.exceptions import BusError, BusUnavailable, MessageTooLarge
+
+__all__ = ["KafkaBus"]
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+class KafkaBus(Bus):
+    """A bus on an Apache Kafka cluster."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "meander",
+        timeout: float = 10.0,
+        max_message_bytes: int = 1_000_000,
+        producer_options: Mapping[str, Any] | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.timeout = timeout
+        self.max_message_bytes = max_message_bytes
+        timeout_ms = int(timeout * 1000)
+        self._common = {
+            "bootstrap_servers": bootstrap.split(","),
+            "client_id": client_id,
+            "bootstrap_timeout_ms": timeout_ms,
+            "request_timeout_ms": max(timeout_ms, 5_000),
+        }
+        self._producer_options = {
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": 5,
+            "batch_size": 256 * 1024,
+            "max_request_size": max(max_message_bytes + 4096, 1_048_576),
+            "max_block_ms": timeout_ms,
+            "allow_auto_create_topics": False,
+            **(producer_options or {}),
+        }
+        self._consumer_options = {
+            "enable_auto_commit": False,
+            "allow_auto_create_topics": False,
+            "fetch_max_wait_ms": 100,
+            "session_timeout_ms": 10_000,
+            "heartbeat_interval_ms": 1_000,
+            **(consumer_options or {}),
+        }
+        self._admin = _connect(KafkaAdminClient, bootstrap, **self._common)
+        self._producer: KafkaProducer | None = None
+        self._known_topics: set[str] = set()
+
+    def create_topics(self, topics: Mapping[str, int]) -> None:
+        missing = {name: n for name, n in topics.items() if not self._exists(name)}
+        if not missing:
+            return
+        requests = [NewTopic(name, n, 1) for name, n in missing.items()]
+        try:
+            self._admin.create_topics(requests, timeout_ms=int(self.timeout * 1000))
+        except TopicAlreadyExistsError:
+            pass  # another process created it between our look and our request
+        except KafkaError as error:
+            raise BusError(f"could not create topics {sorted(missing)}: {error}") from error
+        self._known_topics.update(missing)
+
+    def partitions(self, topic: str) -> int:
+        described = self._describe(topic)
+        if described is None:
+            raise unknown_topic(topic)
+        return len(described["partitions"])
+
+    def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
+        self.check_sizes(records)
+        for topic in {record.topic for record in records}:
+            if not self._exists(topic):
+                raise unknown_topic(topic)
+        producer = self._ensure_producer()
+        try:
+            futures = [
+                producer.send(
+                    r.topic, value=r.value, key=r.key, headers=list(r.headers),
+                    partition=r.partition, timestamp_ms=r.timestamp_ms,
+                )
+                for r in records
+            ]
+            producer.flush(timeout=timeout or self.timeout)
+            metadata = [future.get(timeout=0) for future in futures]
+        except MessageSizeTooLargeError as error:
+            raise MessageTooLarge(f"the broker refused a record as too large: {error}") from error
+        except KafkaTimeoutError as error:
+            raise BusUnavailable(
+                f"Kafka at {self.bootstrap} did not acknowledge {len(records)} record(s) within "
+                f"{timeout or self.timeout:.0f}s: is the broker up?"
+            ) from error
+        except KafkaError as error:
+            raise BusError(f"publishing to Kafka failed: {error}") from error
+        return [Delivered(m.topic, m.partition, m.offset) for m in metadata]
+
+    def subscribe(
+        self, topics: Sequence[str], group: str, *, from_beginning: bool = True
+    ) -> Consumer:
+        consumer = self._consumer(group_id=group, from_beginning=from_beginning)
+        consumer.subscribe(list(topics))
+        return KafkaGroupConsumer(consumer, group)
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
+        for topic in {p.topic for p in partitions}:
+            if not self._exists(topic):
+                raise unknown_topic(topic)
+        consumer = self._consumer(group_id=None, from_beginning=True)
+        consumer.assign([KafkaTopicPartition(*p) for p in partitions])
+        return KafkaGroupConsumer(consumer, None)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=self.timeout)
+            self._producer = None
+        self._admin.close()
+
+    def _consumer(self, *, group_id: str | None, from_beginning: bool) -> KafkaConsumer:
+        return _connect(
+            KafkaConsumer,
+            self.bootstrap,
+            group_id=group_id,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            **self._common,
+            **self._consumer_options,
+        )
+
+    def _ensure_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = _connect(
+                KafkaProducer, self.bootstrap, **self._common, **self._producer_options
+            )
+        return self._producer
+
+    def _exists(self, topic: str) -> bool:
+        if topic not in self._known_topics and self._describe(topic) is not None:
+            self._known_topics.add(topic)
+        return topic in self._known_topics
+
+    def _describe(self, topic: str) -> dict[str, Any] | None:
+        try:
+            (described,) = self._admin.describe_topics([topic])
+        except KafkaError as error:
+            raise BusUnavailable(f"Kafka at {self.bootstrap} did not describe {topic!r}: {error}")
+        if described["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
+            return None
+        return dict(described)
+
+
+def _connect(client: Any, bootstrap: str, **options: Any) -> Any:
+    try:
+        return client(**options)
+    except (KafkaConnectionError, KafkaTimeoutError) as error:
+        seconds = options["bootstrap_timeout_ms"] / 1000
+        raise BusUnavailable(
+            f"no Kafka broker answered at {bootstrap} within {seconds:.0f}s; start one "
+            f"(make infra-up) or point MEANDER_KAFKA_BOOTSTRAP at yours"
+        ) from error
+
+
+class KafkaGroupConsumer(Consumer):
+    """A kafka-python consumer behind the bus contract."""
+
+    def __init__(self, consumer: KafkaConsumer, group: str | None) -> None:
+        self._consumer = consumer
+        self.group = group
+
+    def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [
+            Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp)
+            for records in polled.values()
+            for r in records
+        ]
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        if self.group is None:
+            raise BusError("a consumer outside a group has nothing to commit to; use subscribe()")
+        if offsets is None:
+            self._consumer.commit()
+            return
+        self._consumer.commit(
+            {KafkaTopicPartition(*p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+        )
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        if self.group is None:
+            return None
+        offset: int | None = self._consumer.committed(KafkaTopicPartition(*partition))
+        return offset
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        try:
+            self._consumer.seek(KafkaTopicPartition(*partition), offset)
+        except (IllegalStateError, AssertionError, ValueError) as error:
+            raise _not_assigned(partition) from error
+
+    def position(self, partition: TopicPartition) -> int:
+        try:
+            offset: int = self._consumer.position(KafkaTopicPartition(*partition))
+        except (IllegalStateError, AssertionError, ValueError) as error:
+            raise _not_assigned(partition) from error
+        return offset
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()}
+
+    def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int | None]:
+        found = self._consumer.offsets_for_times(
+            {KafkaTopicPartition(*p): ts for p, ts in timestamps.items()}
+        )
+        return {
+            TopicPartition(p.topic, p.partition): None if hit is None else hit.offset
+            for p, hit in found.items()
+        }
+
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        ends = self._consumer.end_offsets([KafkaTopicPartition(*p) for p in partitions])
+        return {TopicPartition(p.topic, p.partition): o for p, o in ends.items()}
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+def _not_assigned(partition: TopicPartition) -> BusError:
+    return BusError(f"{partition.topic}[{partition.partition}] is not assigned to this consumer")

@@ -1,0 +1,296 @@
+"""The embedded bus: an in-process log with Kafka's semantics, for the demo and unit tests.
+
+Keys map to partitions with Kafka's own murmur2 partitioner, groups spread partitions over their
+members as Kafka's range assignor does, and committed offsets outlive the consumers that made
+them. Every bus opened on the same broker sees the same topics, so the components of
+``meander run all`` talk to each other through it as they would through Kafka.
+
+>>> from meander.bus import Record, TopicPartition
+>>> bus = MemoryBus(MemoryBroker())
+>>> bus.create_topics({"demo.events": 2})
+>>> [d.offset for d in bus.publish([Record("demo.events", b"a", key=b"k")] * 2)]
+[0, 1]
+>>> with bus.subscribe(["demo.events"], group="readers") as consumer:
+...     [m.value for m in consumer.consume(timeout=0.1)]
+[b'a', b'a']
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from kafka.partitioner.default import murmur2
+
+from meander.bus.base import Bus, Consumer, Delivered, Message, Record, TopicPartition
+from meander.bus.base import unknown_topic
+from meander.exceptions import BusError
+
+__all__ = ["MemoryBroker", "MemoryBus", "shared_broker"]
+
+
+class _Group:
+    def __init__(self) -> None:
+        self.members: list[MemoryConsumer] = []
+        self.generation = 0
+        self.assignments: dict[int, set[TopicPartition]] = {}
+        self.committed: dict[TopicPartition, int] = {}
+
+
+class MemoryBroker:
+    """The log itself: topics, partitions, groups. Thread-safe; one per process by default."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self._topics: dict[str, list[list[Message]]] = {}
+        self._groups: dict[str, _Group] = {}
+        self._spread = itertools.count()
+
+    def create_topics(self, topics: Mapping[str, int]) -> None:
+        with self.changed:
+            for name, count in topics.items():
+                if count < 1:
+                    raise BusError(f"topic {name!r} needs at least one partition, got {count}")
+                self._topics.setdefault(name, [[] for _ in range(count)])
+            for group in self._groups.values():
+                self._rebalance(group)
+
+    def partitions(self, topic: str) -> int:
+        with self.changed:
+            return len(self._log(topic))
+
+    def append(self, records: Sequence[Record]) -> list[Delivered]:
+        with self.changed:
+            delivered = [self._append_one(record) for record in records]
+            self.changed.notify_all()
+        return delivered
+
+    def read(self, partition: TopicPartition, offset: int, limit: int) -> list[Message]:
+        return self._log(partition.topic)[partition.partition][offset : offset + limit]
+
+    def end_offset(self, partition: TopicPartition) -> int:
+        return len(self._log(partition.topic)[partition.partition])
+
+    def offset_for_time(self, partition: TopicPartition, timestamp_ms: int) -> int | None:
+        log = self._log(partition.topic)[partition.partition]
+        return next((m.offset for m in log if m.timestamp_ms >= timestamp_ms), None)
+
+    def group(self, name: str) -> _Group:
+        return self._groups.setdefault(name, _Group())
+
+    def join(self, name: str, member: MemoryConsumer) -> None:
+        with self.changed:
+            group = self.group(name)
+            group.members.append(member)
+            self._rebalance(group)
+
+    def leave(self, name: str, member: MemoryConsumer) -> None:
+        with self.changed:
+            group = self.group(name)
+            if member in group.members:
+                group.members.remove(member)
+                self._rebalance(group)
+            self.changed.notify_all()
+
+    def _log(self, topic: str) -> list[list[Message]]:
+        try:
+            return self._topics[topic]
+        except KeyError:
+            raise unknown_topic(topic) from None
+
+    def _append_one(self, record: Record) -> Delivered:
+        log = self._log(record.topic)
+        index = self._choose_partition(record, len(log))
+        offset = len(log[index])
+        log[index].append(
+            Message(record.topic, index, offset, record.key, record.value, record.headers,
+                    record.timestamp_ms)
+        )
+        return Delivered(record.topic, index, offset)
+
+    def _choose_partition(self, record: Record, count: int) -> int:
+        if record.partition is not None:
+            if not 0 <= record.partition < count:
+                raise BusError(f"{record.topic} has no partition {record.partition} (has {count})")
+            return record.partition
+        if record.key is not None:
+            # The same function as Kafka's default partitioner, so keys land alike on both buses.
+            return (murmur2(record.key) & 0x7FFFFFFF) % count
+        return next(self._spread) % count
+
+    def _rebalance(self, group: _Group) -> None:
+        # Kafka's range assignor: per topic, consecutive partitions to members in join order.
+        group.assignments = {id(member): set() for member in group.members}
+        topics = sorted({t for member in group.members for t in member.topics if t in self._topics})
+        for topic in topics:
+            members = [m for m in group.members if topic in m.topics]
+            count = len(self._topics[topic])
+            for index, member in enumerate(members):
+                start, stop = index * count // len(members), (index + 1) * count // len(members)
+                group.assignments[id(member)].update(
+                    TopicPartition(topic, p) for p in range(start, stop)
+                )
+        group.generation += 1
+
+
+_SHARED = MemoryBroker()
+
+
+def shared_broker() -> MemoryBroker:
+    """The process-wide broker that every embedded bus uses unless given its own."""
+    return _SHARED
+
+
+class MemoryBus(Bus):
+    """A bus on an in-process :class:`MemoryBroker`."""
+
+    def __init__(self, broker: MemoryBroker | None = None, max_message_bytes: int = 1_000_000):
+        self.broker = broker or shared_broker()
+        self.max_message_bytes = max_message_bytes
+
+    def create_topics(self, topics: Mapping[str, int]) -> None:
+        self.broker.create_topics(topics)
+
+    def partitions(self, topic: str) -> int:
+        return self.broker.partitions(topic)
+
+    def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
+        self.check_sizes(records)
+        return self.broker.append(records)
+
+    def subscribe(
+        self, topics: Sequence[str], group: str, *, from_beginning: bool = True
+    ) -> Consumer:
+        return MemoryConsumer(self.broker, topics, group=group, from_beginning=from_beginning)
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
+        for partition in partitions:
+            self.broker.partitions(partition.topic)  # raises for an unknown topic
+        return MemoryConsumer(self.broker, (), partitions=partitions)
+
+    def close(self) -> None:
+        """Nothing to flush: publish returns once the records are in the log."""
+
+
+class MemoryConsumer(Consumer):
+    """A group member or a self-assigned reader of a :class:`MemoryBroker`."""
+
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        topics: Sequence[str],
+        *,
+        group: str | None = None,
+        from_beginning: bool = True,
+        partitions: Sequence[TopicPartition] = (),
+    ) -> None:
+        self.broker = broker
+        self.topics = frozenset(topics)
+        self.group = group
+        self.from_beginning = from_beginning
+        self._positions = {p: 0 for p in partitions}
+        self._generation = -1
+        self._closed = False
+        self._turn = 0
+        if group is not None:
+            broker.join(group, self)
+
+    def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        with self.broker.changed:
+            while True:
+                self._follow_rebalance()
+                batch = self._take(max_records)
+                remaining = deadline - time.monotonic()
+                if batch or remaining <= 0 or self._closed:
+                    return batch
+                self.broker.changed.wait(remaining)
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        if self.group is None:
+            raise BusError("a consumer outside a group has nothing to commit to; use subscribe()")
+        with self.broker.changed:
+            self._follow_rebalance()
+            self.broker.group(self.group).committed.update(
+                self._positions if offsets is None else offsets
+            )
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        if self.group is None:
+            return None
+        with self.broker.changed:
+            return self.broker.group(self.group).committed.get(partition)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        with self.broker.changed:
+            self._follow_rebalance()
+            self._require(partition)
+            self._positions[partition] = offset
+
+    def position(self, partition: TopicPartition) -> int:
+        with self.broker.changed:
+            self._follow_rebalance()
+            self._require(partition)
+            return self._positions[partition]
+
+    def assignment(self) -> set[TopicPartition]:
+        with self.broker.changed:
+            self._follow_rebalance()
+            return set(self._positions)
+
+    def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int | None]:
+        with self.broker.changed:
+            return {p: self.broker.offset_for_time(p, ts) for p, ts in timestamps.items()}
+
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        with self.broker.changed:
+            return {p: self.broker.end_offset(p) for p in partitions}
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self.group is not None:
+                self.broker.leave(self.group, self)
+
+    def _follow_rebalance(self) -> None:
+        if self.group is None:
+            return
+        group = self.broker.group(self.group)
+        if group.generation == self._generation:
+            return
+        assigned = group.assignments.get(id(self), set())
+        kept = {p: o for p, o in self._positions.items() if p in assigned}
+        for partition in assigned - kept.keys():
+            kept[partition] = self._starting_offset(group, partition)
+        self._positions = kept
+        self._generation = group.generation
+
+    def _starting_offset(self, group: _Group, partition: TopicPartition) -> int:
+        committed = group.committed.get(partition)
+        if committed is not None:
+            return committed
+        return 0 if self.from_beginning else self.broker.end_offset(partition)
+
+    def _take(self, limit: int) -> list[Message]:
+        partitions = sorted(self._positions)
+        if not partitions:
+            return []
+        # Start from a different partition each call so that no partition starves the others.
+        self._turn = (self._turn + 1) % len(partitions)
+        batch: list[Message] = []
+        for partition in partitions[self._turn :] + partitions[: self._turn]:
+            taken = self.broker.read(partition, self._positions[partition], limit - len(batch))
+            if taken:
+                batch.extend(taken)
+                self._positions[partition] = taken[-1].offset + 1
+            if len(batch) >= limit:
+                break
+        return batch
+
+    def _require(self, partition: TopicPartition) -> None:
+        if partition not in self._positions:
+            raise BusError(f"{partition.topic}[{partition.partition}] is not assigned to this consumer")

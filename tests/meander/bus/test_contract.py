@@ -1,0 +1,206 @@
+"""The bus contract, once, for every backend (the embedded log and a real Kafka broker)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from meander.bus import Bus, Consumer, Message, Record, TopicPartition
+from meander.exceptions import BusError, MessageTooLarge
+
+Topic = Callable[..., str]
+
+
+def drain(consumer: Consumer, count: int, timeout: float = 30.0) -> list[Message]:
+    """Consume until ``count`` messages arrived or ``timeout`` passed."""
+    received: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while len(received) < count and time.monotonic() < deadline:
+        received.extend(consumer.consume(max_records=500, timeout=0.5))
+    return received
+
+
+def records(topic: str, count: int, *, keyed: bool = True) -> list[Record]:
+    return [
+        Record(topic, f"v{i}".encode(), key=f"k{i % 7}".encode() if keyed else None,
+               headers=(("ce_id", f"{i}".encode()),))
+        for i in range(count)
+    ]
+
+
+def test_published_records_come_back_whole_and_in_order(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    sent = records(name, 20)
+    delivered = bus.publish(sent)
+    assert [d.offset for d in delivered] == list(range(20))
+    with bus.assign([TopicPartition(name, 0)]) as reader:
+        got = drain(reader, 20)
+    assert [(m.key, m.value, m.headers) for m in got] == [(r.key, r.value, r.headers) for r in sent]
+    assert [m.offset for m in got] == list(range(20))
+    assert all(abs(m.timestamp_ms - r.timestamp_ms) < 1 for m, r in zip(got, sent, strict=True))
+
+
+def test_same_key_same_partition_on_every_backend(bus: Bus, topic: Topic) -> None:
+    name = topic(4)
+    delivered = bus.publish(records(name, 70))
+    by_key: dict[int, set[int]] = {}
+    for index, where in enumerate(delivered):
+        by_key.setdefault(index % 7, set()).add(where.partition)
+    assert all(len(partitions) == 1 for partitions in by_key.values())
+    # What Kafka's Java client computes for "k0".."k6" over 4 partitions
+    # (Utils.toPositive(Utils.murmur2(key)) % 4): both buses must place keys as Kafka does.
+    assert {k: p.pop() for k, p in by_key.items()} == {0: 1, 1: 1, 2: 1, 3: 0, 4: 0, 5: 0, 6: 1}
+
+
+def test_explicit_partition_is_honoured(bus: Bus, topic: Topic) -> None:
+    name = topic(3)
+    delivered = bus.publish([Record(name, b"x", partition=2), Record(name, b"y", partition=2)])
+    assert [(d.partition, d.offset) for d in delivered] == [(2, 0), (2, 1)]
+
+
+def test_partitions_and_idempotent_create(bus: Bus, topic: Topic) -> None:
+    name = topic(3)
+    bus.create_topics({name: 5})  # exists already: left as it is
+    assert bus.partitions(name) == 3
+
+
+def test_unknown_topic_is_an_error_not_a_new_topic(bus: Bus) -> None:
+    with pytest.raises(BusError, match="does not exist"):
+        bus.publish([Record("test.never-created", b"x")])
+    with pytest.raises(BusError, match="does not exist"):
+        bus.partitions("test.never-created")
+
+
+def test_oversized_record_refuses_the_whole_batch(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    too_big = Record(name, b"x" * (bus.max_message_bytes + 1))
+    with pytest.raises(MessageTooLarge, match="over the"):
+        bus.publish([Record(name, b"small"), too_big])
+    with bus.assign([TopicPartition(name, 0)]) as reader:
+        assert reader.end_offsets([TopicPartition(name, 0)]) == {TopicPartition(name, 0): 0}
+
+
+def _settled(first: Consumer, second: Consumer, partitions: int) -> bool:
+    mine, theirs = first.assignment(), second.assignment()
+    return bool(mine and theirs and mine.isdisjoint(theirs) and len(mine | theirs) == partitions)
+
+
+def test_group_members_share_partitions_and_see_each_message_once(
+    bus: Bus, topic: Topic, group: str
+) -> None:
+    name = topic(4)
+    first = bus.subscribe([name], group)
+    second = bus.subscribe([name], group)
+    try:
+        settle = time.monotonic() + 40
+        # On Kafka a join completes only while members poll; wait for a settled generation.
+        while not _settled(first, second, 4) and time.monotonic() < settle:
+            for member in (first, second):
+                member.consume(timeout=0.2)
+        assert _settled(first, second, 4), (first.assignment(), second.assignment())
+        bus.publish(records(name, 200))
+        seen: list[Message] = []
+        deadline = time.monotonic() + 40
+        while len(seen) < 200 and time.monotonic() < deadline:
+            for member in (first, second):
+                batch = member.consume(max_records=50, timeout=0.3)
+                member.commit()
+                seen.extend(batch)
+    finally:
+        first.close()
+        second.close()
+    assert sorted(m.value for m in seen) == sorted(r.value for r in records(name, 200))
+
+
+def test_each_group_reads_everything(bus: Bus, topic: Topic, group: str) -> None:
+    name = topic(2)
+    bus.publish(records(name, 30))
+    for suffix in ("a", "b"):
+        with bus.subscribe([name], group + suffix) as reader:
+            assert len(drain(reader, 30)) == 30
+
+
+def test_committed_offsets_are_where_the_group_resumes(
+    bus: Bus, topic: Topic, group: str
+) -> None:
+    name = topic(1)
+    bus.publish(records(name, 10))
+    partition = TopicPartition(name, 0)
+    with bus.subscribe([name], group) as reader:
+        assert len(drain(reader, 10)) == 10
+        reader.commit({partition: 6})
+        assert reader.committed(partition) == 6
+    bus.publish(records(name, 2))
+    with bus.subscribe([name], group) as reader:
+        resumed = drain(reader, 6)
+    assert [m.offset for m in resumed] == [6, 7, 8, 9, 10, 11]
+
+
+def test_commit_without_offsets_commits_what_was_consumed(
+    bus: Bus, topic: Topic, group: str
+) -> None:
+    name = topic(1)
+    bus.publish(records(name, 5))
+    with bus.subscribe([name], group) as reader:
+        drain(reader, 5)
+        reader.commit()
+        assert reader.committed(TopicPartition(name, 0)) == 5
+
+
+def test_new_group_can_start_at_the_end(bus: Bus, topic: Topic, group: str) -> None:
+    name = topic(1)
+    bus.publish(records(name, 5))
+    with bus.subscribe([name], group, from_beginning=False) as reader:
+        assert drain(reader, 1, timeout=3) == []  # joins the group, positions at the end
+        bus.publish([Record(name, b"late")])
+        assert [m.value for m in drain(reader, 1)] == [b"late"]
+
+
+def test_seek_and_position(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    partition = TopicPartition(name, 0)
+    bus.publish(records(name, 10))
+    with bus.assign([partition]) as reader:
+        drain(reader, 10)
+        assert reader.position(partition) == 10
+        reader.seek(partition, 3)
+        assert reader.position(partition) == 3
+        assert [m.offset for m in drain(reader, 7)] == list(range(3, 10))
+        with pytest.raises(BusError, match="not assigned"):
+            reader.seek(TopicPartition(name, 5), 0)
+
+
+def test_offsets_for_times_finds_the_first_at_or_after(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    partition = TopicPartition(name, 0)
+    base = 1_700_000_000_000
+    bus.publish([Record(name, b"x", timestamp_ms=base + 1000 * i) for i in range(5)])
+    with bus.assign([partition]) as reader:
+        found = reader.offsets_for_times({partition: base + 2500})
+        late = reader.offsets_for_times({partition: base + 10_000})
+    assert found == {partition: 3}
+    assert late == {partition: None}
+
+
+def test_end_offsets(bus: Bus, topic: Topic) -> None:
+    name = topic(2)
+    bus.publish([Record(name, b"x", partition=1)] * 3)
+    parts = [TopicPartition(name, 0), TopicPartition(name, 1)]
+    with bus.assign(parts) as reader:
+        assert reader.end_offsets(parts) == {parts[0]: 0, parts[1]: 3}
+
+
+def test_consume_on_an_empty_topic_returns_within_the_timeout(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    with bus.assign([TopicPartition(name, 0)]) as reader:
+        started = time.monotonic()
+        assert reader.consume(timeout=0.5) == []
+        assert time.monotonic() - started < 5
+
+
+def test_commit_needs_a_group(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    with bus.assign([TopicPartition(name, 0)]) as reader, pytest.raises(BusError, match="group"):
+        reader.commit({TopicPartition(name, 0): 1})
