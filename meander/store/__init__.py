@@ -1,0 +1,26 @@
+"""The store: Redis in production, an in-process Redis for the demo and unit tests.
+
+Both speak the redis-py client API, so everything above the store (registry, checkpoints,
+subscriptions) runs one code path; :func:`open_store` picks the backend from the settings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from meander.store.memory import memory_store
+from meander.store.redis import redis_store
+
+if TYPE_CHECKING:
+    import redis
+
+    from meander.config import Settings
+
+__all__ = ["memory_store", "open_store", "redis_store"]
+
+
+def open_store(settings: Settings) -> redis.Redis:
+    """A client for ``redis_url``, checked to answer, or the process-wide embedded store."""
+    if settings.redis_url is None:
+        return memory_store()
+    return redis_store(settings.redis_url, timeout=settings.redis_timeout_seconds)

@@ -1,0 +1,44 @@
+"""The Redis store: a redis-py client with bounded timeouts, checked before it is handed out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from meander.exceptions import StoreUnavailable
+
+__all__ = ["redis_store"]
+
+
+def redis_store(url: str, *, timeout: float = 5.0) -> redis.Redis:
+    """A client for the Redis at ``url`` that answered a PING within ``timeout`` seconds.
+
+    Transient failures are retried a few times with backoff; a server that is down raises
+    StoreUnavailable instead of hanging.
+    """
+    client = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise StoreUnavailable(
+            f"Redis at {_without_password(url)} did not answer within {timeout:.0f}s ({error}); "
+            f"start one (make infra-up) or point MEANDER_REDIS_URL at yours"
+        ) from error
+    return client
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
