@@ -112,8 +112,12 @@ class Alert(Payload):
 
     type: ClassVar[str] = "io.meander.alert.v1"
     kind: Literal[
-        "concept_drift", "concept_drift_warning", "data_drift", "missing_values",
-        "schema_violations", "performance",
+        "concept_drift",
+        "concept_drift_warning",
+        "data_drift",
+        "missing_values",
+        "schema_violations",
+        "performance",
     ]
     stream: str
     severity: Literal["info", "warning", "critical"]
@@ -136,7 +140,11 @@ class ModelEvent(Payload):
 
     type: ClassVar[str] = "io.meander.model.v1"
     action: Literal[
-        "retrain_requested", "challenger_trained", "validated", "rejected", "promoted",
+        "retrain_requested",
+        "challenger_trained",
+        "validated",
+        "rejected",
+        "promoted",
         "rolled_back",
     ]
     stream: str

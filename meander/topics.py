@@ -12,7 +12,16 @@ from collections.abc import Iterable
 
 from meander.config import StreamConfig
 
-__all__ = ["ALERTS", "DEADLETTER", "MODELS", "SHARED", "events", "feedback", "layout", "predictions"]
+__all__ = [
+    "ALERTS",
+    "DEADLETTER",
+    "MODELS",
+    "SHARED",
+    "events",
+    "feedback",
+    "layout",
+    "predictions",
+]
 
 ALERTS = "meander.alerts"
 MODELS = "meander.models"

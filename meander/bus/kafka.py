@@ -24,8 +24,15 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from meander.bus.base import Bus, Consumer, Delivered, Message, Record, TopicPartition
-from meander.bus.base import unknown_topic
+from meander.bus.base import (
+    Bus,
+    Consumer,
+    Delivered,
+    Message,
+    Record,
+    TopicPartition,
+    unknown_topic,
+)
 from meander.exceptions import BusError, BusUnavailable, MessageTooLarge
 
 __all__ = ["KafkaBus"]
@@ -108,8 +115,12 @@ class KafkaBus(Bus):
         try:
             futures = [
                 producer.send(
-                    r.topic, value=r.value, key=r.key, headers=list(r.headers),
-                    partition=r.partition, timestamp_ms=r.timestamp_ms,
+                    r.topic,
+                    value=r.value,
+                    key=r.key,
+                    headers=list(r.headers),
+                    partition=r.partition,
+                    timestamp_ms=r.timestamp_ms,
                 )
                 for r in records
             ]
@@ -173,7 +184,9 @@ class KafkaBus(Bus):
         try:
             (described,) = self._admin.describe_topics([topic])
         except KafkaError as error:
-            raise BusUnavailable(f"Kafka at {self.bootstrap} did not describe {topic!r}: {error}")
+            raise BusUnavailable(
+                f"Kafka at {self.bootstrap} did not describe {topic!r}: {error}"
+            ) from error
         if described["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
             return None
         return dict(described)

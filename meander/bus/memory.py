@@ -24,8 +24,15 @@ from collections.abc import Mapping, Sequence
 
 from kafka.partitioner.default import murmur2
 
-from meander.bus.base import Bus, Consumer, Delivered, Message, Record, TopicPartition
-from meander.bus.base import unknown_topic
+from meander.bus.base import (
+    Bus,
+    Consumer,
+    Delivered,
+    Message,
+    Record,
+    TopicPartition,
+    unknown_topic,
+)
 from meander.exceptions import BusError
 
 __all__ = ["MemoryBroker", "MemoryBus", "shared_broker"]
@@ -105,8 +112,15 @@ class MemoryBroker:
         index = self._choose_partition(record, len(log))
         offset = len(log[index])
         log[index].append(
-            Message(record.topic, index, offset, record.key, record.value, record.headers,
-                    record.timestamp_ms)
+            Message(
+                record.topic,
+                index,
+                offset,
+                record.key,
+                record.value,
+                record.headers,
+                record.timestamp_ms,
+            )
         )
         return Delivered(record.topic, index, offset)
 
@@ -117,7 +131,7 @@ class MemoryBroker:
             return record.partition
         if record.key is not None:
             # The same function as Kafka's default partitioner, so keys land alike on both buses.
-            return (murmur2(record.key) & 0x7FFFFFFF) % count
+            return int(murmur2(record.key) & 0x7FFFFFFF) % count
         return next(self._spread) % count
 
     def _rebalance(self, group: _Group) -> None:
@@ -293,4 +307,6 @@ class MemoryConsumer(Consumer):
 
     def _require(self, partition: TopicPartition) -> None:
         if partition not in self._positions:
-            raise BusError(f"{partition.topic}[{partition.partition}] is not assigned to this consumer")
+            raise BusError(
+                f"{partition.topic}[{partition.partition}] is not assigned to this consumer"
+            )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["memory_store", "open_store", "redis_store"]
 
 
-def open_store(settings: Settings) -> redis.Redis:
+def open_store(settings: Settings) -> redis.Redis[bytes]:
     """A client for ``redis_url``, checked to answer, or the process-wide embedded store."""
     if settings.redis_url is None:
         return memory_store()

@@ -20,6 +20,6 @@ __all__ = ["memory_store"]
 _SERVER = fakeredis.FakeServer()
 
 
-def memory_store(server: fakeredis.FakeServer | None = None) -> redis.Redis:
+def memory_store(server: fakeredis.FakeServer | None = None) -> redis.Redis[bytes]:
     """A client on ``server``, by default the process-wide embedded one."""
     return fakeredis.FakeRedis(server=server or _SERVER)

@@ -13,7 +13,7 @@ from meander.exceptions import StoreUnavailable
 __all__ = ["redis_store"]
 
 
-def redis_store(url: str, *, timeout: float = 5.0) -> redis.Redis:
+def redis_store(url: str, *, timeout: float = 5.0) -> redis.Redis[bytes]:
     """A client for the Redis at ``url`` that answered a PING within ``timeout`` seconds.
 
     Transient failures are retried a few times with backoff; a server that is down raises
