@@ -24,8 +24,12 @@ def drain(consumer: Consumer, count: int, timeout: float = 30.0) -> list[Message
 
 def records(topic: str, count: int, *, keyed: bool = True) -> list[Record]:
     return [
-        Record(topic, f"v{i}".encode(), key=f"k{i % 7}".encode() if keyed else None,
-               headers=(("ce_id", f"{i}".encode()),))
+        Record(
+            topic,
+            f"v{i}".encode(),
+            key=f"k{i % 7}".encode() if keyed else None,
+            headers=(("ce_id", f"{i}".encode()),),
+        )
         for i in range(count)
     ]
 
@@ -122,9 +126,7 @@ def test_each_group_reads_everything(bus: Bus, topic: Topic, group: str) -> None
             assert len(drain(reader, 30)) == 30
 
 
-def test_committed_offsets_are_where_the_group_resumes(
-    bus: Bus, topic: Topic, group: str
-) -> None:
+def test_committed_offsets_are_where_the_group_resumes(bus: Bus, topic: Topic, group: str) -> None:
     name = topic(1)
     bus.publish(records(name, 10))
     partition = TopicPartition(name, 0)
