@@ -8,6 +8,7 @@ new one-partition topic.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,6 +84,9 @@ class KafkaBus(Bus):
             "heartbeat_interval_ms": 1_000,
             **(consumer_options or {}),
         }
+        if not _reachable(bootstrap, timeout):
+            # Fail here, before kafka-python: its failed bootstrap leaves sockets open.
+            raise _unavailable(bootstrap, timeout)
         self._admin = _connect(KafkaAdminClient, bootstrap, **self._common)
         self._producer: KafkaProducer | None = None
         self._known_topics: set[str] = set()
@@ -196,11 +200,26 @@ def _connect(client: Any, bootstrap: str, **options: Any) -> Any:
     try:
         return client(**options)
     except (KafkaConnectionError, KafkaTimeoutError) as error:
-        seconds = options["bootstrap_timeout_ms"] / 1000
-        raise BusUnavailable(
-            f"no Kafka broker answered at {bootstrap} within {seconds:.0f}s; start one "
-            f"(make infra-up) or point MEANDER_KAFKA_BOOTSTRAP at yours"
-        ) from error
+        raise _unavailable(bootstrap, options["bootstrap_timeout_ms"] / 1000) from error
+
+
+def _reachable(bootstrap: str, timeout: float) -> bool:
+    """Whether any bootstrap address accepts a TCP connection within ``timeout`` seconds."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
+
+
+def _unavailable(bootstrap: str, seconds: float) -> BusUnavailable:
+    return BusUnavailable(
+        f"no Kafka broker answered at {bootstrap} within {seconds:.0f}s; start one "
+        f"(make infra-up) or point MEANDER_KAFKA_BOOTSTRAP at yours"
+    )
 
 
 class KafkaGroupConsumer(Consumer):
