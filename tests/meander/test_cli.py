@@ -1,0 +1,72 @@
+"""The command line: help, config errors, topics, the demo on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from meander.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(autouse=True)
+def embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MEANDER_CONFIG", "MEANDER_KAFKA_BOOTSTRAP", "MEANDER_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "run", "serve", "topics", "config", "infra"):
+        assert command in result.output
+
+
+def test_a_bad_config_stops_with_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("api_port = 'eighty'\n")
+    result = runner.invoke(app, ["config", "check", "-c", str(bad)])
+    assert result.exit_code == 2
+    assert "api_port: Input should be a valid integer" in result.output
+
+
+def test_topics_create_on_the_embedded_bus() -> None:
+    result = runner.invoke(app, ["topics", "create", "-c", str(ROOT / "deploy/meander.toml")])
+    assert result.exit_code == 0, result.output
+    assert "agrawal.events\t3 partition(s)" in result.output
+    assert "meander.deadletter\t1 partition(s)" in result.output
+
+
+def test_components_not_built_yet_say_so() -> None:
+    result = runner.invoke(app, ["run", "all"])
+    assert result.exit_code == 2
+    assert "not in this build yet: predictor" in result.output
+
+
+def test_demo_streams_and_dead_letters_on_the_embedded_backends() -> None:
+    result = runner.invoke(app, ["demo", "--events", "2000"])
+    assert result.exit_code == 0, result.output
+    assert "done: 2003 events" in result.output
+    assert "3 dead-lettered" in result.output
+
+
+def test_demo_kafka_needs_the_servers_named() -> None:
+    result = runner.invoke(app, ["demo", "--kafka"])
+    assert result.exit_code == 2
+    assert "MEANDER_KAFKA_BOOTSTRAP" in result.output
+
+
+@pytest.mark.integration
+def test_demo_on_real_kafka_and_redis(
+    kafka_bootstrap: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEANDER_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("MEANDER_REDIS_URL", redis_url)
+    result = runner.invoke(app, ["demo", "--kafka", "--events", "2000"])
+    assert result.exit_code == 0, result.output
+    assert "on the Kafka + Redis" in result.output
+    assert "done: 2003 events" in result.output

@@ -1,0 +1,107 @@
+"""Settings: sources and their order, defaults that work, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meander import topics
+from meander.config import load_settings
+from meander.exceptions import ConfigError
+
+STREAM = """
+[[streams]]
+name = "fraud"
+task = "binary"
+partitions = 6
+features = { amount = "numeric", country = { type = "categorical", categories = ["FR", "DE"] } }
+[streams.promotion]
+min_samples = 200
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "meander.toml"
+    path.write_text('kafka_bootstrap = "file:9092"\n' + STREAM)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "MEANDER_CONFIG",
+        "MEANDER_KAFKA_BOOTSTRAP",
+        "MEANDER_REDIS_URL",
+        "MEANDER_STREAMS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_run_embedded_with_no_streams() -> None:
+    settings = load_settings()
+    assert (settings.uses_kafka, settings.uses_redis, settings.streams) == (False, False, [])
+
+
+def test_file_is_read_and_the_environment_overrides_it(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(config_file).kafka_bootstrap == "file:9092"
+    monkeypatch.setenv("MEANDER_KAFKA_BOOTSTRAP", "env:9092")
+    monkeypatch.setenv("MEANDER_CONFIG", str(config_file))
+    settings = load_settings()
+    assert settings.kafka_bootstrap == "env:9092"
+    fraud = settings.stream("fraud")
+    assert fraud.features["country"].categories == ["FR", "DE"]
+    assert fraud.promotion.min_samples == 200 and fraud.promotion.significance == 0.05
+    assert fraud.model == "preprocessing.StandardScaler | linear_model.LogisticRegression"
+    assert topics.layout(settings.streams)["fraud.feedback"] == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("kafka_timeout_seconds = 0", "kafka_timeout_seconds: Input should be greater than 0"),
+        ("redis_url = 'http://x'", "redis_url: Value error, must start with redis://"),
+        ("kafak_bootstrap = 'x'", "kafak_bootstrap: Extra inputs are not permitted"),
+        (STREAM.replace('"binary"', '"ranking"'), "streams.0.task: Input should be 'binary'"),
+        (STREAM.replace('"fraud"', '"fr aud"'), "streams.0.name: Value error, 'fr aud' is not"),
+        (STREAM.replace("min_samples", "min_sample"), "streams.0.promotion.min_sample: Extra"),
+        (STREAM + STREAM.replace("partitions = 6", ""), "repeated: fraud"),
+        (STREAM.replace('"numeric"', '"text"'), "streams.0.features.amount.type"),
+        (STREAM.replace('type = "categorical", ', ""), "categories apply to categorical"),
+        ("[[streams]]\nname='x'\ntask='binary'\nfeatures={}", "streams.0.features: Dictionary"),
+    ],
+)
+def test_a_bad_config_names_the_key_and_the_reason(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(path) in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("kafka_bootstrap = \n")
+    with pytest.raises(ConfigError, match=r"is not valid TOML: .*line 1"):
+        load_settings(broken)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEANDER_STREAMS", "[not json")
+    with pytest.raises(ConfigError, match='field "streams"'):
+        load_settings()
+    monkeypatch.setenv("MEANDER_STREAMS", "[]")
+    monkeypatch.setenv("MEANDER_API_PORT", "99999")
+    with pytest.raises(ConfigError, match="api_port: Input should be less than or equal"):
+        load_settings()
+
+
+def test_unknown_stream_lists_the_known_ones(config_file: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown stream 'nope'; configured streams: fraud"):
+        load_settings(config_file).stream("nope")
