@@ -216,6 +216,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
     Raises ConfigError naming the file, the key and the reason when anything is wrong.
     """
+    _refuse_unknown_environment()
     path = path or os.environ.get("MEANDER_CONFIG")
     values = _read_toml(Path(path)) if path else {}
     values.update(overrides)
@@ -225,6 +226,22 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(_describe(error, path)) from None
     except SettingsError as error:
         raise ConfigError(f"invalid MEANDER_* environment variable: {error}") from None
+
+
+def _refuse_unknown_environment() -> None:
+    # pydantic-settings ignores MEANDER_* variables it does not know: a typo would do nothing.
+    known = {f"MEANDER_{name.upper()}" for name in Settings.model_fields}
+    known |= {"MEANDER_CONFIG", "MEANDER_CACHE_DIR"}  # read before settings exist
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("MEANDER_") and name.upper().split("__")[0] not in known
+    )
+    if unknown:
+        raise ConfigError(
+            f"unknown environment variable(s) {', '.join(unknown)}: meander reads only "
+            f"{', '.join(sorted(known))}"
+        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

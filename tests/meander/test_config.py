@@ -105,3 +105,12 @@ def test_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> N
 def test_unknown_stream_lists_the_known_ones(config_file: Path) -> None:
     with pytest.raises(ConfigError, match="unknown stream 'nope'; configured streams: fraud"):
         load_settings(config_file).stream("nope")
+
+
+def test_a_misspelt_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEANDER_LOGLEVEL", "DEBUG")
+    with pytest.raises(ConfigError, match=r"unknown environment variable.*MEANDER_LOGLEVEL"):
+        load_settings()
+    monkeypatch.delenv("MEANDER_LOGLEVEL")
+    monkeypatch.setenv("MEANDER_LOG_LEVEL", "DEBUG")
+    assert load_settings().log_level == "DEBUG"
