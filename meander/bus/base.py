@@ -69,7 +69,25 @@ class Delivered(NamedTuple):
     offset: int
 
 
-class Consumer(ABC):
+class _Closing(ABC):
+    """``with`` closes it."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Consumer(_Closing):
     """Reads batches from a group's share of partitions, or from partitions it assigned itself."""
 
     @abstractmethod
@@ -110,19 +128,8 @@ class Consumer(ABC):
     def close(self) -> None:
         """Leave the group (if any) and release resources; uncommitted progress is not kept."""
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Bus(ABC):
+class Bus(_Closing):
     """Publishes records and hands out consumers."""
 
     max_message_bytes: int = 1_000_000
@@ -162,17 +169,6 @@ class Bus(ABC):
                     f"record {index} for {record.topic} is {record.size()} bytes, over the "
                     f"{self.max_message_bytes}-byte limit; split it or raise max_event_bytes"
                 )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def unknown_topic(topic: str) -> BusError:
