@@ -17,11 +17,11 @@ from meander import topics
 from meander.bus import Bus, Record, connect_bus
 from meander.config import Settings, StreamConfig
 from meander.deadletter import DeadLetters
-from meander.events import Envelope, FeatureEvent, decode_batch
+from meander.events import FeatureEvent, decode_batch
 from meander.store import open_store
 from producers.synthetic import DriftingStream, publish_stream
 
-__all__ = ["AGRAWAL", "run_demo"]
+__all__ = ["AGRAWAL", "malformed", "run_demo"]
 
 AGRAWAL = StreamConfig(
     name="agrawal",
@@ -32,20 +32,19 @@ AGRAWAL = StreamConfig(
     },
 )
 
-MALFORMED = [
-    Record("agrawal.events", b"{not json", headers=(("ce_specversion", b"1.0"),)),
-    Record("agrawal.events", b'{"features": {}}'),
-    Record(
-        "agrawal.events",
-        orjson.dumps({"id": "x", "features": {"age": [1, 2]}}),
-        headers=(
-            ("ce_specversion", b"1.0"),
-            ("ce_id", b"x"),
-            ("ce_source", b"/demo"),
-            ("ce_type", FeatureEvent.type.encode()),
+
+def malformed(topic: str) -> list[Record]:
+    """Three messages a reader must reject, each for a different reason."""
+    almost = (("ce_specversion", b"1.0"), ("ce_id", b"x"), ("ce_source", b"/demo"))
+    return [
+        Record(topic, b"{not json", headers=(("ce_specversion", b"1.0"),)),
+        Record(topic, b'{"features": {}}'),
+        Record(
+            topic,
+            orjson.dumps({"id": "x", "features": {"age": [1, 2]}}),
+            headers=(*almost, ("ce_type", FeatureEvent.type.encode())),
         ),
-    ),
-]
+    ]
 
 
 def run_demo(settings: Settings, *, events: int = 40_000, echo: bool = True) -> dict[str, int]:
@@ -56,10 +55,11 @@ def run_demo(settings: Settings, *, events: int = 40_000, echo: bool = True) -> 
     backend = "Kafka + Redis" if settings.uses_kafka else "embedded bus and store"
     _say(echo, f"meander demo: {events} events of a drifting Agrawal stream on the {backend}")
 
-    writer = threading.Thread(target=_produce, args=(bus, stream.name, events), daemon=True)
+    bad = malformed(topics.events(stream.name))
+    writer = threading.Thread(target=_produce, args=(bus, stream.name, events, bad), daemon=True)
     started = time.monotonic()
     writer.start()
-    counts = _read(bus, settings, stream.name, expected=events + len(MALFORMED), echo=echo)
+    counts = _read(bus, settings, stream.name, expected=events + len(bad), writer=writer, echo=echo)
     writer.join()
     elapsed = time.monotonic() - started
     counts["events_per_second"] = int(counts["read"] / elapsed)
@@ -73,28 +73,34 @@ def run_demo(settings: Settings, *, events: int = 40_000, echo: bool = True) -> 
     return counts
 
 
-def _produce(bus: Bus, stream: str, events: int) -> None:
+def _produce(bus: Bus, stream: str, events: int, bad: list[Record]) -> None:
     samples = DriftingStream("agrawal", drift_every=max(events // 4, 1), seed=42).take(events)
-    bus.publish([r for r in MALFORMED if r.topic == topics.events(stream)] or [])
+    bus.publish(bad)
     publish_stream(bus, stream, samples)
 
 
 def _read(
-    bus: Bus, settings: Settings, stream: str, *, expected: int, echo: bool
+    bus: Bus,
+    settings: Settings,
+    stream: str,
+    *,
+    expected: int,
+    writer: threading.Thread,
+    echo: bool,
 ) -> dict[str, int]:
     dead = DeadLetters(bus, component="demo")
     reasons: Counter[str] = Counter()
-    good: list[Envelope] = []
     last_report, read = time.monotonic(), 0
     with bus.subscribe([topics.events(stream)], group=f"meander-demo-{time.time_ns()}") as reader:
         while read < expected:
             batch = reader.consume(max_records=2_000, timeout=1.0)
-            decoded, rejected = decode_batch(batch, max_bytes=settings.max_event_bytes)
+            _, rejected = decode_batch(batch, max_bytes=settings.max_event_bytes)
             dead.send(rejected)
             reader.commit()
             reasons.update(reason.split(":")[0] for _, reason in rejected)
-            good.extend(decoded[:1])  # keep one per batch to show, not the whole stream
             read += len(batch)
+            if not batch and not writer.is_alive():
+                break  # the writer stopped early (its error is on stderr): report what arrived
             if time.monotonic() - last_report >= 1.0:
                 last_report = time.monotonic()
                 _say(echo, f"  read {read:>7} events, dead-lettered {dead.count}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,12 @@ def test_demo_on_real_kafka_and_redis(
     assert result.exit_code == 0, result.output
     assert "on the Kafka + Redis" in result.output
     assert "done: 2003 events" in result.output
+
+
+def test_demo_runs_on_a_configured_stream_of_another_name() -> None:
+    from meander.config import Settings
+    from meander.demo import AGRAWAL, run_demo
+
+    stream = AGRAWAL.model_copy(update={"name": f"loans{uuid.uuid4().hex[:6]}"})
+    counts = run_demo(Settings(streams=[stream]), events=300, echo=False)
+    assert (counts["read"], counts["dead_lettered"]) == (303, 3)
