@@ -24,8 +24,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -39,6 +41,9 @@ __all__ = [
     "DriftSettings",
     "Feature",
     "LabelWindow",
+    "LearningSettings",
+    "NotifierSettings",
+    "ProducerSettings",
     "PromotionSettings",
     "Settings",
     "StreamConfig",
@@ -69,7 +74,7 @@ class Feature(_Section):
     required: bool = True
     minimum: float | None = None
     maximum: float | None = None
-    categories: list[str] | None = Field(
+    categories: list[str | int] | None = Field(
         default=None, description="Allowed values of a categorical feature; None allows any."
     )
 
@@ -100,6 +105,27 @@ class PromotionSettings(_Section):
     rollback_tolerance: float = Field(default=0.02, ge=0.0)
 
 
+class LearningSettings(_Section):
+    """How the learner keeps its state and shares its models, and how the trainer warm-starts."""
+
+    checkpoint_every: PositiveInt = Field(
+        default=2_000, description="labels learned between two checkpoints"
+    )
+    checkpoint_seconds: PositiveFloat = Field(
+        default=5.0, description="longest time between two checkpoints while labels arrive"
+    )
+    publish_every: PositiveInt = Field(
+        default=500, description="labels learned between two model snapshots for predictors"
+    )
+    replay_window: PositiveInt = Field(
+        default=2_000, description="most recent labelled events a challenger is warm-started on"
+    )
+    max_challengers: PositiveInt = 4
+    lease_seconds: PositiveFloat = Field(
+        default=10.0, description="how long a learner's claim on a stream outlives its last beat"
+    )
+
+
 class LabelWindow(_Section):
     """How long a prediction waits for its label before it is counted as never labelled."""
 
@@ -118,6 +144,7 @@ class StreamConfig(_Section):
     drift: DriftSettings = DriftSettings()
     promotion: PromotionSettings = PromotionSettings()
     label_window: LabelWindow = LabelWindow()
+    learning: LearningSettings = LearningSettings()
     partitions: PositiveInt = 3
 
     @field_validator("name")
@@ -144,6 +171,55 @@ class StreamConfig(_Section):
         return self
 
 
+class WebhookSettings(_Section):
+    """One subscriber that receives alerts and model events as JSON POSTs."""
+
+    url: str
+    kinds: list[str] = Field(
+        default_factory=list, description="alert kinds or model actions to send; empty sends all"
+    )
+    streams: list[str] = Field(default_factory=list, description="empty sends every stream")
+    min_severity: Literal["info", "warning", "critical"] = "info"
+    secret: SecretStr | None = Field(
+        default=None, description="signs each body (HMAC-SHA256 in X-Meander-Signature)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {url[:40]!r}")
+        return url
+
+
+class NotifierSettings(_Section):
+    """Where the notifier delivers alerts and model events, and how hard it tries."""
+
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    retries: NonNegativeInt = 3
+    timeout_seconds: PositiveFloat = 5.0
+
+
+class ProducerSettings(_Section):
+    """What ``meander run producer`` publishes: a synthetic drifting stream or a file replay."""
+
+    stream: str | None = Field(default=None, description="target stream; None is the first one")
+    source: str = Field(
+        default="agrawal", description="a synthetic generator name, or a .csv/.parquet path"
+    )
+    target: str | None = Field(default=None, description="label column of a replayed file")
+    events: NonNegativeInt = Field(default=0, description="how many to publish; 0 never stops")
+    rate: PositiveFloat | None = Field(default=None, description="events per second, or no limit")
+    drift: Literal["abrupt", "gradual", "incremental", "recurring"] = "abrupt"
+    drift_every: PositiveInt = 10_000
+    label_delay: NonNegativeInt = Field(default=0, description="events between event and label")
+    label_delay_max: NonNegativeInt | None = Field(
+        default=None, description="when set, each delay is uniform in [label_delay, this]"
+    )
+    label_loss: float = Field(default=0.0, ge=0.0, lt=1.0, description="share never labelled")
+    seed: int = 42
+
+
 class Settings(BaseSettings):
     """Everything meander reads at start-up."""
 
@@ -164,7 +240,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        description="signs model blobs in the registry; required with Redis, random when embedded",
+    )
     streams: list[StreamConfig] = Field(default_factory=list)
+    producer: ProducerSettings = ProducerSettings()
+    notifier: NotifierSettings = NotifierSettings()
 
     @field_validator("redis_url")
     @classmethod

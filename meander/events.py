@@ -128,6 +128,7 @@ class Alert(Payload):
     model: str | None = None
     version: int | None = None
     window: int | None = Field(default=None, description="events the statistic covers")
+    at_event: str | None = Field(default=None, description="id of the event it was found at")
     message: str = ""
     detected_at: datetime = Field(default_factory=now)
 
@@ -151,6 +152,7 @@ class ModelEvent(Payload):
     model: str | None = None
     version: int | None = None
     previous_version: int | None = None
+    at_event: str | None = Field(default=None, description="id of the last event it saw")
     reason: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
 

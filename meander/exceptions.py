@@ -12,6 +12,9 @@ __all__ = [
     "ContractError",
     "MeanderError",
     "MessageTooLarge",
+    "ModelTampered",
+    "RegistryError",
+    "SpecError",
     "StoreUnavailable",
 ]
 
@@ -42,3 +45,15 @@ class MessageTooLarge(BusError):
 
 class StoreUnavailable(MeanderError):
     """The store (Redis) did not answer within the configured time."""
+
+
+class SpecError(ConfigError):
+    """A model or detector spec names something that is not an allowed River class or argument."""
+
+
+class RegistryError(MeanderError):
+    """The model registry has no such version or alias, or refused a change."""
+
+
+class ModelTampered(RegistryError):
+    """A model blob's signature does not match: it is refused and never unpickled."""
