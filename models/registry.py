@@ -1,0 +1,330 @@
+"""The model registry: a stream's model versions, its champion and challengers, in Redis.
+
+Each version holds a signed pickle of the model (re-saved as it learns, each save a new
+revision) and its metadata: the spec, the parent it was trained from, what caused it, how it was
+trained, and its status. Aliases (``champion``, ``challengers``) move in MULTI/EXEC transactions,
+so every reader sees either the old or the new state of a promotion, never half of it.
+
+Keys, per stream ``S``, under ``meander:registry:S:``: ``counter``, ``versions`` (sorted set),
+``meta:N`` (JSON), ``blob:N`` (signed pickle), ``revisions`` (hash N -> revision), ``champion``,
+``challengers`` (sorted set).
+
+>>> from meander.store import memory_store
+>>> from models.signing import Signer
+>>> from models.specs import build_model
+>>> registry = Registry(memory_store(), "doctest", Signer(b"sixteen-byte-key"))
+>>> spec = "tree.HoeffdingTreeClassifier"
+>>> first = registry.register(build_model(spec), spec=spec)
+>>> registry.promote(first.version, reason="first model") is None
+True
+>>> registry.heads().champion == first.version
+True
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from importlib.metadata import version as installed_version
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+import redis
+
+from meander.config import STREAM_NAME
+from meander.exceptions import RegistryError
+from models.versions import Heads, ModelVersion, Status
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
+
+    from models.signing import Signer
+
+__all__ = ["Heads", "ModelVersion", "Registry"]
+
+MAX_ATTEMPTS = 50  # optimistic retries of one alias change before giving up
+
+
+class Registry:
+    """One stream's model versions in a Redis store (or the embedded fakeredis, same API)."""
+
+    def __init__(self, store: redis.Redis[bytes], stream: str, signer: Signer) -> None:
+        if not STREAM_NAME.match(stream):
+            raise RegistryError(f"{stream!r} is not a stream name: use letters, digits, '_', '-'")
+        self.store = store
+        self.stream = stream
+        self.signer = signer
+        self._prefix = f"meander:registry:{stream}:"
+        self._known: set[int] = set()  # versions seen to exist; they are never deleted
+
+    def register(
+        self,
+        model: Any,
+        *,
+        spec: str,
+        parent: int | None = None,
+        cause: Mapping[str, Any] | None = None,
+        training: Mapping[str, Any] | None = None,
+        config_hash: str = "",
+    ) -> ModelVersion:
+        """Store ``model`` as a new version with status ``registered`` and revision 1."""
+        if parent is not None:
+            self._require(parent)
+        version = int(self.store.incr(self._key("counter")))
+        entry = ModelVersion(
+            stream=self.stream,
+            version=version,
+            spec=spec,
+            status="registered",
+            parent=parent,
+            cause=dict(cause or {}),
+            training=dict(training or {}),
+            metrics={},
+            river_version=installed_version("river"),
+            config_hash=config_hash,
+            created_at=datetime.now(UTC),
+            promoted_at=None,
+            revision=1,
+            reason="registered",
+        )
+        blob = self._sign(version, model)
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(f"blob:{version}"), blob)
+            pipe.set(self._key(f"meta:{version}"), _dump(entry))
+            pipe.hset(self._key("revisions"), str(version), 1)
+            pipe.zadd(self._key("versions"), {str(version): version})
+            pipe.execute()
+        self._known.add(version)
+        return entry
+
+    def save(self, version: int, model: Any) -> int:
+        """Store a new snapshot of ``version``'s model; returns its new revision."""
+        if version not in self._known:
+            self._require(version)
+        blob = self._sign(version, model)
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(f"blob:{version}"), blob)
+            pipe.hincrby(self._key("revisions"), str(version), 1)
+            _, revision = pipe.execute()
+        return int(revision)
+
+    def load(self, version: int) -> tuple[Any, int]:
+        """``(model, revision)`` of ``version``; the blob is verified before it is unpickled."""
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.get(self._key(f"blob:{version}"))
+            pipe.hget(self._key("revisions"), str(version))
+            blob, revision = pipe.execute()
+        if blob is None:
+            raise self._unknown(version)
+        data = self.signer.verify(blob, context=self._context(version))
+        return pickle.loads(data), int(revision)
+
+    def get(self, version: int) -> ModelVersion:
+        """The metadata of ``version``."""
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.get(self._key(f"meta:{version}"))
+            pipe.hget(self._key("revisions"), str(version))
+            meta, revision = pipe.execute()
+        if meta is None:
+            raise self._unknown(version)
+        return _load(meta, revision)
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version of the stream, oldest first."""
+        numbers = self._version_numbers()
+        if not numbers:
+            return []
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.mget([self._key(f"meta:{n}") for n in numbers])
+            pipe.hgetall(self._key("revisions"))
+            metas, revisions = pipe.execute()
+        return [
+            _load(meta, revisions.get(str(n).encode()))
+            for n, meta in zip(numbers, metas, strict=True)
+            if meta
+        ]
+
+    def lineage(self, version: int) -> list[ModelVersion]:
+        """``version``, its parent, the parent's parent, and so on to the first model."""
+        chain = [self.get(version)]
+        while chain[-1].parent is not None:
+            chain.append(self.get(chain[-1].parent))
+        return chain
+
+    def champion(self) -> int | None:
+        """The version predictors serve, or None before the first promotion."""
+        value = self.store.get(self._key("champion"))
+        return None if value is None else int(value)
+
+    def challengers(self) -> tuple[int, ...]:
+        """The versions racing the champion in shadow, oldest first."""
+        return tuple(int(v) for v in self.store.zrange(self._key("challengers"), 0, -1))
+
+    def heads(self) -> Heads:
+        """Champion, challengers and their revisions, read in one round trip.
+
+        A predictor polls this on every batch and reloads a model whose revision moved.
+        """
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.get(self._key("champion"))
+            pipe.zrange(self._key("challengers"), 0, -1)
+            pipe.hgetall(self._key("revisions"))
+            champion_raw, challengers_raw, revisions_raw = pipe.execute()
+        champion = None if champion_raw is None else int(champion_raw)
+        challengers = tuple(int(v) for v in challengers_raw)
+        live = {champion, *challengers}
+        revisions = {int(v): int(r) for v, r in revisions_raw.items() if int(v) in live}
+        return Heads(champion=champion, challengers=challengers, revisions=revisions)
+
+    def add_challenger(self, version: int, reason: str = "") -> None:
+        """Make ``version`` a challenger: predictors run it in shadow next to the champion."""
+
+        def change(pipe: Pipeline[bytes]) -> None:
+            entry = self._watched(pipe, version)
+            if entry.version == self._watched_champion(pipe):
+                raise RegistryError(
+                    f"version {version} of stream {self.stream!r} is the champion; a champion "
+                    f"cannot also be a challenger"
+                )
+            pipe.multi()
+            pipe.zadd(self._key("challengers"), {str(version): version})
+            self._set_status(pipe, entry, "challenger", reason or "challenger")
+
+        self._transaction(change, version)
+
+    def reject(self, version: int, reason: str) -> None:
+        """Take ``version`` out of the race with status ``rejected``."""
+
+        def change(pipe: Pipeline[bytes]) -> None:
+            entry = self._watched(pipe, version)
+            if entry.version == self._watched_champion(pipe):
+                raise RegistryError(
+                    f"version {version} of stream {self.stream!r} is the champion; roll back to "
+                    f"another version instead of rejecting it"
+                )
+            pipe.multi()
+            pipe.zrem(self._key("challengers"), str(version))
+            self._set_status(pipe, entry, "rejected", reason)
+
+        self._transaction(change, version)
+
+    def promote(
+        self, version: int, *, metrics: Mapping[str, float] | None = None, reason: str = ""
+    ) -> int | None:
+        """Make ``version`` the champion; the previous one is ``retired`` and returned."""
+        return self._replace_champion(version, "retired", metrics, reason or "promoted")
+
+    def roll_back(self, to_version: int, *, reason: str) -> int:
+        """Hand the champion alias back to ``to_version``; returns the demoted (rolled_back) one."""
+        demoted = self._replace_champion(to_version, "rolled_back", None, reason)
+        if demoted is None:  # _replace_champion refuses this case before changing anything
+            raise AssertionError("roll_back changed a registry without a champion")
+        return demoted
+
+    def _replace_champion(
+        self,
+        version: int,
+        demoted_status: Status,
+        metrics: Mapping[str, float] | None,
+        reason: str,
+    ) -> int | None:
+        previous: int | None = None
+
+        def change(pipe: Pipeline[bytes]) -> None:
+            nonlocal previous
+            entry = self._watched(pipe, version)
+            previous = self._watched_champion(pipe)
+            if previous == version:
+                raise RegistryError(
+                    f"version {version} of stream {self.stream!r} is already the champion"
+                )
+            if demoted_status == "rolled_back" and previous is None:
+                raise RegistryError(
+                    f"stream {self.stream!r} has no champion to roll back; promote a version"
+                )
+            old = self._watched(pipe, previous) if previous is not None else None
+            now = datetime.now(UTC)
+            pipe.multi()
+            pipe.set(self._key("champion"), str(version))
+            pipe.zrem(self._key("challengers"), str(version))
+            promoted = entry.replace(status="champion", reason=reason, promoted_at=now)
+            if metrics is not None:
+                promoted = promoted.replace(metrics=dict(metrics))
+            pipe.set(self._key(f"meta:{version}"), _dump(promoted))
+            if old is not None:
+                self._set_status(pipe, old, demoted_status, reason)
+
+        self._transaction(change, version)
+        return previous
+
+    def _transaction(self, change: Callable[[Pipeline[bytes]], None], version: int) -> None:
+        # WATCH the alias and the version's metadata: a concurrent change makes redis-py rerun
+        # `change` on fresh values instead of applying a decision taken on stale ones.
+        self._require(version)
+        watched = (self._key("champion"), self._key("challengers"), self._key(f"meta:{version}"))
+        with self.store.pipeline(transaction=True) as pipe:
+            for _ in range(MAX_ATTEMPTS):
+                try:
+                    pipe.watch(*watched)
+                    change(pipe)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+        raise RegistryError(
+            f"version {version} of stream {self.stream!r} kept changing under {MAX_ATTEMPTS} "
+            f"attempts to update it; retry when the other writer is done"
+        )
+
+    def _watched(self, pipe: Pipeline[bytes], version: int) -> ModelVersion:
+        pipe.watch(self._key(f"meta:{version}"))
+        meta = cast("bytes | None", pipe.get(self._key(f"meta:{version}")))
+        if meta is None:
+            raise self._unknown(version)
+        return _load(meta, None)
+
+    def _watched_champion(self, pipe: Pipeline[bytes]) -> int | None:
+        value = cast("bytes | None", pipe.get(self._key("champion")))
+        return None if value is None else int(value)
+
+    def _set_status(
+        self, pipe: Pipeline[bytes], entry: ModelVersion, status: Status, reason: str
+    ) -> None:
+        pipe.set(
+            self._key(f"meta:{entry.version}"), _dump(entry.replace(status=status, reason=reason))
+        )
+
+    def _require(self, version: int) -> None:
+        if self.store.zscore(self._key("versions"), str(version)) is None:
+            raise self._unknown(version)
+        self._known.add(version)
+
+    def _unknown(self, version: object) -> RegistryError:
+        known = ", ".join(str(n) for n in self._version_numbers()) or "none yet"
+        return RegistryError(
+            f"stream {self.stream!r} has no model version {version!r}; known versions: {known}"
+        )
+
+    def _version_numbers(self) -> list[int]:
+        return [int(v) for v in self.store.zrange(self._key("versions"), 0, -1)]
+
+    def _sign(self, version: int, model: Any) -> bytes:
+        data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.signer.sign(data, context=self._context(version))
+
+    def _context(self, version: int) -> bytes:
+        return f"{self._prefix}{version}".encode()
+
+    def _key(self, name: str) -> str:
+        return self._prefix + name
+
+
+def _dump(entry: ModelVersion) -> bytes:
+    # The revision lives in its own hash so save() stays one small write; meta keeps no copy.
+    return orjson.dumps(entry.to_dict())
+
+
+def _load(meta: bytes, revision: bytes | None) -> ModelVersion:
+    entry = ModelVersion.from_dict(orjson.loads(meta))
+    return entry if revision is None else entry.replace(revision=int(revision))
