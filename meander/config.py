@@ -91,8 +91,36 @@ class DriftSettings(_Section):
     """How drift is detected: River detector specs for the error stream and for features."""
 
     concept_detector: str = "drift.ADWIN"
-    data_detector: str = "drift.ADWIN"
-    data_window: PositiveInt = 1_000
+    data_detector: str = Field(
+        default="drift.ADWIN", description="fed each numeric feature value; empty disables it"
+    )
+    data_window: PositiveInt = Field(
+        default=1_000, description="events per monitor window; the first is the reference"
+    )
+    ks_significance: float = Field(
+        default=1e-4,
+        gt=0.0,
+        lt=1.0,
+        description="p-value below which a numeric feature's window differs from its reference "
+        "(two-sample Kolmogorov-Smirnov); small because every feature is tested every window",
+    )
+    psi_threshold: PositiveFloat = Field(
+        default=0.2,
+        description="population stability index above which a categorical or boolean "
+        "feature's window differs from its reference",
+    )
+    missing_rate_threshold: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="share of a window's events missing a feature above which it is reported",
+    )
+    violation_rate_threshold: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="share of a window's events that break the schema above which it is reported",
+    )
 
 
 class PromotionSettings(_Section):

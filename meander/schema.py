@@ -1,0 +1,192 @@
+"""A stream's schema, checked on every event, and inferred from a sample when none is given.
+
+The predictor calls :meth:`Schema.violation` once per event, so the checks are compiled into one
+closure per feature when the schema is built: a valid value costs a type test and, for numbers,
+one chained comparison. Only a value that fails takes the slow path that words the reason.
+
+>>> from meander.config import StreamConfig
+>>> stream = StreamConfig(name="credit", task="binary", features={
+...     "age": {"type": "numeric", "minimum": 18, "maximum": 120},
+...     "car": {"type": "categorical", "categories": ["bike", "car"]},
+...     "vip": {"type": "boolean", "required": False}})
+>>> schema = Schema(stream)
+>>> schema.violation({"age": 40, "car": "bike"}) is None
+True
+>>> schema.violation({"age": 130, "car": "bike"})
+"feature 'age' = 130 is above its maximum 120"
+>>> schema.violation({"age": 40, "car": "bike", "colour": "red"})
+"unknown feature 'colour'; the schema has: age, car, vip"
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from meander.config import Feature, StreamConfig
+
+__all__ = ["Schema", "infer_features"]
+
+# Returns None when the value fits, else the reason. None (missing) is handled before it.
+Check = Callable[[Any], str | None]
+
+# The largest finite float: a bound of +-inf would let an infinite value through.
+_FINITE = sys.float_info.max
+
+
+class Schema:
+    """The per-feature checks of one stream, compiled once."""
+
+    def __init__(self, config: StreamConfig) -> None:
+        self.stream = config.name
+        self.features = dict(config.features)
+        self._names = frozenset(self.features)
+        self._checks = tuple(
+            (name, _compile(name, feature), feature.required)
+            for name, feature in self.features.items()
+        )
+
+    def violation(self, features: Mapping[str, Any]) -> str | None:
+        """None when ``features`` fit the schema, else the first reason they do not."""
+        if not self._names.issuperset(features):
+            unknown = next(name for name in features if name not in self._names)
+            return f"unknown feature {unknown!r}; the schema has: {', '.join(sorted(self._names))}"
+        for name, check, required in self._checks:
+            value = features.get(name)
+            if value is None:
+                if required:
+                    return f"feature {name!r} is required"
+            elif (reason := check(value)) is not None:
+                return reason
+        return None
+
+
+def _compile(name: str, feature: Feature) -> Check:
+    if feature.type == "numeric":
+        return _numeric(name, feature.minimum, feature.maximum)
+    if feature.type == "categorical":
+        return _categorical(name, feature.categories)
+    return _boolean(name)
+
+
+def _numeric(name: str, minimum: float | None, maximum: float | None) -> Check:
+    low = -_FINITE if minimum is None else max(minimum, -_FINITE)
+    high = _FINITE if maximum is None else min(maximum, _FINITE)
+
+    def check(value: Any) -> str | None:
+        kind = type(value)
+        # NaN fails every comparison and +-inf lies outside the finite bounds: one test for all.
+        if (kind is float or kind is int) and low <= value <= high:
+            return None
+        return _numeric_reason(name, value, minimum, maximum)
+
+    return check
+
+
+def _numeric_reason(
+    name: str, value: Any, minimum: float | None, maximum: float | None
+) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"feature {name!r} must be a number, got {_show(value)} ({type(value).__name__})"
+    number = float(value)
+    if not -_FINITE <= number <= _FINITE:
+        return f"feature {name!r} must be a finite number, got {value}"
+    if minimum is not None and number < minimum:
+        return f"feature {name!r} = {value} is below its minimum {_number(minimum)}"
+    if maximum is not None and number > maximum:
+        return f"feature {name!r} = {value} is above its maximum {_number(maximum)}"
+    return None  # a numpy scalar or another Real within bounds
+
+
+def _categorical(name: str, categories: list[str | int] | None) -> Check:
+    allowed = None if categories is None else frozenset(categories)
+    listed = ", ".join(_show(c) for c in (categories or [])[:20])
+    if categories is not None and len(categories) > 20:
+        listed += f", ... ({len(categories)} in all)"
+
+    def check(value: Any) -> str | None:
+        kind = type(value)
+        # The type test comes first: True == 1 and 1.0 == 1 would pass the membership test.
+        if kind is not str and kind is not int:
+            return (
+                f"feature {name!r} must be a string or an integer category, "
+                f"got {_show(value)} ({kind.__name__})"
+            )
+        if allowed is None or value in allowed:
+            return None
+        return f"feature {name!r} = {_show(value)} is not one of its categories: {listed}"
+
+    return check
+
+
+def _boolean(name: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value is True or value is False:
+            return None
+        return f"feature {name!r} must be true or false, got {_show(value)}"
+
+    return check
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+def infer_features(
+    frame: pd.DataFrame, *, categorical_max: int = 50, integer_categorical_max: int = 20
+) -> dict[str, Feature]:
+    """A schema guessed from a sample: drop the label column from ``frame`` first.
+
+    - bool columns (also object columns holding only booleans) are boolean;
+    - text and ``category`` columns with at most ``categorical_max`` distinct values are
+      categorical; those with more look like identifiers or free text and are left out, so
+      compare the result's keys with the columns to see what was dropped;
+    - integer columns (also float columns holding only whole numbers, which is what pandas makes
+      of an integer column with gaps) with at most ``integer_categorical_max`` distinct values are
+      categorical codes, other numeric columns are numeric;
+    - a column with any missing value is not required.
+
+    Bounds and category lists are not inferred: a sample's range is not a rule of the stream.
+
+    >>> frame = pd.DataFrame({"age": [31.5, 40.0, None], "car": ["bike", "car", "car"],
+    ...                       "zipcode": [1, 2, 1], "vip": [True, False, True]})
+    >>> {name: (f.type, f.required) for name, f in infer_features(frame).items()}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'age': ('numeric', False), 'car': ('categorical', True),
+     'zipcode': ('categorical', True), 'vip': ('boolean', True)}
+    """
+    features: dict[str, Feature] = {}
+    for column in frame.columns:
+        values = frame[column]
+        present = values.dropna()
+        kind = _infer_type(present, categorical_max, integer_categorical_max)
+        if kind is not None:
+            features[str(column)] = Feature(type=kind, required=len(present) == len(values))
+    return features
+
+
+def _infer_type(present: pd.Series[Any], categorical_max: int, integer_max: int) -> str | None:
+    distinct = present.nunique()
+    if pd.api.types.is_bool_dtype(present.dtype):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(present.dtype):
+        whole = pd.api.types.is_integer_dtype(present.dtype) or bool(
+            (present % 1 == 0).all() and len(present)
+        )
+        return "categorical" if whole and distinct <= integer_max else "numeric"
+    if len(present) and all(type(value) is bool for value in present):
+        return "boolean"
+    if isinstance(present.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(
+        present.dtype
+    ):
+        return "categorical" if distinct <= categorical_max else None
+    return None  # datetimes, intervals and the like are not model features
