@@ -112,10 +112,12 @@ def _categorical(name: str, categories: list[str | int] | None) -> Check:
         kind = type(value)
         # The type test comes first: True == 1 and 1.0 == 1 would pass the membership test.
         if kind is not str and kind is not int:
-            return (
-                f"feature {name!r} must be a string or an integer category, "
-                f"got {_show(value)} ({kind.__name__})"
-            )
+            if kind is bool or not isinstance(value, numbers.Integral):
+                return (
+                    f"feature {name!r} must be a string or an integer category, "
+                    f"got {_show(value)} ({kind.__name__})"
+                )
+            value = int(value)  # a numpy integer, as pandas hands them out
         if allowed is None or value in allowed:
             return None
         return f"feature {name!r} = {_show(value)} is not one of its categories: {listed}"
