@@ -1,0 +1,110 @@
+"""Export: a registry version as a plain pickle that loads where only River is installed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meander.exceptions import RegistryError
+from models.export import export_model, load_exported, sidecar_path
+from models.registry import Registry
+from models.specs import build_model
+from models.versions import ModelVersion
+
+SPEC = "preprocessing.StandardScaler | linear_model.LogisticRegression(l2=0.01)"
+REPO = Path(__file__).resolve().parents[2]
+Samples = Callable[..., list[tuple[dict[str, float], Any]]]
+
+# Runs in a plain interpreter: no repo on sys.path and meander's packages made unimportable.
+LOAD_AND_PREDICT = """
+import json, os, pickle, sys
+repo, path, probe = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sys.path = [p for p in sys.path if p and os.path.realpath(p) != repo]
+for name in ("meander", "models", "consumers", "producers", "services"):
+    sys.modules[name] = None
+with open(path, "rb") as file:
+    model = pickle.load(file)
+print(json.dumps({str(k): v for k, v in model.predict_proba_one(probe).items()}))
+"""
+
+
+def _trained_champion(registry: Registry, make_samples: Samples) -> Any:
+    model = build_model(SPEC)
+    for x, y in make_samples("binary", 300):
+        model.learn_one(x, y)
+    version = registry.register(model, spec=SPEC).version
+    registry.promote(version)
+    return model
+
+
+def test_the_champion_loads_in_plain_python(
+    registry: Registry, make_samples: Samples, tmp_path: Path
+) -> None:
+    model = _trained_champion(registry, make_samples)
+    path = export_model(registry, None, tmp_path / "exported" / "fraud.pkl")
+    probe = {"a": 0.3, "b": -0.2, "c": 1.0}
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", LOAD_AND_PREDICT, str(REPO), str(path), json.dumps(probe)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = {str(k): v for k, v in model.predict_proba_one(probe).items()}
+    assert json.loads(done.stdout) == pytest.approx(expected)
+
+
+def test_the_sidecar_describes_the_file(
+    registry: Registry, make_samples: Samples, tmp_path: Path
+) -> None:
+    _trained_champion(registry, make_samples)
+    registry.save(1, build_model(SPEC))
+    path = export_model(registry, 1, tmp_path / "model.pkl")
+    sidecar = json.loads(sidecar_path(path).read_text())
+    assert sidecar_path(path).name == "model.pkl.json"
+    assert {k: sidecar[k] for k in ("stream", "version", "revision", "spec")} == {
+        "stream": registry.stream,
+        "version": 1,
+        "revision": 2,
+        "spec": SPEC,
+    }
+    assert sidecar["river_version"] == registry.get(1).river_version
+    assert len(sidecar["sha256"]) == 64
+    assert sidecar["exported_at"]
+    assert [p.name for p in sorted(tmp_path.iterdir())] == ["model.pkl", "model.pkl.json"]
+
+
+def test_load_exported_checks_the_sidecar(
+    registry: Registry, make_samples: Samples, tmp_path: Path
+) -> None:
+    model = _trained_champion(registry, make_samples)
+    path = export_model(registry, None, tmp_path / "model.pkl")
+    probe = {"a": 0.1, "b": 0.1, "c": 0.0}
+    assert load_exported(path).predict_proba_one(probe) == model.predict_proba_one(probe)
+    data = path.read_bytes()
+    path.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    with pytest.raises(RegistryError, match="does not match its sidecar"):
+        load_exported(path)
+
+
+def test_without_a_champion_a_version_is_needed(registry: Registry, tmp_path: Path) -> None:
+    registry.register(build_model(SPEC), spec=SPEC)
+    with pytest.raises(RegistryError, match="no champion to export; pass a version"):
+        export_model(registry, None, tmp_path / "model.pkl")
+    assert not (tmp_path / "model.pkl").exists()
+
+
+def test_a_model_holding_meander_objects_is_refused(registry: Registry, tmp_path: Path) -> None:
+    entry = ModelVersion(stream="s", version=1, spec=SPEC, status="registered")
+    version = registry.register({"model": build_model(SPEC), "entry": entry}, spec=SPEC).version
+    with pytest.raises(RegistryError, match=r"holds objects from meander \(models.versions"):
+        export_model(registry, version, tmp_path / "model.pkl")
+    assert list(tmp_path.iterdir()) == []
