@@ -1,5 +1,35 @@
-"""Everything that publishes source events and feedback into meander."""
+"""Everything that publishes source events and feedback into meander.
 
-from producers.synthetic import CONCEPTS, DriftingStream, publish_stream
+Sources yield :class:`Sample` objects: :func:`synthetic` drifting streams built on River's
+generators, and :class:`FileSource` replays of CSV or Parquet files. A :class:`Publisher`
+encodes them as feature events and delayed, lossy feedback; the :class:`Producer` component
+(``meander run producer``) publishes a configured source on the bus.
+"""
 
-__all__ = ["CONCEPTS", "DriftingStream", "publish_stream"]
+from producers.exceptions import ReplayError, SourceError
+from producers.labels import LabelDelay, Publisher
+from producers.sample import Sample
+from producers.synthetic import (
+    DRIFTS,
+    GENERATORS,
+    Drift,
+    DriftingStream,
+    SyntheticStream,
+    publish_stream,
+    synthetic,
+)
+
+__all__ = [
+    "DRIFTS",
+    "GENERATORS",
+    "Drift",
+    "DriftingStream",
+    "LabelDelay",
+    "Publisher",
+    "ReplayError",
+    "Sample",
+    "SourceError",
+    "SyntheticStream",
+    "publish_stream",
+    "synthetic",
+]
