@@ -1,0 +1,254 @@
+"""The notifier: alerts and model lifecycle events, delivered to people and programs.
+
+It reads ``meander.alerts`` and ``meander.models`` and turns each event into CloudEvents
+structured-mode JSON, which it
+
+- publishes on Redis pub/sub, on ``meander:alerts`` (or ``meander:models``) and on the
+  per-stream channel ``meander:alerts:{stream}``;
+- appends to the capped Redis stream ``meander:alerts:log`` (or ``meander:models:log``), fields
+  ``id``, ``kind``, ``stream`` and ``event``, from which a late subscriber catches up;
+- POSTs to every configured webhook whose filters match (see :mod:`consumers.webhooks`).
+
+Offsets are committed once an event is on Redis and in the webhook outboxes, so an event is
+announced at least once; a webhook's ``X-Meander-Event-Id`` lets it drop repeats.
+
+>>> import fakeredis
+>>> from meander.bus import MemoryBroker, MemoryBus
+>>> from meander.events import encode
+>>> from meander.store import memory_store
+>>> runtime = Runtime(Settings(), MemoryBus(MemoryBroker()), memory_store(fakeredis.FakeServer()))
+>>> runtime.bus.create_topics(topics.layout([]))
+>>> alert = Alert(kind="data_drift", stream="fraud", severity="warning", statistic="psi", value=0.3)
+>>> _ = runtime.bus.publish([encode(topics.ALERTS, alert, source="/meander/monitor")])
+>>> notifier = Notifier(runtime)
+>>> notifier.step(0.1), notifier.published
+(1, 1)
+>>> [entry[b"kind"] for _, entry in runtime.store.xrange("meander:alerts:log")]
+[b'data_drift']
+>>> notifier.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import orjson
+
+from consumers.webhooks import Notice, Webhooks
+from meander import topics
+from meander.bus import Message, TopicPartition
+from meander.component import Component, run_until_stopped, stop_on_signals
+from meander.config import Settings
+from meander.deadletter import DeadLetters
+from meander.events import Alert, Envelope, ModelEvent, decode_batch
+from meander.runtime import Runtime
+
+__all__ = ["LOG_LENGTH", "Notifier", "channel", "log_key", "main", "structured"]
+
+log = logging.getLogger(__name__)
+
+LOG_LENGTH = 10_000  # entries a late subscriber can catch up on, per log stream
+
+
+def channel(family: str, stream: str | None = None) -> str:
+    """The pub/sub channel of ``family`` ("alerts" or "models"), or of one of its streams.
+
+    >>> channel("alerts"), channel("models", "fraud")
+    ('meander:alerts', 'meander:models:fraud')
+    """
+    return f"meander:{family}" if stream is None else f"meander:{family}:{stream}"
+
+
+def log_key(family: str) -> str:
+    """The Redis stream that keeps the latest events of ``family``.
+
+    >>> log_key("alerts")
+    'meander:alerts:log'
+    """
+    return f"meander:{family}:log"
+
+
+def structured(envelope: Envelope) -> bytes:
+    """The event as CloudEvents structured-mode JSON, the body of every announcement."""
+    event: dict[str, object] = {
+        "specversion": "1.0",
+        "id": envelope.id,
+        "source": envelope.source,
+        "type": envelope.type,
+    }
+    if envelope.time is not None:
+        event["time"] = _rfc3339(envelope.time)
+    if envelope.subject is not None:
+        event["subject"] = envelope.subject
+    event["datacontenttype"] = "application/json"
+    event["data"] = envelope.payload.model_dump(mode="json")
+    return orjson.dumps(event)
+
+
+class Notifier(Component):
+    """Announces every alert and model event on Redis and to the configured webhooks.
+
+    ``capacity`` bounds each webhook's outbox: when one is full, the notifier reads nothing
+    more until it drains, rather than hold an unbounded backlog in memory. ``close_timeout``
+    is how long :meth:`close` waits for queued deliveries; ``backoff`` is the first retry delay.
+    """
+
+    name = "notifier"
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        group: str = "meander-notifier",
+        batch_size: int = 500,
+        backoff: float = 0.5,
+        capacity: int = 1_000,
+        close_timeout: float = 10.0,
+    ) -> None:
+        self.settings = runtime.settings
+        self.bus = runtime.bus
+        self.store = runtime.store
+        self.batch_size = batch_size
+        self.close_timeout = close_timeout
+        self.published = 0
+        self._undelivered: list[tuple[Message, str]] = []
+        self.dead = DeadLetters(runtime.bus, component=self.name)
+        self.webhooks = Webhooks(runtime.settings.notifier, backoff=backoff, capacity=capacity)
+        self.consumer = runtime.bus.subscribe([topics.ALERTS, topics.MODELS], group=group)
+
+    @property
+    def delivered(self) -> int:
+        """Webhook deliveries that succeeded."""
+        return self.webhooks.delivered
+
+    @property
+    def failed(self) -> int:
+        """Webhook deliveries that failed for good (each is on the dead-letter topic)."""
+        return self.webhooks.failed
+
+    def step(self, timeout: float = 0.0) -> int:
+        self._dead_letter_failures()
+        deadline = time.monotonic() + timeout
+        if self.webhooks.room() == 0 and not self.webhooks.wait_for_room(timeout):
+            return 0  # a webhook is that far behind: read more only once it catches up
+        wait = max(0.0, deadline - time.monotonic())
+        messages = self.consumer.consume(min(self.batch_size, self.webhooks.room()), timeout=wait)
+        if not messages:
+            return 0
+        try:
+            self._announce(messages)
+        except BaseException:
+            # Without the rewind the next batch would be committed past these unannounced ones.
+            self._rewind(messages)
+            raise
+        return len(messages)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait up to ``timeout`` seconds for queued deliveries, then dead-letter the failures;
+        False when deliveries were still under way."""
+        idle = self.webhooks.wait_idle(timeout)
+        self._dead_letter_failures()
+        return idle
+
+    def close(self) -> None:
+        """Deliver what is queued (for up to ``close_timeout``), dead-letter what was not, and
+        leave the group."""
+        try:
+            self.webhooks.close(self.close_timeout)
+            self._dead_letter_failures()
+        finally:
+            self.consumer.close()
+
+    def _dead_letter_failures(self) -> None:
+        # Kept until the bus took them: a failed delivery is never just forgotten.
+        self._undelivered.extend(self.webhooks.take_failures())
+        if self._undelivered:
+            self.dead.send(self._undelivered)
+            self._undelivered = []
+
+    def _announce(self, messages: list[Message]) -> None:
+        envelopes, rejected = decode_batch(messages, max_bytes=self.settings.max_event_bytes)
+        notices: list[tuple[str, Notice]] = []
+        for envelope in envelopes:
+            if isinstance(envelope.payload, Alert | ModelEvent):
+                notices.append(_notice(envelope))
+            else:
+                rejected.append((envelope.message, _misplaced(envelope)))
+        self.dead.send(rejected)
+        self._publish(notices)
+        for _, notice in notices:
+            self.webhooks.submit(notice)
+        self.consumer.commit(_next_offsets(messages))
+
+    def _publish(self, notices: Sequence[tuple[str, Notice]]) -> None:
+        if not notices:
+            return
+        with self.store.pipeline(transaction=False) as pipe:
+            for family, notice in notices:
+                pipe.publish(channel(family), notice.body)
+                pipe.publish(channel(family, notice.stream), notice.body)
+                entry = {
+                    "id": notice.event_id,
+                    "kind": notice.kind,
+                    "stream": notice.stream,
+                    "event": notice.body,
+                }
+                pipe.xadd(log_key(family), entry, maxlen=LOG_LENGTH, approximate=True)
+            pipe.execute()
+        self.published += len(notices)
+
+    def _rewind(self, messages: list[Message]) -> None:
+        first: dict[TopicPartition, int] = {}
+        for message in messages:
+            first.setdefault(message.topic_partition, message.offset)
+        for partition, offset in first.items():
+            self.consumer.seek(partition, offset)
+
+
+def main(settings: Settings) -> None:
+    """Run the notifier until SIGTERM or SIGINT (``meander run notifier``)."""
+    stop = stop_on_signals()
+    with Runtime.open(settings) as runtime:
+        run_until_stopped([Notifier(runtime)], stop)
+
+
+def _notice(envelope: Envelope) -> tuple[str, Notice]:
+    payload = envelope.payload
+    body = structured(envelope)
+    if isinstance(payload, Alert):
+        alert = Notice(
+            envelope.id, payload.kind, payload.stream, payload.severity, body, envelope.message
+        )
+        return "alerts", alert
+    assert isinstance(payload, ModelEvent)
+    # A rollback means the promoted model did worse in production: worth a look.
+    severity = "warning" if payload.action == "rolled_back" else "info"
+    lifecycle = Notice(
+        envelope.id, payload.action, payload.stream, severity, body, envelope.message
+    )
+    return "models", lifecycle
+
+
+def _misplaced(envelope: Envelope) -> str:
+    return (
+        f"a {envelope.type} event does not belong on {envelope.message.topic}: the notifier "
+        f"announces only {Alert.type} and {ModelEvent.type}; publish it to its own topic"
+    )
+
+
+def _next_offsets(messages: list[Message]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for message in messages:
+        offsets[message.topic_partition] = max(
+            offsets.get(message.topic_partition, 0), message.offset + 1
+        )
+    return offsets
+
+
+def _rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
