@@ -259,8 +259,9 @@ class Registry:
         return previous
 
     def _transaction(self, change: Callable[[Pipeline[bytes]], None], version: int) -> None:
-        # WATCH the alias and the version's metadata: a concurrent change makes redis-py rerun
-        # `change` on fresh values instead of applying a decision taken on stale ones.
+        # WATCH the aliases and the version's metadata: if another writer changes them between
+        # our reads and EXEC, EXEC fails and `change` runs again on fresh values, so no decision
+        # is ever applied on a stale view.
         self._require(version)
         watched = (self._key("champion"), self._key("challengers"), self._key(f"meta:{version}"))
         with self.store.pipeline(transaction=True) as pipe:
@@ -322,7 +323,9 @@ class Registry:
 
 def _dump(entry: ModelVersion) -> bytes:
     # The revision lives in its own hash so save() stays one small write; meta keeps no copy.
-    return orjson.dumps(entry.to_dict())
+    data = entry.to_dict()
+    del data["revision"]
+    return orjson.dumps(data)
 
 
 def _load(meta: bytes, revision: bytes | None) -> ModelVersion:

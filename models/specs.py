@@ -136,7 +136,6 @@ class _Checker:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.classes: dict[tuple[str, ...], type[base.Base]] = {}
 
     def check(self, node: Value) -> None:
         if isinstance(node, Compose):
