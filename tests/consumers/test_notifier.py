@@ -95,7 +95,7 @@ def hook_server() -> Iterator[Callable[..., HookServer]]:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         hook.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         running.append((hook, server, thread))
         return hook
