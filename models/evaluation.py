@@ -1,0 +1,376 @@
+"""Prequential (test-then-train) metrics per model version, and the paired race of two versions.
+
+Every label is first used to score the prediction a model made *before* it learned from that label,
+so the figures estimate live performance without a held-out set. The update path runs for every
+label and every live model version, so it keeps running counts and ring buffers instead of stacking
+River metric objects; the tests hold it to River's figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, get_args
+
+from meander.config import Task
+
+__all__ = ["TASKS", "PairedRace", "Prequential"]
+
+TASKS: tuple[Task, ...] = get_args(Task)
+_SMALLEST_PROBABILITY = 1e-15
+
+
+def _check_task(task: str) -> Task:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+    return task
+
+
+class _Means:
+    """The mean of a value over the whole stream and over its last `size` values."""
+
+    __slots__ = ("_pos", "_recent", "n", "recent_count", "recent_total", "total")
+
+    def __init__(self, size: int) -> None:
+        # Zeros stand in for the slots not yet filled, so evicting one needs no branch.
+        self._recent = [0.0] * size
+        self._pos = 0
+        self.n = 0
+        self.total = 0.0
+        self.recent_count = 0
+        self.recent_total = 0.0
+
+    def update(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        recent = self._recent
+        pos = self._pos
+        self.recent_total += value - recent[pos]
+        recent[pos] = value
+        pos += 1
+        if pos == len(recent):
+            pos = 0
+            # Adding and subtracting leaves rounding error behind; one exact sum per turn of the
+            # ring keeps it from building up over a long stream, at O(1) amortised cost.
+            self.recent_total = math.fsum(recent)
+        self._pos = pos
+        if self.recent_count < len(recent):
+            self.recent_count += 1
+
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    def recent_mean(self) -> float:
+        return self.recent_total / self.recent_count if self.recent_count else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        recent = self._recent[self._pos :] + self._recent[: self._pos]
+        return {
+            "n": self.n,
+            "total": self.total,
+            "recent": recent[len(recent) - self.recent_count :],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], size: int) -> _Means:
+        means = cls(size)
+        for value in data["recent"][-size:]:
+            means.update(float(value))
+        means.n, means.total = int(data["n"]), float(data["total"])
+        return means
+
+
+class _Confusion:
+    """Counts of (true, predicted) label pairs over the whole stream and over the last `size`."""
+
+    __slots__ = ("_pairs", "_pos", "counts", "recent_counts")
+
+    def __init__(self, size: int) -> None:
+        self.counts: dict[tuple[Any, Any], int] = {}
+        self.recent_counts: dict[tuple[Any, Any], int] = {}
+        self._pairs: list[tuple[Any, Any] | None] = [None] * size
+        self._pos = 0
+
+    def update(self, pair: tuple[Any, Any]) -> None:
+        counts = self.counts
+        counts[pair] = counts.get(pair, 0) + 1
+        recent = self.recent_counts
+        pairs = self._pairs
+        pos = self._pos
+        evicted = pairs[pos]
+        if evicted is not None:
+            recent[evicted] -= 1
+        recent[pair] = recent.get(pair, 0) + 1
+        pairs[pos] = pair
+        pos += 1
+        self._pos = 0 if pos == len(pairs) else pos
+
+    def recent_pairs(self) -> list[tuple[Any, Any]]:
+        ordered = self._pairs[self._pos :] + self._pairs[: self._pos]
+        return [pair for pair in ordered if pair is not None]
+
+
+def _positive_label(labels: set[Any]) -> Any:
+    if True in labels:  # True == 1 == 1.0, so this covers 0/1 labels as well
+        return True
+    try:
+        ordered = sorted(labels)
+    except TypeError:  # labels of mixed types: order them by their text instead
+        ordered = sorted(labels, key=str)
+    return ordered[1] if len(ordered) > 1 else None
+
+
+def _accuracy_and_f1(
+    counts: Mapping[tuple[Any, Any], int], binary: bool, positive: Any
+) -> tuple[float, float]:
+    total = right = 0
+    hits: dict[Any, int] = {}
+    as_true: dict[Any, int] = {}
+    as_predicted: dict[Any, int] = {}
+    for (truth, predicted), count in counts.items():
+        if not count:
+            continue
+        total += count
+        as_true[truth] = as_true.get(truth, 0) + count
+        if predicted is not None:  # an untrained model's None is no class of its own
+            as_predicted[predicted] = as_predicted.get(predicted, 0) + count
+        if truth == predicted:
+            right += count
+            hits[truth] = hits.get(truth, 0) + count
+    if not total:
+        return 0.0, 0.0
+
+    def f1(label: Any) -> float:
+        hit = hits.get(label, 0)
+        return 2 * hit / (as_true.get(label, 0) + as_predicted.get(label, 0)) if hit else 0.0
+
+    if binary:
+        return right / total, 0.0 if positive is None else f1(positive)
+    classes = as_true.keys() | as_predicted.keys()
+    return right / total, sum(f1(label) for label in classes) / len(classes)
+
+
+class Prequential:
+    """Test-then-train metrics of one model version, over the whole stream and a rolling window.
+
+    Classification reports accuracy, F1 and log loss; regression reports MAE and RMSE. Each comes
+    twice: over every sample seen and, suffixed `_rolling`, over the last `window` samples.
+
+    - Binary F1 counts `True` (equally `1`) as the positive label when it has been seen; for other
+      labels the positive one is the second in sorted order (`"yes"` over `"no"`). Multiclass F1 is
+      the macro average over the classes present.
+    - A `None` prediction (an untrained model) counts as wrong: no class for classification, a
+      prediction of 0.0 for regression, which is what River's untrained regressors return.
+    - Log loss is `-log(proba[y_true])`, the probability clipped at 1e-15. Samples without
+      probabilities are left out of it, so its rolling window is the last `window` samples that had
+      some; its keys appear once one has.
+    - Labels must be JSON scalars (bool, int, float or str) for `to_dict`.
+
+    >>> metrics = Prequential("binary", window=2)
+    >>> metrics.update(True, True, {True: 0.8, False: 0.2})
+    >>> metrics.update(False, True, {True: 0.6, False: 0.4})
+    >>> metrics.update(True, None)
+    >>> report = metrics.report()
+    >>> report["n"], round(report["accuracy"], 4), report["accuracy_rolling"], report["f1"]
+    (3, 0.3333, 0.0, 0.5)
+    >>> round(report["log_loss"], 4)
+    0.5697
+    """
+
+    __slots__ = ("_absolute", "_confusion", "_log_loss", "_squared", "n", "task", "window")
+
+    def __init__(self, task: Task, *, window: int = 1_000) -> None:
+        if window < 1:
+            raise ValueError(f"window must be a positive number of samples, got {window}")
+        self.task = _check_task(task)
+        self.window = window
+        self.n = 0
+        self._confusion = _Confusion(window)
+        self._log_loss = _Means(window)
+        self._absolute = _Means(window)
+        self._squared = _Means(window)
+
+    def update(self, y_true: Any, y_pred: Any, proba: Mapping[Any, float] | None = None) -> None:
+        """Score one prediction against its label."""
+        self.n += 1
+        if self.task == "regression":
+            error = y_true - (0.0 if y_pred is None else y_pred)
+            self._absolute.update(abs(error))
+            self._squared.update(error * error)
+            return
+        self._confusion.update((y_true, y_pred))
+        if proba:
+            p = proba.get(y_true, 0.0)
+            self._log_loss.update(
+                -math.log(p if p > _SMALLEST_PROBABILITY else _SMALLEST_PROBABILITY)
+            )
+
+    @property
+    def positive(self) -> Any:
+        """The label binary F1 counts as positive; None until it has been seen."""
+        labels = {label for pair in self._confusion.counts for label in pair} - {None}
+        return _positive_label(labels)
+
+    def report(self) -> dict[str, float]:
+        """The current figures, keyed `metric` and `metric_rolling`, plus `n`."""
+        report: dict[str, float] = {"n": self.n}
+        if self.task == "regression":
+            report["mae"], report["mae_rolling"] = (
+                self._absolute.mean(),
+                self._absolute.recent_mean(),
+            )
+            report["rmse"] = math.sqrt(self._squared.mean())
+            # Rounding in the running sum can leave a zero window a hair below zero.
+            report["rmse_rolling"] = math.sqrt(max(self._squared.recent_mean(), 0.0))
+            return report
+        binary = self.task == "binary"
+        positive = self.positive if binary else None
+        report["accuracy"], report["f1"] = _accuracy_and_f1(
+            self._confusion.counts, binary, positive
+        )
+        recent = _accuracy_and_f1(self._confusion.recent_counts, binary, positive)
+        report["accuracy_rolling"], report["f1_rolling"] = recent
+        if self._log_loss.n:
+            report["log_loss"] = self._log_loss.mean()
+            report["log_loss_rolling"] = self._log_loss.recent_mean()
+        return report
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready snapshot that `from_dict` restores exactly."""
+        data: dict[str, Any] = {"task": self.task, "window": self.window, "n": self.n}
+        if self.task == "regression":
+            data["absolute_errors"] = self._absolute.to_dict()
+            data["squared_errors"] = self._squared.to_dict()
+            return data
+        counts = self._confusion.counts.items()
+        data["confusion"] = [[truth, predicted, count] for (truth, predicted), count in counts]
+        data["recent"] = [list(pair) for pair in self._confusion.recent_pairs()]
+        data["log_loss"] = self._log_loss.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Prequential:
+        """Rebuild the metrics from `to_dict`'s snapshot."""
+        metrics = cls(data["task"], window=int(data["window"]))
+        metrics.n = int(data["n"])
+        if metrics.task == "regression":
+            metrics._absolute = _Means.from_dict(data["absolute_errors"], metrics.window)
+            metrics._squared = _Means.from_dict(data["squared_errors"], metrics.window)
+            return metrics
+        for truth, predicted in data["recent"][-metrics.window :]:
+            metrics._confusion.update((truth, predicted))
+        metrics._confusion.counts = {(t, p): int(count) for t, p, count in data["confusion"]}
+        metrics._log_loss = _Means.from_dict(data["log_loss"], metrics.window)
+        return metrics
+
+
+_RACE_COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
+_RACE_SUMS = ("d_sum", "d_squares", "challenger_error_sum", "baseline_error_sum")
+
+
+class PairedRace:
+    """A challenger and a baseline (the champion) scored on the same labelled events.
+
+    Classification counts the four outcomes of each pair; regression keeps the number of events
+    and the sum and sum of squares of `d = |baseline error| - |challenger error|` (positive `d`
+    favours the challenger), plus each model's summed absolute error. A None prediction counts as
+    wrong (0.0 for regression), as in `Prequential`.
+
+    `to_dict` is a flat mapping of numbers, so a race can live in a Redis hash; the task is stored
+    as its index in `TASKS`. `from_dict` also takes the str or bytes values Redis hands back.
+
+    >>> race = PairedRace("binary", challenger=2, baseline=1)
+    >>> for truth, challenger, champion in [(1, 1, 1), (0, 0, 1), (1, 1, 0), (0, 1, 0)]:
+    ...     race.update(truth, challenger, champion)
+    >>> race.n, race.challenger_score, race.baseline_score
+    (4, 0.75, 0.5)
+    >>> race.challenger_only, race.baseline_only
+    (2, 1)
+    >>> PairedRace.from_dict(race.to_dict()).to_dict() == race.to_dict()
+    True
+    """
+
+    def __init__(self, task: Task, challenger: int, baseline: int) -> None:
+        self.task = _check_task(task)
+        self.challenger = challenger
+        self.baseline = baseline
+        self.n = 0
+        self.both_right = self.challenger_only = self.baseline_only = self.both_wrong = 0
+        self.d_sum = self.d_squares = 0.0
+        self.challenger_error_sum = self.baseline_error_sum = 0.0
+
+    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> None:
+        """Score both models' predictions for one event against its label."""
+        self.n += 1
+        if self.task == "regression":
+            challenger_error = abs(y_true - (0.0 if challenger_pred is None else challenger_pred))
+            baseline_error = abs(y_true - (0.0 if baseline_pred is None else baseline_pred))
+            d = baseline_error - challenger_error
+            self.d_sum += d
+            self.d_squares += d * d
+            self.challenger_error_sum += challenger_error
+            self.baseline_error_sum += baseline_error
+        elif challenger_pred == y_true:
+            if baseline_pred == y_true:
+                self.both_right += 1
+            else:
+                self.challenger_only += 1
+        elif baseline_pred == y_true:
+            self.baseline_only += 1
+        else:
+            self.both_wrong += 1
+
+    @property
+    def challenger_score(self) -> float:
+        """The challenger's accuracy, or its MAE for regression, on the shared events."""
+        return self._score(self.challenger_only, self.challenger_error_sum)
+
+    @property
+    def baseline_score(self) -> float:
+        """The baseline's accuracy, or its MAE for regression, on the shared events."""
+        return self._score(self.baseline_only, self.baseline_error_sum)
+
+    def _score(self, right_alone: int, error_sum: float) -> float:
+        if not self.n:
+            return 0.0
+        if self.task == "regression":
+            return error_sum / self.n
+        return (self.both_right + right_alone) / self.n
+
+    def to_dict(self) -> dict[str, int | float]:
+        """A flat str -> number snapshot (for a Redis hash)."""
+        data: dict[str, int | float] = {
+            "task": TASKS.index(self.task),
+            "challenger": self.challenger,
+            "baseline": self.baseline,
+            "n": self.n,
+        }
+        names = _RACE_SUMS if self.task == "regression" else _RACE_COUNTS
+        data.update({name: getattr(self, name) for name in names})
+        return data
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, int | float | str | bytes] | Mapping[bytes, int | float | str | bytes],
+    ) -> PairedRace:
+        """Rebuild a race from `to_dict`'s snapshot, or from the hash Redis returns for it."""
+        fields = {_text(name): _text(value) for name, value in data.items()}
+        try:
+            code = int(fields["task"])
+            if not 0 <= code < len(TASKS):
+                raise ValueError(f"task code {code} is not an index into {TASKS}")
+            task = TASKS[code]
+            race = cls(task, challenger=int(fields["challenger"]), baseline=int(fields["baseline"]))
+            race.n = int(fields["n"])
+            for name in _RACE_SUMS if task == "regression" else _RACE_COUNTS:
+                setattr(race, name, (float if task == "regression" else int)(fields[name]))
+        except (KeyError, ValueError) as error:
+            raise ValueError(
+                f"not a PairedRace snapshot ({error!r}): pass the mapping PairedRace.to_dict made"
+            ) from error
+        return race
+
+
+def _text(value: int | float | str | bytes) -> int | float | str:
+    return value.decode() if isinstance(value, bytes) else value

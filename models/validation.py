@@ -1,0 +1,204 @@
+"""The validation gate: a challenger replaces the champion only when it beats it on the same events.
+
+Both models score every labelled event of the race, so the comparison is paired: for
+classification the exact McNemar test on the events where exactly one model is right, for
+regression a paired t-test on the per-event difference of absolute errors. After a promotion,
+`rollback_check` watches the new champion against the one it replaced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scipy import stats
+
+from meander.config import PromotionSettings
+from models.evaluation import PairedRace
+
+__all__ = ["Decision", "Verdict", "gate", "rollback_check"]
+
+Decision = Literal["promote", "reject", "continue", "roll_back", "keep"]
+Evidence = dict[str, float | int | str]
+
+# Below this share of the mean square, the spread of d is rounding noise: every d is the same.
+_RELATIVE_ZERO_VARIANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decided, one sentence saying why with the figures, and the figures.
+
+    >>> verdict = Verdict("continue", "Not enough events yet.", {"n": 12})
+    >>> verdict.decision, verdict.evidence["n"]
+    ('continue', 12)
+    """
+
+    decision: Decision
+    reason: str
+    evidence: Evidence = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Test:
+    gain: float
+    p_better: float  # H1: the challenger is better
+    p_worse: float  # H1: the challenger is worse
+    evidence: Evidence
+
+
+def _mcnemar(race: PairedRace) -> _Test:
+    wins, losses = race.challenger_only, race.baseline_only
+    discordant = wins + losses
+    if discordant:
+        p_better = stats.binomtest(wins, discordant, 0.5, alternative="greater").pvalue
+        p_worse = stats.binomtest(wins, discordant, 0.5, alternative="less").pvalue
+    else:  # the two models agree on every event: nothing tells them apart
+        p_better = p_worse = 1.0
+    # (wins - losses) / n is the accuracy difference, without the rounding of two subtractions.
+    evidence: Evidence = {
+        "test": "mcnemar_exact",
+        "challenger_only": wins,
+        "baseline_only": losses,
+        "discordant": discordant,
+    }
+    return _Test((wins - losses) / race.n, float(p_better), float(p_worse), evidence)
+
+
+def _paired_t(race: PairedRace) -> _Test:
+    n = race.n
+    mean = race.d_sum / n  # = baseline MAE - challenger MAE
+    evidence: Evidence = {"test": "paired_t", "d_mean": mean}
+    if n < 2:
+        return _Test(mean, 1.0, 1.0, evidence | {"d_std": 0.0})
+    variance = (race.d_squares - n * mean * mean) / (n - 1)
+    if variance <= _RELATIVE_ZERO_VARIANCE * race.d_squares / n:
+        # Every event moved by the same amount: its sign is the whole story.
+        evidence["d_std"] = 0.0
+        return _Test(mean, 0.0 if mean > 0 else 1.0, 0.0 if mean < 0 else 1.0, evidence)
+    evidence["d_std"] = math.sqrt(variance)
+    statistic = mean / math.sqrt(variance / n)
+    evidence["t_statistic"] = statistic
+    p_better = float(stats.t.sf(statistic, n - 1))
+    p_worse = float(stats.t.cdf(statistic, n - 1))
+    return _Test(mean, p_better, p_worse, evidence)
+
+
+def _metric(race: PairedRace) -> str:
+    return "MAE" if race.task == "regression" else "accuracy"
+
+
+def _figures(race: PairedRace) -> str:
+    return (
+        f"{_metric(race)} {race.challenger_score:.4f} for v{race.challenger} against "
+        f"{race.baseline_score:.4f} for v{race.baseline} on {race.n} shared events"
+    )
+
+
+def gate(
+    race: PairedRace, promotion: PromotionSettings, *, max_samples: int | None = None
+) -> Verdict:
+    """Decide whether the challenger of `race` replaces its baseline, the champion.
+
+    - fewer than `promotion.min_samples` events: continue;
+    - promote when the gain (accuracy difference, or MAE reduction for regression) is at least
+      `promotion.min_gain` and the one-sided test says the challenger is better at
+      `promotion.significance`;
+    - reject when the opposite one-sided test says it is worse, or when `max_samples` events
+      (default 10 x `min_samples`) have passed without a promotion;
+    - otherwise continue.
+
+    >>> race = PairedRace("binary", challenger=2, baseline=1)
+    >>> for event in range(100):  # the challenger is right 20 more times, never less
+    ...     race.update(True, True, event >= 20)
+    >>> verdict = gate(race, PromotionSettings(min_samples=50))
+    >>> verdict.decision, verdict.evidence["p_value"] == 0.5**20
+    ('promote', True)
+    """
+    cap = 10 * promotion.min_samples if max_samples is None else max_samples
+    if cap < promotion.min_samples:
+        raise ValueError(
+            f"max_samples={cap} is below promotion.min_samples={promotion.min_samples}: "
+            "the race would end before the gate may judge it; raise max_samples"
+        )
+    evidence: Evidence = {
+        "n": race.n,
+        "challenger": race.challenger,
+        "baseline": race.baseline,
+        "challenger_score": race.challenger_score,
+        "baseline_score": race.baseline_score,
+        "min_samples": promotion.min_samples,
+        "max_samples": cap,
+    }
+    if race.n < promotion.min_samples:
+        reason = f"Waiting: {race.n} of the {promotion.min_samples} shared events needed so far."
+        return Verdict("continue", reason, evidence)
+
+    test = _mcnemar(race) if race.task != "regression" else _paired_t(race)
+    evidence |= test.evidence | {
+        "gain": test.gain,
+        "p_value": test.p_better,
+        "p_value_worse": test.p_worse,
+        "min_gain": promotion.min_gain,
+        "significance": promotion.significance,
+    }
+    figures = f"{_figures(race)} (gain {test.gain:+.4f}, {evidence['test']}"
+    alpha = promotion.significance
+    if test.gain >= promotion.min_gain and test.p_better < alpha:
+        reason = f"Promote: {figures} p={test.p_better:.3g} < {alpha})."
+        return Verdict("promote", reason, evidence)
+    if test.p_worse < alpha:
+        reason = f"Reject: significantly worse, {figures} p={test.p_worse:.3g} < {alpha})."
+        return Verdict("reject", reason, evidence)
+    if race.n >= cap:
+        reason = (
+            f"Reject: no promotion within {cap} events, {figures} p={test.p_better:.3g}, "
+            f"needed < {alpha} and a gain of at least {promotion.min_gain})."
+        )
+        return Verdict("reject", reason, evidence)
+    reason = f"Undecided: {figures} p={test.p_better:.3g}); racing on up to {cap} events."
+    return Verdict("continue", reason, evidence)
+
+
+def rollback_check(race: PairedRace, promotion: PromotionSettings) -> Verdict:
+    """Decide whether a freshly promoted champion is rolled back to the one it replaced.
+
+    `race.challenger` is the new champion and `race.baseline` the old one, scored on the same events
+    since the promotion. Nothing is decided before `promotion.rollback_window` events; then the new
+    one is rolled back when its accuracy is below the old one's minus `rollback_tolerance` (for
+    regression: its MAE above the old MAE times 1 + `rollback_tolerance`), and kept otherwise.
+
+    >>> race = PairedRace("regression", challenger=3, baseline=2)
+    >>> for _ in range(10):
+    ...     race.update(1.0, 1.5, 1.2)  # the new champion errs by 0.5, the old one by 0.2
+    >>> rollback_check(race, PromotionSettings(rollback_window=10)).decision
+    'roll_back'
+    """
+    window, tolerance = promotion.rollback_window, promotion.rollback_tolerance
+    new, old = race.challenger_score, race.baseline_score
+    evidence: Evidence = {
+        "n": race.n,
+        "new_champion": race.challenger,
+        "old_champion": race.baseline,
+        "new_score": new,
+        "old_score": old,
+        "rollback_window": window,
+        "rollback_tolerance": tolerance,
+    }
+    if race.n < window:
+        reason = f"Watching: {race.n} of the {window} events after the promotion so far."
+        return Verdict("continue", reason, evidence)
+    if race.task == "regression":
+        limit = old * (1 + tolerance)
+        worse = new > limit
+        bound = f"the {limit:.4f} allowed (old MAE x {1 + tolerance:g})"
+    else:
+        limit = old - tolerance
+        worse = new < limit
+        bound = f"the {limit:.4f} required (old accuracy - {tolerance:g})"
+    evidence["limit"] = limit
+    figures = _figures(race)
+    if worse:
+        return Verdict("roll_back", f"Roll back: {figures}, beyond {bound}.", evidence)
+    return Verdict("keep", f"Keep: {figures}, within {bound}.", evidence)
