@@ -138,5 +138,5 @@ def test_inferred_schema_accepts_the_rows_it_came_from() -> None:
         }
     )
     schema = Schema(StreamConfig(name="s", task="binary", features=infer_features(frame)))
-    rows = frame.astype(object).to_dict("records")
+    rows = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
     assert [schema.violation(row) for row in rows] == [None] * len(rows)
