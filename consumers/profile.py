@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ def ks_critical_value(n: int, m: int, significance: float) -> float:
     return math.sqrt(-math.log(significance / 2) / 2) * math.sqrt((n + m) / (n * m))
 
 
-def psi(reference: Mapping[Hashable, int], window: Mapping[Hashable, int]) -> float:
+def psi(reference: Mapping[Any, int], window: Mapping[Any, int]) -> float:
     """The population stability index of ``window``'s category shares against ``reference``'s:
     the sum over categories of (window share - reference share) * ln(window / reference).
     By convention, under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.

@@ -1,0 +1,71 @@
+"""The window statistics agree with scipy and with the textbook formulas."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from consumers.profile import (
+    PSI_EPSILON,
+    category_summary,
+    ks_critical_value,
+    ks_statistic,
+    numeric_summary,
+    psi,
+)
+
+
+@pytest.mark.parametrize(("n", "m", "shift"), [(1_000, 1_000, 0.0), (300, 700, 0.4), (50, 20, 1.0)])
+def test_ks_statistic_is_scipys(n: int, m: int, shift: float) -> None:
+    rng = np.random.default_rng(n + m)
+    reference, window = np.sort(rng.normal(0, 1, n)), np.sort(rng.normal(shift, 1, m))
+    assert ks_statistic(reference, window) == pytest.approx(
+        stats.ks_2samp(reference, window).statistic, abs=1e-12
+    )
+
+
+def test_ks_statistic_handles_ties() -> None:
+    reference = np.array([1.0, 1.0, 2.0, 2.0])
+    window = np.array([1.0, 2.0, 2.0, 2.0])
+    assert ks_statistic(reference, window) == stats.ks_2samp(reference, window).statistic == 0.25
+
+
+@pytest.mark.parametrize("significance", [0.05, 1e-3, 1e-4])
+def test_ks_critical_value_has_the_asymptotic_p_value(significance: float) -> None:
+    critical = ks_critical_value(800, 1_200, significance)
+    n_effective = 800 * 1_200 / 2_000
+    assert stats.kstwobign.sf(critical * math.sqrt(n_effective)) == pytest.approx(
+        significance, rel=1e-3
+    )
+
+
+def test_psi_matches_the_formula_and_guards_unseen_categories() -> None:
+    reference, window = {"a": 60, "b": 40}, {"a": 30, "b": 50, "c": 20}
+    expected = (
+        (0.3 - 0.6) * math.log(0.3 / 0.6)
+        + (0.5 - 0.4) * math.log(0.5 / 0.4)
+        + (0.2 - PSI_EPSILON) * math.log(0.2 / PSI_EPSILON)
+    )
+    assert psi(reference, window) == pytest.approx(expected)
+    assert psi(window, reference) > 0
+    assert psi(reference, reference) == 0.0
+
+
+def test_summaries_of_an_empty_window() -> None:
+    assert numeric_summary(np.array([]), missing=0) == {"count": 0, "missing_rate": 0.0}
+    assert category_summary(Counter(), missing=3) == {
+        "count": 0,
+        "missing_rate": 1.0,
+        "categories": {},
+    }
+
+
+def test_category_summary_keeps_the_most_frequent() -> None:
+    counts = Counter({f"c{i}": i for i in range(1, 80)})
+    categories = category_summary(counts, missing=0)["categories"]
+    assert len(categories) == 50
+    assert next(iter(categories)) == "c79"
