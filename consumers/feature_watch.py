@@ -152,17 +152,23 @@ class NumericWatch(FeatureWatch):
         return [] if found is None else [found]
 
     def _detected(self, detector: base.DriftDetector, value: float, event_id: str) -> Alert:
-        statistic = type(detector).__name__.lower()
-        estimation = float(getattr(detector, "estimation", value))
+        kind = type(detector).__name__
+        # ADWIN estimates the mean of what it kept; other detectors report the value they fired at.
+        estimation = getattr(detector, "estimation", None)
+        shown = float(value if estimation is None else estimation)
+        found = (
+            f"the mean it now estimates is {shown:.4g}"
+            if estimation is not None
+            else (f"at the value {shown:.4g}")
+        )
         return self._alert(
             kind="data_drift",
-            statistic=statistic,
-            value=estimation,
+            statistic=kind.lower(),
+            value=shown,
             severity="warning",
             window=int(getattr(detector, "width", self._fed)),
             at_event=event_id,
-            message=f"feature {self.name!r}: {type(detector).__name__} detected a change; "
-            f"the recent mean is {estimation:.4g}",
+            message=f"feature {self.name!r}: {kind} detected a change; {found}",
         )
 
     def _test(self, window: Floats, at_event: str | None) -> list[Alert]:

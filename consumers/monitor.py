@@ -124,6 +124,8 @@ class Monitor(Component):
     def _observe(self, messages: list[Message]) -> list[Alert]:
         decoded, rejected = decode_batch(messages, max_bytes=self.runtime.settings.max_event_bytes)
         alerts: list[Alert] = []
+        # Unreadable messages count in the window open when their batch arrives: a rate does
+        # not need their exact place.
         for _message, problem in rejected:
             self.window.reject(f"not a readable event: {problem}")
             if self.window.events >= self.size:

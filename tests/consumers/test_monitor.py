@@ -129,7 +129,24 @@ def test_the_river_detector_reports_the_event_it_fired_at() -> None:
     ]
     adwin = found[0]
     assert adwin.threshold is None
+    assert adwin.message.startswith("feature 'x2': ADWIN detected a change; the mean it now")
     assert adwin.window is not None and 0 < adwin.window <= 2_048
+
+
+def test_a_detector_without_an_estimate_reports_the_value_it_fired_at() -> None:
+    def step_up(i: int, row: dict[str, Any], rng: random.Random) -> None:
+        row["x2"] = 5.0 if i >= 2_000 else 0.0
+
+    config = stream_config(data_detector="drift.PageHinkley")
+    _, found = run(config, rows(4_000, seed=1, change=step_up))
+    [first, *_] = [a for a in found if a.feature == "x2"]
+    assert (first.statistic, first.at_event, first.value, first.window) == (
+        "pagehinkley",
+        "e2010",
+        5.0,
+        2_011,
+    )
+    assert first.message == "feature 'x2': PageHinkley detected a change; at the value 5"
 
 
 def some_become_blue(i: int, row: dict[str, Any], rng: random.Random) -> None:
