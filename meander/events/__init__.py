@@ -1,0 +1,51 @@
+"""The event contracts: a typed payload per topic, carried as CloudEvents 1.0 in Kafka binary mode.
+
+:mod:`~meander.events.payloads` holds the payloads, :mod:`~meander.events.codec` puts them on
+the wire and reads them back.
+
+>>> event = FeatureEvent(id="e1", features={"amount": 12.5, "country": "FR"})
+>>> record = encode("fraud.events", event, source="/meander/producer", subject="fraud")
+>>> record.key
+b'e1'
+>>> dict(record.headers)["ce_type"]
+b'io.meander.event.v1'
+"""
+
+from __future__ import annotations
+
+from meander.events.codec import CONTENT_TYPE, SPECVERSION, Envelope, decode, decode_batch, encode
+from meander.events.payloads import (
+    PAYLOADS,
+    Alert,
+    DeadLetter,
+    FeatureEvent,
+    Feedback,
+    Label,
+    ModelEvent,
+    Payload,
+    Prediction,
+    Value,
+    new_id,
+    now,
+)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "PAYLOADS",
+    "SPECVERSION",
+    "Alert",
+    "DeadLetter",
+    "Envelope",
+    "FeatureEvent",
+    "Feedback",
+    "Label",
+    "ModelEvent",
+    "Payload",
+    "Prediction",
+    "Value",
+    "decode",
+    "decode_batch",
+    "encode",
+    "new_id",
+    "now",
+]

@@ -1,0 +1,175 @@
+"""The codec's shortcuts write and read exactly what the plain pydantic path would."""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from meander.bus import Message
+from meander.events import (
+    Alert,
+    FeatureEvent,
+    Feedback,
+    Payload,
+    Prediction,
+    decode,
+    encode,
+)
+from meander.exceptions import ContractError
+
+MOMENTS = [
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, 678),
+    datetime(2026, 6, 1, 12, tzinfo=timezone(timedelta(hours=2))),
+    datetime(2026, 6, 1, 12, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+]
+
+
+def floats(count: int, seed: int = 1) -> Iterator[float]:
+    """Every kind of double: random bit patterns, plus the edges printers get wrong."""
+    rng = random.Random(seed)
+    yield from (0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 5e-324, 1.7976931348623157e308, 1e22)
+    yield from (float("nan"), float("inf"), float("-inf"))
+    for _ in range(count):
+        yield struct.unpack("<d", rng.randbytes(8))[0]
+
+
+def payloads() -> Iterator[Payload]:
+    texts = ["", 'quote " and \\ slash', "\x00\x1f\x7f", "é€😀", "\u2028", "</script>"]
+    for index, number in enumerate(floats(300)):
+        moment = MOMENTS[index % len(MOMENTS)]
+        text = texts[index % len(texts)]
+        yield FeatureEvent(
+            id=f"e{index}",
+            time=moment,
+            features={"x": number, "n": index, "b": index % 2 == 0, "s": text, "none": None},
+            entity=text or None,
+        )
+        yield Prediction(
+            event_id=f"e{index}",
+            model="m",
+            version=index,
+            prediction=number if index % 3 else text,
+            probabilities={text: number} if index % 2 else None,
+            latency_ms=abs(number) if number == number else 0.0,
+            event_time=moment if index % 2 else None,
+        )
+        yield Feedback(event_id=f"e{index}", label=number, observed_at=moment)
+        yield Alert(
+            kind="data_drift",
+            stream="s",
+            severity="info",
+            statistic=text,
+            value=number,
+            detected_at=moment,
+        )
+
+
+def test_the_value_is_pydantics_json_byte_for_byte() -> None:
+    for payload in payloads():
+        value = encode("t", payload, source="/s").value
+        assert value == payload.model_dump_json().encode(), payload
+        # ...which is also what meander wrote before it took the shortcut.
+        assert value == orjson.dumps(payload.model_dump(mode="json")), payload
+
+
+def test_integers_beyond_64_bits_are_written_too() -> None:
+    payload = FeatureEvent(id="e", features={"huge": 2**70})
+    record = encode("t", payload, source="/s")
+    assert record.value == payload.model_dump_json().encode()
+    message = Message("t", 0, 0, record.key, record.value, record.headers, 0)
+    assert decode(message).payload == payload
+
+
+@pytest.mark.parametrize(
+    ("nanoseconds", "stamp"),
+    [
+        (1_767_323_045_000_000_000, "2026-01-02T03:04:05Z"),
+        (1_767_323_045_000_678_999, "2026-01-02T03:04:05.000678Z"),
+        (1_767_323_045_999_999_999, "2026-01-02T03:04:05.999999Z"),
+        (1_767_323_046_000_001_000, "2026-01-02T03:04:06.000001Z"),
+    ],
+)
+def test_each_record_has_its_own_time_to_the_microsecond(
+    monkeypatch: pytest.MonkeyPatch, nanoseconds: int, stamp: str
+) -> None:
+    monkeypatch.setattr(time, "time_ns", lambda: nanoseconds)
+    record = encode("t", Feedback(event_id="e", label=1), source="/s")
+    assert dict(record.headers)["ce_time"] == stamp.encode()
+    assert record.timestamp_ms == nanoseconds // 1_000_000
+    # The same text that the general path writes for a given time.
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanoseconds // 1000)
+    given = encode("t", Feedback(event_id="e", label=1), source="/s", time=moment)
+    assert dict(given.headers)["ce_time"] == stamp.encode()
+    assert given.timestamp_ms == record.timestamp_ms
+
+
+def test_times_follow_the_clock() -> None:
+    before = time.time_ns() // 1_000_000
+    stamps = [encode("t", Feedback(event_id="e", label=1), source="/s") for _ in range(3)]
+    after = time.time_ns() // 1_000_000
+    assert all(before <= r.timestamp_ms <= after for r in stamps)
+    for record in stamps:
+        parsed = datetime.fromisoformat(dict(record.headers)["ce_time"].decode())
+        assert abs(parsed.timestamp() * 1000 - record.timestamp_ms) < 1
+
+
+def test_a_naive_time_is_utc_in_the_header_and_the_timestamp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        naive = datetime(2026, 1, 2, 3, 4, 5)
+        record = encode("t", Feedback(event_id="e", label=1), source="/s", time=naive)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert dict(record.headers)["ce_time"] == b"2026-01-02T03:04:05Z"
+    assert record.timestamp_ms == int(naive.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def test_headers_in_order_with_and_without_subject() -> None:
+    moment = MOMENTS[0]
+    payload = Feedback(event_id="e", label=1)
+    plain = encode("t", payload, source="/s", event_id="i", time=moment)
+    assert plain.headers == (
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"i"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"io.meander.feedback.v1"),
+        ("ce_time", b"2026-01-02T03:04:05Z"),
+        ("content-type", b"application/json"),
+    )
+    subject = encode("t", payload, source="/s", event_id="i", time=moment, subject="fraud")
+    assert subject.headers == (*plain.headers, ("ce_subject", b"fraud"))
+    fresh = [dict(encode("t", payload, source="/s").headers)["ce_id"] for _ in range(2)]
+    assert fresh[0] != fresh[1]
+
+
+def test_header_names_in_any_case_and_content_type_parameters_are_read() -> None:
+    record = encode("t", Feedback(event_id="e", label=1), source="/s", subject="fraud")
+    headers = tuple(
+        (name.upper() if name.startswith("ce_") else "Content-Type", value)
+        for name, value in record.headers
+    )
+    headers = (*headers[:-2], ("Content-Type", b"application/json; charset=utf-8"), headers[-1])
+    envelope = decode(Message("t", 0, 0, record.key, record.value, headers, 0))
+    assert (envelope.source, envelope.subject) == ("/s", "fraud")
+    assert envelope.payload == Feedback.model_validate_json(record.value)
+
+
+def test_other_headers_are_ignored_but_must_be_utf8() -> None:
+    record = encode("t", Feedback(event_id="e", label=1), source="/s")
+    extra = (*record.headers, ("traceparent", b"00-abc-def-01"))
+    assert decode(Message("t", 0, 0, None, record.value, extra, 0)).source == "/s"
+    bad = (*record.headers, ("traceparent", b"\xff"))
+    with pytest.raises(ContractError, match="header 'traceparent' is not UTF-8"):
+        decode(Message("t", 0, 0, None, record.value, bad, 0))
