@@ -2,9 +2,11 @@
 
 When a window closes, each watch compares the window's values with its reference: numeric
 features with a two-sample Kolmogorov-Smirnov test, categorical and boolean ones with the
-population stability index. After an alert the drifted window becomes the reference, so one
-change raises one alert rather than one per window. A numeric feature also feeds every value to
-a River detector (``drift.data_detector``), which reports the first change it finds in a window.
+population stability index. After an alert, the drifted window from where the change began
+(its CUSUM change point) becomes the reference, so one change raises one alert rather than one
+per window, even when it began in the middle of a window. A numeric feature also feeds every
+value to a River detector (``drift.data_detector``), which reports the first change it finds in
+a window.
 
 Severity is ``warning``; a statistic at :data:`CRITICAL_FACTOR` times its threshold or more is
 ``critical`` (a KS gap of 0.3 against a threshold of 0.1, a PSI of 0.6 against 0.2). A River
@@ -31,10 +33,13 @@ from river import base
 from consumers.profile import (
     Floats,
     category_summary,
+    change_point,
     ks_critical_value,
     ks_statistic,
+    log_ratios,
     numeric_summary,
     psi,
+    ranks,
 )
 from meander.config import DriftSettings, Feature
 from meander.events import Alert
@@ -135,7 +140,7 @@ class NumericWatch(FeatureWatch):
         alerts = self._missing_values(missing, len(column), at_event)
         if self.detector is not None:
             alerts += self._detect(self.detector, present, present_at, ids)
-        alerts += self._test(np.sort(present), at_event)
+        alerts += self._test(present, [ids[i] for i in present_at.tolist()], at_event)
         return alerts, numeric_summary(present, missing)
 
     def _detect(
@@ -171,7 +176,8 @@ class NumericWatch(FeatureWatch):
             message=f"feature {self.name!r}: {kind} detected a change; {found}",
         )
 
-    def _test(self, window: Floats, at_event: str | None) -> list[Alert]:
+    def _test(self, present: Floats, ids: list[str], at_event: str | None) -> list[Alert]:
+        window = np.sort(present)
         if len(window) < MIN_VALUES:
             return []
         if self.reference is None:
@@ -182,8 +188,9 @@ class NumericWatch(FeatureWatch):
         self.last_test = {"statistic": "ks", "value": statistic, "threshold": critical}
         if statistic <= critical:
             return []
-        before, after = float(self.reference.mean()), float(window.mean())
-        self.reference = window
+        start = _usable_start(change_point(ranks(self.reference, present)), len(present))
+        before, after = float(self.reference.mean()), float(present[start:].mean())
+        self.reference = np.sort(present[start:])
         return [
             self._alert(
                 kind="data_drift",
@@ -193,9 +200,9 @@ class NumericWatch(FeatureWatch):
                 severity=severity(statistic, critical),
                 window=len(window),
                 at_event=at_event,
-                message=f"feature {self.name!r} changed distribution: KS {statistic:.3f} > "
-                f"{critical:.3f} (p < {self.drift.ks_significance:g}); mean {before:.4g} -> "
-                f"{after:.4g}",
+                message=f"feature {self.name!r} changed distribution{_since(ids, start)}: "
+                f"KS {statistic:.3f} > {critical:.3f} (p < {self.drift.ks_significance:g}); "
+                f"mean {before:.4g} -> {after:.4g}",
             )
         ]
 
@@ -210,13 +217,17 @@ class CategoricalWatch(FeatureWatch):
     def observe(
         self, rows: Rows, ids: Sequence[str], *, at_event: str | None
     ) -> tuple[list[Alert], dict[str, Any]]:
-        counts = Counter(row.get(self.name) for row in rows)
+        column = [row.get(self.name) for row in rows]
+        counts = Counter(column)
         missing = counts.pop(None, 0)
         alerts = self._missing_values(missing, len(rows), at_event)
-        alerts += self._test(counts, at_event)
+        present = [(value, ids[i]) for i, value in enumerate(column) if value is not None]
+        alerts += self._test(counts, present, at_event)
         return alerts, category_summary(counts, missing)
 
-    def _test(self, window: Counter[Any], at_event: str | None) -> list[Alert]:
+    def _test(
+        self, window: Counter[Any], present: list[tuple[Any, str]], at_event: str | None
+    ) -> list[Alert]:
         total = window.total()
         if total < MIN_VALUES:
             return []
@@ -229,7 +240,10 @@ class CategoricalWatch(FeatureWatch):
         if statistic <= threshold:
             return []
         moved = _most_moved(self.reference, window)
-        self.reference = window
+        ratio = log_ratios(self.reference, window)
+        scores = np.array([ratio[value] for value, _ in present])
+        start = _usable_start(change_point(scores), len(present))
+        self.reference = Counter(value for value, _ in present[start:])
         return [
             self._alert(
                 kind="data_drift",
@@ -239,8 +253,9 @@ class CategoricalWatch(FeatureWatch):
                 severity=severity(statistic, threshold),
                 window=total,
                 at_event=at_event,
-                message=f"feature {self.name!r} changed category shares: PSI {statistic:.3f} > "
-                f"{threshold:g}; {moved}",
+                message=f"feature {self.name!r} changed category shares"
+                f"{_since([event for _, event in present], start)}: "
+                f"PSI {statistic:.3f} > {threshold:g}; {moved}",
             )
         ]
 
@@ -260,6 +275,15 @@ def _numeric_detector(spec: str) -> base.DriftDetector:
             "values; use drift.ADWIN, drift.KSWIN or drift.PageHinkley, or '' to disable it"
         )
     return detector
+
+
+def _usable_start(start: int, count: int) -> int:
+    # Too few values after the change to stand as a reference: keep the whole window.
+    return start if count - start >= MIN_VALUES else 0
+
+
+def _since(ids: Sequence[str], start: int) -> str:
+    return f" from around event {ids[start]}" if start else ""
 
 
 def _most_moved(reference: Counter[Any], window: Counter[Any]) -> str:

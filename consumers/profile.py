@@ -1,7 +1,9 @@
 """The statistics of one monitor window: two-sample tests and the summaries shown as a profile.
 
 Everything here works on a whole window at once, with numpy: the monitor only collects values
-while events stream by, and calls these when a window closes.
+while events stream by, and calls these when a window closes. When a window has drifted,
+:func:`change_point` finds where in it the change began, so that the part after it, not a
+mixture of before and after, becomes the new reference.
 
 >>> reference = np.sort(np.random.default_rng(1).normal(0.0, 1.0, 500))
 >>> shifted = np.sort(np.random.default_rng(2).normal(1.0, 1.0, 500))
@@ -24,10 +26,13 @@ import numpy.typing as npt
 __all__ = [
     "PSI_EPSILON",
     "category_summary",
+    "change_point",
     "ks_critical_value",
     "ks_statistic",
+    "log_ratios",
     "numeric_summary",
     "psi",
+    "ranks",
 ]
 
 Floats = npt.NDArray[np.float64]
@@ -60,7 +65,12 @@ def ks_critical_value(n: int, m: int, significance: float) -> float:
     >>> round(ks_critical_value(1000, 1000, 0.05), 4)
     0.0607
     """
-    return math.sqrt(-math.log(significance / 2) / 2) * math.sqrt((n + m) / (n * m))
+    return _kolmogorov(significance) * math.sqrt((n + m) / (n * m))
+
+
+def _kolmogorov(significance: float) -> float:
+    # The Kolmogorov distribution's upper quantile, to its first term: exact to 1e-5 here.
+    return math.sqrt(-math.log(significance / 2) / 2)
 
 
 def psi(reference: Mapping[Any, int], window: Mapping[Any, int]) -> float:
@@ -71,16 +81,70 @@ def psi(reference: Mapping[Any, int], window: Mapping[Any, int]) -> float:
     >>> psi({"a": 10, "b": 30}, {"a": 20, "b": 60})
     0.0
     """
-    categories = list(reference.keys() | window.keys())
+    _, expected, actual = _both_shares(reference, window)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def log_ratios(reference: Mapping[Any, int], window: Mapping[Any, int]) -> dict[Any, float]:
+    """Per category, ln(window share / reference share): how much more likely the window
+    makes it. The scores :func:`change_point` takes for categorical values.
+
+    >>> {c: round(r, 3) for c, r in log_ratios({"a": 50, "b": 50}, {"a": 25, "b": 75}).items()}
+    {'a': -0.693, 'b': 0.405}
+    """
+    categories, expected, actual = _both_shares(reference, window)
+    return dict(zip(categories, np.log(actual / expected).tolist(), strict=True))
+
+
+def _both_shares(
+    reference: Mapping[Any, int], window: Mapping[Any, int]
+) -> tuple[list[Any], Floats, Floats]:
+    categories = sorted(reference.keys() | window.keys(), key=repr)
     expected = _shares([reference.get(c, 0) for c in categories])
     actual = _shares([window.get(c, 0) for c in categories])
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return categories, expected, actual
 
 
 def _shares(counts: list[int]) -> Floats:
     values = np.asarray(counts, dtype=np.float64)
     shares: Floats = np.maximum(values / max(values.sum(), 1.0), PSI_EPSILON)
     return shares
+
+
+def ranks(reference: Floats, values: Floats) -> Floats:
+    """Each value's mid-rank in the sorted ``reference``, as a share in [0, 1]: the scores
+    :func:`change_point` takes for numeric values.
+
+    >>> ranks(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 2.0, 9.0]))
+    array([0.   , 0.375, 1.   ])
+    """
+    below = np.searchsorted(reference, values, side="left")
+    at_or_below = np.searchsorted(reference, values, side="right")
+    shares: Floats = (below + at_or_below) / (2 * len(reference))
+    return shares
+
+
+def change_point(scores: Floats, significance: float = 0.01) -> int:
+    """Where the mean of ``scores`` (in arrival order) shifts, as the index of the first value
+    after the shift; 0 when it does not shift within them. The CUSUM estimator: the k that
+    maximises |sum of (score - mean score) over the first k values|, kept when that excursion
+    is significant (a Brownian bridge's supremum follows the Kolmogorov distribution).
+
+    >>> rng = np.random.default_rng(0)
+    >>> change_point(np.concatenate((rng.normal(0, 1, 60), rng.normal(1.5, 1, 40))))
+    60
+    >>> change_point(rng.normal(0, 1, 100))
+    0
+    """
+    centred = scores - scores.mean()
+    spread = float(centred.std())
+    if len(scores) < 2 or spread == 0.0:
+        return 0
+    excursion = np.abs(np.cumsum(centred))[:-1]
+    end = int(np.argmax(excursion))
+    if excursion[end] < _kolmogorov(significance) * spread * math.sqrt(len(scores)):
+        return 0
+    return end + 1
 
 
 def numeric_summary(present: Floats, missing: int) -> dict[str, Any]:

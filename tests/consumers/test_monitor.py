@@ -112,7 +112,15 @@ def test_a_mean_shift_raises_one_ks_alert_in_the_window_it_starts() -> None:
     assert alert.threshold == pytest.approx(ks_critical_value(WINDOW, WINDOW, 1e-4))
     assert alert.threshold is not None and alert.value > alert.threshold
     assert (alert.severity, alert.window, alert.stream) == ("warning", WINDOW, "cars")
-    assert "'x2' changed distribution" in alert.message
+    assert alert.message.startswith("feature 'x2' changed distribution: KS 0.")
+
+
+def test_a_change_inside_a_window_raises_one_alert_that_says_where_it_began() -> None:
+    # The drifted window holds 100 values from before the change: were they kept in the new
+    # reference, the next window would differ from it too, and raise a second alert.
+    _, found = run(stream_config(), rows(6_000, seed=1, change=shift("x2", 1.0, start=2_100)))
+    assert summary(found) == [("data_drift", "x2", "ks", "e2499")]
+    assert "changed distribution from around event e2100: KS" in found[0].message
 
 
 def test_a_large_shift_is_critical() -> None:

@@ -12,10 +12,13 @@ from scipy import stats
 from consumers.profile import (
     PSI_EPSILON,
     category_summary,
+    change_point,
     ks_critical_value,
     ks_statistic,
+    log_ratios,
     numeric_summary,
     psi,
+    ranks,
 )
 
 
@@ -69,3 +72,22 @@ def test_category_summary_keeps_the_most_frequent() -> None:
     categories = category_summary(counts, missing=0)["categories"]
     assert len(categories) == 50
     assert next(iter(categories)) == "c79"
+
+
+@pytest.mark.parametrize(("at", "found"), [(30, 30), (250, 250), (350, 328)])
+def test_change_point_finds_a_shift_in_ranks_and_ignores_noise(at: int, found: int) -> None:
+    rng = np.random.default_rng(at)
+    reference = np.sort(rng.normal(0, 1, 500))
+    window = np.concatenate((rng.normal(0, 1, at), rng.normal(1.5, 1, 500 - at)))
+    assert change_point(ranks(reference, window)) == found  # late changes are placed early
+    assert change_point(ranks(reference, rng.normal(0, 1, 500))) == 0
+    assert change_point(ranks(reference, rng.normal(1.5, 1, 500))) == 0  # shifted throughout
+
+
+def test_change_point_of_categories_scored_by_their_log_ratio() -> None:
+    rng = np.random.default_rng(5)
+    before = rng.choice(["a", "b", "c"], 200, p=[0.6, 0.3, 0.1]).tolist()
+    after = rng.choice(["a", "b", "c"], 300, p=[0.2, 0.3, 0.5]).tolist()
+    reference = Counter(rng.choice(["a", "b", "c"], 500, p=[0.6, 0.3, 0.1]).tolist())
+    ratio = log_ratios(reference, Counter(before + after))
+    assert change_point(np.array([ratio[c] for c in before + after])) == 208
