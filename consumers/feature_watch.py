@@ -37,6 +37,7 @@ from consumers.profile import (
     ks_critical_value,
     ks_statistic,
     log_ratios,
+    most_moved,
     numeric_summary,
     psi,
     ranks,
@@ -239,7 +240,7 @@ class CategoricalWatch(FeatureWatch):
         self.last_test = {"statistic": "psi", "value": statistic, "threshold": threshold}
         if statistic <= threshold:
             return []
-        moved = _most_moved(self.reference, window)
+        category, before, after = most_moved(self.reference, window)
         ratio = log_ratios(self.reference, window)
         scores = np.array([ratio[value] for value, _ in present])
         start = _usable_start(change_point(scores), len(present))
@@ -255,7 +256,8 @@ class CategoricalWatch(FeatureWatch):
                 at_event=at_event,
                 message=f"feature {self.name!r} changed category shares"
                 f"{_since([event for _, event in present], start)}: "
-                f"PSI {statistic:.3f} > {threshold:g}; {moved}",
+                f"PSI {statistic:.3f} > {threshold:g}; {category!r} moved most, "
+                f"{before:.1%} -> {after:.1%}",
             )
         ]
 
@@ -284,19 +286,3 @@ def _usable_start(start: int, count: int) -> int:
 
 def _since(ids: Sequence[str], start: int) -> str:
     return f" from around event {ids[start]}" if start else ""
-
-
-def _most_moved(reference: Counter[Any], window: Counter[Any]) -> str:
-    before_total, after_total = reference.total(), window.total()
-
-    def share(counts: Counter[Any], category: Any, total: int) -> float:
-        return counts.get(category, 0) / total
-
-    category = max(
-        reference.keys() | window.keys(),
-        key=lambda c: abs(share(window, c, after_total) - share(reference, c, before_total)),
-    )
-    return (
-        f"{category!r} moved most, {share(reference, category, before_total):.1%} -> "
-        f"{share(window, category, after_total):.1%}"
-    )

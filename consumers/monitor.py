@@ -8,6 +8,10 @@ the valid ones into a tumbling window of ``drift.data_window`` events. When a wi
 - the share of events that broke the schema (or could not be decoded) is checked;
 - the stream's profile is written to the store under ``meander:S:profile`` for the dashboard.
 
+Each alert's ``window`` is how many values its statistic covers (a window's values of the
+feature for KS and PSI, its events for the rates, the detector's own window for ADWIN) and its
+``at_event`` the id of the window's last event, or of the event a River detector fired at.
+
 Alerts go to ``meander.alerts``; the offsets are committed once they are published. The monitor
 never dead-letters: the predictor does that for the same events, and here a bad event only
 counts toward the violation rate and stays out of the feature statistics. Per event, the work is

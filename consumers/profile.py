@@ -30,6 +30,7 @@ __all__ = [
     "ks_critical_value",
     "ks_statistic",
     "log_ratios",
+    "most_moved",
     "numeric_summary",
     "psi",
     "ranks",
@@ -94,6 +95,24 @@ def log_ratios(reference: Mapping[Any, int], window: Mapping[Any, int]) -> dict[
     """
     categories, expected, actual = _both_shares(reference, window)
     return dict(zip(categories, np.log(actual / expected).tolist(), strict=True))
+
+
+def most_moved(reference: Mapping[Any, int], window: Mapping[Any, int]) -> tuple[Any, float, float]:
+    """The category whose share moved most, with its share in ``reference`` and in ``window``.
+
+    >>> most_moved({"a": 50, "b": 50}, {"a": 20, "b": 60, "c": 20})
+    ('a', 0.5, 0.2)
+    """
+    before_total, after_total = sum(reference.values()), sum(window.values())
+
+    def shares(category: Any) -> tuple[float, float]:
+        return reference.get(category, 0) / before_total, window.get(category, 0) / after_total
+
+    category = max(
+        sorted(reference.keys() | window.keys(), key=repr),
+        key=lambda c: abs(shares(c)[1] - shares(c)[0]),
+    )
+    return category, *shares(category)
 
 
 def _both_shares(

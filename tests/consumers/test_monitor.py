@@ -186,6 +186,7 @@ def test_a_category_shift_raises_one_psi_alert(feature: str, change: Change, sev
     assert found[0].threshold == 0.2
     assert found[0].value > 0.2
     assert found[0].severity == severity
+    assert "moved most" in found[0].message
 
 
 def test_a_stationary_stream_raises_nothing_over_many_windows() -> None:
