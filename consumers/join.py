@@ -1,0 +1,103 @@
+"""The join of late labels to the events and predictions they belong to, by event id.
+
+Events wait for their label within a bounded window: at most ``max_pending`` of them, none
+older than ``ttl_seconds`` in event time (the newest event seen sets the clock, so a replay
+expires the same events as the live run did). What expires unlabelled is counted, not kept.
+A prediction that arrives after its label still counts towards the served metrics for a while.
+
+>>> join = LabelJoin(ttl_seconds=60, max_pending=2)
+>>> join.add_event("a", {"x": 1}, timestamp_ms=0, partition=0, offset=0)
+>>> join.add_prediction("a", version=1, role="champion", prediction=True)
+>>> entry = join.take("a")
+>>> entry.features, entry.served
+({'x': 1}, {(1, 'champion'): True})
+>>> join.take("a") is None
+True
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LabelJoin", "Pending"]
+
+
+@dataclass(slots=True)
+class Pending:
+    """An event waiting for its label, with the predictions served for it so far."""
+
+    features: dict[str, Any]
+    timestamp_ms: int
+    partition: int
+    offset: int
+    served: dict[tuple[int, str], Any] = field(default_factory=dict)
+
+
+class LabelJoin:
+    """Events by id until their label arrives; labels by id until their late prediction does."""
+
+    def __init__(self, *, ttl_seconds: float, max_pending: int) -> None:
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.max_pending = max_pending
+        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self.labelled: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self.newest_ms = 0
+        self.expired = 0  # events that never got a label within the window
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add_event(
+        self,
+        event_id: str,
+        features: dict[str, Any],
+        *,
+        timestamp_ms: int,
+        partition: int,
+        offset: int,
+    ) -> None:
+        if event_id in self.pending:
+            return  # a redelivered event: the first copy already waits
+        self.pending[event_id] = Pending(features, timestamp_ms, partition, offset)
+        self.newest_ms = max(self.newest_ms, timestamp_ms)
+        self._expire()
+
+    def add_prediction(self, event_id: str, *, version: int, role: str, prediction: Any) -> Any:
+        """Attach a served prediction; returns the label when the event was already labelled
+        (a late prediction), else None."""
+        entry = self.pending.get(event_id)
+        if entry is not None:
+            entry.served.setdefault((version, role), prediction)
+            return None
+        late = self.labelled.get(event_id)
+        return None if late is None else late[0]
+
+    def take(self, event_id: str, label: Any = None) -> Pending | None:
+        """Remove and return the event's entry; None when it is unknown or expired. Remember the
+        label for late predictions when nothing was served yet."""
+        entry = self.pending.pop(event_id, None)
+        if entry is not None and not entry.served and label is not None:
+            self.labelled[event_id] = (label, entry.timestamp_ms)
+            self._expire_labelled()
+        return entry
+
+    def _expire(self) -> None:
+        horizon = self.newest_ms - self.ttl_ms
+        pending = self.pending
+        while pending:
+            oldest = next(iter(pending.values()))
+            if len(pending) <= self.max_pending and oldest.timestamp_ms >= horizon:
+                break
+            pending.popitem(last=False)
+            self.expired += 1
+
+    def _expire_labelled(self) -> None:
+        horizon = self.newest_ms - self.ttl_ms
+        labelled = self.labelled
+        while labelled:
+            _, stamp = next(iter(labelled.values()))
+            if len(labelled) <= self.max_pending and stamp >= horizon:
+                break
+            labelled.popitem(last=False)

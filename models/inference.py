@@ -1,0 +1,92 @@
+"""Scoring with a River model, one event or a batch, the same way everywhere.
+
+The predictor, the learner (test-then-train), the trainer and batch scoring all go through
+:func:`predict_one` and :func:`predict_many`, so a model answers the same wherever it runs.
+Classifiers answer with the most probable label and the probabilities; regressors with a number.
+
+>>> from river import tree
+>>> model = tree.HoeffdingTreeClassifier()
+>>> predict_one(model, {"x": 1.0}, "binary")
+(None, None)
+>>> model.learn_one({"x": 1.0}, True)
+>>> predict_one(model, {"x": 1.0}, "binary")
+(True, {'True': 1.0})
+>>> label_problem(0.5, "binary")
+'label 0.5 (float) is not a class label: use a bool, an int or a string'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Scored", "clean", "label_problem", "predict_many", "predict_one"]
+
+Scored = tuple[Any, dict[str, float] | None]
+
+
+def clean(features: Mapping[str, Any]) -> dict[str, Any]:
+    """The features a model sees: missing (None) values are left out, as River expects."""
+    return {name: value for name, value in features.items() if value is not None}
+
+
+def predict_one(model: Any, x: Mapping[str, Any], task: str) -> Scored:
+    """(prediction, probabilities); (None, None) when the model has learnt nothing yet."""
+    if task == "regression":
+        return _plain(model.predict_one(x)), None
+    proba = model.predict_proba_one(x)
+    if not proba:
+        return None, None
+    best = max(proba, key=proba.__getitem__)
+    return _plain(best), {str(label): float(p) for label, p in proba.items()}
+
+
+def predict_many(model: Any, xs: Sequence[Mapping[str, Any]], task: str) -> list[Scored]:
+    """Score a batch; River's ``*_many`` with a DataFrame where the model has it and the
+    batch has no missing values, ``*_one`` otherwise."""
+    method = "predict_many" if task == "regression" else "predict_proba_many"
+    if len(xs) < 16 or not hasattr(model, method) or not _complete(xs):
+        return [predict_one(model, x, task) for x in xs]
+    frame = pd.DataFrame.from_records(list(xs))
+    try:
+        answer = getattr(model, method)(frame)
+    except (NotImplementedError, KeyError, ValueError, TypeError):
+        # Some estimators only pretend to batch (or need every class seen): fall back.
+        return [predict_one(model, x, task) for x in xs]
+    if task == "regression":
+        return [(_plain(y), None) for y in answer.tolist()]
+    if answer.empty or answer.shape[1] == 0:
+        return [(None, None)] * len(xs)
+    labels = [_plain(label) for label in answer.columns]
+    best = answer.to_numpy().argmax(axis=1)
+    names = [str(label) for label in labels]
+    return [
+        (labels[b], dict(zip(names, map(float, row), strict=True)))
+        for b, row in zip(best, answer.to_numpy().tolist(), strict=True)
+    ]
+
+
+def label_problem(label: Any, task: str) -> str | None:
+    """Why ``label`` cannot be a label for ``task``, or None when it can."""
+    kind = type(label).__name__
+    if task == "regression":
+        if isinstance(label, bool) or not isinstance(label, int | float):
+            return f"label {label!r} ({kind}) is not a number, as a regression stream needs"
+        if label != label or label in (float("inf"), float("-inf")):
+            return f"label {label!r} is not a finite number"
+        return None
+    if isinstance(label, float) or not isinstance(label, bool | int | str):
+        return f"label {label!r} ({kind}) is not a class label: use a bool, an int or a string"
+    return None
+
+
+def _complete(xs: Sequence[Mapping[str, Any]]) -> bool:
+    keys = xs[0].keys()
+    return all(x.keys() == keys for x in xs)
+
+
+def _plain(value: Any) -> Any:
+    # numpy scalars out of *_many are not JSON types.
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,86 @@
+"""A race judged on its latest events: what a challenger is worth *now*.
+
+A model that starts after a drift learns as it races, so over the whole race it carries the
+errors of its first events. :class:`RecentRace` keeps the paired outcomes of the last
+``window`` shared events only (and how many it has seen in all), so the gate compares the two
+models as they are now, while the race's length still bounds how long it may go on.
+
+>>> race = RecentRace("binary", challenger=2, baseline=1, window=3)
+>>> for truth, challenger, champion in [(1, 0, 1), (1, 0, 1), (1, 1, 0), (1, 1, 0), (1, 1, 0)]:
+...     race.update(truth, challenger, champion)
+>>> race.seen, race.n, race.challenger_only, race.baseline_only
+(5, 3, 3, 0)
+>>> RecentRace.from_dict(race.to_dict()).seen
+5
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from meander.config import Task
+from models.evaluation import PairedRace
+
+__all__ = ["RecentRace"]
+
+_COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
+
+
+class RecentRace(PairedRace):
+    """A :class:`PairedRace` over the last ``window`` shared events; ``seen`` counts them all."""
+
+    def __init__(self, task: Task, challenger: int, baseline: int, *, window: int = 500) -> None:
+        super().__init__(task, challenger, baseline)
+        self.window = window
+        self.seen = 0
+        self._outcomes: deque[Any] = deque()
+
+    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> None:
+        before = self._snapshot()
+        super().update(y_true, challenger_pred, baseline_pred)
+        self.seen += 1
+        self._outcomes.append(self._difference(before))
+        if len(self._outcomes) > self.window:
+            self._forget(self._outcomes.popleft())
+
+    def to_dict(self) -> dict[str, int | float]:
+        return super().to_dict() | {"seen": self.seen, "window": self.window}
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, int | float | str | bytes] | Mapping[bytes, int | float | str | bytes],
+    ) -> RecentRace:
+        plain = PairedRace.from_dict(data)
+        fields = {_text(k): _text(v) for k, v in data.items()}
+        race = cls(
+            plain.task, plain.challenger, plain.baseline, window=int(fields.get("window", 500))
+        )
+        race.__dict__.update({k: v for k, v in plain.__dict__.items() if k != "task"})
+        race.seen = int(fields.get("seen", plain.n))
+        return race
+
+    def _snapshot(self) -> tuple[float, ...]:
+        if self.task == "regression":
+            return (self.d_sum, self.d_squares, self.challenger_error_sum, self.baseline_error_sum)
+        return tuple(float(getattr(self, name)) for name in _COUNTS)
+
+    def _difference(self, before: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(now - was for now, was in zip(self._snapshot(), before, strict=True))
+
+    def _forget(self, outcome: tuple[float, ...]) -> None:
+        self.n -= 1
+        if self.task == "regression":
+            self.d_sum -= outcome[0]
+            self.d_squares -= outcome[1]
+            self.challenger_error_sum -= outcome[2]
+            self.baseline_error_sum -= outcome[3]
+            return
+        for name, change in zip(_COUNTS, outcome, strict=True):
+            setattr(self, name, getattr(self, name) - int(change))
+
+
+def _text(value: int | float | str | bytes) -> int | float | str:
+    return value.decode() if isinstance(value, bytes) else value
