@@ -127,6 +127,11 @@ class PromotionSettings(_Section):
     """The validation gate a challenger passes before it replaces the champion."""
 
     min_samples: PositiveInt = 500
+    patience: PositiveInt = Field(
+        default=1_500,
+        description="events a challenger races before it may be rejected as worse: a model "
+        "that starts after a drift starts behind and learns",
+    )
     min_gain: float = Field(default=0.0, ge=0.0)
     significance: float = Field(default=0.05, gt=0.0, lt=1.0)
     rollback_window: PositiveInt = 1_000

@@ -106,7 +106,8 @@ def gate(
       `promotion.min_gain` and the one-sided test says the challenger is better at
       `promotion.significance`;
     - reject when the opposite one-sided test says it is worse, or when `max_samples` events
-      (default 10 x `min_samples`) have passed without a promotion;
+      (default 10 x `min_samples`) have passed without a promotion (a race that keeps only its
+      latest events, :class:`models.race.RecentRace`, counts every event it has `seen`);
     - otherwise continue.
 
     >>> race = PairedRace("binary", challenger=2, baseline=1)
@@ -124,6 +125,7 @@ def gate(
         )
     evidence: Evidence = {
         "n": race.n,
+        "seen": getattr(race, "seen", race.n),
         "challenger": race.challenger,
         "baseline": race.baseline,
         "challenger_score": race.challenger_score,
@@ -151,7 +153,7 @@ def gate(
     if test.p_worse < alpha:
         reason = f"Reject: significantly worse, {figures} p={test.p_worse:.3g} < {alpha})."
         return Verdict("reject", reason, evidence)
-    if race.n >= cap:
+    if getattr(race, "seen", race.n) >= cap:
         reason = (
             f"Reject: no promotion within {cap} events, {figures} p={test.p_better:.3g}, "
             f"needed < {alpha} and a gain of at least {promotion.min_gain})."

@@ -1,0 +1,290 @@
+"""The learner: joins late labels to their events, learns, evaluates, and watches for drift.
+
+One learner owns a stream's models (a :class:`~consumers.lease.Lease` keeps it so). Each step:
+
+1. apply lifecycle events from ``meander.models`` (a new challenger, a promotion, a rollback);
+2. take a batch of labels from ``S.feedback`` in a deterministic merged order;
+3. read ``S.events`` and ``S.predictions`` up to where they were when the labels were read,
+   so that every label whose event was published before it finds its features;
+4. per label: test every live model, update metrics, races and the drift detector, then train;
+   labels for unknown or expired events, or of the wrong type, go to the dead-letter topic;
+5. on drift, publish an alert and a retrain request carrying the offsets of the recent window;
+6. now and then, share the models with the predictors (registry snapshots) and write a
+   checkpoint: models, metrics, detectors, pending events and offsets, in one atomic write.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from consumers.checkpoint import Checkpoints, initial_state
+from consumers.learning import LearnerState, Outcome
+from consumers.lease import Lease
+from consumers.lifecycle import LifecycleNotices, apply_model_event
+from consumers.ordered import OrderedReader
+from meander import topics
+from meander.bus import Bus, Message, TopicPartition
+from meander.component import Component, run_until_stopped, stop_on_signals
+from meander.config import Settings, StreamConfig
+from meander.deadletter import DeadLetters
+from meander.events import FeatureEvent, Feedback, ModelEvent, Prediction, decode_batch
+from meander.runtime import Runtime
+from models.inference import clean, label_problem
+
+__all__ = ["Learner", "main"]
+
+log = logging.getLogger(__name__)
+
+
+class Learner(Component):
+    """Learns one stream's models from its labels; see the module docstring for a step."""
+
+    name = "learner"
+
+    def __init__(self, runtime: Runtime, stream: StreamConfig, *, batch: int = 500) -> None:
+        self.runtime, self.stream, self.batch = runtime, stream, batch
+        self.bus = runtime.bus
+        self.checkpoints = Checkpoints(runtime, stream)
+        self.registry = self.checkpoints.registry
+        self.notices = LifecycleNotices(runtime.bus, stream, self.registry)
+        self.dead = DeadLetters(runtime.bus, self.name)
+        self.lease = Lease(
+            runtime.store, f"meander:{stream.name}:learner:lease", stream.learning.lease_seconds
+        )
+        self.state: LearnerState | None = None
+        self._since_checkpoint = 0
+        self._since_publish = 0
+        self._checkpointed_at = time.monotonic()
+
+    # -- the step ---------------------------------------------------------------------------
+
+    def step(self, timeout: float = 0.0) -> int:
+        if not self.lease.hold():
+            self._let_go()
+            time.sleep(min(timeout, 0.5))
+            return 0
+        state = self.state or self._resume()
+        for envelope in self._readers.models_batch():
+            apply_model_event(state, envelope.payload, self.registry, self.stream.name)
+        labels = self._readers.feedback.take(self.batch, timeout)
+        handled = self._catch_up(state)
+        self._learn(state, labels)
+        handled += len(labels)
+        self._since_checkpoint += len(labels)
+        self._since_publish += len(labels)
+        self._share(state)
+        return handled
+
+    def close(self) -> None:
+        if self.state is not None and self.lease.held:
+            self.checkpoint()
+        self._let_go()
+        self.lease.release()
+
+    def checkpoint(self) -> None:
+        """Write the whole state now, in one atomic write."""
+        if self.state is None:
+            return
+        self.state.offsets = self._readers.offsets()
+        self.checkpoints.save(self.state)
+        self._since_checkpoint = 0
+        self._checkpointed_at = time.monotonic()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _resume(self) -> LearnerState:
+        state = self.checkpoints.load()
+        if state is None:
+            state = initial_state(self.runtime, self.stream, self.registry, self.notices)
+            log.info(
+                "%s: no checkpoint; starting with champion v%s", self.stream.name, state.champion
+            )
+        else:
+            log.info("%s: resumed at %d labels", self.stream.name, state.labels)
+        self._readers = _Readers(self.runtime, self.stream, state.offsets)
+        self.state = state
+        return state
+
+    def _let_go(self) -> None:
+        if self.state is not None:
+            self._readers.close()
+            self.state = None
+
+    def _catch_up(self, state: LearnerState) -> int:
+        """Read events and predictions up to their current end, into the join.
+
+        Bad events are the predictor's to dead-letter; here they are only skipped."""
+        events = self._readers.events_to_end()
+        for envelope in decode_batch(events)[0]:
+            event = envelope.payload
+            if isinstance(event, FeatureEvent):
+                state.join.add_event(
+                    event.id,
+                    clean(event.features),
+                    timestamp_ms=envelope.message.timestamp_ms,
+                    partition=envelope.message.partition,
+                    offset=envelope.message.offset,
+                )
+        predictions = self._readers.predictions_to_end()
+        for envelope in decode_batch(predictions)[0]:
+            prediction = envelope.payload
+            if not isinstance(prediction, Prediction):
+                continue
+            scored = (prediction.prediction, prediction.probabilities)
+            label = state.join.add_prediction(
+                prediction.event_id,
+                version=prediction.version,
+                role=prediction.role,
+                prediction=scored,
+            )
+            if label is not None:
+                state.late(label, prediction.version, prediction.role, scored)
+        return len(events) + len(predictions)
+
+    def _learn(self, state: LearnerState, messages: list[Message]) -> None:
+        envelopes, rejected = decode_batch(
+            messages, max_bytes=self.runtime.settings.max_event_bytes
+        )
+        for envelope in envelopes:
+            feedback = envelope.payload
+            if not isinstance(feedback, Feedback):
+                rejected.append(
+                    (
+                        envelope.message,
+                        f"expected {Feedback.type} on this topic, got {envelope.type}",
+                    )
+                )
+                continue
+            problem = label_problem(feedback.label, self.stream.task)
+            if problem is not None:
+                rejected.append((envelope.message, problem))
+                continue
+            entry = state.join.take(feedback.event_id, feedback.label)
+            if entry is None:
+                rejected.append((envelope.message, self._unknown(feedback.event_id)))
+                continue
+            outcome = state.evaluate(entry.features, feedback.label, entry.served)
+            state.learn(entry.features, feedback.label)
+            state.last_event = feedback.event_id
+            state.recent.append(
+                (entry.partition, entry.offset, envelope.message.partition, envelope.message.offset)
+            )
+            self._watch(state, outcome, feedback.event_id)
+        if rejected:
+            state.counts["rejected_feedback"] += len(rejected)
+            self.dead.send(rejected)
+
+    def _watch(self, state: LearnerState, outcome: Outcome, event_id: str) -> None:
+        if outcome.drift:
+            self.notices.drift(state, event_id)
+        elif outcome.warning:
+            self.notices.warning(state, event_id)
+        elif state.follow_up_at is not None and not state.races:
+            self.notices.follow_up(state, event_id)
+
+    def _share(self, state: LearnerState) -> None:
+        learning = self.stream.learning
+        if state.races:
+            self.checkpoints.write_races(state)
+        if self._since_publish >= learning.publish_every:
+            self.checkpoints.publish_models(state)
+            self._since_publish = 0
+        stale = time.monotonic() - self._checkpointed_at >= learning.checkpoint_seconds
+        if self._since_checkpoint >= learning.checkpoint_every or (
+            stale and self._since_checkpoint
+        ):
+            self.checkpoint()
+
+    def _unknown(self, event_id: str) -> str:
+        ttl = self.stream.label_window.ttl_seconds
+        return (
+            f"no event {event_id!r} is waiting for a label: unknown, already labelled, or older "
+            f"than the label window ({ttl:g} s, {self.stream.label_window.max_pending} events)"
+        )
+
+
+class _Readers:
+    """The learner's four inputs, positioned at the checkpoint's offsets."""
+
+    def __init__(self, runtime: Runtime, stream: StreamConfig, offsets: dict[TopicPartition, int]):
+        bus = runtime.bus
+        name = stream.name
+        self.feedback = OrderedReader(bus, topics.feedback(name), offsets)
+        self.events = _Tail(bus, topics.events(name), offsets)
+        self.predictions = _Tail(bus, topics.predictions(name), offsets)
+        models_start = offsets or {TopicPartition(topics.MODELS, 0): _end(bus, topics.MODELS)}
+        self.models = _Tail(bus, topics.MODELS, models_start)
+
+    def models_batch(self) -> list[Any]:
+        envelopes, _ = decode_batch(self.models.read(500))
+        return [e for e in envelopes if isinstance(e.payload, ModelEvent)]
+
+    def events_to_end(self) -> list[Message]:
+        return self.events.read_to_end()
+
+    def predictions_to_end(self) -> list[Message]:
+        return self.predictions.read_to_end()
+
+    def offsets(self) -> dict[TopicPartition, int]:
+        merged = self.feedback.offsets()
+        for tail in (self.events, self.predictions, self.models):
+            merged.update(tail.offsets())
+        return merged
+
+    def close(self) -> None:
+        for reader in (self.feedback, self.events, self.predictions, self.models):
+            reader.close()
+
+
+class _Tail:
+    """Every partition of a topic, read in whatever order, up to the end seen at call time."""
+
+    def __init__(self, bus: Bus, topic: str, offsets: dict[TopicPartition, int]) -> None:
+        self.partitions = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
+        self.consumer = bus.assign(self.partitions)
+        for partition in self.partitions:
+            if partition in offsets:
+                self.consumer.seek(partition, offsets[partition])
+
+    def read(self, limit: int) -> list[Message]:
+        return self.consumer.consume(limit, 0.0)
+
+    def read_to_end(self, settle: float = 2.0) -> list[Message]:
+        ends = self.consumer.end_offsets(self.partitions)
+        found: list[Message] = []
+        deadline = time.monotonic() + settle
+        while True:
+            batch = self.consumer.consume(2_000, 0.0)
+            found.extend(batch)
+            behind = any(self.consumer.position(p) < ends[p] for p in self.partitions)
+            if not behind or time.monotonic() > deadline:
+                return found
+            if not batch:
+                time.sleep(0.005)  # a fetch is in flight
+
+    def offsets(self) -> dict[TopicPartition, int]:
+        return {p: self.consumer.position(p) for p in self.partitions}
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _end(bus: Bus, topic: str) -> int:
+    partition = TopicPartition(topic, 0)
+    consumer = bus.assign([partition])
+    try:
+        return int(consumer.end_offsets([partition])[partition])
+    finally:
+        consumer.close()
+
+
+def main(settings: Settings) -> None:
+    """``meander run learner``: one learner per configured stream, until SIGTERM."""
+    runtime = Runtime.open(settings)
+    learners = [Learner(runtime, stream) for stream in settings.streams]
+    try:
+        run_until_stopped(learners, stop_on_signals())
+    finally:
+        runtime.close()
