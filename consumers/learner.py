@@ -26,14 +26,14 @@ from consumers.lifecycle import LifecycleNotices, apply_model_event
 from consumers.ordered import OrderedReader
 from meander import topics
 from meander.bus import Bus, Message, TopicPartition
-from meander.component import Component, run_until_stopped, stop_on_signals
-from meander.config import Settings, StreamConfig
+from meander.component import Component
+from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Feedback, ModelEvent, Prediction, decode_batch
 from meander.runtime import Runtime
 from models.inference import clean, label_problem
 
-__all__ = ["Learner", "main"]
+__all__ = ["Learner"]
 
 log = logging.getLogger(__name__)
 
@@ -279,12 +279,3 @@ def _end(bus: Bus, topic: str) -> int:
     finally:
         consumer.close()
 
-
-def main(settings: Settings) -> None:
-    """``meander run learner``: one learner per configured stream, until SIGTERM."""
-    runtime = Runtime.open(settings)
-    learners = [Learner(runtime, stream) for stream in settings.streams]
-    try:
-        run_until_stopped(learners, stop_on_signals())
-    finally:
-        runtime.close()

@@ -17,8 +17,8 @@ from typing import Any
 
 from meander import topics
 from meander.bus import Record
-from meander.component import Component, run_until_stopped, stop_on_signals
-from meander.config import Settings, StreamConfig
+from meander.component import Component
+from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Prediction, decode_batch, encode
 from meander.exceptions import RegistryError
@@ -28,7 +28,7 @@ from models.inference import clean, predict_many
 from models.registry import Heads, Registry
 from models.signing import signer_for
 
-__all__ = ["Predictor", "main"]
+__all__ = ["Predictor"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/meander/predictor"
@@ -135,12 +135,3 @@ class Predictor(Component):
                 records.append(encode(self.topic, answer, source=SOURCE, subject=self.stream.name))
         return records
 
-
-def main(settings: Settings) -> None:
-    """``meander run predictor``: one predictor per configured stream, until SIGTERM."""
-    runtime = Runtime.open(settings)
-    predictors = [Predictor(runtime, stream) for stream in settings.streams]
-    try:
-        run_until_stopped(predictors, stop_on_signals())
-    finally:
-        runtime.close()

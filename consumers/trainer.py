@@ -19,8 +19,8 @@ import orjson
 from consumers.checkpoint import config_hash, race_key
 from consumers.retraining import Candidate, candidates, replay_window
 from meander import topics
-from meander.component import Component, run_until_stopped, stop_on_signals
-from meander.config import Settings, StreamConfig
+from meander.component import Component
+from meander.config import StreamConfig
 from meander.events import ModelEvent, decode_batch, encode
 from meander.runtime import Runtime
 from models.race import RecentRace
@@ -28,7 +28,7 @@ from models.registry import Registry
 from models.signing import signer_for
 from models.validation import Verdict, gate, rollback_check
 
-__all__ = ["Trainer", "main"]
+__all__ = ["Trainer"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/meander/trainer"
@@ -261,12 +261,3 @@ def _diverse(ranked: list[Any], limit: int) -> list[Any]:
         chosen = chosen[: limit - 1] + since_change
     return chosen
 
-
-def main(settings: Settings) -> None:
-    """``meander run trainer``: one trainer per configured stream, until SIGTERM."""
-    runtime = Runtime.open(settings)
-    trainers = [Trainer(runtime, stream) for stream in settings.streams]
-    try:
-        run_until_stopped(trainers, stop_on_signals())
-    finally:
-        runtime.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import importlib
 from pathlib import Path
 from typing import Annotated
 
@@ -103,10 +102,12 @@ def run(
     if missing:
         typer.secho(f"not in this build yet: {', '.join(missing)}", fg="red", err=True)
         raise typer.Exit(2)
-    settings = _settings(config)
-    for name in names:
-        module, function = AVAILABLE[name].split(":")
-        getattr(importlib.import_module(module), function)(settings)
+    from consumers.assembly import run as run_components
+
+    try:
+        run_components(names, _settings(config))
+    except MeanderError as error:
+        raise _fail(error) from None
 
 
 @app.command()

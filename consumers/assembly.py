@@ -1,0 +1,62 @@
+"""Which components ``meander run NAME`` builds, one per configured stream where it applies.
+
+>>> from meander.config import Settings
+>>> from meander.runtime import Runtime
+>>> from producers.synthetic import synthetic
+>>> settings = Settings(streams=[synthetic("sea").stream_config("sea")])
+>>> with Runtime.open(settings) as runtime:
+...     [component.name for component in build(["trainer", "notifier"], runtime)]
+['trainer', 'notifier']
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from meander.component import Component, run_until_stopped, stop_on_signals
+from meander.config import Settings
+from meander.runtime import Runtime
+
+__all__ = ["build", "run"]
+
+# The learner first: it registers a stream's first champion, which the predictor waits for.
+ORDER = ("learner", "predictor", "trainer", "monitor", "notifier", "producer")
+
+
+def build(
+    names: Sequence[str], runtime: Runtime, *, stop: threading.Event | None = None
+) -> list[Component]:
+    """The components called ``names``, in an order that lets them start in one process."""
+    from consumers.learner import Learner
+    from consumers.monitor import Monitor
+    from consumers.notifier import Notifier
+    from consumers.predictor import Predictor
+    from consumers.trainer import Trainer
+    from producers.runner import Producer
+
+    streams = runtime.settings.streams
+    built: list[Component] = []
+    for name in sorted(names, key=ORDER.index):
+        if name == "learner":
+            built += [Learner(runtime, stream) for stream in streams]
+        elif name == "predictor":
+            built += [Predictor(runtime, stream) for stream in streams]
+        elif name == "trainer":
+            built += [Trainer(runtime, stream) for stream in streams]
+        elif name == "monitor":
+            built += [Monitor(runtime, stream) for stream in streams]
+        elif name == "notifier":
+            built.append(Notifier(runtime))
+        elif name == "producer":
+            # Alone, the producer's process ends with its source; beside others it just idles.
+            alone = stop if len(names) == 1 else None
+            built.append(Producer(runtime, on_finished=None if alone is None else alone.set))
+    return built
+
+
+def run(names: Sequence[str], settings: Settings) -> None:
+    """Run the named components in this process until SIGTERM or SIGINT."""
+    stop = stop_on_signals()
+    with Runtime.open(settings) as runtime:
+        run_until_stopped(build(names, runtime, stop=stop), stop)
