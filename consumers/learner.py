@@ -77,6 +77,13 @@ class Learner(Component):
         self._share(state)
         return handled
 
+    @property
+    def handled_labels(self) -> int:
+        """Labels read so far: learned or dead-lettered."""
+        if self.state is None:
+            return 0
+        return self.state.labels + self.state.counts["rejected_feedback"]
+
     def close(self) -> None:
         if self.state is not None and self.lease.held:
             self.checkpoint()
@@ -278,4 +285,3 @@ def _end(bus: Bus, topic: str) -> int:
         return int(consumer.end_offsets([partition])[partition])
     finally:
         consumer.close()
-

@@ -58,7 +58,8 @@ class LifecycleNotices:
             since = _since_change(state, width)
             reason = f"concept drift in the error of champion v{state.champion}"
             records.append(self._request(state, alert_id, since, event_id, reason))
-            state.drift_at, state.follow_ups = state.labels, 0
+        # Also during a race: if its challengers lose, the follow-up retrains after this drift.
+        state.drift_at, state.follow_ups = state.labels, 0
         self.bus.publish(records)
 
     def follow_up(self, state: LearnerState, event_id: str) -> None:

@@ -89,6 +89,11 @@ class Predictor(Component):
         self.scored += len(events)
         return len(messages)
 
+    @property
+    def handled(self) -> int:
+        """Events read so far: scored or dead-lettered."""
+        return self.scored + self.dead.count
+
     def close(self) -> None:
         self.consumer.close()
 
@@ -134,4 +139,3 @@ class Predictor(Component):
                 )
                 records.append(encode(self.topic, answer, source=SOURCE, subject=self.stream.name))
         return records
-

@@ -5,11 +5,14 @@ in production (predictor, learner, trainer, monitor), on whatever bus and store 
 holds. :meth:`Loop.feed` publishes a chunk of events, lets the predictor score them, then
 publishes the labels that fell due and lets the rest of the loop react, so the order of
 events, predictions and labels is the one a live deployment would see with that label delay.
+On Kafka, where a fetch takes a moment, it waits (up to ``patience`` seconds) until the
+predictor has scored every event and the learner has read every label it published.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from meander.bus import Record
 from meander.component import Component, drain
@@ -22,12 +25,19 @@ __all__ = ["Loop"]
 class Loop:
     """Predictor, learner, trainer and (optionally) monitor of one stream, stepped in turn."""
 
-    def __init__(self, runtime: Runtime, stream: StreamConfig, *, monitor: bool = True) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        stream: StreamConfig,
+        *,
+        monitor: bool = True,
+        patience: float = 30.0,
+    ) -> None:
         from consumers.learner import Learner
         from consumers.predictor import Predictor
         from consumers.trainer import Trainer
 
-        self.runtime, self.stream = runtime, stream
+        self.runtime, self.stream, self.patience = runtime, stream, patience
         self.learner = Learner(runtime, stream)
         self.learner.step()  # takes the lease and registers the first champion
         self.predictor = Predictor(runtime, stream)
@@ -40,17 +50,27 @@ class Loop:
         self.after_labels: list[Component] = [self.learner, self.trainer]
         if self.monitor is not None:
             self.after_labels.append(self.monitor)
+        self.events = self.labels = 0
 
     def feed(self, events: Sequence[Record], labels: Sequence[Record]) -> None:
         """Publish ``events``, score them, publish ``labels``, and let the loop react."""
         if events:
             self.runtime.bus.publish(events)
-            drain([self.predictor])
+            self.events += len(events)
+            self._until(self.predictor, lambda: self.predictor.handled >= self.events)
         if labels:
             self.runtime.bus.publish(labels)
+            self.labels += len(labels)
+        self._until(self.learner, lambda: self.learner.handled_labels >= self.labels)
         drain(self.after_labels)
 
     def close(self) -> None:
         for component in (self.predictor, self.learner, self.trainer, self.monitor):
             if component is not None:
                 component.close()
+
+    def _until(self, component: Component, done: Callable[[], bool]) -> None:
+        drain([component])
+        deadline = time.monotonic() + self.patience
+        while not done() and time.monotonic() < deadline:
+            component.step(0.1)
