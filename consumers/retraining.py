@@ -85,8 +85,10 @@ def candidates(
         built.append(
             Candidate(model, spec_text(spec), origin, _warm_start(model, window, stream.task))
         )
-    for past in registry.versions()[-6:]:
-        if past.version == champion or past.status not in ("retired", "rolled_back"):
+    # The two latest retired versions: the concepts most likely to come back, at a bounded cost.
+    retired = [v for v in registry.versions() if v.status in ("retired", "rolled_back")]
+    for past in retired[-2:]:
+        if past.version == champion:
             continue
         model, _ = registry.load(past.version)
         score = _warm_start(model, window, stream.task)
