@@ -216,15 +216,24 @@ def _worse(detector: Any, error: float) -> bool:
     """Update ``detector``; True only for a change for the worse.
 
     A detector on the error stream also fires when the error falls, as a young model learns;
-    that is no reason to retrain. Detectors that keep a mean (ADWIN, KSWIN, Page-Hinkley's
-    running mean) tell the two apart: after a change for the worse, the window they kept has
-    a higher mean than the one they had."""
-    before = getattr(detector, "estimation", None)
+    that is no reason to retrain. Detectors that keep the recent errors tell the two apart:
+    after a change for the worse, what they kept (ADWIN's window, whose mean is its
+    ``estimation``; KSWIN's latest values) has a higher mean than what they had. Page-Hinkley
+    keeps no window, so every change counts: give it ``mode="up"`` to watch for rises only."""
+    before = _level(detector)
     detector.update(error)
     if not detector.drift_detected:
         return False
-    after = getattr(detector, "estimation", None)
+    after = _level(detector)
     return before is None or after is None or after > before
+
+
+def _level(detector: Any) -> float | None:
+    """The mean of the errors a detector keeps, when it keeps any."""
+    if hasattr(detector, "estimation"):
+        return float(detector.estimation)
+    window = getattr(detector, "window", None)
+    return sum(window) / len(window) if window else None
 
 
 def _warning_twin(detector: Any) -> Any | None:
