@@ -186,8 +186,13 @@ class LearnerState:
             self.metrics.setdefault(restored, Prequential(self.task))  # type: ignore[arg-type]
         self.champion = restored
         self.watch = None
+        # A challenger trained during the watch races the restored champion from now on.
+        self.races = {
+            (c, restored): self._race(c, restored)
+            for (c, _) in self.races
+            if c not in (restored, demoted)
+        }
         self.drop(demoted)
-        self.races = {}
         self._fresh_detectors()
 
     def end_watch(self) -> None:
