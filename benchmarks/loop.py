@@ -38,7 +38,10 @@ from producers.synthetic import synthetic
 OUT = Path("artifacts/bench/loop.json")
 CHUNK = 100
 # A generic search space, the same for every stream: a faster-splitting tree next to the default.
-CANDIDATES = ["tree.HoeffdingTreeClassifier(grace_period=50, delta=0.001)"]
+CANDIDATES = [
+    "tree.HoeffdingTreeClassifier(grace_period=50, delta=0.001)",
+    "tree.HoeffdingAdaptiveTreeClassifier(seed=42)",
+]
 STREAMS: dict[str, dict[str, Any]] = {
     "agrawal": {"name": "agrawal", "drift": "abrupt"},
     "sea": {"name": "sea", "drift": "abrupt"},

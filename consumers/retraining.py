@@ -70,31 +70,31 @@ def candidates(
     champion: int | None,
     since_change: int,
 ) -> list[Candidate]:
-    """Every candidate warm-started on ``window``, best first.
+    """Every candidate, warm-started on the labels that follow the change, best first.
 
-    The stream's own spec is built twice: warm-started on the whole window, and on the part of
-    it that likely follows the change only (older labels may teach the concept that left; when
-    the change was caught at once, that part is empty and the model starts cold)."""
-    recent = window[-since_change:] if since_change < len(window) else window
-    model = build_model(stream.model)
-    score = _warm_start(model, recent, stream.task)
-    built = [Candidate(model, spec_text(stream.model), "fresh_since_change", score, window=recent)]
+    Labels from before the change teach the concept that left, so each spec (the stream's own,
+    then each configured candidate) learns only the latest ``since_change`` labels of the
+    window, and starts cold when the change was caught at once. Retired versions, which may
+    know a concept that came back, are scored on those labels too. Candidates that saw no
+    label keep their configured order: the stream's own spec first."""
+    recent = window[len(window) - since_change :] if since_change > 0 else []
+    built: list[Candidate] = []
     for origin, spec in [("fresh", stream.model)] + [("candidate", c) for c in stream.candidates]:
         model = build_model(spec)
         check_task(model, stream.task)
-        built.append(
-            Candidate(model, spec_text(spec), origin, _warm_start(model, window, stream.task))
-        )
+        score = _warm_start(model, recent, stream.task)
+        built.append(Candidate(model, spec_text(spec), origin, score, window=recent))
     # The two latest retired versions: the concepts most likely to come back, at a bounded cost.
     retired = [v for v in registry.versions() if v.status in ("retired", "rolled_back")]
     for past in retired[-2:]:
-        if past.version == champion:
+        if past.version == champion or not recent:
             continue
         model, _ = registry.load(past.version)
-        score = _warm_start(model, window, stream.task)
-        built.append(Candidate(model, past.spec, "past_version", score, past.version))
-    higher_is_better = stream.task != "regression"
-    built.sort(key=lambda c: c.score, reverse=higher_is_better)
+        score = _warm_start(model, recent, stream.task)
+        built.append(Candidate(model, past.spec, "past_version", score, past.version, recent))
+    if recent:  # scores mean something only when there were labels to score on
+        higher_is_better = stream.task != "regression"
+        built.sort(key=lambda c: c.score, reverse=higher_is_better)
     return built
 
 

@@ -87,7 +87,7 @@ class Trainer(Component):
         window = replay_window(self.runtime.bus, self.stream.name, replay, self.stream.task)
         since = int(request.evidence.get("since_change", len(window)))
         ranked = candidates(self.stream, self.registry, window, champion, since)
-        chosen = _diverse(ranked, self.stream.learning.max_challengers)
+        chosen = ranked[: self.stream.learning.max_challengers]
         events = [self._register(c, champion, request, request_id, len(window)) for c in chosen]
         self._publish(events)
 
@@ -249,15 +249,3 @@ class Trainer(Component):
                 encode(topics.MODELS, e, source=SOURCE, subject=self.stream.name) for e in events
             ]
             self.runtime.bus.publish(records)
-
-
-def _diverse(ranked: list[Any], limit: int) -> list[Any]:
-    """The best candidates, but always the one warm-started after the change: right after a
-    drift it scores worst on a window that is mostly the old concept, and learns the new one
-    fastest."""
-    chosen = ranked[:limit]
-    since_change = [c for c in ranked if c.origin == "fresh_since_change"]
-    if since_change and since_change[0] not in chosen:
-        chosen = chosen[: limit - 1] + since_change
-    return chosen
-
