@@ -2,12 +2,13 @@
 
 Sources yield :class:`Sample` objects: :func:`synthetic` drifting streams built on River's
 generators, and :class:`FileSource` replays of CSV or Parquet files. A :class:`Publisher`
-encodes them as feature events and delayed, lossy feedback; the :class:`Producer` component
-(``meander run producer``) publishes a configured source on the bus.
+encodes them as feature events and delayed, lossy feedback; the ``producer`` component
+(:mod:`producers.runner`, ``meander run producer``) publishes a configured source on the bus.
 """
 
 from producers.exceptions import ReplayError, SourceError
 from producers.labels import LabelDelay, Publisher
+from producers.replay import FileSource
 from producers.sample import Sample
 from producers.synthetic import (
     DRIFTS,
@@ -24,6 +25,7 @@ __all__ = [
     "GENERATORS",
     "Drift",
     "DriftingStream",
+    "FileSource",
     "LabelDelay",
     "Publisher",
     "ReplayError",

@@ -47,14 +47,13 @@ class TokenBucket:
     def acquire(self, wanted: int, timeout: float) -> int:
         """Take up to ``wanted`` tokens, waiting at most ``timeout`` seconds for them to flow
         in (never for more than a full bucket); returns how many were taken, possibly 0."""
-        deadline = self._clock() + timeout
         enough = min(float(wanted), self.burst)
         self._refill()
-        while self._tokens < enough and self._clock() < deadline:
-            missing = (enough - self._tokens) / self.rate
-            self._sleep(min(missing, deadline - self._clock()))
+        if self._tokens < enough and timeout > 0:
+            # One sleep for exactly what is missing: a loop would spin on rounding errors.
+            self._sleep(min((enough - self._tokens) / self.rate, timeout))
             self._refill()
-        taken = min(wanted, int(self._tokens))
+        taken = min(wanted, int(self._tokens + 1e-9))
         self._tokens -= taken
         return taken
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import orjson
@@ -16,7 +17,7 @@ from producers.synthetic import Drift
 SWITCHING = ("abrupt", "gradual", "recurring")
 
 
-def _changes(concepts: list[int | None]) -> list[int]:
+def _changes(concepts: Sequence[int | None]) -> list[int]:
     return [i for i in range(1, len(concepts)) if concepts[i] != concepts[i - 1]]
 
 
@@ -102,7 +103,8 @@ def test_incremental_linear_target_passes_through_each_concept() -> None:
 def _least_squares(samples: list[Sample]) -> np.ndarray:
     x = np.array([list(s.features.values()) for s in samples])
     y = np.array([s.label for s in samples])
-    return np.linalg.lstsq(x, y, rcond=None)[0]
+    weights: np.ndarray = np.linalg.lstsq(x, y, rcond=None)[0]
+    return weights
 
 
 def test_generators_without_a_moving_concept_refuse_incremental_drift() -> None:

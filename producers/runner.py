@@ -1,0 +1,186 @@
+"""The ``producer`` component: publishes a configured source on a stream's topics.
+
+The source is a synthetic generator name or a ``.csv`` / ``.parquet`` path
+(:class:`~meander.config.ProducerSettings`). Each step publishes one batch: its feature
+events first, then the feedback that became due. When the source runs out, the labels still
+pending are published and every later step returns 0.
+
+>>> from meander.component import drain
+>>> from meander.config import Settings
+>>> from meander.runtime import Runtime
+>>> settings = Settings(streams=[synthetic("sea").stream_config("sea")],
+...                     producer={"source": "sea", "events": 1_000, "label_delay": 10})
+>>> with Runtime.open(settings) as runtime:
+...     producer = Producer(runtime)
+...     handled = drain([producer])
+>>> handled, producer.publisher.published
+(2000, 1000)
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from meander.bus import Record
+from meander.component import Component, run_until_stopped, stop_on_signals
+from meander.config import ProducerSettings, Settings, StreamConfig
+from meander.exceptions import ConfigError
+from meander.runtime import Runtime
+from producers.exceptions import SourceError
+from producers.labels import Publisher
+from producers.pacing import TokenBucket, progress_bar
+from producers.replay import REPLAYABLE, FileSource
+from producers.sample import Sample
+from producers.synthetic import GENERATORS, SyntheticStream, synthetic
+
+__all__ = ["Producer", "main", "open_source"]
+
+log = logging.getLogger(__name__)
+
+
+def open_source(settings: ProducerSettings) -> SyntheticStream | FileSource:
+    """The source ``settings.source`` names: a file to replay or a synthetic generator."""
+    if settings.source.lower().endswith(REPLAYABLE):
+        return FileSource(
+            settings.source,
+            target=settings.target,
+            id_column=settings.id_column,
+            time_column=settings.time_column,
+            chunk_rows=settings.batch,
+        )
+    if settings.source in GENERATORS:
+        return synthetic(
+            settings.source,
+            drift=settings.drift,
+            drift_every=settings.drift_every,
+            width=settings.drift_width,
+            seed=settings.seed,
+        )
+    raise SourceError(
+        f"unknown producer source {settings.source!r}: name a synthetic generator "
+        f"({', '.join(sorted(GENERATORS))}) or a {' or '.join(REPLAYABLE)} file"
+    )
+
+
+class Producer(Component):
+    """Publishes the configured source to its stream, a batch per step, rate-limited if asked.
+
+    ``on_finished`` is called once, after the last label of a finite source is published.
+    With a rate, a step waits at most its ``timeout`` for tokens and handles 0 when none came.
+    Records a failed publish left unsent are sent again, first, by the next step.
+    """
+
+    name = "producer"
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        settings: ProducerSettings | None = None,
+        *,
+        on_finished: Callable[[], None] | None = None,
+    ):
+        settings = settings or runtime.settings.producer
+        self.bus, self.batch, self.on_finished = runtime.bus, settings.batch, on_finished
+        self.stream = _target_stream(runtime.settings, settings)
+        self.source = open_source(settings)
+        _check_schema(self.source, self.stream)
+        self.publisher = Publisher(
+            self.stream.name,
+            label_delay=settings.label_delay,
+            label_delay_max=settings.label_delay_max,
+            label_loss=settings.label_loss,
+            seed=settings.seed,
+        )
+        self._samples = _samples(self.source, settings.events)
+        self._bucket = TokenBucket(settings.rate) if settings.rate is not None else None
+        rows = self.source.rows() if isinstance(self.source, FileSource) else None
+        total = settings.events or rows
+        self._bar = progress_bar(total, f"producer {self.stream.name}", enabled=settings.progress)
+        self._unsent: deque[list[Record]] = deque()
+        self._exhausted = self.finished = False
+        log.info("producer: publishing %s to stream %s", settings.source, self.stream.name)
+
+    def step(self, timeout: float = 0.0) -> int:
+        if self._unsent or self._exhausted:
+            return self._send()
+        wanted = self.batch
+        if self._bucket is not None:
+            wanted = self._bucket.acquire(wanted, timeout)
+            if not wanted:
+                return 0
+        chunk = list(itertools.islice(self._samples, wanted))
+        if chunk:
+            events, feedback = self.publisher.push(chunk)
+            self._unsent.extend(records for records in (events, feedback) if records)
+            self._bar.update(len(chunk))
+        else:
+            self._unsent.append(self.publisher.flush())
+            self._exhausted = True
+        return self._send()
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def _send(self) -> int:
+        # A batch leaves the queue only once the bus has it, so a failed publish is retried.
+        sent = 0
+        while self._unsent:
+            if self._unsent[0]:
+                self.bus.publish(self._unsent[0])
+            sent += len(self._unsent.popleft())
+        if self._exhausted and not self.finished:
+            self.finished = True
+            self._bar.close()
+            log.info(
+                "producer: %d events and %d labels published to %s, %d labels lost",
+                self.publisher.pushed,
+                self.publisher.published,
+                self.stream.name,
+                self.publisher.lost,
+            )
+            if self.on_finished is not None:
+                self.on_finished()
+        return sent
+
+
+def main(settings: Settings) -> None:
+    """``meander run producer``: publish until the source runs out or a signal stops it."""
+    stop = stop_on_signals()
+    with Runtime.open(settings) as runtime:
+        producer = Producer(runtime, on_finished=stop.set)
+        run_until_stopped([producer], stop)
+
+
+def _target_stream(settings: Settings, producer: ProducerSettings) -> StreamConfig:
+    if producer.stream is not None:
+        return settings.stream(producer.stream)
+    if not settings.streams:
+        raise ConfigError(
+            "the producer has no stream to publish to: configure one under [[streams]], "
+            "or name it in producer.stream"
+        )
+    return settings.streams[0]
+
+
+def _samples(source: SyntheticStream | FileSource, events: int) -> Iterator[Sample]:
+    count = events or None  # 0 is endless
+    if isinstance(source, FileSource):
+        return itertools.islice(source.samples(progress=False), count)
+    return source.samples(count)
+
+
+def _check_schema(source: SyntheticStream | FileSource, stream: StreamConfig) -> None:
+    # A mismatch is not fatal (the schema check downstream dead-letters what does not fit),
+    # but it is almost always a configuration mistake worth saying at start-up.
+    produced, declared = set(source.features()), set(stream.features)
+    if produced != declared:
+        log.warning(
+            "producer: stream %s declares features %s but the source has %s; events that do "
+            "not fit the schema will be rejected",
+            stream.name,
+            sorted(declared),
+            sorted(produced),
+        )
