@@ -36,9 +36,9 @@ class Generator:
     """How to make one synthetic source.
 
     ``concept(k, seed)`` yields samples of concept ``k`` (one of ``concepts``) for the stream
-    seeded with ``seed``;
-    ``moving(seed, drift_every)``, when set, yields samples whose concept moves a little at every
-    event, about one concept's distance every ``drift_every`` events.
+    seeded with ``seed``. ``moving(seed, drift_every)``, when set, yields samples whose concept
+    starts as concept 0's and moves a little at every event, about one concept's distance every
+    ``drift_every`` events.
     """
 
     name: str
@@ -64,13 +64,16 @@ def _numeric(count: int) -> dict[str, FeatureType]:
     return {f"x{i}": "numeric" for i in range(count)}
 
 
+_RBF_SHAPE = {"n_classes": 4, "n_features": 10, "n_centroids": 50}
+
+
 def _speed(drift_every: int) -> float:
     # A unit of movement (weights in [0, 1], centroids in the unit cube) per drift_every events.
     return 1.0 / drift_every
 
 
 def _hyperplane(concept: int, seed: int) -> Raw:
-    return _named(synth.Hyperplane(seed=derive_seed(seed, "hyperplane", concept)))
+    return _named(synth.Hyperplane(seed=_of(seed, "hyperplane", concept)))
 
 
 def _moving_hyperplane(seed: int, drift_every: int) -> Raw:
@@ -78,26 +81,27 @@ def _moving_hyperplane(seed: int, drift_every: int) -> Raw:
     # once per drift_every events lets the plane travel instead of jittering in place.
     sigma = min(1.0, 0.01 + _speed(drift_every))
     plane = synth.Hyperplane(
-        seed=derive_seed(seed, "hyperplane", 0), mag_change=_speed(drift_every), sigma=sigma
+        seed=_of(seed, "hyperplane", 0), mag_change=_speed(drift_every), sigma=sigma
     )
     return _named(plane)
 
 
-def _rbf(concept: int, seed: int, change_speed: float = 0.0) -> Raw:
-    centroids = synth.RandomRBFDrift(
-        seed_model=derive_seed(seed, "rbf", concept),
-        seed_sample=derive_seed(seed, "rbf-samples", concept),
-        n_classes=4,
-        n_features=10,
-        n_centroids=50,
-        change_speed=change_speed,
-    )
-    return _named(centroids)
+def _rbf(concept: int, seed: int) -> Raw:
+    seeds = {"seed_model": _of(seed, "rbf", concept), "seed_sample": _of(seed, "rbf-x", concept)}
+    return _named(synth.RandomRBF(**seeds, **_RBF_SHAPE))
+
+
+def _moving_rbf(seed: int, drift_every: int) -> Raw:
+    # Concept 0's centroids, set in motion; RandomRBFDrift moves every centroid at each event,
+    # which is slow, so the static concepts use RandomRBF.
+    seeds = {"seed_model": _of(seed, "rbf", 0), "seed_sample": _of(seed, "rbf-x", 0)}
+    moving = synth.RandomRBFDrift(**seeds, **_RBF_SHAPE, change_speed=_speed(drift_every))
+    return _named(moving)
 
 
 def _linear_concept(concept: int, seed: int) -> Raw:
     weights = regression.linear_weights(concept, seed)
-    return regression.linear(lambda _: weights, derive_seed(seed, "linear-samples", concept))
+    return regression.linear(lambda _: weights, _of(seed, "linear-x", concept))
 
 
 def _moving_linear(seed: int, drift_every: int) -> Raw:
@@ -111,7 +115,7 @@ def _moving_linear(seed: int, drift_every: int) -> Raw:
         share = offset / drift_every
         return [a + (b - a) * share for a, b in zip(start, end, strict=True)]
 
-    return regression.linear(weights_at, derive_seed(seed, "linear-samples", "moving"))
+    return regression.linear(weights_at, _of(seed, "linear-x-moving", 0))
 
 
 _AGRAWAL_CATEGORICAL = ("elevel", "car", "zipcode")
@@ -139,14 +143,7 @@ GENERATORS: dict[str, Generator] = {
         Generator(
             "hyperplane", "binary", _numeric(10), (0, 1, 2, 3), _hyperplane, _moving_hyperplane
         ),
-        Generator(
-            "rbf",
-            "multiclass",
-            _numeric(10),
-            (0, 1, 2, 3),
-            _rbf,
-            lambda seed, drift_every: _rbf(0, seed, change_speed=_speed(drift_every)),
-        ),
+        Generator("rbf", "multiclass", _numeric(10), (0, 1, 2, 3), _rbf, _moving_rbf),
         Generator(
             "stagger",
             "binary",

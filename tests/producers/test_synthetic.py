@@ -10,8 +10,10 @@ import numpy as np
 import orjson
 import pytest
 
+from meander.bus import MemoryBroker, MemoryBus, TopicPartition
 from meander.config import StreamConfig
-from producers import GENERATORS, DriftingStream, Sample, SourceError, synthetic
+from meander.events import FeatureEvent, Feedback, decode
+from producers import GENERATORS, DriftingStream, Sample, SourceError, publish_stream, synthetic
 from producers.synthetic import Drift
 
 SWITCHING = ("abrupt", "gradual", "recurring")
@@ -193,3 +195,18 @@ def test_the_first_api_still_works() -> None:
     assert _changes(concepts) == stream.drift_points(450) == [100, 200, 300, 400]
     with pytest.raises(SourceError, match="choose one of"):
         DriftingStream("nope")
+
+
+def test_publish_stream_sends_each_sample_with_its_label() -> None:
+    bus = MemoryBus(MemoryBroker())
+    bus.create_topics({"s.events": 1, "s.feedback": 1})
+    samples = DriftingStream("sea", drift_every=50, seed=1).take(120)
+    assert publish_stream(bus, "s", samples, batch=50) == 120
+    with bus.assign([TopicPartition("s.events", 0), TopicPartition("s.feedback", 0)]) as reader:
+        messages = reader.consume(max_records=1_000, timeout=0.1)
+    events = [decode(m).payload for m in messages if m.topic == "s.events"]
+    feedback = [decode(m).payload for m in messages if m.topic == "s.feedback"]
+    assert len(events) == len(feedback) == 120
+    assert [f.event_id for f in feedback if isinstance(f, Feedback)] == [
+        e.id for e in events if isinstance(e, FeatureEvent)
+    ]
