@@ -122,7 +122,11 @@ class Learner(Component):
     def _catch_up(self, state: LearnerState) -> int:
         """Read events and predictions up to their current end, into the join.
 
+        Predictions are read first: each was published after its event, so the events read
+        next include every event they answer. Read the other way round, a prediction of an
+        event published in between would find no event to attach to, and be lost.
         Bad events are the predictor's to dead-letter; here they are only skipped."""
+        predictions = self._readers.predictions_to_end()
         events = self._readers.events_to_end()
         for envelope in decode_batch(events)[0]:
             event = envelope.payload
@@ -134,7 +138,6 @@ class Learner(Component):
                     partition=envelope.message.partition,
                     offset=envelope.message.offset,
                 )
-        predictions = self._readers.predictions_to_end()
         for envelope in decode_batch(predictions)[0]:
             prediction = envelope.payload
             if not isinstance(prediction, Prediction):
