@@ -1,7 +1,7 @@
 """The event contracts: a typed payload per topic, carried as CloudEvents 1.0 in Kafka binary mode.
 
-:mod:`~meander.events.payloads` holds the payloads, :mod:`~meander.events.codec` puts them on
-the wire and reads them back.
+:mod:`~meander.events.payloads` holds the payloads, made of :mod:`~meander.events.values`;
+:mod:`~meander.events.codec` puts them on the wire and reads them back.
 
 >>> event = FeatureEvent(id="e1", features={"amount": 12.5, "country": "FR"})
 >>> record = encode("fraud.events", event, source="/meander/producer", subject="fraud")
@@ -20,14 +20,11 @@ from meander.events.payloads import (
     DeadLetter,
     FeatureEvent,
     Feedback,
-    Label,
     ModelEvent,
     Payload,
     Prediction,
-    Value,
-    new_id,
-    now,
 )
+from meander.events.values import Label, Value, new_id, now
 
 __all__ = [
     "CONTENT_TYPE",

@@ -11,21 +11,14 @@ puts it on the wire.
 from __future__ import annotations
 
 import base64
-import os
-import random
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from functools import partial
+from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    GetCoreSchemaHandler,
-    ValidatorFunctionWrapHandler,
-)
-from pydantic_core import core_schema
+from pydantic import BaseModel, ConfigDict, Field
 
 from meander.bus import Message
+from meander.events.values import Features, Label, new_id
 
 __all__ = [
     "PAYLOADS",
@@ -36,70 +29,11 @@ __all__ = [
     "ModelEvent",
     "Payload",
     "Prediction",
-    "new_id",
-    "now",
 ]
 
-Value = bool | int | float | str
-Label = bool | int | float | str
 
-# The version and variant bits of a UUID4 (RFC 9562), over 128 random bits.
-_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-# Ids must be unique, not secret: a generator of our own, seeded from os.urandom, costs a fraction
-# of a system call per id. Our own so that seeding the global one (producers do) never repeats ids;
-# reseeded in a forked child so that parent and child never draw the same ones.
-_IDS = random.Random()
-os.register_at_fork(after_in_child=_IDS.seed)
-
-
-def now() -> datetime:
-    """The current time, in UTC."""
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    """A random id: a UUID4 as 32 hex digits, what ``uuid.uuid4().hex`` gives, at less cost.
-
-    >>> import uuid
-    >>> uuid.UUID(new_id()).version
-    4
-    """
-    return f"{_IDS.getrandbits(128) & _UUID4_KEEP | _UUID4_SET:032x}"
-
-
-_NAMES = frozenset({str})
-_PLAIN = frozenset({bool, int, float, str, type(None)})
-
-
-def _plain_features(value: Any, validate: ValidatorFunctionWrapHandler) -> Any:
-    # Values of exactly these types come out of pydantic's union unchanged, so checking the types
-    # gives its answer at a fraction of its cost; anything else gets the full validation.
-    if (
-        type(value) is dict
-        and _NAMES.issuperset(map(type, value))
-        and _PLAIN.issuperset(map(type, value.values()))
-    ):
-        return dict(value)
-    return validate(value)
-
-
-class _FastFeatures:
-    """Features built in Python take the shortcut; JSON is left to pydantic's parser, which is
-    faster without a Python function in its way."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        schema = handler(source)
-        return core_schema.json_or_python_schema(
-            json_schema=schema,
-            python_schema=core_schema.no_info_wrap_validator_function(_plain_features, schema),
-        )
-
-
-Features = Annotated[dict[str, Value | None], _FastFeatures]
+# now(), without a Python frame for pydantic to call: every event built takes the time.
+_now = partial(datetime.now, UTC)
 
 
 class Payload(BaseModel):
@@ -118,7 +52,7 @@ class FeatureEvent(Payload):
 
     type: ClassVar[str] = "io.meander.event.v1"
     id: str = Field(default_factory=new_id, min_length=1, max_length=200)
-    time: datetime = Field(default_factory=now)
+    time: datetime = Field(default_factory=_now)
     features: Features
     entity: str | None = None
 
@@ -149,7 +83,7 @@ class Feedback(Payload):
     type: ClassVar[str] = "io.meander.feedback.v1"
     event_id: str = Field(min_length=1)
     label: Label
-    observed_at: datetime = Field(default_factory=now)
+    observed_at: datetime = Field(default_factory=_now)
 
     def key(self) -> str:
         return self.event_id
@@ -178,7 +112,7 @@ class Alert(Payload):
     window: int | None = Field(default=None, description="events the statistic covers")
     at_event: str | None = Field(default=None, description="id of the event it was found at")
     message: str = ""
-    detected_at: datetime = Field(default_factory=now)
+    detected_at: datetime = Field(default_factory=_now)
 
     def key(self) -> str:
         return self.stream
@@ -222,7 +156,7 @@ class DeadLetter(Payload):
     size: int = Field(description="bytes of the original value")
     truncated: bool = Field(description="True when value_b64 holds only the first bytes")
     headers_b64: list[tuple[str, str]]
-    rejected_at: datetime = Field(default_factory=now)
+    rejected_at: datetime = Field(default_factory=_now)
 
     def key(self) -> str:
         return self.topic

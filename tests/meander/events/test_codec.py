@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import struct
 import time
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from pydantic import TypeAdapter
 
 from meander.bus import Message
 from meander.events import (
@@ -18,6 +20,7 @@ from meander.events import (
     Feedback,
     Payload,
     Prediction,
+    Value,
     decode,
     encode,
 )
@@ -88,27 +91,34 @@ def test_integers_beyond_64_bits_are_written_too() -> None:
     assert decode(message).payload == payload
 
 
-@pytest.mark.parametrize(
-    ("nanoseconds", "stamp"),
-    [
-        (1_767_323_045_000_000_000, "2026-01-02T03:04:05Z"),
-        (1_767_323_045_000_678_999, "2026-01-02T03:04:05.000678Z"),
-        (1_767_323_045_999_999_999, "2026-01-02T03:04:05.999999Z"),
-        (1_767_323_046_000_001_000, "2026-01-02T03:04:06.000001Z"),
-    ],
-)
-def test_each_record_has_its_own_time_to_the_microsecond(
-    monkeypatch: pytest.MonkeyPatch, nanoseconds: int, stamp: str
-) -> None:
-    monkeypatch.setattr(time, "time_ns", lambda: nanoseconds)
-    record = encode("t", Feedback(event_id="e", label=1), source="/s")
-    assert dict(record.headers)["ce_time"] == stamp.encode()
-    assert record.timestamp_ms == nanoseconds // 1_000_000
-    # The same text that the general path writes for a given time.
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanoseconds // 1000)
-    given = encode("t", Feedback(event_id="e", label=1), source="/s", time=moment)
-    assert dict(given.headers)["ce_time"] == stamp.encode()
-    assert given.timestamp_ms == record.timestamp_ms
+def test_each_record_has_its_own_time_to_the_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bursts within one millisecond, then across milliseconds and seconds, then back again.
+    clock = {
+        1_767_323_045_000_000_000: "2026-01-02T03:04:05.000Z",
+        1_767_323_045_000_678_999: "2026-01-02T03:04:05.000Z",
+        1_767_323_045_001_000_000: "2026-01-02T03:04:05.001Z",
+        1_767_323_045_999_999_999: "2026-01-02T03:04:05.999Z",
+        1_767_323_046_000_000_001: "2026-01-02T03:04:06.000Z",
+        1_767_323_046_123_456_789: "2026-01-02T03:04:06.123Z",
+        1_767_323_045_500_000_000: "2026-01-02T03:04:05.500Z",
+        1_799_999_999_999_000_000: "2027-01-15T07:59:59.999Z",
+    }
+    readings = iter(clock)
+    monkeypatch.setattr(time, "time_ns", lambda: next(readings))
+    records = [encode("t", Feedback(event_id="e", label=1), source="/s") for _ in clock]
+    monkeypatch.undo()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for record, (nanoseconds, stamp) in zip(records, clock.items(), strict=True):
+        assert dict(record.headers)["ce_time"] == stamp.encode()
+        assert record.timestamp_ms == nanoseconds // 1_000_000
+        assert datetime.fromisoformat(stamp) == epoch + timedelta(milliseconds=record.timestamp_ms)
+
+
+def test_a_given_time_keeps_its_microseconds() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
+    record = encode("t", Feedback(event_id="e", label=1), source="/s", time=moment)
+    assert dict(record.headers)["ce_time"] == b"2026-01-02T03:04:05.000678Z"
+    assert record.timestamp_ms == 1_767_323_045_000
 
 
 def test_times_follow_the_clock() -> None:
@@ -173,3 +183,68 @@ def test_other_headers_are_ignored_but_must_be_utf8() -> None:
     bad = (*record.headers, ("traceparent", b"\xff"))
     with pytest.raises(ContractError, match="header 'traceparent' is not UTF-8"):
         decode(Message("t", 0, 0, None, record.value, bad, 0))
+
+
+def test_an_envelope_is_a_frozen_dataclass() -> None:
+    record = encode("t", Feedback(event_id="e", label=1), source="/s", event_id="i")
+    message = Message("t", 0, 0, record.key, record.value, record.headers, 0)
+    envelope = decode(message)
+    assert [f.name for f in dataclasses.fields(envelope)] == [
+        "id",
+        "source",
+        "type",
+        "time",
+        "subject",
+        "payload",
+        "message",
+    ]
+    assert (envelope.id, envelope.source, envelope.subject, envelope.message) == (
+        "i",
+        "/s",
+        None,
+        message,
+    )
+    assert envelope == decode(message)
+    assert hash(envelope) == hash(decode(message))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        envelope.id = "other"  # type: ignore[misc]
+    assert dataclasses.replace(envelope, subject="fraud").subject == "fraud"
+    assert repr(envelope).startswith("Envelope(id='i', source='/s', type='io.meander.feedback.v1'")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (
+            b'{"id": "e", "features": {"x": [1]}}',
+            "features.x.bool: Input should be a valid boolean (+3 more)",
+        ),
+        (
+            b'{"id": "e", "features": {"ok": 1.5, "x": {"a": 1}, "y": null}}',
+            "features.x.bool: Input should be a valid boolean (+3 more)",
+        ),
+        (
+            b'{"id": "e", "features": {"x": 1, "y": []}, "time": "bad"}',
+            "time: Input should be a valid datetime or date, input is too short (+4 more)",
+        ),
+        (b'{"id": "e", "features": []}', "features: Input should be an object"),
+    ],
+)
+def test_bad_features_are_named_as_declared(value: bytes, reason: str) -> None:
+    # The messages meander gave before features' JSON union ran floats first.
+    record = encode("t", FeatureEvent(id="e", features={}), source="/s")
+    with pytest.raises(ContractError) as raised:
+        decode(Message("t", 0, 0, None, value, record.headers, 0))
+    assert str(raised.value) == f"invalid io.meander.event.v1 data: {reason}"
+
+
+def test_json_features_validate_as_declared() -> None:
+    declared = TypeAdapter(dict[str, Value | None])
+    text = (
+        b'{"f": 1.5, "i": 2, "z": 0, "b": true, "s": "1", "n": null, "inf": 1e400, "g": 1.0,'
+        b' "big": 123456789012345678901234567890, "neg": -7, "e": 1e-7}'
+    )
+    ours = FeatureEvent.model_validate_json(b'{"id": "e", "features": ' + text + b"}").features
+    theirs = declared.validate_json(text)
+    assert list(ours.items()) == list(theirs.items())
+    assert [type(v) for v in ours.values()] == [type(v) for v in theirs.values()]

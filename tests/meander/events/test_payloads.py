@@ -30,6 +30,7 @@ class Name(str):
 def test_new_id_is_a_uuid4_in_hex() -> None:
     ids = [new_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
+    assert {len(text) for text in ids} == {32}  # leading zeros kept
     for text in ids[:100]:
         assert re.fullmatch(r"[0-9a-f]{32}", text)
         parsed = uuid.UUID(text)
