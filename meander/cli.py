@@ -176,3 +176,180 @@ def infra_status() -> None:
     from meander.infra.__main__ import main
 
     raise typer.Exit(main(["status"]))
+
+
+def _refuse(error: MeanderError) -> typer.Exit:
+    """Bad input (a file, a column, a spec, a setting): exit 2, as a usage error does."""
+    typer.secho(f"error: {error}", fg="red", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def backtest(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet file: one labelled event per row, in time order.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    target: Annotated[str, typer.Option("--target", "-t", help="The label column.")],
+    config: ConfigOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Champion spec, e.g. 'tree.HoeffdingTreeClassifier' (default: the stream's)."
+        ),
+    ] = None,
+    label_delay: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Events between an event and its label (default 0: the labels of each chunk "
+            "of 100 follow its predictions).",
+        ),
+    ] = 0,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report here.", dir_okay=False)
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a PNG of the rolling accuracy (MAE for regression), with drifts and "
+            "promotions.",
+            dir_okay=False,
+        ),
+    ] = None,
+    stream: Annotated[
+        str | None,
+        typer.Option(
+            help="The configured stream to use (default: the first), or a name for "
+            "the inferred one."
+        ),
+    ] = None,
+    monitor: Annotated[
+        bool, typer.Option("--monitor/--no-monitor", help="Run the data drift monitor too.")
+    ] = True,
+) -> None:
+    """Replay a labelled file through the closed loop (predictor, learner, trainer, monitor) on
+    fresh embedded backends, and report what it served and decided.
+
+    The stream comes from the config (or is inferred from the file: task from the target,
+    features from the first rows). The headline is the prequential accuracy of what was served
+    as champion; for regression it is the MAE, and the JSON's "accuracy" is null.
+    """
+    import json
+
+    from meander.backtest import run_backtest
+    from meander.backtest_plot import plot_report
+    from meander.backtest_report import build_report, summary
+    from meander.exceptions import ConfigError
+
+    settings = _settings(config)
+    try:
+        run = run_backtest(
+            file,
+            target=target,
+            settings=settings,
+            stream=stream,
+            model=model,
+            label_delay=label_delay,
+            monitor=monitor,
+            progress=True,
+        )
+    except ConfigError as error:
+        raise _refuse(error) from None
+    except MeanderError as error:
+        raise _fail(error) from None
+    try:
+        report = build_report(run)
+    finally:
+        run.close()
+    typer.echo(summary(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.data, indent=2, default=str) + "\n")
+        typer.echo(f"report: {json_out}")
+    if plot is not None:
+        typer.echo(f"plot: {plot_report(report, plot)}")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="Where to write the model file.", dir_okay=False)],
+    config: ConfigOption = None,
+    stream: Annotated[str | None, typer.Option(help="Stream (default: the first).")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Version to export (default: the champion).")
+    ] = None,
+) -> None:
+    """Write a stream's champion (or --version) from the registry as a plain pickle that River
+    alone can load, with a JSON description beside it."""
+    from meander.batch_model import open_registry
+    from meander.exceptions import ConfigError
+    from models.export import export_model, sidecar_path
+
+    settings = _settings(config)
+    try:
+        registry, _ = open_registry(settings, stream)
+        chosen = version if version is not None else registry.champion()
+        path = export_model(registry, chosen, out)
+        entry = registry.get(chosen) if chosen is not None else None
+    except ConfigError as error:
+        raise _refuse(error) from None
+    except MeanderError as error:
+        raise _fail(error) from None
+    assert entry is not None  # export_model refuses a registry without a champion
+    typer.echo(f"{path}\nversion {entry.version} of stream {registry.stream!r}\nspec {entry.spec}")
+    typer.echo(f"description: {sidecar_path(path)}")
+
+
+@app.command()
+def predict(
+    file: Annotated[
+        Path, typer.Argument(help="CSV or Parquet file to score.", exists=True, dir_okay=False)
+    ],
+    config: ConfigOption = None,
+    stream: Annotated[str | None, typer.Option(help="Stream (default: the first).")] = None,
+    model_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="An exported model (meander export) instead of the registry's champion.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output .csv or .parquet (default: FILE's stem + .predictions.csv)."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Rows scored per chunk.")] = 1_000,
+) -> None:
+    """Score a file in chunks: the output keeps every column and adds `prediction`,
+    `proba_<label>` for classifiers, and `error`, the reason a row was not scored."""
+    from meander.batch import model_task, score_file
+    from meander.batch_model import load_serving_model
+    from meander.exceptions import ConfigError
+
+    settings = _settings(config)
+    try:
+        model, config_of_stream, origin = load_serving_model(settings, stream, model_file)
+        task = config_of_stream.task if config_of_stream is not None else model_task(model)
+        result = score_file(file, out, model=model, task=task, stream=config_of_stream, batch=batch)
+    except ConfigError as error:
+        raise _refuse(error) from None
+    except MeanderError as error:
+        raise _fail(error) from None
+    typer.echo(
+        f"{result.path}: {result.rows} rows, {result.scored} scored, {result.rejected} not "
+        f"(see the error column), with {origin}"
+    )
+    if config_of_stream is None:
+        typer.echo("no stream config: rows were not checked against a schema", err=True)
+    if result.left_out:
+        typer.secho(
+            f"classes first met after the first chunk have no probability column: "
+            f"{', '.join(sorted(result.left_out))}",
+            fg="yellow",
+            err=True,
+        )
