@@ -162,10 +162,8 @@ class Trainer(Component):
         }
         previous = self.registry.promote(challenger, metrics=metrics, reason=verdict.reason)
         events.append(self._event("promoted", challenger, previous, verdict.reason, evidence, at))
-        for other in self.registry.challengers():
-            reason = f"v{challenger} was promoted instead"
-            self.registry.reject(other, reason)
-            events.append(self._event("rejected", other, challenger, reason, {}, at))
+        # The other challengers race on, now against the new champion: one of them may still be
+        # the better model once it has learned a little more.
         self.store.set(self.watch_key, orjson.dumps({"new": challenger, "old": previous}))
         self._publish(events)
 
