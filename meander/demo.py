@@ -128,7 +128,8 @@ class _Story:
                 _say(self.echo, f"  ! drift at event {at}: {payload.message}")
             elif isinstance(payload, ModelEvent) and payload.at_event is not None:
                 self._decision(payload, at)
-        if final or published - self.last_progress >= 5_000:
+        due = published - self.last_progress >= 5_000
+        if due or (final and published != self.last_progress):
             self.last_progress = published
             rolling = _served(loop).get("accuracy_rolling", 0.0)
             champion = loop.learner.state.champion if loop.learner.state else "?"
