@@ -135,6 +135,10 @@ class Trainer(Component):
         if champion is None:
             return 0
         decided = self._judge_watch(champion)
+        if decided:
+            # After a roll back the races on hand are against the demoted champion: judge them
+            # next step, against the champion as it is then.
+            return decided
         verdicts: list[tuple[int, Verdict, RecentRace]] = []
         for challenger in self.registry.challengers():
             race = self._race(challenger, champion)
