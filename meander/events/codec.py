@@ -17,7 +17,6 @@ times, so the common path avoids work whose result is known in advance.
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
@@ -25,6 +24,14 @@ import orjson
 from pydantic import ValidationError
 
 from meander.bus import Message, Record
+from meander.events.headers import (
+    CONTENT_TYPE_HEADER,
+    SPECVERSION_HEADER,
+    attributes,
+    parse_time,
+    rfc3339,
+    time_header,
+)
 from meander.events.payloads import (
     PAYLOADS,
     Alert,
@@ -36,18 +43,9 @@ from meander.events.payloads import (
 from meander.events.values import Value, new_id
 from meander.exceptions import ContractError
 
-__all__ = ["CONTENT_TYPE", "SPECVERSION", "Envelope", "decode", "decode_batch", "encode"]
+__all__ = ["Envelope", "decode", "decode_batch", "encode"]
 
-SPECVERSION = "1.0"
-CONTENT_TYPE = "application/json"
-
-_SPECVERSION_HEADER = ("ce_specversion", SPECVERSION.encode())
-_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 _TYPE_HEADERS = {kind: ("ce_type", kind.type.encode()) for kind in PAYLOADS.values()}
-_ATTRIBUTE_HEADERS = {
-    f"ce_{name}": name
-    for name in ("specversion", "id", "source", "type", "time", "subject", "datacontenttype")
-}
 # Validated, these hold only JSON's own types and datetimes, which orjson writes byte for byte as
 # pydantic does (the tests hold the two to it) in a fraction of the time.
 _PLAIN_JSON = frozenset({FeatureEvent, Prediction, Feedback, Alert})
@@ -107,10 +105,10 @@ def encode(
     """
     if time is None:
         timestamp_ms = clock.time_ns() // 1_000_000
-        time_header = _TIMES.header(timestamp_ms)
+        stamp = time_header(timestamp_ms)
     else:
         moment = time.replace(tzinfo=UTC) if time.tzinfo is None else time
-        time_header = ("ce_time", _rfc3339(moment).encode())
+        stamp = ("ce_time", rfc3339(moment).encode())
         timestamp_ms = int(moment.timestamp() * 1000)
     kind = type(payload)
     id_header = ("ce_id", (event_id or new_id()).encode())
@@ -119,21 +117,21 @@ def encode(
     headers: tuple[tuple[str, bytes], ...]
     if subject is None:
         headers = (
-            _SPECVERSION_HEADER,
+            SPECVERSION_HEADER,
             id_header,
             source_header,
             type_header,
-            time_header,
-            _CONTENT_TYPE_HEADER,
+            stamp,
+            CONTENT_TYPE_HEADER,
         )
     else:
         headers = (
-            _SPECVERSION_HEADER,
+            SPECVERSION_HEADER,
             id_header,
             source_header,
             type_header,
-            time_header,
-            _CONTENT_TYPE_HEADER,
+            stamp,
+            CONTENT_TYPE_HEADER,
             ("ce_subject", subject.encode()),
         )
     key = payload.key()
@@ -146,8 +144,7 @@ def decode(message: Message, *, max_bytes: int | None = None) -> Envelope:
     """The event a message carries; ContractError says precisely why when it carries none."""
     if max_bytes is not None and len(message.value) > max_bytes:
         raise ContractError(f"value of {len(message.value)} bytes exceeds the limit of {max_bytes}")
-    attributes = _attributes(message.headers)
-    kind = attributes["type"]
+    event_id, source, kind, time, subject = attributes(message.headers)
     payload_type = PAYLOADS.get(kind)
     if payload_type is None:
         raise ContractError(f"unknown ce_type {kind!r}; known: {sorted(PAYLOADS)}")
@@ -157,13 +154,12 @@ def decode(message: Message, *, max_bytes: int | None = None) -> Envelope:
     except ValidationError as error:
         error = _as_declared(payload_type, message.value, error)
         raise ContractError(f"invalid {kind} data: {_first_problem(error)}") from None
-    time = attributes.get("time")
     return Envelope(
-        attributes["id"],
-        attributes["source"],
+        event_id,
+        source,
         kind,
-        None if time is None else _parse_time(time),
-        attributes.get("subject"),
+        None if time is None else parse_time(time),
+        subject,
         payload,
         message,
     )
@@ -183,32 +179,6 @@ def decode_batch(
     return decoded, rejected
 
 
-class _MillisecondTimes:
-    """The ``ce_time`` header of a Kafka timestamp. A burst of records shares a few milliseconds,
-    so the header of the last one is kept, and the date and time of the last second."""
-
-    def __init__(self) -> None:
-        # Tuples read and replaced whole, so that threads sharing them never see half of one.
-        self._last: tuple[int, tuple[str, bytes]] = (-1, ("ce_time", b""))
-        self._second: tuple[int, str] = (-1, "")
-
-    def header(self, milliseconds: int) -> tuple[str, bytes]:
-        last, header = self._last
-        if milliseconds == last:
-            return header
-        second, fraction = divmod(milliseconds, 1000)
-        cached, prefix = self._second
-        if second != cached:
-            prefix = clock.strftime("%Y-%m-%dT%H:%M:%S", clock.gmtime(second))
-            self._second = (second, prefix)
-        header = ("ce_time", f"{prefix}.{fraction:03d}Z".encode())
-        self._last = (milliseconds, header)
-        return header
-
-
-_TIMES = _MillisecondTimes()
-
-
 def _json(payload: Payload) -> bytes:
     kind = type(payload)
     if kind in _PLAIN_JSON:
@@ -223,40 +193,6 @@ def _json(payload: Payload) -> bytes:
             # the block free for the next call.
             return memoryview(written).tobytes()
     return kind.__pydantic_serializer__.to_json(payload)
-
-
-def _attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
-    attributes: dict[str, str] = {}
-    content_type = None
-    for name, raw in headers:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ContractError(f"header {name!r} is not UTF-8") from None
-        attribute = _ATTRIBUTE_HEADERS.get(name)
-        if attribute is not None:
-            attributes[attribute] = text
-            continue
-        lowered = name.lower()  # other writers may spell header names in any case
-        if lowered.startswith("ce_"):
-            attributes[lowered[3:]] = text
-        elif lowered == "content-type":
-            content_type = text
-    if attributes.get("specversion") != SPECVERSION:
-        raise ContractError(
-            f"not a CloudEvents {SPECVERSION} binary-mode message: ce_specversion is "
-            f"{attributes.get('specversion')!r}"
-        )
-    if not (attributes.get("id") and attributes.get("source") and attributes.get("type")):
-        missing = [a for a in ("id", "source", "type") if not attributes.get(a)]
-        raise ContractError(f"missing required CloudEvents header(s): ce_{', ce_'.join(missing)}")
-    if (
-        content_type is not None
-        and content_type != CONTENT_TYPE
-        and content_type.split(";")[0].strip() != CONTENT_TYPE
-    ):
-        raise ContractError(f"content-type {content_type!r} is not {CONTENT_TYPE}")
-    return attributes
 
 
 class _DeclaredFeatureEvent(FeatureEvent):
@@ -287,16 +223,3 @@ def _first_problem(error: ValidationError) -> str:
     where = ".".join(str(part) for part in problem["loc"]) or "(value)"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{where}: {problem['msg']}{more}"
-
-
-def _rfc3339(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise ContractError(f"ce_time {text!r} is not an RFC 3339 timestamp") from None

@@ -1,0 +1,60 @@
+"""Headers read by position (as encode writes them) say what they say when read by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from meander.events import Feedback, encode
+from meander.events.headers import attributes
+from meander.exceptions import ContractError
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+def written(subject: str | None = "fraud") -> Headers:
+    return encode("t", Feedback(event_id="e", label=1), source="/s", subject=subject).headers
+
+
+def by_name(headers: Headers) -> Headers:
+    """The same headers in another order, which only reading by name accepts."""
+    return tuple(reversed(headers))
+
+
+@pytest.mark.parametrize("subject", ["fraud", "", None])
+def test_both_readings_agree(subject: str | None) -> None:
+    headers = written(subject)
+    read = attributes(headers)
+    assert read == attributes(by_name(headers))
+    assert read[1:3] == ("/s", "io.meander.feedback.v1")
+    assert read[4] == subject
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "reason"),
+    [
+        (0, b"0.3", "not a CloudEvents 1.0 binary-mode message: ce_specversion is '0.3'"),
+        (1, b"", "missing required CloudEvents header(s): ce_id"),
+        (2, b"\xff", "header 'ce_source' is not UTF-8"),
+        (3, b"", "missing required CloudEvents header(s): ce_type"),
+        (5, b"text/csv", "content-type 'text/csv' is not application/json"),
+        (6, b"\xfe", "header 'ce_subject' is not UTF-8"),
+    ],
+)
+def test_a_bad_value_in_its_place_is_named_as_always(
+    position: int, value: bytes, reason: str
+) -> None:
+    headers = list(written())
+    headers[position] = (headers[position][0], value)
+    for order in (tuple(headers), by_name(tuple(headers))):
+        with pytest.raises(ContractError) as raised:
+            attributes(order)
+        assert str(raised.value) == reason
+
+
+def test_parameters_and_other_headers_are_read_by_name() -> None:
+    plain = written()
+    headers = list(plain)
+    headers[5] = ("content-type", b"application/json; charset=utf-8")
+    assert attributes(tuple(headers)) == attributes(plain)
+    other_last = (*written(None), ("traceparent", b"00-1-2-01"))
+    assert attributes(other_last)[4] is None
