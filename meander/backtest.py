@@ -33,6 +33,7 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from consumers.learning import LearnerState
 from meander import topics
 from meander.backtest_stream import INFER_ROWS, resolve_stream
 from meander.batch_text import from_text
-from meander.bus import MemoryBroker, MemoryBus
+from meander.bus import MemoryBroker, MemoryBus, Record
 from meander.config import Settings, StreamConfig
 from meander.exceptions import ConfigError
 from meander.loop import Loop
@@ -148,15 +149,17 @@ def _replay(
     """Feed every row through the loop; the learner's final state, the event ids and labels."""
     loop = Loop(runtime, stream, monitor=monitor)
     publisher = Publisher(stream.name, label_delay=label_delay, source=SOURCE)
+    clock = _Clock()
     event_ids: list[str] = []
     labels: list[Any] = []
     try:
-        samples = (_fit(sample, stream) for sample in source.samples(progress=progress))
+        samples = (_fit(sample, stream, clock) for sample in source.samples(progress=progress))
         for chunk in _chunks(samples, chunk_rows):
             event_ids.extend(sample.event_id for sample in chunk)
             labels.extend(sample.label for sample in chunk)
-            loop.feed(*publisher.push(chunk))
-        loop.feed([], publisher.flush())
+            events, due = publisher.push(chunk)
+            loop.feed(events, clock.stamp(due))
+        loop.feed([], clock.stamp(publisher.flush()))
         state = loop.learner.state
     finally:
         loop.close()
@@ -165,7 +168,40 @@ def _replay(
     return state, event_ids, labels
 
 
-def _fit(sample: Sample, stream: StreamConfig) -> Sample:
+class _Clock:
+    """The backtest's own time: one millisecond per record published, from the start of the run.
+
+    The learner merges partitions by record time, then partition; with wall-clock times,
+    records published in the same millisecond would be learnt in partition order, and two runs
+    over one file would learn in different orders. One tick per record makes the order the
+    publishing order, the same in every run.
+    """
+
+    def __init__(self) -> None:
+        self.now_ms = time.time_ns() // 1_000_000
+
+    def tick(self) -> datetime:
+        self.now_ms += 1
+        return datetime.fromtimestamp(self.now_ms / 1000, UTC)
+
+    def stamp(self, records: list[Record]) -> list[Record]:
+        stamped = []
+        for record in records:
+            self.now_ms += 1
+            stamped.append(
+                Record(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    record.headers,
+                    record.partition,
+                    timestamp_ms=self.now_ms,
+                )
+            )
+        return stamped
+
+
+def _fit(sample: Sample, stream: StreamConfig, clock: _Clock) -> Sample:
     """The sample as the stream takes it: its features only (numbers that a CSV chunk turned
     into text taken back, see :func:`~meander.batch_text.from_text`), a label its task accepts."""
     features = {
@@ -177,7 +213,8 @@ def _fit(sample: Sample, stream: StreamConfig) -> Sample:
     if stream.task != "regression" and isinstance(label, float):
         # A class label is never a float: 1.0 is class 1, and 0.5 is the class "0.5".
         label = int(label) if label.is_integer() else str(label)
-    return dataclasses.replace(sample, features=features, label=label)
+    moment = sample.time if sample.time is not None else clock.tick()
+    return dataclasses.replace(sample, features=features, label=label, time=moment)
 
 
 def _chunks(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:

@@ -112,6 +112,18 @@ def test_decisions_are_placed_on_rows_and_the_lineage_ends_at_the_first_champion
     assert data["events_per_second"] > 0
 
 
+def test_a_backtest_is_reproducible(sea_csv: Path, sea_run: tuple[BacktestRun, Report]) -> None:
+    again = run_backtest(sea_csv, target="label")
+    try:
+        second = build_report(again)
+    finally:
+        again.close()
+    timing = ("seconds", "events_per_second")
+    first = {k: v for k, v in sea_run[1].data.items() if k not in timing}
+    assert {k: v for k, v in second.data.items() if k not in timing} == first
+    assert second.scores == sea_run[1].scores
+
+
 def test_the_command_writes_the_report_and_the_plot(sea_csv: Path, tmp_path: Path) -> None:
     out, picture = tmp_path / "report.json", tmp_path / "curve.png"
     result = runner.invoke(
