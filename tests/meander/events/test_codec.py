@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from cloudevents.core.bindings import kafka as ce_kafka
 from pydantic import TypeAdapter
 
 from meander.bus import Message
@@ -248,3 +249,11 @@ def test_json_features_validate_as_declared() -> None:
     theirs = declared.validate_json(text)
     assert list(ours.items()) == list(theirs.items())
     assert [type(v) for v in ours.values()] == [type(v) for v in theirs.values()]
+
+
+def test_the_sdk_reads_the_time_encode_stamps() -> None:
+    record = encode("t", Feedback(event_id="e", label=1), source="/s")
+    headers = dict(record.headers)
+    event = ce_kafka.from_binary_event(ce_kafka.KafkaMessage(headers, record.key, record.value))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert event.get_time() == epoch + timedelta(milliseconds=record.timestamp_ms)
