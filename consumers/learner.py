@@ -31,6 +31,7 @@ from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Feedback, ModelEvent, Prediction, decode_batch
 from meander.runtime import Runtime
+from meander.schema import Schema
 from models.inference import clean, label_problem
 
 __all__ = ["Learner"]
@@ -50,6 +51,7 @@ class Learner(Component):
         self.registry = self.checkpoints.registry
         self.notices = LifecycleNotices(runtime.bus, stream, self.registry)
         self.dead = DeadLetters(runtime.bus, self.name)
+        self.schema = Schema(stream)
         self.lease = Lease(
             runtime.store, f"meander:{stream.name}:learner:lease", stream.learning.lease_seconds
         )
@@ -130,7 +132,8 @@ class Learner(Component):
         events = self._readers.events_to_end()
         for envelope in decode_batch(events)[0]:
             event = envelope.payload
-            if isinstance(event, FeatureEvent):
+            # What the predictor dead-letters is never learned either.
+            if isinstance(event, FeatureEvent) and self.schema.violation(event.features) is None:
                 state.join.add_event(
                     event.id,
                     clean(event.features),
@@ -198,7 +201,10 @@ class Learner(Component):
         learning = self.stream.learning
         if state.races:
             self.checkpoints.write_races(state)
-        if self._since_publish >= learning.publish_every:
+        # A young model changes fastest: share it up to 16 times as often until it has learned
+        # publish_every labels (with labels // 2 as the gap, the pace halves as it grows).
+        every = learning.publish_every
+        if self._since_publish >= min(every, max(every // 16, state.labels // 2)):
             self.checkpoints.publish_models(state)
             self._since_publish = 0
         stale = time.monotonic() - self._checkpointed_at >= learning.checkpoint_seconds

@@ -221,16 +221,25 @@ def _worse(detector: Any, error: float) -> bool:
     """Update ``detector``; True only for a change for the worse.
 
     A detector on the error stream also fires when the error falls, as a young model learns;
-    that is no reason to retrain. Detectors that keep the recent errors tell the two apart:
-    after a change for the worse, what they kept (ADWIN's window, whose mean is its
-    ``estimation``; KSWIN's latest values) has a higher mean than what they had. Page-Hinkley
-    keeps no window, so every change counts: give it ``mode="up"`` to watch for rises only."""
-    before = _level(detector)
+    that is no reason to retrain. ADWIN tells the two apart: at a change it drops the oldest
+    part of its window, and the change is for the worse when the part it keeps has a higher
+    mean error than the part it dropped. (Comparing the kept part with the whole window is not
+    enough: the dropped part may hold the high errors of the model's own first steps.) KSWIN's
+    latest values are compared with what it held before. Page-Hinkley keeps no window, so every
+    change counts: give it ``mode="up"`` to watch for rises only."""
+    before, width = _level(detector), getattr(detector, "width", None)
     detector.update(error)
     if not detector.drift_detected:
         return False
     after = _level(detector)
-    return before is None or after is None or after > before
+    if before is None or after is None:
+        return True
+    kept = getattr(detector, "width", None)
+    if width is not None and kept is not None and width + 1 > kept:
+        total = before * width + error
+        dropped = (total - after * kept) / (width + 1 - kept)
+        return after > dropped
+    return after > before
 
 
 def _level(detector: Any) -> float | None:

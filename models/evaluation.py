@@ -161,7 +161,8 @@ class Prequential:
       the macro average over the classes present.
     - A `None` prediction (an untrained model) counts as wrong: no class for classification, a
       prediction of 0.0 for regression, which is what River's untrained regressors return.
-    - Log loss is `-log(proba[y_true])`, the probability clipped at 1e-15. Samples without
+    - Log loss is `-log(proba[y_true])` (or `proba[str(y_true)]`, as a served prediction's
+      probabilities are keyed in JSON), the probability clipped at 1e-15. Samples without
       probabilities are left out of it, so its rolling window is the last `window` samples that had
       some; its keys appear once one has.
     - Labels must be JSON scalars (bool, int, float or str) for `to_dict`.
@@ -200,7 +201,8 @@ class Prequential:
             return
         self._confusion.update((y_true, y_pred))
         if proba:
-            p = proba.get(y_true, 0.0)
+            # Probabilities that crossed the wire in JSON are keyed by the label's text.
+            p = proba.get(y_true, proba.get(str(y_true), 0.0))
             self._log_loss.update(
                 -math.log(p if p > _SMALLEST_PROBABILITY else _SMALLEST_PROBABILITY)
             )

@@ -237,11 +237,6 @@ def test_a_number_column_with_a_bad_value_is_still_numeric(tmp_path: Path) -> No
     assert stream.features["x0"].type == "numeric" and stream.features["x0"].required
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="the learner joins and learns events the predictor dead-letters (consumers/learner.py)",
-)
 def test_a_bad_row_is_dead_lettered(tmp_path: Path) -> None:
     path = write_stream(tmp_path, "sea", 300)
     frame = pd.read_csv(path, dtype={"x0": object})
