@@ -1,14 +1,18 @@
-"""The command line: help, config errors, topics, the demo on both backends."""
+"""The command line: help, config errors, topics, running components, the demo on both backends."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from consumers import COMPONENTS, assembly
 from meander.cli import app
+from meander.config import Settings
+from meander.exceptions import ConfigError
 
 runner = CliRunner()
 ROOT = Path(__file__).parents[2]
@@ -42,10 +46,50 @@ def test_topics_create_on_the_embedded_bus() -> None:
     assert "meander.deadletter\t1 partition(s)" in result.output
 
 
-def test_components_not_built_yet_say_so() -> None:
-    result = runner.invoke(app, ["run", "all"])
+def test_run_refuses_an_unknown_component() -> None:
+    result = runner.invoke(app, ["run", "scheduler"])
     assert result.exit_code == 2
-    assert "not in this build yet: predictor" in result.output
+    assert "Invalid value" in result.output and "scheduler" in result.output
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[str, ...], Settings]]:
+    """What ``meander run`` asked consumers.assembly to run, instead of running it."""
+    calls: list[tuple[tuple[str, ...], Settings]] = []
+
+    def run(names: Sequence[str], settings: Settings) -> None:
+        calls.append((tuple(names), settings))
+
+    monkeypatch.setattr(assembly, "run", run)
+    return calls
+
+
+def test_run_all_runs_every_component_in_one_process(
+    started: list[tuple[tuple[str, ...], Settings]],
+) -> None:
+    result = runner.invoke(app, ["run", "all"])
+    assert result.exit_code == 0, result.output
+    assert [names for names, _ in started] == [COMPONENTS]
+
+
+def test_run_one_component_with_the_settings_of_the_config_file(
+    started: list[tuple[tuple[str, ...], Settings]],
+) -> None:
+    result = runner.invoke(app, ["run", "learner", "-c", str(ROOT / "deploy/meander.toml")])
+    assert result.exit_code == 0, result.output
+    [(names, settings)] = started
+    assert names == ("learner",)
+    assert "agrawal" in [stream.name for stream in settings.streams]
+
+
+def test_run_reports_what_went_wrong_and_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(names: Sequence[str], settings: Settings) -> None:
+        raise ConfigError("stream 'x' has no features; add some")
+
+    monkeypatch.setattr(assembly, "run", fail)
+    result = runner.invoke(app, ["run", "trainer"])
+    assert result.exit_code == 1
+    assert "error: stream 'x' has no features; add some" in result.output
 
 
 def test_demo_streams_and_dead_letters_on_the_embedded_backends() -> None:
