@@ -236,8 +236,8 @@ def _worse(detector: Any, error: float) -> bool:
         return True
     kept = getattr(detector, "width", None)
     if width is not None and kept is not None and width + 1 > kept:
-        total = before * width + error
-        dropped = (total - after * kept) / (width + 1 - kept)
+        total = before * float(width) + error
+        dropped = (total - after * float(kept)) / float(width + 1 - kept)
         return after > dropped
     return after > before
 

@@ -10,12 +10,14 @@ reason and nothing stops. It ends with a summary and the lineage of the final ch
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from typing import Any
 
 import fakeredis
 import orjson
+from pydantic import SecretStr
 
 from meander import topics
 from meander.bus import Bus, MemoryBroker, MemoryBus, Record, TopicPartition
@@ -60,9 +62,13 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the loop over ``events`` samples; returns the summary it prints."""
     stream = settings.streams[0] if settings.streams else AGRAWAL
+    update: dict[str, Any] = {}
     if settings.uses_kafka:  # a fresh lineage each run, so no earlier checkpoint is resumed
         stream = stream.model_copy(update={"name": f"{stream.name}-demo-{uuid.uuid4().hex[:6]}"})
-    settings = settings.model_copy(update={"streams": [stream]})
+        if settings.model_signing_key is None:
+            # Every component of the demo runs in this process: a key of its own will do.
+            update["model_signing_key"] = SecretStr(secrets.token_hex(32))
+    settings = settings.model_copy(update={"streams": [stream], **update})
     runtime = _runtime(settings)
     backend = "Kafka + Redis" if settings.uses_kafka else "embedded bus and store"
     drift_every = max(events // 4, 1)

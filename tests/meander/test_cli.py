@@ -92,11 +92,12 @@ def test_run_reports_what_went_wrong_and_exits_1(monkeypatch: pytest.MonkeyPatch
     assert "error: stream 'x' has no features; add some" in result.output
 
 
-def test_demo_streams_and_dead_letters_on_the_embedded_backends() -> None:
-    result = runner.invoke(app, ["demo", "--events", "2000"])
+def test_demo_runs_the_loop_and_dead_letters_on_the_embedded_backends() -> None:
+    result = runner.invoke(app, ["demo", "--events", "4000"])
     assert result.exit_code == 0, result.output
-    assert "done: 2003 events" in result.output
+    assert "done: 4000 events" in result.output
     assert "3 dead-lettered" in result.output
+    assert "champion lineage: v" in result.output
 
 
 def test_demo_kafka_needs_the_servers_named() -> None:
@@ -114,7 +115,7 @@ def test_demo_on_real_kafka_and_redis(
     result = runner.invoke(app, ["demo", "--kafka", "--events", "2000"])
     assert result.exit_code == 0, result.output
     assert "on the Kafka + Redis" in result.output
-    assert "done: 2003 events" in result.output
+    assert "done: 2000 events" in result.output
 
 
 def test_demo_runs_on_a_configured_stream_of_another_name() -> None:
@@ -122,5 +123,8 @@ def test_demo_runs_on_a_configured_stream_of_another_name() -> None:
     from meander.demo import AGRAWAL, run_demo
 
     stream = AGRAWAL.model_copy(update={"name": f"loans{uuid.uuid4().hex[:6]}"})
-    counts = run_demo(Settings(streams=[stream]), events=300, echo=False)
-    assert (counts["read"], counts["dead_lettered"]) == (303, 3)
+    summary = run_demo(Settings(streams=[stream]), events=2_000, echo=False)
+    assert summary["stream"] == stream.name
+    assert summary["events"] == 2_000 and summary["dead_lettered"] == 3
+    # Four concepts in 2,000 events: the loop must notice at least one change.
+    assert summary["drifts"] and all(d >= 400 for d in summary["drifts"])
