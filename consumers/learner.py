@@ -191,9 +191,9 @@ class Learner(Component):
 
     def _watch(self, state: LearnerState, outcome: Outcome, event_id: str) -> None:
         if outcome.drift:
-            self.notices.drift(state, event_id)
+            self.notices.drift(state, event_id, outcome.error)
         elif outcome.warning:
-            self.notices.warning(state, event_id)
+            self.notices.warning(state, event_id, outcome.error)
         elif state.follow_up_at is not None and not state.races:
             self.notices.follow_up(state, event_id)
 

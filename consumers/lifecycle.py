@@ -32,12 +32,14 @@ class LifecycleNotices:
     def __init__(self, bus: Bus, stream: StreamConfig, registry: Registry) -> None:
         self.bus, self.stream, self.registry = bus, stream, registry
 
-    def drift(self, state: LearnerState, event_id: str) -> None:
+    def drift(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
+        """Alert, and ask for a retrain; ``error`` is the champion's error on the label that
+        made the detector fire."""
         detector = state.detector
         width = int(getattr(detector, "width", 0)) or None
         alert_id = new_id()
         name = type(detector).__name__
-        error = float(getattr(detector, "estimation", float("nan")))
+        error = _reported(detector, error)
         alert = Alert(
             kind="concept_drift",
             stream=self.stream.name,
@@ -76,7 +78,7 @@ class LifecycleNotices:
         )
         self.bus.publish([self._request(state, None, since, event_id, reason)])
 
-    def warning(self, state: LearnerState, event_id: str) -> None:
+    def warning(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
         window = self.stream.learning.replay_window
         if state.warned_at is not None and state.labels - state.warned_at < window:
             return
@@ -86,7 +88,7 @@ class LifecycleNotices:
             stream=self.stream.name,
             severity="warning",
             statistic=type(state.detector).__name__.lower(),
-            value=float(getattr(state.detector, "estimation", float("nan"))),
+            value=_reported(state.detector, error),
             model=self.stream.name,
             version=state.champion,
             at_event=event_id,
@@ -144,6 +146,14 @@ class LifecycleNotices:
 
     def _record(self, topic: str, payload: Any, event_id: str | None = None) -> Any:
         return encode(topic, payload, source=SOURCE, subject=self.stream.name, event_id=event_id)
+
+
+def _reported(detector: Any, error: float) -> float:
+    """An alert's value: the detector's estimate of the error or, for a detector that keeps
+    none (Page-Hinkley), the error it fired at. A NaN would be encoded as null, and no reader
+    accepts an alert whose value is not a number."""
+    estimate = getattr(detector, "estimation", None)
+    return float(estimate) if estimate is not None else float(error)
 
 
 def _since_change(state: LearnerState, width: int | None) -> int:
