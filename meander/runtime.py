@@ -11,13 +11,12 @@ One :class:`Runtime` per process; components share it and never close it themsel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import redis
 
 from meander import topics
 from meander.bus import Bus, connect_bus
+from meander.closing import Closing
 from meander.config import Settings
 from meander.store import open_store
 
@@ -25,7 +24,7 @@ __all__ = ["Runtime"]
 
 
 @dataclass
-class Runtime:
+class Runtime(Closing):
     """The settings, the bus and the store of one process."""
 
     settings: Settings
@@ -48,14 +47,3 @@ class Runtime:
     def close(self) -> None:
         self.bus.close()
         self.store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -9,12 +9,12 @@ A committed offset is the next offset to read, as in Kafka.
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple
 
+from meander.closing import Closing
 from meander.exceptions import BusError, MessageTooLarge
 
 __all__ = ["Bus", "Consumer", "Delivered", "Message", "Record", "TopicPartition"]
@@ -126,25 +126,7 @@ class Delivered(NamedTuple):
     offset: int
 
 
-class _Closing(ABC):
-    """``with`` closes it."""
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Consumer(_Closing):
+class Consumer(Closing):
     """Reads batches from a group's share of partitions, or from partitions it assigned itself."""
 
     @abstractmethod
@@ -186,7 +168,7 @@ class Consumer(_Closing):
         """Leave the group (if any) and release resources; uncommitted progress is not kept."""
 
 
-class Bus(_Closing):
+class Bus(Closing):
     """Publishes records and hands out consumers."""
 
     max_message_bytes: int = 1_000_000
