@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 
@@ -57,6 +58,9 @@ def build(
 
 def run(names: Sequence[str], settings: Settings) -> None:
     """Run the named components in this process until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     stop = stop_on_signals()
     with Runtime.open(settings) as runtime:
         run_until_stopped(build(names, runtime, stop=stop), stop)
