@@ -51,6 +51,7 @@ class Loop:
         if self.monitor is not None:
             self.after_labels.append(self.monitor)
         self.events = self.labels = 0
+        self._nudge = 0.05 if runtime.settings.uses_kafka else 0.0
 
     def feed(self, events: Sequence[Record], labels: Sequence[Record]) -> None:
         """Publish ``events``, score them, publish ``labels``, and let the loop react."""
@@ -62,6 +63,10 @@ class Loop:
             self.runtime.bus.publish(labels)
             self.labels += len(labels)
         self._until(self.learner, lambda: self.learner.handled_labels >= self.labels)
+        for component in self.after_labels[1:]:
+            # A Kafka group member joins its group only while polling with a timeout: stepped
+            # with none, the trainer would never get its partitions.
+            component.step(self._nudge)
         drain(self.after_labels)
 
     def close(self) -> None:
