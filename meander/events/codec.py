@@ -114,26 +114,16 @@ def encode(
     id_header = ("ce_id", (event_id or new_id()).encode())
     source_header = ("ce_source", source.encode())
     type_header = _TYPE_HEADERS.get(kind) or ("ce_type", kind.type.encode())
-    headers: tuple[tuple[str, bytes], ...]
-    if subject is None:
-        headers = (
-            SPECVERSION_HEADER,
-            id_header,
-            source_header,
-            type_header,
-            stamp,
-            CONTENT_TYPE_HEADER,
-        )
-    else:
-        headers = (
-            SPECVERSION_HEADER,
-            id_header,
-            source_header,
-            type_header,
-            stamp,
-            CONTENT_TYPE_HEADER,
-            ("ce_subject", subject.encode()),
-        )
+    headers: tuple[tuple[str, bytes], ...] = (
+        SPECVERSION_HEADER,
+        id_header,
+        source_header,
+        type_header,
+        stamp,
+        CONTENT_TYPE_HEADER,
+    )
+    if subject is not None:
+        headers += (("ce_subject", subject.encode()),)
     key = payload.key()
     return Record(
         topic, _json(payload), None if key is None else key.encode(), headers, None, timestamp_ms
