@@ -20,9 +20,9 @@ import time
 from typing import Any
 
 from consumers.checkpoint import Checkpoints, initial_state
-from consumers.learning import LearnerState, Outcome
+from consumers.learning import LearnerState, Outcome, lagging
 from consumers.lease import Lease
-from consumers.lifecycle import LifecycleNotices, apply_model_event
+from consumers.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
 from consumers.ordered import OrderedReader
 from meander import topics
 from meander.bus import Bus, Message, TopicPartition
@@ -196,6 +196,10 @@ class Learner(Component):
             self.notices.warning(state, event_id, outcome.error)
         elif state.follow_up_at is not None and not state.races:
             self.notices.follow_up(state, event_id)
+        elif state.follow_ups < MAX_FOLLOW_UPS and lagging(
+            state, self.stream.learning.replay_window, self.stream.task
+        ):
+            self.notices.follow_up(state, event_id, still_behind=True)
 
     def _share(self, state: LearnerState) -> None:
         learning = self.stream.learning

@@ -67,6 +67,8 @@ class LearnerState:
     drift_at: int | None = None  # labels seen at the last drift, until a promotion
     follow_ups: int = 0
     follow_up_at: int | None = None
+    error_before: float | None = None  # the champion's error level before the last drift
+    promoted_at: int | None = None
     rollback_window: int = 1_000
 
     @classmethod
@@ -130,7 +132,10 @@ class LearnerState:
                 race.update(y, answers[challenger], answers[baseline])
         if champion_error is None:
             return Outcome(False, False, float("nan"))
+        level = _level(self.detector)
         drift = _worse(self.detector, champion_error)
+        if drift and self.error_before is None:
+            self.error_before = level
         warned = self.warning is not None and _worse(self.warning, champion_error)
         warned = warned or bool(getattr(self.detector, "warning_detected", False))
         return Outcome(drift, warned, champion_error)
@@ -169,7 +174,8 @@ class LearnerState:
             self.models[version] = model
             self.metrics.setdefault(version, Prequential(self.task))  # type: ignore[arg-type]
         previous, self.champion = self.champion, version
-        self.drift_at = self.follow_up_at = None
+        # The drift episode stays open until the champion errs about as little as before it.
+        self.follow_up_at, self.promoted_at = None, self.labels
         self.races = {
             (c, version): self._race(c, version)
             for (c, _) in self.races
@@ -240,6 +246,26 @@ def _worse(detector: Any, error: float) -> bool:
         dropped = (total - after * float(kept)) / float(width + 1 - kept)
         return after > dropped
     return after > before
+
+
+def lagging(state: LearnerState, settle: int, task: str) -> bool:
+    """True when, ``settle`` labels after the last drift or promotion, the champion still errs
+    clearly more than before the drift; closes the drift episode once it errs about as little.
+    A challenger that won its race may still be a poor model: promoted while the concept was
+    changing, it can be better than the old champion and bad all the same."""
+    before = state.error_before
+    now = _level(state.detector)
+    if before is None or state.drift_at is None or now is None or state.races:
+        return False
+    if task == "regression":
+        back, clearly = before * 1.1, before * 1.5
+    else:
+        back, clearly = before + 0.05, before + 0.1
+    if now <= back:
+        state.error_before = state.drift_at = None
+        return False
+    since = state.labels - max(state.drift_at, state.promoted_at or 0)
+    return since >= settle and now > clearly
 
 
 def _level(detector: Any) -> float | None:

@@ -64,18 +64,22 @@ class LifecycleNotices:
         state.drift_at, state.follow_ups = state.labels, 0
         self.bus.publish(records)
 
-    def follow_up(self, state: LearnerState, event_id: str) -> None:
-        """Ask again once every challenger of a drift lost: by now the labels since the drift
-        are enough to warm-start a model on the new concept alone."""
+    def follow_up(self, state: LearnerState, event_id: str, *, still_behind: bool = False) -> None:
+        """Ask again once every challenger of a drift lost, or once the champion still errs
+        clearly more than before the drift: by now the labels since the drift are enough to
+        warm-start a model on the new concept alone."""
         state.follow_up_at = None
         if state.drift_at is None or self._racing(state):
             return
         state.follow_ups += 1
-        since = min(state.labels - state.drift_at, len(state.recent))
-        reason = (
-            f"no challenger beat champion v{state.champion} after the drift "
-            f"{state.labels - state.drift_at} labels ago; retraining on the labels since"
+        ago = state.labels - state.drift_at
+        since = min(ago, len(state.recent))
+        why = (
+            f"champion v{state.champion} still errs more than before the drift"
+            if still_behind
+            else f"no challenger beat champion v{state.champion} after the drift"
         )
+        reason = f"{why} {ago} labels ago; retraining on the labels since"
         self.bus.publish([self._request(state, None, since, event_id, reason)])
 
     def warning(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from river import drift, tree
 
-from consumers.learning import LearnerState, _worse
+from consumers.learning import LearnerState, _worse, lagging
 from models.inference import predict_one
 
 Served = dict[tuple[int, str], tuple[Any, dict[str, float] | None]]
@@ -214,7 +214,8 @@ def test_promote_swaps_the_champion_rebases_the_races_and_watches_the_old_one() 
     assert (state.races[(3, 2)].window, state.races[(2, 1)].window) == (50, 300)
     assert set(state.models) == {1, 2, 3}  # the old champion learns on, for the watch
     assert state.detector is not old_detector and state.detector.width == 0
-    assert marks(state) == (None, None, None)
+    # The drift episode stays open (until the champion errs as little as before it).
+    assert marks(state) == (5, None, None) and state.promoted_at == state.labels
 
 
 def marks(state: LearnerState) -> tuple[int | None, ...]:
@@ -336,3 +337,22 @@ def test_a_pickled_state_goes_on_exactly_as_the_original() -> None:
     feed(state, stream[350:])
     feed(copy, stream[350:])
     assert summary(copy, probes) == summary(state, probes)
+
+
+def test_a_champion_still_worse_than_before_the_drift_is_lagging_until_it_recovers() -> None:
+    state = start()
+    for _ in range(300):  # a champion that errs on one event in ten
+        state.evaluate({}, True, {(1, "champion"): (bool(_ % 10), None)})
+    assert state.error_before is None  # no drift yet
+    for _ in range(400):  # then on every other one: a drift for the worse
+        state.evaluate({}, True, {(1, "champion"): (bool(_ % 2), None)})
+    assert state.error_before is not None and state.error_before < 0.2
+    state.drift_at = state.labels = 1_000
+    state.labels += 50
+    assert not lagging(state, settle=100, task="binary")  # too soon after the drift
+    state.labels += 100
+    assert lagging(state, settle=100, task="binary")
+    for _ in range(2_000):  # the champion recovers
+        state.evaluate({}, True, {(1, "champion"): (True, None)})
+    assert not lagging(state, settle=100, task="binary")
+    assert (state.error_before, state.drift_at) == (None, None)  # the episode is closed
