@@ -33,7 +33,6 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +42,10 @@ from consumers.learning import LearnerState
 from meander import topics
 from meander.backtest_stream import INFER_ROWS, resolve_stream
 from meander.batch_text import from_text
-from meander.bus import MemoryBroker, MemoryBus, Record
+from meander.bus import MemoryBroker, MemoryBus
 from meander.config import Settings, StreamConfig
 from meander.exceptions import ConfigError
-from meander.loop import Loop
+from meander.loop import Loop, TickClock
 from meander.runtime import Runtime
 from meander.store.memory import memory_store
 from producers.labels import Publisher
@@ -149,7 +148,7 @@ def _replay(
     """Feed every row through the loop; the learner's final state, the event ids and labels."""
     loop = Loop(runtime, stream, monitor=monitor)
     publisher = Publisher(stream.name, label_delay=label_delay, source=SOURCE)
-    clock = _Clock()
+    clock = TickClock()
     event_ids: list[str] = []
     labels: list[Any] = []
     try:
@@ -168,40 +167,7 @@ def _replay(
     return state, event_ids, labels
 
 
-class _Clock:
-    """The backtest's own time: one millisecond per record published, from the start of the run.
-
-    The learner merges partitions by record time, then partition; with wall-clock times,
-    records published in the same millisecond would be learnt in partition order, and two runs
-    over one file would learn in different orders. One tick per record makes the order the
-    publishing order, the same in every run.
-    """
-
-    def __init__(self) -> None:
-        self.now_ms = time.time_ns() // 1_000_000
-
-    def tick(self) -> datetime:
-        self.now_ms += 1
-        return datetime.fromtimestamp(self.now_ms / 1000, UTC)
-
-    def stamp(self, records: list[Record]) -> list[Record]:
-        stamped = []
-        for record in records:
-            self.now_ms += 1
-            stamped.append(
-                Record(
-                    record.topic,
-                    record.value,
-                    record.key,
-                    record.headers,
-                    record.partition,
-                    timestamp_ms=self.now_ms,
-                )
-            )
-        return stamped
-
-
-def _fit(sample: Sample, stream: StreamConfig, clock: _Clock) -> Sample:
+def _fit(sample: Sample, stream: StreamConfig, clock: TickClock) -> Sample:
     """The sample as the stream takes it: its features only (numbers that a CSV chunk turned
     into text taken back, see :func:`~meander.batch_text.from_text`), a label its task accepts."""
     features = {

@@ -23,7 +23,7 @@ from meander import topics
 from meander.bus import Bus, MemoryBroker, MemoryBus, Record, TopicPartition
 from meander.config import Settings
 from meander.events import Alert, FeatureEvent, ModelEvent, decode_batch
-from meander.loop import Loop
+from meander.loop import Loop, TickClock
 from meander.runtime import Runtime
 from meander.store.memory import memory_store
 from models.registry import Registry
@@ -80,12 +80,14 @@ def run_demo(
     publisher = Publisher(stream.name, label_delay=label_delay, seed=42)
     started = time.monotonic()
     try:
-        loop.feed(malformed(topics.events(stream.name)), [])
+        clock = TickClock()  # record times by publishing order: every demo tells the same story
+        loop.feed(clock.stamp(malformed(topics.events(stream.name))), [])
         samples = list(source.samples(events))
         for start in range(0, events, CHUNK):
-            loop.feed(*publisher.push(samples[start : start + CHUNK]))
+            chunk_events, labels = publisher.push(samples[start : start + CHUNK])
+            loop.feed(clock.stamp(chunk_events), clock.stamp(labels))
             story.tell(loop, start + CHUNK, time.monotonic() - started)
-        loop.feed([], publisher.flush())
+        loop.feed([], clock.stamp(publisher.flush()))
         story.tell(loop, events, time.monotonic() - started, final=True)
         truth = source.drift_points(events)
         summary = _summary(loop, story, events, time.monotonic() - started, truth)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from meander.bus import Record
 from meander.component import Component, drain
 from meander.config import StreamConfig
 from meander.runtime import Runtime
 
-__all__ = ["Loop"]
+__all__ = ["Loop", "TickClock"]
 
 
 class Loop:
@@ -79,3 +80,36 @@ class Loop:
         deadline = time.monotonic() + self.patience
         while not done() and time.monotonic() < deadline:
             component.step(0.1)
+
+
+class TickClock:
+    """A run's own time: one millisecond per record published, from the start of the run.
+
+    The learner merges partitions by record time, then partition; with wall-clock times,
+    records published in the same millisecond would be learnt in partition order, and two runs
+    over one file would learn in different orders. One tick per record makes the order the
+    publishing order, the same in every run (backtests, benchmarks, the demo).
+    """
+
+    def __init__(self) -> None:
+        self.now_ms = time.time_ns() // 1_000_000
+
+    def tick(self) -> datetime:
+        self.now_ms += 1
+        return datetime.fromtimestamp(self.now_ms / 1000, UTC)
+
+    def stamp(self, records: list[Record]) -> list[Record]:
+        stamped = []
+        for record in records:
+            self.now_ms += 1
+            stamped.append(
+                Record(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    record.headers,
+                    record.partition,
+                    timestamp_ms=self.now_ms,
+                )
+            )
+        return stamped
