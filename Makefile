@@ -30,7 +30,7 @@ system-deps: ## Install redis-server, a JDK and Maven from Debian's packages whe
 	fi
 
 demo: install ## Run the demo on the embedded backends (no servers needed)
-	$(BIN)/meander demo
+	PYTHONHASHSEED=0 $(BIN)/meander demo
 
 test: install system-deps ## Run every test; starts a real Kafka broker and a real Redis
 	$(BIN)/python -m pytest
@@ -51,7 +51,7 @@ infra-down: install ## Stop what infra-up started
 	$(BIN)/python -m meander.infra down
 
 bench: install system-deps ## Run the benchmarks on a real broker; JSON in artifacts/bench/
-	$(BIN)/python -m benchmarks
+	PYTHONHASHSEED=0 $(BIN)/python -m benchmarks
 
 clean: ## Remove the virtualenv and caches (keeps the Kafka jars in .cache/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
