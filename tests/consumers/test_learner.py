@@ -250,8 +250,9 @@ def test_models_and_metrics_are_shared_every_publish_every_labels(
     publish_samples(runtime, stream, 250)
     drain([learner])
 
-    # Registered, then a snapshot each time 100 more labels were learned.
-    assert 2 <= registry.heads().revisions[champion] <= 3
+    # Registered, then a snapshot at least every 100 labels, and (while the model is young) up
+    # to 16 times as often, never more: how often depends on how the labels were batched.
+    assert 1 + 250 // 100 <= registry.heads().revisions[champion] <= 1 + 250 // (100 // 16)
     metrics = orjson.loads(runtime.store.get("meander:s:metrics") or b"{}")
     assert metrics["champion"] == champion and 100 <= metrics["labels"] <= 250
     shared, _ = registry.load(champion)
