@@ -19,7 +19,7 @@ from meander.config import StreamConfig
 from meander.events import Alert, ModelEvent, encode, new_id
 from models.registry import Registry
 
-__all__ = ["LifecycleNotices", "apply_model_event", "replay_ranges"]
+__all__ = ["LifecycleNotices", "apply_model_event", "decision", "replay_ranges"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/meander/learner"
@@ -103,15 +103,7 @@ class LifecycleNotices:
     def promoted(
         self, version: int, previous: int | None, reason: str, evidence: dict[str, Any]
     ) -> None:
-        event = ModelEvent(
-            action="promoted",
-            stream=self.stream.name,
-            model=self.stream.name,
-            version=version,
-            previous_version=previous,
-            reason=reason,
-            evidence=evidence,
-        )
+        event = decision(self.stream.name, "promoted", version, previous, reason, evidence)
         self.bus.publish([self._record(topics.MODELS, event)])
 
     @staticmethod
@@ -168,6 +160,28 @@ def _since_change(state: LearnerState, width: int | None) -> int:
     if state.warned_at is not None and state.labels - state.warned_at <= (width or 0):
         since = state.labels - state.warned_at
     return min(since, len(state.recent))
+
+
+def decision(
+    stream: str,
+    action: str,
+    version: int,
+    previous: int | None,
+    reason: str,
+    evidence: dict[str, Any],
+    at_event: str | None = None,
+) -> ModelEvent:
+    """A lifecycle decision about ``version`` of the stream's lineage, with its evidence."""
+    return ModelEvent(
+        action=action,  # type: ignore[arg-type]
+        stream=stream,
+        model=stream,
+        version=version,
+        previous_version=previous,
+        reason=reason,
+        evidence=evidence,
+        at_event=at_event,
+    )
 
 
 def replay_ranges(state: LearnerState, window: int) -> dict[str, dict[str, list[int]]]:

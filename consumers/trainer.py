@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from consumers.checkpoint import config_hash, race_key
+from consumers.lifecycle import decision
 from consumers.retraining import Candidate, candidates, replay_window
 from meander import topics
 from meander.component import Component
@@ -234,16 +235,7 @@ class Trainer(Component):
         evidence: dict[str, Any],
         at: str | None,
     ) -> ModelEvent:
-        return ModelEvent(
-            action=action,  # type: ignore[arg-type]
-            stream=self.stream.name,
-            model=self.stream.name,
-            version=version,
-            previous_version=previous,
-            reason=reason,
-            evidence=evidence,
-            at_event=at,
-        )
+        return decision(self.stream.name, action, version, previous, reason, evidence, at)
 
     def _publish(self, events: list[ModelEvent]) -> None:
         if events:
