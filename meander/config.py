@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.exceptions import SettingsError
 
 from meander.exceptions import ConfigError
+from meander.service_config import ServiceSettings
 
 __all__ = [
     "DriftSettings",
@@ -305,6 +306,7 @@ class Settings(BaseSettings):
     streams: list[StreamConfig] = Field(default_factory=list)
     producer: ProducerSettings = ProducerSettings()
     notifier: NotifierSettings = NotifierSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @field_validator("redis_url")
     @classmethod

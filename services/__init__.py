@@ -1,4 +1,6 @@
-"""The HTTP service: health, readiness and metrics today; the full API grows here."""
+"""The HTTP service (``meander serve``): publish events and feedback, get predictions (by id, SSE,
+WebSocket, sync, batch), alerts and webhook subscriptions, models and their decisions, stream
+profiles, the dashboard, health and metrics."""
 
 from services.app import create_app
 

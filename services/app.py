@@ -1,32 +1,89 @@
-"""The FastAPI application: liveness, readiness against the real backends, Prometheus metrics.
+"""The FastAPI application: the /v1 API, health and readiness, metrics, the dashboard.
 
-Readiness talks to Kafka and Redis with blocking clients, so its handlers are plain ``def``:
-FastAPI runs them in its thread pool and the event loop never waits on the network.
+Routes that touch Kafka or Redis are plain ``def``: FastAPI runs them in its thread pool, so
+the event loop never waits on the network. Live streams (SSE, WebSocket) read in worker
+threads and hand messages to the loop.
+
+>>> from fastapi.testclient import TestClient
+>>> TestClient(create_app(Settings())).get("/healthz").json()
+{'status': 'ok'}
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+import redis
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from meander.bus import connect_bus
 from meander.config import Settings
-from meander.exceptions import MeanderError
+from meander.exceptions import BusUnavailable, MeanderError, StoreUnavailable
+from meander.runtime import Runtime
 from meander.store import open_store
+from services import alerts, batch, dashboard, models, predict, predictions, publish, streams
+from services.background import Background
+from services.context import Service, unavailable
+from services.limits import BodyLimit
 
 __all__ = ["create_app"]
 
+API_ROUTERS = (
+    publish.router,
+    predict.router,
+    predictions.router,
+    batch.router,
+    alerts.router,
+    models.router,
+    streams.router,
+)
 
-def create_app(settings: Settings) -> FastAPI:
-    """The service for ``settings``; backends are connected per readiness check, not at import."""
-    app = FastAPI(title="meander", version="0.1.0", summary="Streaming MLOps for online models")
 
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """The service for ``settings``; ``runtime`` shares already open backends (the demo's).
+
+    Without one, the backends are connected on first use. ``service.components`` are run in a
+    background thread for the app's lifetime.
+    """
+    service = Service(settings, runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        background = Background(service, settings.service.components)
+        app.state.background = background
+        background.start()
+        try:
+            yield
+        finally:
+            background.stop()
+            if runtime is None and service.opened is not None:
+                service.opened.close()
+
+    app = FastAPI(
+        title="meander",
+        version="0.1.0",
+        summary="Streaming MLOps for online models",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.keys = service.keys
+    app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
+    for failure in (redis.ConnectionError, redis.TimeoutError, BusUnavailable, StoreUnavailable):
+        app.add_exception_handler(failure, _unavailable(settings))
+    for router in API_ROUTERS:
+        app.include_router(router, prefix="/v1")
+    app.include_router(dashboard.router)
+    _operations(app, settings)
+    return app
+
+
+def _operations(app: FastAPI, settings: Settings) -> None:
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        """The process is alive."""
+    async def healthz() -> dict[str, str]:
+        """The process is alive (answered on the event loop: it measures the loop's health)."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])
@@ -44,7 +101,15 @@ def create_app(settings: Settings) -> FastAPI:
         """Prometheus exposition of this process's registry."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+
+def _unavailable(settings: Settings) -> Callable[[Request, Exception], Response]:
+    def answer(_request: Request, error: Exception) -> Response:
+        failure = unavailable(settings, error)
+        return JSONResponse(
+            {"detail": failure.detail}, status_code=failure.status_code, headers=failure.headers
+        )
+
+    return answer
 
 
 def _check(probe: Callable[[], object]) -> str:

@@ -1,0 +1,79 @@
+"""The HTTP service's settings: who may call it, how much they may send, what it runs beside.
+
+An API key is never configured in the clear: ``api_keys`` holds its SHA-256 digest, which
+``meander keys new`` prints beside the key itself (shown once).
+
+>>> ServiceSettings(api_keys=[ApiKey(name="ci", digest="sha256:" + "0" * 64, scopes=["read"])])
+... # doctest: +ELLIPSIS
+ServiceSettings(api_keys=[ApiKey(name='ci', digest='sha256:000...', scopes=['read'])], ...)
+>>> ApiKey(name="ci", digest="0" * 64, scopes=["read"])
+Traceback (most recent call last):
+  ...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for ApiKey
+digest
+  String should match pattern '^sha256:[0-9a-f]{64}$' ...
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+
+__all__ = ["SCOPES", "ApiKey", "Scope", "ServiceSettings"]
+
+Scope = Literal["publish", "read", "admin"]
+SCOPES: tuple[Scope, ...] = ("publish", "read", "admin")
+
+
+class ApiKey(BaseModel):
+    """One caller: a name for the logs, the digest of its key, what it may do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    digest: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="sha256: and the hex SHA-256 of the key, as `meander keys new` prints it",
+    )
+    scopes: list[Scope] = Field(min_length=1, description="admin implies read and publish")
+
+
+class ServiceSettings(BaseModel):
+    """``[service]``: keys, limits, retries, webhook targets, components run in the service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    anonymous_scopes: list[Scope] = Field(
+        default_factory=list,
+        description="what a request without a key may do; empty answers 401 (the demo opens all)",
+    )
+    max_body_bytes: PositiveInt = Field(
+        default=16 * 1024 * 1024, description="larger request bodies get 413"
+    )
+    max_batch_events: PositiveInt = Field(
+        default=10_000, description="events or labels one publish request may carry"
+    )
+    publish_attempts: PositiveInt = Field(
+        default=3, description="tries before a publish the broker did not acknowledge gets 503"
+    )
+    publish_timeout_seconds: PositiveFloat = Field(
+        default=5.0, description="how long each try waits for the broker's acknowledgement"
+    )
+    retry_after_seconds: NonNegativeInt = Field(
+        default=5, description="the Retry-After of a 503 while Kafka or Redis is unavailable"
+    )
+    prediction_ttl_seconds: PositiveInt = Field(
+        default=86_400, description="how long a prediction can be fetched by its event id"
+    )
+    allow_private_webhooks: bool = Field(
+        default=False,
+        description="let subscriptions target loopback, link-local and private addresses",
+    )
+    components: list[
+        Literal["learner", "predictor", "trainer", "monitor", "notifier", "producer"]
+    ] = Field(
+        default_factory=list,
+        description="loop components to run inside the service process (`meander serve --with`)",
+    )

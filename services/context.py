@@ -1,0 +1,103 @@
+"""What every route is given: the settings, the open backends, the keys, the stream asked for.
+
+Routes take these as FastAPI dependencies (``ServiceDep``, ``StreamDep``), so no route reaches
+for a global and tests build an app per case.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
+
+from meander.bus import Delivered, Record
+from meander.config import Settings, StreamConfig
+from meander.exceptions import BusError, MessageTooLarge, StoreUnavailable
+from meander.runtime import Runtime
+from services.auth import ApiKeys
+
+__all__ = ["Service", "ServiceDep", "StreamDep", "unavailable"]
+
+
+@dataclass
+class Service:
+    """One service process: its settings, its backends and the keys it accepts.
+
+    The backends are connected on first use, not at start-up, so the service comes up while
+    Kafka or Redis is still down: ``/readyz`` says which, and other routes answer 503.
+    """
+
+    settings: Settings
+    opened: Runtime | None = None
+    keys: ApiKeys = field(init=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        service = self.settings.service
+        self.keys = ApiKeys(service.api_keys, service.anonymous_scopes)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The open bus and store; 503 when they cannot be reached (from a worker thread)."""
+        if self.opened is None:
+            with self._lock:
+                if self.opened is None:
+                    try:
+                        self.opened = Runtime.open(self.settings)
+                    except (BusError, StoreUnavailable) as error:
+                        raise unavailable(self.settings, error) from None
+        return self.opened
+
+    def stream(self, name: str) -> StreamConfig:
+        """The configured stream ``name``; 404 naming the known ones otherwise."""
+        for stream in self.settings.streams:
+            if stream.name == name:
+                return stream
+        known = ", ".join(s.name for s in self.settings.streams) or "none"
+        raise HTTPException(404, f"unknown stream {name!r}; configured streams: {known}")
+
+    def publish(self, records: Sequence[Record]) -> list[Delivered]:
+        """Publish and wait for the broker's acknowledgement, retrying; 503 when it never comes.
+
+        Called from a worker thread (a plain ``def`` route), never on the event loop.
+        """
+        service = self.settings.service
+        for attempt in range(service.publish_attempts):
+            try:
+                return self.runtime.bus.publish(records, timeout=service.publish_timeout_seconds)
+            except MessageTooLarge as error:
+                raise HTTPException(413, str(error)) from None
+            except BusError as error:
+                if attempt + 1 == service.publish_attempts:
+                    raise unavailable(self.settings, error) from None
+                time.sleep(min(2.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable: publish_attempts is positive")
+
+
+def unavailable(settings: Settings, error: Exception) -> HTTPException:
+    """503 with Retry-After: the request was not done, and may be sent again as it is."""
+    return HTTPException(
+        503,
+        f"{error}; nothing was kept, send the request again",
+        headers={"Retry-After": str(settings.service.retry_after_seconds)},
+    )
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _stream(
+    request: Request,
+    stream: Annotated[str, Path(description="the stream's name", examples=["fraud"])],
+) -> StreamConfig:
+    return _service(request).stream(stream)
+
+
+ServiceDep = Annotated[Service, Depends(_service)]
+StreamDep = Annotated[StreamConfig, Depends(_stream)]
