@@ -24,7 +24,17 @@ from meander.config import Settings
 from meander.exceptions import BusUnavailable, MeanderError, StoreUnavailable
 from meander.runtime import Runtime
 from meander.store import open_store
-from services import alerts, batch, dashboard, models, predict, predictions, publish, streams
+from services import (
+    alerts,
+    batch,
+    dashboard,
+    feeds,
+    models,
+    predict,
+    predictions,
+    publish,
+    streams,
+)
 from services.background import Background
 from services.context import Service, unavailable
 from services.limits import BodyLimit
@@ -35,6 +45,7 @@ API_ROUTERS = (
     publish.router,
     predict.router,
     predictions.router,
+    feeds.router,
     batch.router,
     alerts.router,
     models.router,
