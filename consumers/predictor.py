@@ -28,10 +28,14 @@ from models.inference import clean, predict_many
 from models.registry import Heads, Registry
 from models.signing import signer_for
 
-__all__ = ["Predictor"]
+__all__ = ["SERVED_SOURCE", "Predictor"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/meander/predictor"
+SERVED_SOURCE = "/meander/service/predict"
+"""The CloudEvents source of events the service scored synchronously (``POST .../predict``):
+their champion prediction is already on ``S.predictions``, so predictors pass them by; the
+learner and the monitor read them like any other."""
 
 
 class Predictor(Component):
@@ -59,6 +63,7 @@ class Predictor(Component):
         self.champion: int | None = None
         self.challengers: tuple[int, ...] = ()
         self.scored = 0
+        self.served_elsewhere = 0
 
     def step(self, timeout: float = 0.0) -> int:
         if not self._refresh(self.registry.heads()):
@@ -72,6 +77,9 @@ class Predictor(Component):
         )
         events: list[FeatureEvent] = []
         for envelope in envelopes:
+            if envelope.source == SERVED_SOURCE:
+                self.served_elsewhere += 1
+                continue
             event = envelope.payload
             problem = (
                 f"expected {FeatureEvent.type} on {envelope.message.topic}, got {envelope.type}"
@@ -91,8 +99,8 @@ class Predictor(Component):
 
     @property
     def handled(self) -> int:
-        """Events read so far: scored or dead-lettered."""
-        return self.scored + self.dead.count
+        """Events read so far: scored, dead-lettered, or already served by the service."""
+        return self.scored + self.dead.count + self.served_elsewhere
 
     def close(self) -> None:
         self.consumer.close()

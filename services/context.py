@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -18,7 +19,9 @@ from meander.bus import Delivered, Record
 from meander.config import Settings, StreamConfig
 from meander.exceptions import BusError, MessageTooLarge, StoreUnavailable
 from meander.runtime import Runtime
+from meander.schema import Schema
 from services.auth import ApiKeys
+from services.champions import Champions
 
 __all__ = ["Service", "ServiceDep", "StreamDep", "unavailable"]
 
@@ -35,6 +38,7 @@ class Service:
     opened: Runtime | None = None
     keys: ApiKeys = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _schemas: dict[str, Schema] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         service = self.settings.service
@@ -60,6 +64,18 @@ class Service:
         known = ", ".join(s.name for s in self.settings.streams) or "none"
         raise HTTPException(404, f"unknown stream {name!r}; configured streams: {known}")
 
+    @cached_property
+    def champions(self) -> Champions:
+        """The champions synchronous predictions are answered with."""
+        return Champions(self.runtime.store, self.settings)
+
+    def schema(self, stream: StreamConfig) -> Schema:
+        """The compiled checks of ``stream``, built once."""
+        schema = self._schemas.get(stream.name)
+        if schema is None:
+            schema = self._schemas[stream.name] = Schema(stream)
+        return schema
+
     def publish(self, records: Sequence[Record]) -> list[Delivered]:
         """Publish and wait for the broker's acknowledgement, retrying; 503 when it never comes.
 
@@ -78,11 +94,11 @@ class Service:
         raise AssertionError("unreachable: publish_attempts is positive")
 
 
-def unavailable(settings: Settings, error: Exception) -> HTTPException:
+def unavailable(settings: Settings, reason: Exception | str) -> HTTPException:
     """503 with Retry-After: the request was not done, and may be sent again as it is."""
     return HTTPException(
         503,
-        f"{error}; nothing was kept, send the request again",
+        f"{reason}; nothing was kept, send the request again later",
         headers={"Retry-After": str(settings.service.retry_after_seconds)},
     )
 

@@ -1,9 +1,107 @@
-"""Routes under construction in this change (filled by its own commit)."""
+"""Publishing events and feedback over HTTP: one, a JSON array, or NDJSON.
+
+The answer comes after the broker acknowledged every record, with the ids to join feedback to
+later. An event outside the stream's schema, or a label of the wrong type for the stream's task,
+is refused with 422 naming the item and the field, and nothing of that request is published.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-__all__ = ["router"]
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-router = APIRouter()
+from meander import topics
+from meander.events import FeatureEvent, Feedback, encode
+from meander.schema import Schema
+from models.inference import label_problem
+from services.auth import require
+from services.bodies import invalid, items, request_body, validated
+from services.context import ServiceDep, StreamDep
+
+__all__ = ["Published", "router"]
+
+SOURCE = "/meander/service"
+
+router = APIRouter(tags=["publish"], dependencies=[Depends(require("publish"))])
+
+ContentType = Annotated[str, Header(include_in_schema=False)]
+
+_EVENT = {"id": "tx-1001", "features": {"amount": 129.5, "country": "NL"}}
+_FEEDBACK = {"event_id": "tx-1001", "label": True}
+
+
+class Published(BaseModel):
+    """What the broker acknowledged."""
+
+    stream: str = Field(examples=["fraud"])
+    count: int = Field(examples=[1])
+    ids: list[str] = Field(description="event ids, in the order sent", examples=[["tx-1001"]])
+
+
+@router.post(
+    "/streams/{stream}/events",
+    status_code=202,
+    summary="Publish events (one, an array, or NDJSON)",
+    response_model=Published,
+    openapi_extra=request_body(FeatureEvent.model_json_schema(), _EVENT),
+    responses={413: {"description": "too many events"}, 503: {"description": "broker down"}},
+)
+async def publish_events(
+    request: Request,
+    service: ServiceDep,
+    stream: StreamDep,
+    content_type: ContentType = "application/json",
+) -> Published:
+    """Check each event against the stream's schema, publish them to ``S.events``."""
+    raw = items(await request.body(), content_type)
+    events = validated(FeatureEvent, raw, service.settings.service.max_batch_events)
+    _check_schema(service.schema(stream), events)
+    records = [
+        encode(topics.events(stream.name), event, source=SOURCE, event_id=event.id, time=event.time)
+        for event in events
+    ]
+    await run_in_threadpool(service.publish, records)
+    return Published(stream=stream.name, count=len(events), ids=[e.id for e in events])
+
+
+@router.post(
+    "/streams/{stream}/feedback",
+    status_code=202,
+    summary="Publish true labels (one, an array, or NDJSON)",
+    response_model=Published,
+    openapi_extra=request_body(Feedback.model_json_schema(), _FEEDBACK),
+    responses={413: {"description": "too many labels"}, 503: {"description": "broker down"}},
+)
+async def publish_feedback(
+    request: Request,
+    service: ServiceDep,
+    stream: StreamDep,
+    content_type: ContentType = "application/json",
+) -> Published:
+    """Check each label's type against the stream's task, publish them to ``S.feedback``."""
+    raw = items(await request.body(), content_type)
+    labels = validated(Feedback, raw, service.settings.service.max_batch_events)
+    for index, feedback in enumerate(labels):
+        if (problem := label_problem(feedback.label, stream.task)) is not None:
+            raise invalid([index, "label"], f"{problem} ({stream.name} is {stream.task})")
+    records = [
+        encode(topics.feedback(stream.name), label, source=SOURCE, time=label.observed_at)
+        for label in labels
+    ]
+    await run_in_threadpool(service.publish, records)
+    return Published(stream=stream.name, count=len(labels), ids=[f.event_id for f in labels])
+
+
+def _check_schema(schema: Schema, events: list[FeatureEvent]) -> None:
+    problems: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        if (problem := schema.violation(event.features)) is not None:
+            problems.append(
+                {"loc": ["body", index, "features"], "msg": problem, "type": "value_error"}
+            )
+    if problems:
+        raise RequestValidationError(problems)
