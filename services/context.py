@@ -98,7 +98,7 @@ def unavailable(settings: Settings, reason: Exception | str) -> HTTPException:
     """503 with Retry-After: the request was not done, and may be sent again as it is."""
     return HTTPException(
         503,
-        f"{reason}; nothing was kept, send the request again later",
+        f"{reason}; send the request again later (event ids make a repeat recognisable)",
         headers={"Retry-After": str(settings.service.retry_after_seconds)},
     )
 

@@ -1,0 +1,77 @@
+"""A broker that goes away: the service retries, answers 503 with Retry-After, and loses nothing
+it acknowledged; once the broker is back, publishing works again without a restart."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from meander import topics
+from meander.bus import TopicPartition, connect_bus
+from meander.config import Settings, StreamConfig
+from meander.events import decode_batch
+from meander.infra.kafka import LocalKafka
+from tests.services.conftest import Serve
+
+pytestmark = pytest.mark.integration
+
+
+def acknowledged_ids(settings: Settings, stream: str) -> set[str]:
+    with connect_bus(settings) as bus:
+        topic = topics.events(stream)
+        parts = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
+        with bus.assign(parts) as consumer:
+            ends = consumer.end_offsets(parts)
+            messages = []
+            while any(consumer.position(p) < ends[p] for p in parts):
+                messages += consumer.consume(1000, 1.0)
+    envelopes, _ = decode_batch(messages)
+    return {envelope.id for envelope in envelopes}
+
+
+def test_publish_through_a_broker_outage(tmp_path: Path, redis_url: str, serve: Serve) -> None:
+    kafka = LocalKafka(data_dir=tmp_path / "kafka")
+    kafka.start(timeout=120)
+    try:
+        stream = f"outage{uuid.uuid4().hex[:8]}"
+        settings = Settings(
+            kafka_bootstrap=kafka.bootstrap,
+            redis_url=redis_url,
+            kafka_timeout_seconds=3,
+            model_signing_key="a test key that is long enough to sign",
+            streams=[StreamConfig(name=stream, task="binary", features={"x": {}})],
+            service={
+                "anonymous_scopes": ["publish"],
+                "publish_attempts": 2,
+                "publish_timeout_seconds": 1,
+                "retry_after_seconds": 7,
+            },
+        )
+        url = f"{serve(settings)}/v1/streams/{stream}/events"
+        accepted: list[str] = []
+
+        def publish(event_id: str) -> httpx.Response:
+            answer = httpx.post(url, json={"id": event_id, "features": {"x": 1}}, timeout=30)
+            if answer.status_code == 202:
+                accepted.append(event_id)
+            return answer
+
+        assert publish("before").status_code == 202
+        kafka.stop()
+        down = publish("during")
+        assert down.status_code == 503
+        assert down.headers["Retry-After"] == "7"
+        assert "did not acknowledge" in down.json()["detail"]
+        kafka.start(timeout=120)
+        deadline = time.monotonic() + 60
+        while publish("after").status_code != 202:
+            assert time.monotonic() < deadline, "publishing never recovered after the restart"
+            time.sleep(0.5)
+        assert set(accepted) <= acknowledged_ids(settings, stream)
+        assert {"before", "after"} <= set(accepted)
+    finally:
+        kafka.stop()

@@ -1,0 +1,162 @@
+"""Publishing events and feedback over HTTP, on the embedded backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from meander import topics
+from meander.config import StreamConfig
+from meander.runtime import Runtime
+from services import create_app
+from services.auth import new_key
+from tests.conftest import MakeRuntime, ReadTopic
+
+OPEN = {"anonymous_scopes": ["publish", "read", "admin"]}
+
+
+@pytest.fixture
+def credit() -> StreamConfig:
+    return StreamConfig(
+        name="credit",
+        task="binary",
+        features={
+            "age": {"type": "numeric", "minimum": 18, "maximum": 120},
+            "car": {"type": "categorical", "categories": ["bike", "car"], "required": False},
+        },
+    )
+
+
+def client_for(runtime: Runtime) -> TestClient:
+    return TestClient(create_app(runtime.settings, runtime=runtime))
+
+
+@pytest.fixture
+def runtime(make_runtime: MakeRuntime, credit: StreamConfig) -> Runtime:
+    return make_runtime(credit, service=OPEN)
+
+
+def test_one_event_is_published_with_its_id(runtime: Runtime, read_topic: ReadTopic) -> None:
+    answer = client_for(runtime).post(
+        "/v1/streams/credit/events", json={"id": "e1", "features": {"age": 40, "car": "bike"}}
+    )
+    assert answer.status_code == 202
+    assert answer.json() == {"stream": "credit", "count": 1, "ids": ["e1"]}
+    [event] = read_topic(runtime, topics.events("credit"))
+    assert (event.id, event.payload.features) == ("e1", {"age": 40, "car": "bike"})  # type: ignore[attr-defined]
+
+
+def test_an_array_and_ndjson_publish_every_event(runtime: Runtime, read_topic: ReadTopic) -> None:
+    client = client_for(runtime)
+    batch = [{"features": {"age": age, "car": "car"}} for age in (20, 30)]
+    assert client.post("/v1/streams/credit/events", json=batch).json()["count"] == 2
+    lines = b'{"id": "n1", "features": {"age": 50}}\n\n{"id": "n2", "features": {"age": 60}}\n'
+    answer = client.post(
+        "/v1/streams/credit/events",
+        content=lines,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert answer.json()["ids"] == ["n1", "n2"]
+    assert len(read_topic(runtime, topics.events("credit"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "words"),
+    [
+        ([{"features": {"age": 40}}, {"features": {"age": 130}}], [1, "features"], "maximum 120"),
+        ([{"features": {"age": 40, "colour": "red"}}], [0, "features"], "unknown feature"),
+        ([{"features": {"age": 40}}, {"feature": {}}], [1, "features"], "Field required"),
+        ({"features": {"age": 40}, "id": ""}, [0, "id"], "at least 1 character"),
+        ([], [], "holds no items"),
+    ],
+)
+def test_a_wrong_event_is_named_and_nothing_is_published(
+    runtime: Runtime, read_topic: ReadTopic, body: Any, where: list[Any], words: str
+) -> None:
+    answer = client_for(runtime).post("/v1/streams/credit/events", json=body)
+    assert answer.status_code == 422
+    problem = answer.json()["detail"][0]
+    assert problem["loc"][: len(where) + 1] == ["body", *where]
+    assert words in problem["msg"]
+    assert read_topic(runtime, topics.events("credit")) == []
+
+
+def test_malformed_json_and_other_media_types_are_refused(runtime: Runtime) -> None:
+    client = client_for(runtime)
+    broken = client.post(
+        "/v1/streams/credit/events", content=b"[{", headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 422
+    assert "not valid JSON" in broken.json()["detail"][0]["msg"]
+    bad_line = client.post(
+        "/v1/streams/credit/events",
+        content=b'{"features": {"age": 40}}\n{oops\n',
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert bad_line.json()["detail"][0]["loc"] == ["body", 1]
+    xml = client.post(
+        "/v1/streams/credit/events", content=b"<e/>", headers={"Content-Type": "text/xml"}
+    )
+    assert xml.status_code == 415
+
+
+def test_limits_on_batch_size_and_body_size(
+    make_runtime: MakeRuntime, credit: StreamConfig
+) -> None:
+    runtime = make_runtime(credit, service={**OPEN, "max_batch_events": 2, "max_body_bytes": 500})
+    client = client_for(runtime)
+    three = [{"features": {"age": 40}}] * 3
+    assert client.post("/v1/streams/credit/events", json=three).status_code == 413
+    huge = {"features": {"age": 40}, "entity": "x" * 600}
+    answer = client.post("/v1/streams/credit/events", json=huge)
+    assert answer.status_code == 413
+    assert "limit of 500 bytes" in answer.json()["detail"]
+
+
+def test_an_unknown_stream_is_404_naming_the_known_ones(runtime: Runtime) -> None:
+    answer = client_for(runtime).post("/v1/streams/nope/events", json={"features": {}})
+    assert answer.status_code == 404
+    assert "configured streams: credit" in answer.json()["detail"]
+
+
+def test_feedback_is_published_and_a_wrong_label_type_refused(
+    make_runtime: MakeRuntime, read_topic: ReadTopic
+) -> None:
+    price = StreamConfig(name="price", task="regression", features={"size": {}})
+    runtime = make_runtime(price, service=OPEN)
+    client = client_for(runtime)
+    good = client.post("/v1/streams/price/feedback", json=[{"event_id": "e1", "label": 12.5}])
+    assert (good.status_code, good.json()["ids"]) == (202, ["e1"])
+    [label] = read_topic(runtime, topics.feedback("price"))
+    assert label.payload.label == 12.5  # type: ignore[attr-defined]
+    wrong = client.post("/v1/streams/price/feedback", json={"event_id": "e2", "label": "high"})
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"] == ["body", 0, "label"]
+    assert "not a number" in wrong.json()["detail"][0]["msg"]
+
+
+def test_keys_and_scopes(make_runtime: MakeRuntime, credit: StreamConfig) -> None:
+    publisher, publisher_digest = new_key()
+    reader, reader_digest = new_key()
+    runtime = make_runtime(
+        credit,
+        service={
+            "api_keys": [
+                {"name": "ingest", "digest": publisher_digest, "scopes": ["publish"]},
+                {"name": "viewer", "digest": reader_digest, "scopes": ["read"]},
+            ]
+        },
+    )
+    client = client_for(runtime)
+    event = {"features": {"age": 40}}
+    url = "/v1/streams/credit/events"
+    missing = client.post(url, json=event)
+    assert (missing.status_code, missing.headers["WWW-Authenticate"]) == (401, "Bearer")
+    assert client.post(url, json=event, headers={"X-API-Key": "mnd_forged"}).status_code == 401
+    forbidden = client.post(url, json=event, headers={"X-API-Key": reader})
+    assert forbidden.status_code == 403
+    assert "'viewer' lacks the 'publish' scope" in forbidden.json()["detail"]
+    bearer = {"Authorization": f"Bearer {publisher}"}
+    assert client.post(url, json=event, headers=bearer).status_code == 202
