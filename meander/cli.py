@@ -11,7 +11,8 @@ import typer
 from consumers import AVAILABLE, COMPONENTS
 from meander import topics
 from meander.bus import connect_bus
-from meander.config import Settings, load_settings
+from meander.cli_options import ConfigOption, fail, settings_from
+from meander.cli_serve import keys_app, serve
 from meander.exceptions import MeanderError
 
 __all__ = ["app"]
@@ -32,31 +33,10 @@ infra_app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 app.add_typer(config_app, name="config")
 app.add_typer(infra_app, name="infra")
+app.add_typer(keys_app, name="keys")
+app.command()(serve)
 
 Component = enum.Enum("Component", {name: name for name in (*COMPONENTS, "all")})  # type: ignore[misc]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML config file (default: $MEANDER_CONFIG).",
-        exists=True,
-        dir_okay=False,
-    ),
-]
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except MeanderError as error:
-        typer.secho(str(error), fg="red", err=True)
-        raise typer.Exit(2) from None
-
-
-def _fail(error: MeanderError) -> typer.Exit:
-    typer.secho(f"error: {error}", fg="red", err=True)
-    return typer.Exit(1)
 
 
 @app.command()
@@ -74,7 +54,7 @@ def demo(
     """Stream a drifting synthetic dataset through meander and report what happens."""
     from meander.demo import run_demo
 
-    settings = _settings(config)
+    settings = settings_from(config)
     if kafka and not (settings.uses_kafka and settings.uses_redis):
         typer.secho(
             "--kafka needs MEANDER_KAFKA_BOOTSTRAP and MEANDER_REDIS_URL "
@@ -88,7 +68,7 @@ def demo(
     try:
         run_demo(settings, events=events)
     except MeanderError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
 
 
 @app.command()
@@ -105,41 +85,21 @@ def run(
     from consumers.assembly import run as run_components
 
     try:
-        run_components(names, _settings(config))
+        run_components(names, settings_from(config))
     except MeanderError as error:
-        raise _fail(error) from None
-
-
-@app.command()
-def serve(
-    config: ConfigOption = None,
-    host: Annotated[str | None, typer.Option(help="Bind address (default: api_host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: api_port).")] = None,
-) -> None:
-    """Serve the HTTP API (health, readiness, metrics)."""
-    import uvicorn
-
-    from services import create_app
-
-    settings = _settings(config)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_level=settings.log_level.lower(),
-    )
+        raise fail(error) from None
 
 
 @topics_app.command("create")
 def topics_create(config: ConfigOption = None) -> None:
     """Create every topic the configured streams need (existing ones are left alone)."""
-    settings = _settings(config)
+    settings = settings_from(config)
     layout = topics.layout(settings.streams)
     try:
         with connect_bus(settings) as bus:
             bus.create_topics(layout)
     except MeanderError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     for name, partitions in layout.items():
         typer.echo(f"{name}\t{partitions} partition(s)")
 
@@ -147,7 +107,7 @@ def topics_create(config: ConfigOption = None) -> None:
 @config_app.command("check")
 def config_check(config: ConfigOption = None) -> None:
     """Validate the configuration and print it as meander sees it."""
-    settings = _settings(config)
+    settings = settings_from(config)
     typer.echo(settings.model_dump_json(indent=2))
 
 
@@ -246,7 +206,7 @@ def backtest(
     from meander.backtest_report import build_report, summary
     from meander.exceptions import ConfigError
 
-    settings = _settings(config)
+    settings = settings_from(config)
     try:
         run = run_backtest(
             file,
@@ -261,7 +221,7 @@ def backtest(
     except ConfigError as error:
         raise _refuse(error) from None
     except MeanderError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     try:
         report = build_report(run)
     finally:
@@ -289,7 +249,7 @@ def export(
     from meander.exceptions import ConfigError
     from models.export import export_model, sidecar_path
 
-    settings = _settings(config)
+    settings = settings_from(config)
     try:
         registry, _ = open_registry(settings, stream)
         chosen = version if version is not None else registry.champion()
@@ -298,7 +258,7 @@ def export(
     except ConfigError as error:
         raise _refuse(error) from None
     except MeanderError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     assert entry is not None  # export_model refuses a registry without a champion
     typer.echo(f"{path}\nversion {entry.version} of stream {registry.stream!r}\nspec {entry.spec}")
     typer.echo(f"description: {sidecar_path(path)}")
@@ -331,7 +291,7 @@ def predict(
     from meander.batch_model import load_serving_model
     from meander.exceptions import ConfigError
 
-    settings = _settings(config)
+    settings = settings_from(config)
     try:
         model, config_of_stream, origin = load_serving_model(settings, stream, model_file)
         task = config_of_stream.task if config_of_stream is not None else model_task(model)
@@ -339,7 +299,7 @@ def predict(
     except ConfigError as error:
         raise _refuse(error) from None
     except MeanderError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     typer.echo(
         f"{result.path}: {result.rows} rows, {result.scored} scored, {result.rejected} not "
         f"(see the error column), with {origin}"
