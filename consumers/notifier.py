@@ -7,7 +7,13 @@ structured-mode JSON, which it
   per-stream channel ``meander:alerts:{stream}``;
 - appends to the capped Redis stream ``meander:alerts:log`` (or ``meander:models:log``), fields
   ``id``, ``kind``, ``stream`` and ``event``, from which a late subscriber catches up;
-- POSTs to every configured webhook whose filters match (see :mod:`consumers.webhooks`).
+- POSTs to every configured webhook and every subscription (:mod:`services.subscriptions`)
+  whose filters match, signed (see :mod:`consumers.webhooks`), and records how each delivery to
+  a subscription ended.
+
+Notifiers share a consumer group, so each event is delivered by one of them however many run.
+Each reloads the subscriptions when their revision counter moved, checked after every read, so
+a subscription made before an event was published receives it.
 
 Offsets are committed once an event is on Redis and in the webhook outboxes, so an event is
 announced at least once; a webhook's ``X-Meander-Event-Id`` lets it drop repeats.
@@ -34,10 +40,10 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import orjson
-
-from consumers.webhooks import Notice, Webhooks
+from consumers.deliveries import Outcome, Webhooks
+from consumers.webhooks import Notice, Webhook, structured
 from meander import topics
 from meander.bus import Message, TopicPartition
 from meander.component import Component, run_until_stopped, stop_on_signals
@@ -45,6 +51,9 @@ from meander.config import Settings
 from meander.deadletter import DeadLetters
 from meander.events import Alert, Envelope, ModelEvent, decode_batch
 from meander.runtime import Runtime
+
+if TYPE_CHECKING:
+    from services.subscriptions import Delivery, Subscriptions
 
 __all__ = ["LOG_LENGTH", "Notifier", "channel", "log_key", "main", "structured"]
 
@@ -71,29 +80,13 @@ def log_key(family: str) -> str:
     return f"meander:{family}:log"
 
 
-def structured(envelope: Envelope) -> bytes:
-    """The event as CloudEvents structured-mode JSON, the body of every announcement."""
-    event: dict[str, object] = {
-        "specversion": "1.0",
-        "id": envelope.id,
-        "source": envelope.source,
-        "type": envelope.type,
-    }
-    if envelope.time is not None:
-        event["time"] = _rfc3339(envelope.time)
-    if envelope.subject is not None:
-        event["subject"] = envelope.subject
-    event["datacontenttype"] = "application/json"
-    event["data"] = envelope.payload.model_dump(mode="json")
-    return orjson.dumps(event)
-
-
 class Notifier(Component):
     """Announces every alert and model event on Redis and to the configured webhooks.
 
     ``capacity`` bounds each webhook's outbox: when one is full, the notifier reads nothing
     more until it drains, rather than hold an unbounded backlog in memory. ``close_timeout``
-    is how long :meth:`close` waits for queued deliveries; ``backoff`` is the first retry delay.
+    is how long :meth:`close` waits for queued deliveries; ``backoff`` is the first retry delay,
+    doubled at each retry.
     """
 
     name = "notifier"
@@ -115,8 +108,14 @@ class Notifier(Component):
         self.close_timeout = close_timeout
         self.published = 0
         self._undelivered: list[tuple[Message, str]] = []
+        self._unrecorded: list[tuple[str, Delivery]] = []
         self.dead = DeadLetters(runtime.bus, component=self.name)
         self.webhooks = Webhooks(runtime.settings.notifier, backoff=backoff, capacity=capacity)
+        # Imported here: the services package imports its routers, which may import this module.
+        from services.subscriptions import Subscriptions
+
+        self.subscriptions: Subscriptions = Subscriptions(runtime.store)
+        self.revision: int | None = None
         self.consumer = runtime.bus.subscribe([topics.ALERTS, topics.MODELS], group=group)
 
     @property
@@ -131,14 +130,17 @@ class Notifier(Component):
 
     def step(self, timeout: float = 0.0) -> int:
         self._dead_letter_failures()
+        self._record_outcomes()
         deadline = time.monotonic() + timeout
         if self.webhooks.room() == 0 and not self.webhooks.wait_for_room(timeout):
             return 0  # a webhook is that far behind: read more only once it catches up
         wait = max(0.0, deadline - time.monotonic())
         messages = self.consumer.consume(min(self.batch_size, self.webhooks.room()), timeout=wait)
         if not messages:
+            self.reload()
             return 0
         try:
+            self.reload()
             self._announce(messages)
         except BaseException:
             # Without the rewind the next batch would be committed past these unannounced ones.
@@ -151,7 +153,19 @@ class Notifier(Component):
         False when deliveries were still under way."""
         idle = self.webhooks.wait_idle(timeout)
         self._dead_letter_failures()
+        self._record_outcomes()
         return idle
+
+    def reload(self) -> bool:
+        """Take up the subscriptions as they are now if they changed; True when they had."""
+        if self.subscriptions.revision() == self.revision:
+            return False
+        self.revision, subscribed = self.subscriptions.snapshot()
+        checked = not self.settings.service.allow_private_webhooks
+        self.webhooks.subscribe(
+            [Webhook.from_subscription(s, secret, checked=checked) for s, secret in subscribed]
+        )
+        return True
 
     def close(self) -> None:
         """Deliver what is queued (for up to ``close_timeout``), dead-letter what was not, and
@@ -159,6 +173,7 @@ class Notifier(Component):
         try:
             self.webhooks.close(self.close_timeout)
             self._dead_letter_failures()
+            self._record_outcomes()
         finally:
             self.consumer.close()
 
@@ -169,25 +184,36 @@ class Notifier(Component):
             self.dead.send(self._undelivered)
             self._undelivered = []
 
+    def _record_outcomes(self) -> None:
+        from services.subscriptions import Delivery
+
+        for outcome in self.webhooks.take_outcomes():
+            assert outcome.webhook.subscription is not None  # only subscriptions report
+            self._unrecorded.append((outcome.webhook.subscription, _delivery(Delivery, outcome)))
+        if self._unrecorded:  # kept until Redis took them, as failures are until the bus did
+            self.subscriptions.record(self._unrecorded)
+            self._unrecorded = []
+
     def _announce(self, messages: list[Message]) -> None:
         envelopes, rejected = decode_batch(messages, max_bytes=self.settings.max_event_bytes)
-        notices: list[tuple[str, Notice]] = []
+        notices: list[Notice] = []
         for envelope in envelopes:
             if isinstance(envelope.payload, Alert | ModelEvent):
-                notices.append(_notice(envelope))
+                notices.append(Notice.of(envelope))
             else:
                 rejected.append((envelope.message, _misplaced(envelope)))
         self.dead.send(rejected)
         self._publish(notices)
-        for _, notice in notices:
+        for notice in notices:
             self.webhooks.submit(notice)
         self.consumer.commit(_next_offsets(messages))
 
-    def _publish(self, notices: Sequence[tuple[str, Notice]]) -> None:
+    def _publish(self, notices: Sequence[Notice]) -> None:
         if not notices:
             return
         with self.store.pipeline(transaction=False) as pipe:
-            for family, notice in notices:
+            for notice in notices:
+                family = notice.family
                 pipe.publish(channel(family), notice.body)
                 pipe.publish(channel(family, notice.stream), notice.body)
                 entry = {
@@ -215,21 +241,15 @@ def main(settings: Settings) -> None:
         run_until_stopped([Notifier(runtime)], stop)
 
 
-def _notice(envelope: Envelope) -> tuple[str, Notice]:
-    payload = envelope.payload
-    body = structured(envelope)
-    if isinstance(payload, Alert):
-        alert = Notice(
-            envelope.id, payload.kind, payload.stream, payload.severity, body, envelope.message
-        )
-        return "alerts", alert
-    assert isinstance(payload, ModelEvent)
-    # A rollback means the promoted model did worse in production: worth a look.
-    severity = "warning" if payload.action == "rolled_back" else "info"
-    lifecycle = Notice(
-        envelope.id, payload.action, payload.stream, severity, body, envelope.message
+def _delivery(record: type[Delivery], outcome: Outcome) -> Delivery:
+    return record(
+        event_id=outcome.notice.event_id,
+        status="delivered" if outcome.error is None else "failed",
+        attempts=outcome.attempts,
+        last_error=outcome.error,
+        http_status=outcome.http_status,
+        at=datetime.fromtimestamp(outcome.finished_at, UTC),
     )
-    return "models", lifecycle
 
 
 def _misplaced(envelope: Envelope) -> str:
@@ -246,9 +266,3 @@ def _next_offsets(messages: list[Message]) -> dict[TopicPartition, int]:
             offsets.get(message.topic_partition, 0), message.offset + 1
         )
     return offsets
-
-
-def _rfc3339(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

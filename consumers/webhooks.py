@@ -1,19 +1,29 @@
-"""Webhooks: which subscribers want a notice, and getting it to them despite flaky servers.
+"""Webhooks: who wants a notice, and the signed request that carries it to them.
 
-Each configured webhook has its own delivery thread and bounded outbox, so a slow or dead
-endpoint delays only itself, and each endpoint receives notices in the order they were read.
-A delivery is retried on connection errors, 5xx and 429 with exponential backoff; whatever
-finally fails is handed back with the reason, for the dead-letter topic.
+A webhook is either configured (``[[notifier.webhooks]]``) or a subscription made through the
+API; both are signed the same way. Every POST carries
 
->>> from meander.config import WebhookSettings
->>> hook = Webhook(WebhookSettings(url="https://user:pw@hooks.example/in?token=x",
-...                                kinds=["data_drift"], min_severity="warning"))
->>> hook.label, hook.url, hook.authorization
-('https://hooks.example/in', 'https://hooks.example/in?token=x', 'Basic dXNlcjpwdw==')
->>> hook.wants("data_drift", "fraud", "critical"), hook.wants("data_drift", "fraud", "info")
-(True, False)
->>> sign(b"secret", b"{}")
-'sha256=77325902caca812dc259733aacd046b73817372c777b8d95b402647474516e13'
+- ``X-Meander-Event-Id``: the event's id, the same on every retry, to drop repeats;
+- ``X-Meander-Timestamp``: when this attempt was signed, in Unix seconds;
+- ``X-Meander-Signature``: ``sha256=`` and the hex HMAC-SHA256, keyed with the secret, of the
+  timestamp, a dot and the body.
+
+A receiver recomputes the HMAC over the raw body it got, compares in constant time, and refuses
+a timestamp too far from its clock, so a captured request cannot be replayed later:
+
+>>> import hashlib, hmac
+>>> body, timestamp = b'{"id": "42"}', "1700000000"
+>>> signature = sign(b"s3cret", body, 1700000000)  # what the notifier sends
+>>> expected = "sha256=" + hmac.new(b"s3cret", timestamp.encode() + b"." + body,
+...                                 hashlib.sha256).hexdigest()
+>>> hmac.compare_digest(expected, signature)
+True
+>>> verify(b"s3cret", body, timestamp, signature, now=1700000030)
+True
+>>> verify(b"s3cret", body, timestamp, signature, now=1700003600)  # an hour later: a replay
+False
+>>> verify(b"wrong", body, timestamp, signature, now=1700000030)
+False
 """
 
 from __future__ import annotations
@@ -21,29 +31,49 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
-import threading
-import urllib.error
+import time
 import urllib.request
-from collections import deque
 from dataclasses import dataclass
-from http.client import HTTPException
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import orjson
+
+from consumers import alertmanager
 from meander.bus import Message
-from meander.config import NotifierSettings, WebhookSettings
+from meander.config import WebhookSettings
+from meander.events import Alert, Envelope, ModelEvent
+from meander.events.headers import rfc3339
 
-__all__ = ["CONTENT_TYPE", "SEVERITIES", "Notice", "Webhook", "Webhooks", "redact", "sign"]
+if TYPE_CHECKING:
+    from services.subscriptions import Subscription
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "CONTENT_TYPE",
+    "SEVERITIES",
+    "TOLERANCE_SECONDS",
+    "Format",
+    "Notice",
+    "Webhook",
+    "redact",
+    "sign",
+    "structured",
+    "verify",
+]
 
 CONTENT_TYPE = "application/cloudevents+json"
 SEVERITIES = ("info", "warning", "critical")
+TOLERANCE_SECONDS = 300  # how far a receiver should let a timestamp stray from its clock
+
+Format = Literal["cloudevents", "alertmanager"]
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One event to announce: what filters look at, the body to send, and where it was read."""
+    """One event to announce: what filters look at, the body to send, and where it was read.
+
+    ``alert`` is the payload when the event is an alert (other formats are built from it).
+    """
 
     event_id: str
     kind: str
@@ -51,6 +81,48 @@ class Notice:
     severity: str
     body: bytes
     message: Message
+    alert: Alert | None = None
+
+    @property
+    def family(self) -> str:
+        """ "alerts" or "models": the channels and log it is announced on."""
+        return "models" if self.alert is None else "alerts"
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> Notice:
+        """The notice of an alert or model event, read as ``envelope``."""
+        payload, body = envelope.payload, structured(envelope)
+        if isinstance(payload, Alert):
+            return cls(
+                envelope.id,
+                payload.kind,
+                payload.stream,
+                payload.severity,
+                body,
+                envelope.message,
+                alert=payload,
+            )
+        assert isinstance(payload, ModelEvent), "only alerts and model events are announced"
+        # A rollback means the promoted model did worse in production: worth a look.
+        severity = "warning" if payload.action == "rolled_back" else "info"
+        return cls(envelope.id, payload.action, payload.stream, severity, body, envelope.message)
+
+
+def structured(envelope: Envelope) -> bytes:
+    """The event as CloudEvents structured-mode JSON, the body of every announcement."""
+    event: dict[str, object] = {
+        "specversion": "1.0",
+        "id": envelope.id,
+        "source": envelope.source,
+        "type": envelope.type,
+    }
+    if envelope.time is not None:
+        event["time"] = rfc3339(envelope.time)
+    if envelope.subject is not None:
+        event["subject"] = envelope.subject
+    event["datacontenttype"] = "application/json"
+    event["data"] = envelope.payload.model_dump(mode="json")
+    return orjson.dumps(event)
 
 
 def redact(url: str) -> str:
@@ -59,27 +131,107 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
-def sign(secret: bytes, body: bytes) -> str:
-    """The X-Meander-Signature of ``body``: ``sha256=`` and the hex HMAC-SHA256."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def sign(secret: bytes, body: bytes, timestamp: int) -> str:
+    """The X-Meander-Signature of ``body`` sent at ``timestamp`` (Unix seconds).
+
+    >>> sign(b"secret", b"{}", 1700000000)
+    'sha256=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163'
+    """
+    signed = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
+
+
+def verify(
+    secret: bytes,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    *,
+    tolerance: float = TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> bool:
+    """Whether ``signature`` signs ``body`` at ``timestamp`` (the headers, as received) with
+    ``secret``, and the timestamp is within ``tolerance`` seconds of ``now``."""
+    if not timestamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, body, int(timestamp)), signature)
 
 
 class Webhook:
-    """One subscriber's URL, filters and signing secret."""
+    """One receiver: its URL, filters, format and signing secret.
 
-    def __init__(self, settings: WebhookSettings) -> None:
-        parts = urlsplit(settings.url)
+    ``subscription`` is the id of the API subscription it comes from (None when configured);
+    ``checked`` asks for the target check before every delivery (see :mod:`consumers.targets`).
+
+    >>> hook = Webhook.from_settings(WebhookSettings(url="https://user:pw@hooks.example/in?t=x",
+    ...                              kinds=["data_drift"], min_severity="warning"))
+    >>> hook.label, hook.url, hook.authorization
+    ('https://hooks.example/in', 'https://hooks.example/in?t=x', 'Basic dXNlcjpwdw==')
+    >>> hook.wants("data_drift", "fraud", "critical"), hook.wants("data_drift", "fraud", "info")
+    (True, False)
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        kinds: frozenset[str] = frozenset(),
+        streams: frozenset[str] = frozenset(),
+        min_severity: str = "info",
+        secret: str | None = None,
+        format: Format = "cloudevents",
+        subscription: str | None = None,
+        checked: bool = False,
+    ) -> None:
+        parts = urlsplit(url)
         # urllib ignores credentials in a URL: send them as basic auth, keep them out of logs.
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        self.label = redact(settings.url)
+        self.label = redact(url)
         self.authorization: str | None = None
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self.authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-        self.kinds = frozenset(settings.kinds)
-        self.streams = frozenset(settings.streams)
-        self.min_rank = SEVERITIES.index(settings.min_severity)
-        self.secret = None if settings.secret is None else settings.secret.get_secret_value()
+        self.kinds = kinds
+        self.streams = streams
+        self.min_rank = SEVERITIES.index(min_severity)
+        self.secret = secret
+        self.format = format
+        self.subscription = subscription
+        self.checked = checked
+
+    @classmethod
+    def from_settings(cls, settings: WebhookSettings) -> Webhook:
+        """A configured webhook (trusted like the rest of the configuration: not checked)."""
+        secret = None if settings.secret is None else settings.secret.get_secret_value()
+        return cls(
+            settings.url,
+            kinds=frozenset(settings.kinds),
+            streams=frozenset(settings.streams),
+            min_severity=settings.min_severity,
+            secret=secret,
+        )
+
+    @classmethod
+    def from_subscription(
+        cls, subscription: Subscription, secret: str, *, checked: bool
+    ) -> Webhook:
+        """The webhook of an API subscription; ``checked`` unless private targets are allowed."""
+        filters = subscription.filters
+        return cls(
+            subscription.url,
+            kinds=frozenset(filters.kinds),
+            streams=frozenset(filters.streams),
+            min_severity=filters.min_severity,
+            secret=secret,
+            format=subscription.format,
+            subscription=subscription.id,
+            checked=checked,
+        )
+
+    def __repr__(self) -> str:  # never the secret, nor credentials in the URL
+        return f"Webhook({self.label!r}, subscription={self.subscription!r})"
 
     def wants(self, kind: str, stream: str, severity: str) -> bool:
         """Whether a notice of this kind, stream and severity passes the filters."""
@@ -89,181 +241,34 @@ class Webhook:
             and SEVERITIES.index(severity) >= self.min_rank
         )
 
-    def request(self, notice: Notice) -> urllib.request.Request:
-        """The signed POST that carries ``notice``."""
+    def accepts(self, notice: Notice) -> bool:
+        """Whether ``notice`` passes the filters and can be written in this webhook's format."""
+        if self.format == "alertmanager" and notice.alert is None:
+            return False  # model lifecycle events have no Alertmanager form
+        return self.wants(notice.kind, notice.stream, notice.severity)
+
+    def body(self, notice: Notice) -> tuple[bytes, str]:
+        """The body that carries ``notice`` in this webhook's format, and its content type."""
+        if self.format == "alertmanager" and notice.alert is not None:
+            receiver = self.subscription or "meander"
+            body = alertmanager.encode_payload(
+                notice.alert, event_id=notice.event_id, receiver=receiver
+            )
+            return body, alertmanager.CONTENT_TYPE
+        return notice.body, CONTENT_TYPE
+
+    def request(self, notice: Notice, *, now: float | None = None) -> urllib.request.Request:
+        """The POST that carries ``notice``, signed at ``now`` (Unix seconds, default the clock)."""
+        body, content_type = self.body(notice)
+        timestamp = int(time.time() if now is None else now)
         headers = {
-            "Content-Type": CONTENT_TYPE,
+            "Content-Type": content_type,
             "User-Agent": "meander-notifier",
             "X-Meander-Event-Id": notice.event_id,
+            "X-Meander-Timestamp": str(timestamp),
         }
         if self.authorization is not None:
             headers["Authorization"] = self.authorization
         if self.secret is not None:
-            headers["X-Meander-Signature"] = sign(self.secret.encode(), notice.body)
-        return urllib.request.Request(self.url, data=notice.body, headers=headers, method="POST")
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    # urllib would turn a redirected POST into a GET without the body: fail loudly instead.
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-class _Outbox:
-    def __init__(self, webhook: Webhook) -> None:
-        self.webhook = webhook
-        self.pending: deque[Notice] = deque()
-        self.busy = False
-        self.thread: threading.Thread | None = None
-
-
-class Webhooks:
-    """The configured webhooks and their delivery threads.
-
-    The caller keeps within :meth:`room` (each notice adds at most one delivery per webhook), so
-    :meth:`submit` never blocks; :meth:`take_failures` hands back what could not be delivered.
-    """
-
-    def __init__(
-        self, settings: NotifierSettings, *, backoff: float = 0.5, capacity: int = 1_000
-    ) -> None:
-        self.retries = settings.retries
-        self.timeout = settings.timeout_seconds
-        self.backoff = backoff
-        self.capacity = capacity
-        self.delivered = 0
-        self.failed = 0
-        self._outboxes = [_Outbox(Webhook(hook)) for hook in settings.webhooks]
-        self._opener = urllib.request.build_opener(_RefuseRedirects)
-        self._changed = threading.Condition()
-        self._failures: list[tuple[Message, str]] = []
-        self._stopping = threading.Event()
-
-    def room(self) -> int:
-        """How many notices can be submitted now without passing any outbox's capacity."""
-        with self._changed:
-            return self._room()
-
-    def wait_for_room(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds until every outbox has room for one more."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._room() > 0, timeout)
-
-    def submit(self, notice: Notice) -> int:
-        """Queue ``notice`` for every webhook that wants it; returns how many want it."""
-        wanted = [
-            box
-            for box in self._outboxes
-            if box.webhook.wants(notice.kind, notice.stream, notice.severity)
-        ]
-        with self._changed:
-            if self._stopping.is_set():
-                raise RuntimeError("the webhooks are closed; submit before close()")
-            for box in wanted:
-                box.pending.append(notice)
-                if box.thread is None:
-                    box.thread = threading.Thread(
-                        target=self._run, args=(box,), name=f"webhook {box.webhook.label}"
-                    )
-                    box.thread.daemon = True  # an endpoint that hangs must not hang the exit
-                    box.thread.start()
-            self._changed.notify_all()
-        return len(wanted)
-
-    def take_failures(self) -> list[tuple[Message, str]]:
-        """The (original message, reason) of every delivery that failed since the last call."""
-        with self._changed:
-            failures, self._failures = self._failures, []
-        return failures
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds until nothing is queued or being delivered."""
-        with self._changed:
-            return self._changed.wait_for(self._idle, timeout)
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued for up to ``timeout`` seconds, then give up on the rest.
-
-        What is still queued then becomes a failure (see :meth:`take_failures`), and a delivery
-        under way makes no further attempt.
-        """
-        self.wait_idle(timeout)
-        with self._changed:
-            self._stopping.set()
-            for box in self._outboxes:
-                while box.pending:
-                    self._fail(box.pending.popleft(), "not delivered: the notifier stopped first")
-            self._changed.notify_all()
-        for box in self._outboxes:
-            if box.thread is not None:
-                box.thread.join(self.timeout + 1.0)
-
-    def _room(self) -> int:
-        return min(
-            (self.capacity - len(box.pending) for box in self._outboxes), default=self.capacity
-        )
-
-    def _idle(self) -> bool:
-        return not any(box.pending or box.busy for box in self._outboxes)
-
-    def _fail(self, notice: Notice, reason: str) -> None:
-        self.failed += 1
-        self._failures.append((notice.message, reason))
-
-    def _run(self, box: _Outbox) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: box.pending or self._stopping.is_set())
-                if not box.pending:
-                    return
-                notice = box.pending.popleft()
-                box.busy = True
-                self._changed.notify_all()
-            try:
-                problem = self._deliver(box.webhook, notice)
-            except Exception as error:  # a bug in one delivery must not end the thread
-                log.exception("webhook %s: delivery crashed", box.webhook.label)
-                problem = f"delivery crashed: {error!r}"
-            with self._changed:
-                box.busy = False
-                if problem is None:
-                    self.delivered += 1
-                else:
-                    self._fail(notice, problem)
-                self._changed.notify_all()
-
-    def _deliver(self, webhook: Webhook, notice: Notice) -> str | None:
-        """None once delivered, else why it was not after the last attempt."""
-        attempts = 0
-        while True:
-            attempts += 1
-            problem, retry = self._attempt(webhook, notice)
-            if problem is None:
-                return None
-            delay = self.backoff * 2 ** (attempts - 1)
-            if not retry or attempts > self.retries or self._stopping.wait(delay):
-                log.warning(
-                    "webhook %s: event %s failed: %s", webhook.label, notice.event_id, problem
-                )
-                return f"webhook {webhook.label} failed after {_times(attempts)}: {problem}"
-
-    def _attempt(self, webhook: Webhook, notice: Notice) -> tuple[str | None, bool]:
-        """(None, False) when delivered, else (what went wrong, whether to try again)."""
-        try:
-            with self._opener.open(webhook.request(notice), timeout=self.timeout):
-                return None, False
-        except urllib.error.HTTPError as error:
-            error.close()
-            if 300 <= error.code < 400:
-                return f"HTTP {error.code} redirect (not followed: configure the final URL)", False
-            return f"HTTP {error.code}", error.code >= 500 or error.code == 429
-        except urllib.error.URLError as error:
-            return f"connection error: {error.reason}", True
-        except TimeoutError:
-            return f"no answer within {self.timeout:g} s", True
-        except (OSError, HTTPException) as error:
-            return f"connection error: {type(error).__name__}: {error}", True
-
-
-def _times(attempts: int) -> str:
-    return "1 attempt" if attempts == 1 else f"{attempts} attempts"
+            headers["X-Meander-Signature"] = sign(self.secret.encode(), body, timestamp)
+        return urllib.request.Request(self.url, data=body, headers=headers, method="POST")

@@ -203,8 +203,10 @@ def test_an_alert_reaches_the_webhook_signed_in_cloudevents_structured_mode(
     assert announce(notifier) == 1
 
     (request,) = hook.wait_for(1)
-    expected = hmac.new(b"s3cret", request.body, hashlib.sha256).hexdigest()
+    signed = request.headers["x-meander-timestamp"].encode() + b"." + request.body
+    expected = hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
     assert request.headers["x-meander-signature"] == f"sha256={expected}"
+    assert abs(int(request.headers["x-meander-timestamp"]) - time.time()) < BOUND
     assert request.headers["content-type"] == "application/cloudevents+json"
     assert request.headers["x-meander-event-id"] == ce_id(record)
     body = orjson.loads(request.body)
@@ -469,7 +471,8 @@ def test_the_notifier_on_kafka_and_redis(
         assert [orjson.loads(m["data"])["id"] for m in heard] == [ce_id(record)]
         first_try, second_try = hook.received  # a 503, then a 200
         assert first_try.body == second_try.body
-        expected = hmac.new(b"k", second_try.body, hashlib.sha256).hexdigest()
+        signed = second_try.headers["x-meander-timestamp"].encode() + b"." + second_try.body
+        expected = hmac.new(b"k", signed, hashlib.sha256).hexdigest()
         assert second_try.headers["x-meander-signature"] == f"sha256={expected}"
         assert second_try.data()["action"] == "rolled_back"
         logged = runtime.store.xrevrange(log_key("models"), count=1_000)
