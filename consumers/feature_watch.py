@@ -32,6 +32,8 @@ from river import base
 
 from consumers.profile import (
     Floats,
+    RunningCategories,
+    RunningNumbers,
     category_summary,
     change_point,
     ks_critical_value,
@@ -86,6 +88,8 @@ class Latch:
 class FeatureWatch(ABC):
     """One feature's reference and tests; :meth:`observe` takes each closed window."""
 
+    overall: RunningNumbers | RunningCategories  # the profile since the monitor started
+
     def __init__(self, stream: str, name: str, drift: DriftSettings) -> None:
         self.stream, self.name, self.drift = stream, name, drift
         self.missing = Latch(drift.missing_rate_threshold)
@@ -128,6 +132,7 @@ class NumericWatch(FeatureWatch):
     def __init__(self, stream: str, name: str, drift: DriftSettings) -> None:
         super().__init__(stream, name, drift)
         self.reference: Floats | None = None
+        self.overall: RunningNumbers = RunningNumbers()
         self.detector = _numeric_detector(drift.data_detector) if drift.data_detector else None
         self._fed = 0  # values since the detector last fired, for detectors without a width
 
@@ -138,6 +143,7 @@ class NumericWatch(FeatureWatch):
         present_at = np.flatnonzero(~np.isnan(column))
         present = column[present_at]
         missing = len(column) - len(present)
+        self.overall.update(present, missing)
         alerts = self._missing_values(missing, len(column), at_event)
         if self.detector is not None:
             alerts += self._detect(self.detector, present, present_at, ids)
@@ -214,6 +220,7 @@ class CategoricalWatch(FeatureWatch):
     def __init__(self, stream: str, name: str, drift: DriftSettings) -> None:
         super().__init__(stream, name, drift)
         self.reference: Counter[Any] | None = None
+        self.overall: RunningCategories = RunningCategories()
 
     def observe(
         self, rows: Rows, ids: Sequence[str], *, at_event: str | None
@@ -221,6 +228,7 @@ class CategoricalWatch(FeatureWatch):
         column = [row.get(self.name) for row in rows]
         counts = Counter(column)
         missing = counts.pop(None, 0)
+        self.overall.update(counts, missing)
         alerts = self._missing_values(missing, len(rows), at_event)
         present = [(value, ids[i]) for i, value in enumerate(column) if value is not None]
         alerts += self._test(counts, present, at_event)

@@ -6,7 +6,10 @@ the valid ones into a tumbling window of ``drift.data_window`` events. When a wi
 
 - each feature's watch (:mod:`consumers.feature_watch`) tests it against its reference;
 - the share of events that broke the schema (or could not be decoded) is checked;
-- the stream's profile is written to the store under ``meander:S:profile`` for the dashboard.
+- the stream's profile is written to the store under ``meander:S:profile`` for the dashboard
+  and the API: per feature, the last window's summary and drift test, and under ``overall``
+  its count, missing values, mean, variance and quantiles (or top categories) since the
+  monitor started, from River's ``stats``.
 
 Each alert's ``window`` is how many values its statistic covers (a window's values of the
 feature for KS and PSI, its events for the rates, the detector's own window for ADWIN) and its
@@ -99,6 +102,7 @@ class Monitor(Component):
         self.window = Window()
         self.windows = 0
         self.events = 0
+        self.started_at = datetime.now(UTC)
         self._pending: list[Alert] = []
         self.consumer = runtime.bus.subscribe(
             [topics.events(stream.name)], group or f"meander-monitor-{stream.name}"
@@ -163,6 +167,7 @@ class Monitor(Component):
             alerts += found
             features[name] = {"type": self.stream.features[name].type, **profile}
             features[name]["drift"] = watch.last_test
+            features[name]["overall"] = watch.overall.summary()
         self._write_profile(window, features)
         return alerts
 
@@ -190,6 +195,7 @@ class Monitor(Component):
         profile = {
             "stream": self.stream.name,
             "updated_at": datetime.now(UTC).isoformat(),
+            "since": self.started_at.isoformat(),
             "count": self.events,
             "windows": self.windows,
             "window": window.events,

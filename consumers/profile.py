@@ -3,7 +3,9 @@
 Everything here works on a whole window at once, with numpy: the monitor only collects values
 while events stream by, and calls these when a window closes. When a window has drifted,
 :func:`change_point` finds where in it the change began, so that the part after it, not a
-mixture of before and after, becomes the new reference.
+mixture of before and after, becomes the new reference. :class:`RunningNumbers` and
+:class:`RunningCategories` carry a feature's profile across windows, since the monitor started,
+with River's ``stats``.
 
 >>> reference = np.sort(np.random.default_rng(1).normal(0.0, 1.0, 500))
 >>> shifted = np.sort(np.random.default_rng(2).normal(1.0, 1.0, 500))
@@ -22,9 +24,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from river import stats
 
 __all__ = [
     "PSI_EPSILON",
+    "QUANTILES",
+    "RunningCategories",
+    "RunningNumbers",
     "category_summary",
     "change_point",
     "ks_critical_value",
@@ -42,6 +48,13 @@ Floats = npt.NDArray[np.float64]
 PSI_EPSILON = 1e-4
 # A profile lists at most this many categories per feature, the most frequent first.
 PROFILE_CATEGORIES = 50
+# The quantiles a running profile estimates (River's P-square estimator, one per quantile),
+# from at most QUANTILE_SAMPLE random values of each window: a sample estimates them as well
+# over many windows, at a fraction of the monitor's time per event.
+QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
+QUANTILE_SAMPLE = 100
+# Distinct categories a running profile counts; beyond it the rarest are forgotten.
+KEPT_CATEGORIES = 1_000
 
 
 def ks_statistic(reference: Floats, window: Floats) -> float:
@@ -202,6 +215,87 @@ def category_summary(counts: Counter[Any], missing: int) -> dict[str, Any]:
             _label(category): count for category, count in counts.most_common(PROFILE_CATEGORIES)
         },
     }
+
+
+class RunningNumbers:
+    """Count, missing values, mean, variance, range and quantiles of a numeric feature so far,
+    fed a window at a time: mean and variance take it as one array, the quantile estimators
+    about :data:`QUANTILE_SAMPLE` of its values, one by one in arrival order. The estimates
+    (P-square) are close on a steady feature and lag a drifting one, as any summary since the
+    start does; the window's summary shows where the feature is now.
+
+    >>> running = RunningNumbers()
+    >>> running.update(np.arange(1.0, 101.0), missing=25)
+    >>> summary = running.summary()
+    >>> summary["count"], summary["missing"], summary["mean"], summary["quantiles"]["p50"]
+    (100, 25, 50.5, 50.0)
+    """
+
+    def __init__(self) -> None:
+        self.var = stats.Var()
+        self.quantiles = {name: stats.Quantile(q) for name, q in QUANTILES.items()}
+        self.missing = 0
+        self.low, self.high = math.inf, -math.inf
+        self._rng = np.random.default_rng(0)
+
+    def update(self, present: Floats, missing: int) -> None:
+        """Take a window's values (in arrival order: the quantile estimators assume no order)."""
+        self.missing += missing
+        if not len(present):
+            return
+        self.var.update_many(present)  # River's batch update, exact as one by one
+        self.low, self.high = min(self.low, present.min()), max(self.high, present.max())
+        step = len(present) // QUANTILE_SAMPLE
+        if step > 1:  # every step-th value from a random start, so no period lines up with it
+            present = present[int(self._rng.integers(step)) :: step]
+        updates = [estimator.update for estimator in self.quantiles.values()]
+        for value in present.tolist():
+            for update in updates:
+                update(value)
+
+    def summary(self) -> dict[str, Any]:
+        count = int(self.var.mean.n)
+        summary = _counted(count, self.missing)
+        if count:
+            summary |= {
+                "mean": self.var.mean.get(),
+                "variance": self.var.get() if count > 1 else 0.0,
+                "min": float(self.low),
+                "max": float(self.high),
+                "quantiles": {name: q.get() for name, q in self.quantiles.items()},
+            }
+        return summary
+
+
+class RunningCategories:
+    """Count, missing values and the most frequent values of a categorical or boolean feature
+    so far. Counts are exact up to :data:`KEPT_CATEGORIES` distinct values; past that, the
+    rarest are forgotten, so an identifier-like feature cannot grow the monitor without bound.
+
+    >>> running = RunningCategories()
+    >>> running.update(Counter({"FR": 3, "DE": 1}), missing=1)
+    >>> running.update(Counter({"DE": 4}), missing=0)
+    >>> running.summary()["top"]
+    {'DE': 5, 'FR': 3}
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[Any] = Counter()
+        self.missing = 0
+
+    def update(self, counts: Counter[Any], missing: int) -> None:
+        self.counts.update(counts)
+        self.missing += missing
+        if len(self.counts) > 2 * KEPT_CATEGORIES:
+            self.counts = Counter(dict(self.counts.most_common(KEPT_CATEGORIES)))
+
+    def summary(self) -> dict[str, Any]:
+        top = {_label(c): n for c, n in self.counts.most_common(PROFILE_CATEGORIES)}
+        return _counted(self.counts.total(), self.missing) | {"top": top}
+
+
+def _counted(count: int, missing: int) -> dict[str, Any]:
+    return {"count": count, "missing": missing, "missing_rate": _rate(missing, count + missing)}
 
 
 def _label(category: Any) -> str:

@@ -278,6 +278,22 @@ def test_the_profile_describes_the_last_window() -> None:
     assert profile["features"]["vip"]["missing_rate"] == 0.0
 
 
+def test_the_profile_also_describes_every_window_since_the_start() -> None:
+    runtime, _ = run(stream_config(), rows(1_500, seed=8, change=shift("x0", 2.0, start=1_000)))
+    profile = orjson.loads(runtime.store.get("meander:cars:profile") or b"")
+    assert profile["since"] <= profile["updated_at"]
+    x0 = profile["features"]["x0"]
+    assert (x0["count"], x0["overall"]["count"], x0["overall"]["missing"]) == (WINDOW, 1_500, 0)
+    assert x0["mean"] == pytest.approx(2.0, abs=0.15)  # the last window only
+    assert x0["overall"]["mean"] == pytest.approx(2.0 / 3, abs=0.15)
+    assert x0["overall"]["variance"] == pytest.approx(1.0 + 8 / 9, abs=0.25)
+    quantiles = x0["overall"]["quantiles"]
+    assert quantiles["p05"] < quantiles["p25"] < quantiles["p50"] < quantiles["p75"]
+    assert quantiles["p75"] < quantiles["p95"]
+    vip = profile["features"]["vip"]["overall"]
+    assert (vip["count"], set(vip["top"])) == (1_500, {"true", "false"})
+
+
 def test_offsets_are_committed_after_the_alerts_are_published(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -10,7 +10,11 @@ import pytest
 from scipy import stats
 
 from consumers.profile import (
+    KEPT_CATEGORIES,
     PSI_EPSILON,
+    QUANTILES,
+    RunningCategories,
+    RunningNumbers,
     category_summary,
     change_point,
     ks_critical_value,
@@ -91,3 +95,48 @@ def test_change_point_of_categories_scored_by_their_log_ratio() -> None:
     reference = Counter(rng.choice(["a", "b", "c"], 500, p=[0.6, 0.3, 0.1]).tolist())
     ratio = log_ratios(reference, Counter(before + after))
     assert change_point(np.array([ratio[c] for c in before + after])) == 208
+
+
+def test_running_numbers_agree_with_numpy_over_all_windows() -> None:
+    rng = np.random.default_rng(11)
+    windows = [rng.gamma(2.0 + i % 2, 1.0, 1_000) for i in range(20)]
+    running = RunningNumbers()
+    for window in windows:
+        running.update(window, missing=10)
+    values = np.concatenate(windows)
+    summary = running.summary()
+    assert (summary["count"], summary["missing"]) == (20_000, 200)
+    assert summary["missing_rate"] == pytest.approx(200 / 20_200)
+    assert summary["mean"] == pytest.approx(values.mean(), rel=1e-9)
+    assert summary["variance"] == pytest.approx(values.var(ddof=1), rel=1e-9)
+    assert (summary["min"], summary["max"]) == (values.min(), values.max())
+    assert list(summary["quantiles"]) == list(QUANTILES)
+    # Estimated from a sample of each window; P-square tracks a stationary stream well (not a
+    # trending one: its estimates move at most one step per value).
+    for name, q in QUANTILES.items():
+        assert summary["quantiles"][name] == pytest.approx(np.quantile(values, q), rel=0.1)
+
+
+def test_running_numbers_before_any_value_has_only_counts() -> None:
+    running = RunningNumbers()
+    running.update(np.array([]), missing=4)
+    assert running.summary() == {"count": 0, "missing": 4, "missing_rate": 1.0}
+    running.update(np.array([2.5]), missing=0)
+    assert running.summary()["variance"] == 0.0
+
+
+def test_running_categories_add_up_and_forget_only_the_rarest() -> None:
+    running = RunningCategories()
+    running.update(Counter({True: 3, False: 1}), missing=1)
+    running.update(Counter({True: 1}), missing=0)
+    assert running.summary() == {
+        "count": 5,
+        "missing": 1,
+        "missing_rate": pytest.approx(1 / 6),
+        "top": {"true": 4, "false": 1},
+    }
+    many = RunningCategories()
+    many.update(Counter({"common": 10_000}), missing=0)
+    many.update(Counter({f"id{i}": 1 for i in range(2 * KEPT_CATEGORIES + 1)}), missing=0)
+    assert len(many.counts) == KEPT_CATEGORIES
+    assert many.summary()["top"]["common"] == 10_000
