@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bus, codec, loop
+from benchmarks import bus, codec, loop, service
 
-BENCHMARKS = ("codec", "bus", "loop")
+BENCHMARKS = ("codec", "bus", "loop", "service")
 
 
 def main() -> None:
@@ -24,6 +24,8 @@ def main() -> None:
         bus.main(args.events)
     if "loop" in args.only:
         loop.main(args.events, kafka=not args.no_kafka, kafka_events=args.events // 2)
+    if "service" in args.only and not args.no_kafka:
+        service.main()
 
 
 if __name__ == "__main__":

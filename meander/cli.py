@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,17 @@ def demo(
             help="Use the Kafka and Redis of MEANDER_KAFKA_BOOTSTRAP / MEANDER_REDIS_URL.",
         ),
     ] = False,
+    serve: Annotated[
+        bool, typer.Option(help="Serve the API and the dashboard (api_port) while it runs.")
+    ] = True,
+    linger: Annotated[
+        bool | None,
+        typer.Option(help="Keep serving after the summary until Ctrl-C (default: on a terminal)."),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=1, help="Events per second, to watch the dashboard live (default: max)."),
+    ] = None,
 ) -> None:
     """Stream a drifting synthetic dataset through meander and report what happens."""
     from meander.demo import run_demo
@@ -66,7 +78,13 @@ def demo(
     if not kafka:
         settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
     try:
-        run_demo(settings, events=events)
+        run_demo(
+            settings,
+            events=events,
+            serve=serve,
+            linger=sys.stdin.isatty() if linger is None else linger,
+            rate=rate,
+        )
     except MeanderError as error:
         raise fail(error) from None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from contextlib import ExitStack
 from typing import Any
 
 import fakeredis
@@ -22,6 +23,7 @@ from pydantic import SecretStr
 from meander import topics
 from meander.bus import Bus, MemoryBroker, MemoryBus, Record, TopicPartition
 from meander.config import Settings
+from meander.demo_server import DemoServer
 from meander.events import Alert, FeatureEvent, ModelEvent, decode_batch
 from meander.loop import Loop, TickClock
 from meander.runtime import Runtime
@@ -58,9 +60,21 @@ def malformed(topic: str) -> list[Record]:
 
 
 def run_demo(
-    settings: Settings, *, events: int = 40_000, echo: bool = True, label_delay: int = 20
+    settings: Settings,
+    *,
+    events: int = 40_000,
+    echo: bool = True,
+    label_delay: int = 20,
+    serve: bool = False,
+    linger: bool = False,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """Run the loop over ``events`` samples; returns the summary it prints."""
+    """Run the loop over ``events`` samples; returns the summary it prints.
+
+    ``serve`` runs the service (API and dashboard) beside the loop, ``linger`` keeps it serving
+    after the summary until Ctrl-C, and ``rate`` paces the stream to that many events per second
+    so the dashboard can be watched live.
+    """
     stream = settings.streams[0] if settings.streams else AGRAWAL
     update: dict[str, Any] = {}
     if settings.uses_kafka:  # a fresh lineage each run, so no earlier checkpoint is resumed
@@ -79,7 +93,11 @@ def run_demo(
     story = _Story(runtime.bus, stream.name, echo)
     publisher = Publisher(stream.name, label_delay=label_delay, seed=42)
     started = time.monotonic()
+    stack = ExitStack()
     try:
+        url = stack.enter_context(DemoServer(runtime)) if serve else None
+        if serve:
+            _say(echo, f"  dashboard: {url}/dashboard" if url else "  (port taken: no dashboard)")
         clock = TickClock()  # record times by publishing order: every demo tells the same story
         loop.feed(clock.stamp(malformed(topics.events(stream.name))), [])
         samples = list(source.samples(events))
@@ -87,13 +105,18 @@ def run_demo(
             chunk_events, labels = publisher.push(samples[start : start + CHUNK])
             loop.feed(clock.stamp(chunk_events), clock.stamp(labels))
             story.tell(loop, start + CHUNK, time.monotonic() - started)
+            _pace(rate, start + CHUNK, started)
         loop.feed([], clock.stamp(publisher.flush()))
         story.tell(loop, events, time.monotonic() - started, final=True)
         truth = source.drift_points(events)
         summary = _summary(loop, story, events, time.monotonic() - started, truth)
         _report(summary, echo)
+        if linger and url:
+            _say(echo, f"serving {url}/dashboard until Ctrl-C")
+            _wait_for_interrupt()
         return summary
     finally:
+        stack.close()
         loop.close()
         runtime.close()
 
@@ -147,6 +170,19 @@ class _Story:
                 f"  {published:>6} events  {rate:>6.0f}/s  rolling accuracy {rolling:.3f}  "
                 f"champion v{champion}",
             )
+
+
+def _pace(rate: float | None, published: int, started: float) -> None:
+    if rate is not None:
+        time.sleep(max(0.0, published / rate - (time.monotonic() - started)))
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 def _index(event_id: str | None) -> int:
