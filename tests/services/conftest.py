@@ -29,13 +29,12 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Start a real uvicorn server for ``settings``; returns ``http://127.0.0.1:PORT``."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+class RunningServer:
+    """uvicorn serving ``create_app(settings, runtime=runtime)`` in a thread."""
 
-    def start(settings: Settings, runtime: Runtime | None = None) -> str:
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
         port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
             create_app(settings, runtime=runtime),
             host="127.0.0.1",
@@ -43,18 +42,29 @@ def serve() -> Iterator[Serve]:
             log_level="warning",
             lifespan="on",
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
-        thread.start()
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn:{port}", daemon=True)
+        self.thread.start()
         deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn did not start on port {port}")
             time.sleep(0.02)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start a real uvicorn server for ``settings``; returns ``http://127.0.0.1:PORT``."""
+    servers: list[RunningServer] = []
+
+    def start(settings: Settings, runtime: Runtime | None = None) -> str:
+        servers.append(RunningServer(settings, runtime))
+        return servers[-1].url
 
     yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(30)
+    for server in servers:
+        server.stop()
