@@ -3,7 +3,9 @@
 It announces drift (an alert, and a retrain request carrying the offsets of the recent labelled
 window, so the trainer can replay exactly those events) and warnings. It follows the trainer's
 decisions from ``meander.models``: a trained challenger joins the race, a promotion swaps the
-champion and starts the rollback watch, a rejection or rollback drops a model.
+champion and starts the rollback watch, a rejection or rollback drops a model. It follows a
+person's promotion or rollback (the API's, ``evidence.manual``) the same way, except that no
+rollback watch follows a manual promotion: the trainer never judges one.
 """
 
 from __future__ import annotations
@@ -218,9 +220,23 @@ def apply_model_event(state: LearnerState, event: Any, registry: Registry, strea
     elif event.action == "promoted" and version != state.champion:
         model = None if version in state.models else registry.load(version)[0]
         state.promote(version, model)
+        if event.evidence.get("manual") is True:
+            _settle_manual(state)
     elif event.action == "rolled_back" and version != state.champion:
         model = None if version in state.models else registry.load(version)[0]
         state.roll_back(version, event.previous_version or state.champion, model)
     elif event.action == "validated" and event.evidence.get("stage") == "rollback_window":
         state.end_watch()
     log.info("%s: followed %s v%s", stream, event.action, version)
+
+
+def _settle_manual(state: LearnerState) -> None:
+    """After a manual promotion, keep only the champion and the challengers racing it.
+
+    The trainer watches only its own promotions, so a watch race here would never be judged,
+    and the replaced champion (or one a cut-short watch held) would learn forever for nothing.
+    """
+    state.end_watch()
+    racing = {challenger for (challenger, _) in state.races}
+    for version in set(state.models) - racing - {state.champion}:
+        state.drop(version)

@@ -295,3 +295,21 @@ def test_a_roll_back_and_the_end_of_a_watch_are_followed(world: World) -> None:
         "s",
     )
     assert world.state.watch is None and set(world.state.models) == {6}
+
+
+def test_a_manual_promotion_keeps_no_watch_and_only_the_models_still_racing(
+    world: World,
+) -> None:
+    old = world.state.champion
+    world.state.add_challenger(7, tree.HoeffdingTreeClassifier())
+    world.state.promote(5, tree.HoeffdingTreeClassifier())  # the trainer's: watched against old
+    assert world.state.watch == (5, old) and set(world.state.models) == {old, 5, 7}
+    new = world.registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    manual = {"manual": True, "by": "ops"}
+
+    apply_model_event(world.state, event("promoted", new, evidence=manual), world.registry, "s")
+
+    assert world.state.champion == new
+    assert world.state.watch is None
+    assert set(world.state.models) == {new, 7}  # neither 5 (replaced) nor old (its watch)
+    assert set(world.state.races) == {(7, new)}
