@@ -25,12 +25,14 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from redis.client import PubSub
 
 from consumers.notifier import Notifier, channel, log_key
+from consumers.webhooks import verify
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
 from meander.config import Settings
 from meander.events import Alert, DeadLetter, FeatureEvent, ModelEvent, Payload, decode, encode
 from meander.runtime import Runtime
 from meander.store import memory_store
+from services.subscriptions import Filters, Subscriptions
 
 BOUND = 30.0  # seconds any wait may take before the test fails; never reached when it passes
 
@@ -113,8 +115,8 @@ def runtime_for() -> Iterator[Callable[..., Runtime]]:
     """A factory of embedded runtimes whose notifier settings are the given keywords."""
     opened: list[Runtime] = []
 
-    def make(**notifier: Any) -> Runtime:
-        settings = Settings(notifier=notifier)
+    def make(*, service: dict[str, Any] | None = None, **notifier: Any) -> Runtime:
+        settings = Settings(notifier=notifier, service=service or {})
         runtime = Runtime(settings, MemoryBus(MemoryBroker()), memory_store(fakeredis.FakeServer()))
         runtime.bus.create_topics(topics.layout([]))
         opened.append(runtime)
@@ -130,8 +132,16 @@ def notifier_for(runtime_for: Callable[..., Runtime]) -> Iterator[Callable[..., 
     """A factory of notifiers on fresh embedded runtimes, closed at the end of the test."""
     made: list[Notifier] = []
 
-    def make(*, webhooks: list[dict[str, Any]], retries: int = 2, **options: Any) -> Notifier:
-        runtime = runtime_for(webhooks=webhooks, retries=retries, timeout_seconds=5.0)
+    def make(
+        *,
+        webhooks: list[dict[str, Any]],
+        retries: int = 2,
+        service: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Notifier:
+        runtime = runtime_for(
+            webhooks=webhooks, retries=retries, timeout_seconds=5.0, service=service
+        )
         notifier = Notifier(runtime, backoff=0.01, **options)
         made.append(notifier)
         return notifier
@@ -437,6 +447,144 @@ def test_close_delivers_what_is_queued_and_dead_letters_what_it_cannot(
         "not delivered: the notifier stopped first",
         f"webhook {stuck.url()} failed after 1 attempt: no answer within 0.5 s",
     ]
+
+
+PRIVATE_OK = {"allow_private_webhooks": True}  # the hook servers listen on loopback
+
+
+def test_a_subscription_made_while_running_gets_the_next_alert_signed_with_its_secret(
+    hook_server: Callable[..., HookServer], notifier_for: Callable[..., Notifier]
+) -> None:
+    hook = hook_server()
+    notifier = notifier_for(webhooks=[], service=PRIVATE_OK)
+    assert notifier.step(0.0) == 0  # running, with no subscription yet
+    subscriptions = Subscriptions(notifier.store)
+    made, secret = subscriptions.create(hook.url(), Filters(streams=["fraud"]))
+    (record,) = publish(notifier, alert())
+
+    announce(notifier)
+
+    (request,) = hook.wait_for(1)
+    headers = request.headers
+    assert verify(secret.encode(), request.body, headers["x-meander-timestamp"],
+                  headers["x-meander-signature"])  # fmt: skip
+    assert headers["x-meander-event-id"] == ce_id(record)
+    (delivery,) = subscriptions.deliveries(made.id)
+    assert (delivery.event_id, delivery.status, delivery.attempts, delivery.http_status) == (
+        ce_id(record), "delivered", 1, 200
+    )  # fmt: skip
+    assert delivery.last_error is None
+
+
+def test_a_failing_subscription_keeps_a_failed_record_and_a_dead_letter(
+    hook_server: Callable[..., HookServer], notifier_for: Callable[..., Notifier]
+) -> None:
+    hook = hook_server([500])
+    notifier = notifier_for(webhooks=[], retries=2, service=PRIVATE_OK)
+    subscriptions = Subscriptions(notifier.store)
+    made, _ = subscriptions.create(hook.url())
+    (record,) = publish(notifier, alert())
+
+    announce(notifier)
+
+    assert len(hook.received) == 3  # the first attempt and two retries
+    (delivery,) = subscriptions.deliveries(made.id, status="failed")
+    assert (delivery.event_id, delivery.attempts, delivery.http_status, delivery.last_error) == (
+        ce_id(record), 3, 500, "HTTP 500"
+    )  # fmt: skip
+    assert subscriptions.deliveries(made.id, status="delivered") == []
+    (letter,) = dead_letters(notifier)
+    assert letter.reason == f"webhook {hook.url()} failed after 3 attempts: HTTP 500"
+
+
+def test_changes_to_subscriptions_take_effect_at_the_next_step(
+    hook_server: Callable[..., HookServer], notifier_for: Callable[..., Notifier]
+) -> None:
+    hook = hook_server()
+    notifier = notifier_for(webhooks=[], service=PRIVATE_OK)
+    subscriptions = Subscriptions(notifier.store)
+    kept, old_secret = subscriptions.create(hook.url("/kept"))
+    gone, _ = subscriptions.create(hook.url("/gone"))
+    publish(notifier, alert(stream="first"))
+    announce(notifier)
+
+    _, new_secret = subscriptions.update(
+        kept.id, {"filters": Filters(min_severity="critical")}, rotate_secret=True
+    )
+    subscriptions.delete(gone.id)
+    publish(notifier, alert(stream="second"), alert(stream="third", severity="critical"))
+    announce(notifier)
+
+    got = [(r.path, r.data()["stream"]) for r in hook.received]
+    assert sorted(got) == [("/gone", "first"), ("/kept", "first"), ("/kept", "third")]
+    last = hook.received[-1].headers
+    assert verify(new_secret.encode(), hook.received[-1].body, last["x-meander-timestamp"],
+                  last["x-meander-signature"])  # fmt: skip
+    assert new_secret != old_secret
+    assert [d.event_id for d in subscriptions.deliveries(kept.id)] == [
+        r.headers["x-meander-event-id"] for r in reversed(hook.received) if r.path == "/kept"
+    ]
+
+
+def test_an_alertmanager_subscription_gets_version_4_and_no_model_events(
+    hook_server: Callable[..., HookServer], notifier_for: Callable[..., Notifier]
+) -> None:
+    hook = hook_server()
+    notifier = notifier_for(webhooks=[], service=PRIVATE_OK)
+    made, secret = Subscriptions(notifier.store).create(hook.url(), format="alertmanager")
+    publish(notifier, ModelEvent(action="promoted", stream="fraud"), alert(kind="concept_drift"))
+
+    announce(notifier)
+
+    (request,) = hook.received
+    body = orjson.loads(request.body)
+    assert (body["version"], body["receiver"], body["status"]) == ("4", made.id, "firing")
+    assert body["alerts"][0]["labels"]["alertname"] == "ConceptDrift"
+    assert request.headers["content-type"] == "application/json"
+    assert verify(secret.encode(), request.body, request.headers["x-meander-timestamp"],
+                  request.headers["x-meander-signature"])  # fmt: skip
+
+
+def test_a_private_target_is_refused_at_delivery_unless_allowed(
+    hook_server: Callable[..., HookServer], notifier_for: Callable[..., Notifier]
+) -> None:
+    hook = hook_server()
+    notifier = notifier_for(webhooks=[], retries=3)  # private targets not allowed
+    subscriptions = Subscriptions(notifier.store)
+    made, _ = subscriptions.create(hook.url())  # as if its name had resolved elsewhere before
+    publish(notifier, alert())
+
+    announce(notifier)
+
+    assert hook.received == []
+    (delivery,) = subscriptions.deliveries(made.id)
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert delivery.last_error is not None
+    assert "resolves to 127.0.0.1, a loopback address" in delivery.last_error
+
+
+def test_notifiers_in_one_group_deliver_each_event_once(
+    hook_server: Callable[..., HookServer], runtime_for: Callable[..., Runtime]
+) -> None:
+    hook = hook_server()
+    runtime = runtime_for(webhooks=[], service=PRIVATE_OK)
+    notifiers = [Notifier(runtime, backoff=0.01) for _ in range(2)]
+    Subscriptions(runtime.store).create(hook.url())
+    events = [alert(stream=f"s{n}") for n in range(6)]
+    events += [ModelEvent(action="promoted", stream=f"s{n}") for n in range(6)]
+    records = publish(notifiers[0], *events)
+    try:
+        handled = 0
+        while count := sum(n.step(0.05) for n in notifiers):
+            handled += count
+        assert all(n.flush(BOUND) for n in notifiers)
+    finally:
+        for notifier in notifiers:
+            notifier.close()
+
+    assert handled == len(records)
+    ids = [r.headers["x-meander-event-id"] for r in hook.received]
+    assert sorted(ids) == sorted(ce_id(record) for record in records)
 
 
 @pytest.mark.integration
