@@ -1,7 +1,7 @@
 """The dashboard: one page that shows a stream at a glance, and the snapshot it polls.
 
 ``GET /dashboard`` serves a static page (no key needed to load it; it holds no data). The page
-calls ``GET /v1/overview`` for the streams and ``GET /v1/streams/{stream}/overview`` every two
+calls ``GET /v1/streams`` for the streams and ``GET /v1/streams/{stream}/overview`` every two
 seconds, both with scope ``read``, sending the key it was given in ``?key=`` (then kept in the
 browser's localStorage and dropped from the address bar) as ``X-API-Key``.
 
@@ -12,7 +12,7 @@ browser's localStorage and dropped from the address bar) as ``X-API-Key``.
 >>> page = client.get("/dashboard")
 >>> page.status_code, page.headers["content-type"]
 (200, 'text/html; charset=utf-8')
->>> client.get("/v1/overview").status_code  # the data needs a key allowing read
+>>> client.get("/v1/streams/fraud/overview").status_code  # the data needs a key allowing read
 401
 """
 
@@ -21,11 +21,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
 
 from meander.config import StreamConfig
 from meander.runtime import Runtime
@@ -33,9 +32,10 @@ from services.auth import Caller, require
 from services.context import ServiceDep, StreamDep
 from services.overview import Overview, overview
 
-__all__ = ["StreamItem", "Streams", "router"]
+__all__ = ["Snapshots", "router"]
 
 STATIC = Path(__file__).parent / "static"
+ASSETS = frozenset({"dashboard.js", "chart.js", "dashboard.css"})
 FRESH_MS = 1_000  # a snapshot younger than this is shared by every page asking for it
 PAGE_HEADERS = {
     # Everything the page loads is its own: no inline script, no third party.
@@ -52,20 +52,6 @@ router = APIRouter(tags=["dashboard"])
 Reader = Annotated[Caller, Depends(require("read"))]
 
 
-class StreamItem(BaseModel):
-    """A stream the dashboard can show."""
-
-    name: str = Field(examples=["fraud"])
-    task: str = Field(examples=["binary"])
-
-
-class Streams(BaseModel):
-    """The streams the dashboard can show, in configuration order."""
-
-    streams: list[StreamItem]
-    refresh_ms: int = Field(description="how often the page polls a stream's overview")
-
-
 @router.get(
     "/dashboard",
     summary="The live dashboard page",
@@ -79,15 +65,10 @@ async def page() -> FileResponse:
 
 
 @router.get("/dashboard/{asset}", include_in_schema=False)
-async def asset(asset: Literal["dashboard.js", "chart.js", "dashboard.css"]) -> FileResponse:
+async def asset(asset: str) -> FileResponse:
+    if asset not in ASSETS:  # only these names: nothing else under the package is served
+        raise HTTPException(404, f"the dashboard has no {asset!r}; it serves {sorted(ASSETS)}")
     return FileResponse(STATIC / asset, headers={"X-Content-Type-Options": "nosniff"})
-
-
-@router.get("/v1/overview", summary="The streams the dashboard can show", response_model=Streams)
-async def streams(service: ServiceDep, _caller: Reader) -> Streams:
-    """Every configured stream with its task; needs scope ``read``."""
-    items = [StreamItem(name=s.name, task=s.task) for s in service.settings.streams]
-    return Streams(streams=items, refresh_ms=2_000)
 
 
 @router.get(
@@ -97,9 +78,10 @@ async def streams(service: ServiceDep, _caller: Reader) -> Streams:
     responses={404: {"description": "no such stream"}, 503: {"description": "Kafka or Redis down"}},
 )
 def stream_overview(
-    request: Request, response: Response, stream: StreamDep, service: ServiceDep, _caller: Reader
+    _caller: Reader, request: Request, response: Response, stream: StreamDep, service: ServiceDep
 ) -> Overview:
-    """The snapshot the dashboard polls; needs scope ``read``.
+    """The snapshot the dashboard polls; needs scope ``read`` (checked before the stream is
+    looked up, so that a caller without a key cannot probe which streams exist).
 
     Counters are totals since the topics were created: take two snapshots and divide the change
     by the change of ``at_ms`` for a rate. Markers and alerts carry their event time in Unix

@@ -69,9 +69,8 @@ async function api(path) {
 
 async function start() {
   try {
-    const index = await api("/v1/overview");
+    const index = await api("/v1/streams");
     state.streams = index.streams.map((s) => s.name);
-    state.refreshMs = index.refresh_ms;
     if (!state.streams.length) return setStatus("no stream is configured", "error");
     if (!state.streams.includes(state.stream)) state.stream = state.streams[0];
     showPicker();
