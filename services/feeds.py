@@ -36,11 +36,11 @@ from services.context import Service, ServiceDep, unavailable
 from services.live import CursorError, Ended, LiveFeed, Render
 
 __all__ = [
-    "EVENT_STREAM",
     "AlertFilter",
     "LastEventId",
     "event_data",
     "event_stream",
+    "event_stream_responses",
     "open_feed",
     "router",
 ]
@@ -60,14 +60,26 @@ LastEventId = Annotated[
         examples=["0:15,1:7,2:30"],
     ),
 ]
-EVENT_STREAM: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "Server-Sent Events, until the client leaves",
-        "content": {"text/event-stream": {"example": "event: prediction\nid: 0:16\ndata: {..}"}},
-    },
-    400: {"description": "the Last-Event-ID is not a cursor of this feed"},
-    503: {"description": "the broker is down"},
-}
+
+
+def event_stream_responses(name: str, example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of an SSE route whose events are called ``name``.
+
+    >>> print(event_stream_responses("alert", {"id": "a1"})[200]["content"]["text/event-stream"]
+    ...       ["example"].strip())
+    event: alert
+    id: 0:16,1:9,2:12
+    data: {"id":"a1"}
+    """
+    sample = f"event: {name}\nid: 0:16,1:9,2:12\ndata: {orjson.dumps(example).decode()}\n\n"
+    return {
+        200: {
+            "description": f"Server-Sent Events called {name!r}, until the client leaves",
+            "content": {"text/event-stream": {"example": sample}},
+        },
+        400: {"description": "the Last-Event-ID is not a cursor of this feed"},
+        503: {"description": "the broker is down"},
+    }
 
 
 def event_data(envelope: Envelope) -> dict[str, Any]:
@@ -77,7 +89,17 @@ def event_data(envelope: Envelope) -> dict[str, Any]:
 
 
 class AlertFilter(BaseModel):
-    """Which alerts a client wants: a stream, a kind, a minimum severity."""
+    """Which alerts a client wants: a stream, a kind, a least severity.
+
+    >>> AlertFilter(severity="warning").severity
+    'warning'
+    >>> AlertFilter(kind="drift")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for AlertFilter
+    kind
+      Value error, 'drift' is not an alert kind; known: concept_drift, ...
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -115,7 +137,10 @@ class AlertFilter(BaseModel):
     "/alerts/live",
     summary="Follow alerts live (Server-Sent Events)",
     response_class=EventSourceResponse,
-    responses=EVENT_STREAM,
+    responses=event_stream_responses(
+        "alert",
+        {"id": "9f2c", "time": "2024-05-01T12:00:00Z", "kind": "data_drift", "stream": "fraud"},
+    ),
 )
 async def live_alerts(
     service: ServiceDep,

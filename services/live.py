@@ -204,16 +204,13 @@ class LiveFeed:
         if not started:
             self._release()
 
-    @property
-    def reading(self) -> bool:
-        """Whether the reader thread is still running."""
-        return self._thread is not None and self._thread.is_alive()
-
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the reader thread to finish; True when it has (or never started)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.reading
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:

@@ -29,7 +29,13 @@ from meander import topics
 from meander.events import Envelope, Prediction
 from services.auth import ApiKeys, Caller, require
 from services.context import Service, ServiceDep, StreamDep
-from services.feeds import EVENT_STREAM, LastEventId, event_data, event_stream, open_feed
+from services.feeds import (
+    LastEventId,
+    event_data,
+    event_stream,
+    event_stream_responses,
+    open_feed,
+)
 from services.index import PredictionLookup, lookup
 from services.live import Ended, LiveFeed
 
@@ -73,7 +79,10 @@ class PredictionFilter(BaseModel):
     "/streams/{stream}/predictions/live",
     summary="Follow a stream's predictions live (Server-Sent Events)",
     response_class=EventSourceResponse,
-    responses=EVENT_STREAM,
+    responses=event_stream_responses(
+        "prediction",
+        {"id": "4b1e", "time": "2024-05-01T12:00:00Z", "event_id": "tx-1", "version": 3},
+    ),
     dependencies=[Depends(require("read"))],
 )
 async def live_predictions(
