@@ -15,21 +15,35 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.client import HTTPException
+from datetime import UTC, datetime
+from typing import Literal
 
-from consumers.targets import Resolver, UnsafeTarget, check_target
+from pydantic import BaseModel, ConfigDict, Field
+
+from consumers.targets import Poster, Resolver
 from consumers.webhooks import Notice, Webhook
 from meander.bus import Message
 from meander.config import NotifierSettings
 
-__all__ = ["Outcome", "Webhooks"]
+__all__ = ["Delivery", "Outcome", "Webhooks"]
 
 log = logging.getLogger(__name__)
+
+
+class Delivery(BaseModel):
+    """How one event's delivery to a subscription ended, as its records keep it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    status: Literal["delivered", "failed"]
+    attempts: int = Field(ge=0, description="0 when the notifier stopped before trying")
+    last_error: str | None = Field(description="what went wrong on the last attempt")
+    http_status: int | None = Field(description="the last answer's status, if any came")
+    at: datetime = Field(description="when the delivery ended")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +66,16 @@ class Outcome:
         times = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
         return f"webhook {self.webhook.label} failed after {times}: {self.error}"
 
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    # urllib would turn a redirected POST into a GET without the body: fail loudly instead.
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
+    def record(self) -> Delivery:
+        """The delivery record of this outcome."""
+        return Delivery(
+            event_id=self.notice.event_id,
+            status="delivered" if self.error is None else "failed",
+            attempts=self.attempts,
+            last_error=self.error,
+            http_status=self.http_status,
+            at=datetime.fromtimestamp(self.finished_at, UTC),
+        )
 
 
 @dataclass(eq=False)
@@ -88,12 +107,11 @@ class Webhooks:
         self.timeout = settings.timeout_seconds
         self.backoff = backoff
         self.capacity = capacity
-        self.resolve = resolve
         self.delivered = 0
         self.failed = 0
         self._configured = [_Outbox(Webhook.from_settings(hook)) for hook in settings.webhooks]
         self._subscribed: dict[str, _Outbox] = {}
-        self._opener = urllib.request.build_opener(_RefuseRedirects)
+        self._poster = Poster(self.timeout, resolve=resolve)
         self._changed = threading.Condition()
         self._failures: list[tuple[Message, str]] = []
         self._outcomes: list[Outcome] = []
@@ -230,7 +248,7 @@ class Webhooks:
         while True:
             attempts += 1
             webhook = box.webhook  # each attempt with the subscription as it is now
-            error, status, retry = self._attempt(webhook, notice)
+            error, status, retry = self._poster.post(webhook, notice)
             if error is None:
                 return Outcome(webhook, notice, attempts, None, status)
             delay = self.backoff * 2 ** (attempts - 1)
@@ -238,25 +256,3 @@ class Webhooks:
                 outcome = Outcome(webhook, notice, attempts, error, status)
                 log.warning("event %s: %s", notice.event_id, outcome.reason)
                 return outcome
-
-    def _attempt(self, webhook: Webhook, notice: Notice) -> tuple[str | None, int | None, bool]:
-        """(what went wrong or None, the HTTP status if any, whether to try again)."""
-        try:
-            if webhook.checked:  # again at each attempt: what the host resolves to may change
-                check_target(webhook.url, resolve=self.resolve)
-            with self._opener.open(webhook.request(notice), timeout=self.timeout) as response:
-                return None, response.status, False
-        except UnsafeTarget as error:
-            return f"target refused: {error}", None, False
-        except urllib.error.HTTPError as error:
-            error.close()
-            if 300 <= error.code < 400:
-                redirect = f"HTTP {error.code} redirect (not followed: configure the final URL)"
-                return redirect, error.code, False
-            return f"HTTP {error.code}", error.code, error.code >= 500 or error.code == 429
-        except urllib.error.URLError as error:
-            return f"connection error: {error.reason}", None, True
-        except TimeoutError:
-            return f"no answer within {self.timeout:g} s", None, True
-        except (OSError, HTTPException) as error:
-            return f"connection error: {type(error).__name__}: {error}", None, True

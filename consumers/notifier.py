@@ -39,10 +39,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from consumers.deliveries import Outcome, Webhooks
+from consumers.deliveries import Delivery, Webhooks
 from consumers.webhooks import Notice, Webhook, structured
 from meander import topics
 from meander.bus import Message, TopicPartition
@@ -53,7 +52,7 @@ from meander.events import Alert, Envelope, ModelEvent, decode_batch
 from meander.runtime import Runtime
 
 if TYPE_CHECKING:
-    from services.subscriptions import Delivery, Subscriptions
+    from services.subscriptions import Subscriptions
 
 __all__ = ["LOG_LENGTH", "Notifier", "channel", "log_key", "main", "structured"]
 
@@ -185,11 +184,9 @@ class Notifier(Component):
             self._undelivered = []
 
     def _record_outcomes(self) -> None:
-        from services.subscriptions import Delivery
-
         for outcome in self.webhooks.take_outcomes():
             assert outcome.webhook.subscription is not None  # only subscriptions report
-            self._unrecorded.append((outcome.webhook.subscription, _delivery(Delivery, outcome)))
+            self._unrecorded.append((outcome.webhook.subscription, outcome.record()))
         if self._unrecorded:  # kept until Redis took them, as failures are until the bus did
             self.subscriptions.record(self._unrecorded)
             self._unrecorded = []
@@ -239,17 +236,6 @@ def main(settings: Settings) -> None:
     stop = stop_on_signals()
     with Runtime.open(settings) as runtime:
         run_until_stopped([Notifier(runtime)], stop)
-
-
-def _delivery(record: type[Delivery], outcome: Outcome) -> Delivery:
-    return record(
-        event_id=outcome.notice.event_id,
-        status="delivered" if outcome.error is None else "failed",
-        attempts=outcome.attempts,
-        last_error=outcome.error,
-        http_status=outcome.http_status,
-        at=datetime.fromtimestamp(outcome.finished_at, UTC),
-    )
 
 
 def _misplaced(envelope: Envelope) -> str:

@@ -21,14 +21,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Literal, NoReturn, get_args
+from typing import Annotated, Literal, NoReturn
 
 import orjson
 import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from consumers.deliveries import Delivery
 from consumers.notifier import log_key
 from consumers.targets import UnsafeTarget, WebhookUrl, check_target
 from consumers.webhooks import SEVERITIES
@@ -37,7 +38,7 @@ from meander.events import Alert
 from services.auth import require
 from services.context import Service, ServiceDep
 from services.subscriptions import (
-    Delivery,
+    AlertKind,
     Filters,
     Format,
     Subscription,
@@ -56,7 +57,6 @@ __all__ = [
     "router",
 ]
 
-ALERT_KINDS: tuple[str, ...] = get_args(Alert.model_fields["kind"].annotation)
 HISTORY = log_key("alerts")
 _PAGE = 500
 
@@ -64,13 +64,6 @@ router = APIRouter(tags=["alerts"])
 admin = [Depends(require("admin"))]
 
 
-def _alert_kind(kind: str) -> str:
-    if kind not in ALERT_KINDS:
-        raise ValueError(f"{kind[:40]!r} is not an alert kind; known: {', '.join(ALERT_KINDS)}")
-    return kind
-
-
-AlertKind = Annotated[str, AfterValidator(_alert_kind), WithJsonSchema({"enum": list(ALERT_KINDS)})]
 SubscriptionId = Annotated[
     str, Path(min_length=1, max_length=64, description="the id", examples=["sub_4f9c2d1e8a7b"])
 ]
@@ -171,14 +164,16 @@ def alert_history(
     severity: Annotated[
         Literal["info", "warning", "critical"], Query(description="the least severity")
     ] = "info",
-    since: Annotated[datetime | None, Query(description="RFC 3339; detected at or after")] = None,
-    until: Annotated[datetime | None, Query(description="RFC 3339; detected at or before")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="RFC 3339: detected at or after")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="RFC 3339: detected at or before")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertHistory:
     """The latest alerts the notifier logged, newest first, filtered by stream, kind, least
     severity and detection time."""
-    since = None if since is None else _utc(since)
-    until = None if until is None else _utc(until)
     if since is not None and until is not None and since > until:
         _invalid(("query", "until"), "must not be before since", until.isoformat())
     rank = SEVERITIES.index(severity)
@@ -193,7 +188,9 @@ def alert_history(
         logged = _logged(entry.get(b"event"))
         if logged is None or SEVERITIES.index(logged.severity) < rank:
             continue
-        detected = _utc(logged.detected_at)
+        detected = logged.detected_at
+        if detected.tzinfo is None:  # written by a producer that left out the offset
+            detected = detected.replace(tzinfo=UTC)
         if (since is not None and detected < since) or (until is not None and detected > until):
             continue
         found.append(logged)
@@ -323,7 +320,3 @@ def _logged(event: bytes | None) -> LoggedAlert | None:
         return LoggedAlert.model_validate(fields)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None  # not an alert this version can read: the history shows what it can
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

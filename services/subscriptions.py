@@ -23,7 +23,7 @@ False
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal, cast, get_args
 
@@ -37,24 +37,24 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from consumers.targets import UnsafeTarget, check_target
+from consumers.deliveries import Delivery
 from meander.events import Alert, ModelEvent
 from meander.exceptions import MeanderError
 
 __all__ = [
+    "ALERT_KINDS",
     "KINDS",
+    "AlertKind",
     "Delivery",
     "Filters",
     "Format",
     "Subscription",
     "Subscriptions",
     "UnknownSubscription",
-    "WebhookUrl",
 ]
 
-KINDS: tuple[str, ...] = get_args(Alert.model_fields["kind"].annotation) + get_args(
-    ModelEvent.model_fields["action"].annotation
-)
+ALERT_KINDS: tuple[str, ...] = get_args(Alert.model_fields["kind"].annotation)
+KINDS = ALERT_KINDS + get_args(ModelEvent.model_fields["action"].annotation)
 DELIVERIES_KEPT = 1_000  # delivery records per subscription, the oldest dropped first
 KEY = "meander:subscriptions"
 SECRETS = "meander:subscriptions:secrets"
@@ -73,32 +73,33 @@ def deliveries_key(subscription: str) -> str:
     return f"{KEY}:{subscription}:deliveries"
 
 
-def _known_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
-    return kind
+def _one_of(known: tuple[str, ...], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in known:
+            raise ValueError(f"{value[:40]!r} is not {what}; known: {', '.join(known)}")
+        return value
+
+    return check
 
 
-def _target_url(url: str) -> str:
-    try:
-        check_target(url, allow_private=True)  # the scheme and host; addresses at the route
-    except UnsafeTarget as error:
-        raise ValueError(str(error)) from None
-    return url
-
-
-Kind = Annotated[str, AfterValidator(_known_kind), WithJsonSchema({"enum": list(KINDS)})]
-StreamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
-WebhookUrl = Annotated[
+Kind = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=2048),
-    AfterValidator(_target_url),
-    Field(examples=["https://hooks.example/meander"]),
+    AfterValidator(_one_of(KINDS, "an alert kind or model action")),
+    WithJsonSchema({"type": "string", "enum": list(KINDS)}),
 ]
+AlertKind = Annotated[
+    str,
+    AfterValidator(_one_of(ALERT_KINDS, "an alert kind")),
+    WithJsonSchema({"type": "string", "enum": list(ALERT_KINDS)}),
+]
+StreamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
 
 
 class UnknownSubscription(MeanderError, KeyError):
     """No subscription has this id (it never existed, or was deleted)."""
+
+    def __init__(self, subscription: str) -> None:
+        super().__init__(f"no subscription {subscription!r}; list them to see ids")
 
 
 class Filters(BaseModel):
@@ -132,19 +133,6 @@ class Subscription(BaseModel):
     description: str = Field(examples=["drift on fraud to the on-call channel"])
     created_at: datetime
     updated_at: datetime
-
-
-class Delivery(BaseModel):
-    """How one event's delivery to a subscription ended."""
-
-    model_config = ConfigDict(frozen=True)
-
-    event_id: str
-    status: Literal["delivered", "failed"]
-    attempts: int = Field(ge=0, description="0 when the notifier stopped before trying")
-    last_error: str | None = Field(description="what went wrong on the last attempt")
-    http_status: int | None = Field(description="the last answer's status, if any came")
-    at: datetime = Field(description="when the delivery ended")
 
 
 class Subscriptions:
@@ -186,7 +174,7 @@ class Subscriptions:
         """The subscription ``subscription``; :class:`UnknownSubscription` if there is none."""
         stored = self.store.hget(KEY, subscription)
         if stored is None:
-            raise UnknownSubscription(f"no subscription {subscription!r}; list them to see ids")
+            raise UnknownSubscription(subscription)
         return Subscription.model_validate_json(stored)
 
     def all(self) -> list[Subscription]:
@@ -208,11 +196,10 @@ class Subscriptions:
                     # Watching, the pipeline answers at once (the stubs cannot tell).
                     stored = cast("bytes | None", pipe.hget(KEY, subscription))
                     if stored is None:
-                        raise UnknownSubscription(f"no subscription {subscription!r}")
-                    current = Subscription.model_validate_json(stored)
-                    updated = current.model_copy(
-                        update={**changes, "updated_at": datetime.now(UTC)}
-                    )
+                        raise UnknownSubscription(subscription)
+                    current = Subscription.model_validate_json(stored).model_dump()
+                    changed = {**current, **changes, "updated_at": datetime.now(UTC)}
+                    updated = Subscription.model_validate(changed)
                     pipe.multi()
                     pipe.hset(KEY, subscription, updated.model_dump_json())
                     if secret is not None:
@@ -232,7 +219,7 @@ class Subscriptions:
             pipe.incr(REVISION)
             removed, *_ = pipe.execute()
         if not removed:
-            raise UnknownSubscription(f"no subscription {subscription!r}")
+            raise UnknownSubscription(subscription)
 
     def revision(self) -> int:
         """A number that changes whenever any subscription does (0 before the first)."""
@@ -266,7 +253,7 @@ class Subscriptions:
                         deliveries_key(subscription),
                         {"delivery": delivery.model_dump_json()},
                         maxlen=self.deliveries_kept,
-                        approximate=True,
+                        approximate=False,  # exactly the latest: deliveries are few
                     )
             pipe.execute()
 
