@@ -37,12 +37,28 @@ from models.signing import Signer, signer_for
 from services.auth import Caller, require
 from services.context import Service, ServiceDep, StreamDep
 
-__all__ = ["Action", "Decision", "announce", "evidence_of", "history", "registry_of", "router"]
+__all__ = [
+    "KEYS",
+    "UNKNOWN",
+    "Action",
+    "Decision",
+    "announce",
+    "evidence_of",
+    "history",
+    "registry_of",
+    "router",
+]
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/meander/service"
 PAGE = 500  # log entries read per round trip while filtering
+KEYS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid API key"},
+    403: {"description": "the key lacks the scope"},
+}
+UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"description": "no such stream or version"}}
+UNPARSED: dict[int | str, dict[str, Any]] = {400: {"description": "the body cannot be parsed"}}
 
 Action = Literal[
     "retrain_requested", "challenger_trained", "validated", "rejected", "promoted", "rolled_back"
@@ -102,13 +118,14 @@ class Decisions(BaseModel):
     decisions: list[Decision] = Field(description="newest first")
 
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], responses=KEYS)
 
 
 @router.get(
     "/streams/{stream}/decisions",
     summary="Lifecycle decisions with their evidence, newest first",
     dependencies=[Depends(require("read"))],
+    responses=UNKNOWN,
 )
 def decisions(
     service: ServiceDep,
@@ -192,12 +209,20 @@ def evidence_of(
     """What a manual decision records: that it was manual, who made it, and what the learner
     last reported of the versions involved."""
     evidence: dict[str, Any] = {"manual": True, "by": caller.name}
-    raw = service.runtime.store.get(f"meander:{stream}:metrics")
-    reported = orjson.loads(raw).get("versions", {}) if raw else {}
+    reported = learner_figures(service, stream)
     metrics = {str(v): reported[str(v)] for v in versions if v is not None and str(v) in reported}
     if metrics:
         evidence["metrics"] = metrics
     return evidence
+
+
+def learner_figures(service: Service, stream: str) -> dict[str, dict[str, float | None]]:
+    """The learner's latest prequential figures of each live version, by version (as text)."""
+    raw = service.runtime.store.get(f"meander:{stream}:metrics")
+    figures: dict[str, dict[str, float | None]] = (
+        orjson.loads(raw).get("versions", {}) if raw else {}
+    )
+    return figures
 
 
 def announce(

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,12 +20,21 @@ from models.registry import Registry
 from models.versions import ModelVersion, Status
 from services import decisions
 from services.auth import Caller, require
-from services.context import Service, ServiceDep, StreamDep
-from services.decisions import Decision, announce, evidence_of, registry_of
+from services.context import ServiceDep, StreamDep
+from services.decisions import (
+    KEYS,
+    UNKNOWN,
+    UNPARSED,
+    Decision,
+    announce,
+    evidence_of,
+    learner_figures,
+    registry_of,
+)
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], responses=KEYS)
 router.include_router(decisions.router)
 
 T = TypeVar("T")
@@ -118,11 +126,14 @@ def streams(service: ServiceDep) -> Streams:
 
 
 @router.get(
-    "/streams/{stream}/models", summary="Every model version of a stream", dependencies=[Reader]
+    "/streams/{stream}/models",
+    summary="Every model version of a stream",
+    dependencies=[Reader],
+    responses=UNKNOWN,
 )
 def versions(service: ServiceDep, stream: StreamDep) -> Versions:
     registry = registry_of(service, stream.name)
-    heads, live = registry.heads(), _live(service, stream.name)
+    heads, live = registry.heads(), learner_figures(service, stream.name)
     return Versions(
         stream=stream.name,
         champion=heads.champion,
@@ -135,23 +146,23 @@ def versions(service: ServiceDep, stream: StreamDep) -> Versions:
     "/streams/{stream}/models/{version}",
     summary="One model version",
     dependencies=[Reader],
-    responses={404: {"description": "no such stream or version"}},
+    responses=UNKNOWN,
 )
 def version(service: ServiceDep, stream: StreamDep, version: VersionPath) -> Version:
     entry = _found(registry_of(service, stream.name), version)
-    return _version(entry, _live(service, stream.name))
+    return _version(entry, learner_figures(service, stream.name))
 
 
 @router.get(
     "/streams/{stream}/models/{version}/lineage",
     summary="A model version and its ancestors",
     dependencies=[Reader],
-    responses={404: {"description": "no such stream or version"}},
+    responses=UNKNOWN,
 )
 def lineage(service: ServiceDep, stream: StreamDep, version: VersionPath) -> Lineage:
     registry = registry_of(service, stream.name)
     _found(registry, version)
-    live = _live(service, stream.name)
+    live = learner_figures(service, stream.name)
     chain = [_version(entry, live) for entry in registry.lineage(version)]
     return Lineage(stream=stream.name, version=version, lineage=chain)
 
@@ -159,7 +170,7 @@ def lineage(service: ServiceDep, stream: StreamDep, version: VersionPath) -> Lin
 @router.post(
     "/streams/{stream}/models/{version}/promote",
     summary="Make a version the champion (admin)",
-    responses={404: {"description": "no such version"}, 409: {"description": "it is already"}},
+    responses=UNKNOWN | UNPARSED | {409: {"description": "it is the champion already"}},
 )
 def promote(
     service: ServiceDep,
@@ -187,7 +198,9 @@ def promote(
 @router.post(
     "/streams/{stream}/rollback",
     summary="Hand the champion back to an earlier one (admin)",
-    responses={404: {"description": "no such version"}, 409: {"description": "nothing to do"}},
+    responses=UNKNOWN
+    | UNPARSED
+    | {409: {"description": "no champion, or no version to go back to"}},
 )
 def roll_back(
     service: ServiceDep,
@@ -246,14 +259,6 @@ def _found(registry: Registry, version: int) -> ModelVersion:
         return registry.get(version)
     except RegistryError as error:
         raise HTTPException(404, str(error)) from None
-
-
-def _live(service: Service, stream: str) -> dict[str, dict[str, float | None]]:
-    raw = service.runtime.store.get(f"meander:{stream}:metrics")
-    if raw is None:
-        return {}
-    versions: dict[str, dict[str, float | None]] = orjson.loads(raw).get("versions", {})
-    return versions
 
 
 def _version(entry: ModelVersion, live: dict[str, dict[str, float | None]]) -> Version:

@@ -18,10 +18,11 @@ from pydantic import BaseModel, Field
 from meander.config import StreamConfig
 from services.auth import require
 from services.context import ServiceDep, StreamDep
+from services.decisions import KEYS
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["streams"], dependencies=[Depends(require("read"))])
+router = APIRouter(tags=["streams"], dependencies=[Depends(require("read"))], responses=KEYS)
 
 
 class FeatureSchema(BaseModel):
@@ -101,7 +102,11 @@ class StreamProfile(BaseModel):
     features: dict[str, FeatureProfile]
 
 
-@router.get("/streams/{stream}/schema", summary="A stream's features and task")
+@router.get(
+    "/streams/{stream}/schema",
+    summary="A stream's features and task",
+    responses={404: {"description": "no such stream"}},
+)
 def schema(stream: StreamDep) -> StreamSchema:
     features = {
         name: FeatureSchema.model_validate(feature.model_dump())
