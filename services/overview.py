@@ -1,8 +1,8 @@
 """One stream at a glance: the snapshot the dashboard polls.
 
 Everything is read fresh from where the loop already keeps it: topic end offsets (how many
-events, predictions and labels were published), the learner's metrics JSON, the registry, and
-the two capped Redis logs the notifier writes (``meander:alerts:log``, ``meander:models:log``).
+events and labels were published), the learner's metrics JSON, the registry, and the two
+capped Redis logs the notifier writes (``meander:alerts:log``, ``meander:models:log``).
 The page turns successive snapshots into rates and series; markers carry their own event time,
 in milliseconds, the same axis as the snapshot's ``at_ms``.
 
@@ -31,6 +31,7 @@ import orjson
 import redis
 from pydantic import BaseModel, Field, ValidationError
 
+from consumers.notifier import log_key
 from meander import topics
 from meander.bus import TopicPartition
 from meander.config import StreamConfig
@@ -45,14 +46,12 @@ __all__ = ["AlertItem", "Marker", "Overview", "Throughput", "VersionItem", "Vers
 RECENT_ALERTS = 20
 LINEAGE_LENGTH = 30
 SCANNED = 1_000  # newest log entries read per poll; the logs hold every stream's events
-MARKER_KINDS = ("concept_drift", "concept_drift_warning", "promoted", "rolled_back")
 
 
 class Throughput(BaseModel):
     """Counters since the topics were created; the page divides their change by the time."""
 
     events: int = Field(description="feature events published on S.events", examples=[120_000])
-    predictions: int = Field(description="predictions on S.predictions, shadows included")
     labels: int = Field(description="labels published on S.feedback")
     learned: int = Field(description="labels the learner has learned from (its last metrics)")
 
@@ -109,7 +108,10 @@ class Overview(BaseModel):
     at_ms: int = Field(description="when this snapshot was taken, Unix milliseconds")
     champion: int | None
     throughput: Throughput
-    served: VersionMetric | None = Field(description="what was served as champion, any version")
+    served: VersionMetric | None = Field(
+        description="what was served as the champion, whichever version it was; `version` is "
+        "the champion now"
+    )
     versions: list[VersionMetric] = Field(description="live versions, champion first")
     markers: list[Marker] = Field(description="drifts and champion changes, oldest first")
     alerts: list[AlertItem] = Field(description=f"the last {RECENT_ALERTS}, newest first")
@@ -132,6 +134,7 @@ def overview(runtime: Runtime, stream: StreamConfig, *, now_ms: int) -> Overview
     ]
     live.sort(key=lambda item: (item.status != "champion", item.version))
     served = learner.get("served", {}).get("champion")
+    champion = registry.champion()
     alerts, markers = _alerts(runtime.store, stream.name)
     markers += _decisions(runtime.store, stream.name)
     return Overview(
@@ -139,9 +142,9 @@ def overview(runtime: Runtime, stream: StreamConfig, *, now_ms: int) -> Overview
         task=stream.task,
         metric=metric,
         at_ms=now_ms,
-        champion=registry.champion(),
+        champion=champion,
         throughput=_throughput(runtime, stream.name, int(learner.get("labels", 0))),
-        served=None if served is None else _version_metric(0, None, served, metric),
+        served=None if served is None else _version_metric(champion or 0, None, served, metric),
         versions=live,
         markers=sorted(markers, key=lambda marker: marker.at_ms),
         alerts=alerts[:RECENT_ALERTS],
@@ -151,18 +154,15 @@ def overview(runtime: Runtime, stream: StreamConfig, *, now_ms: int) -> Overview
 
 def _throughput(runtime: Runtime, stream: str, learned: int) -> Throughput:
     bus = runtime.bus
-    names = (topics.events(stream), topics.predictions(stream), topics.feedback(stream))
+    names = (topics.events(stream), topics.feedback(stream))
     partitions = [TopicPartition(t, p) for t in names for p in range(bus.partitions(t))]
     reader = bus.assign(partitions)
     try:
         ends = reader.end_offsets(partitions)
     finally:
         reader.close()
-    events, predictions, labels = (
-        sum(offset for partition, offset in ends.items() if partition.topic == name)
-        for name in names
-    )
-    return Throughput(events=events, predictions=predictions, labels=labels, learned=learned)
+    events, labels = (sum(o for p, o in ends.items() if p.topic == name) for name in names)
+    return Throughput(events=events, labels=labels, learned=learned)
 
 
 def _learner_metrics(store: redis.Redis[bytes], stream: str) -> dict[str, Any]:
@@ -187,7 +187,7 @@ def _version_metric(
 def _alerts(store: redis.Redis[bytes], stream: str) -> tuple[list[AlertItem], list[Marker]]:
     alerts: list[AlertItem] = []
     markers: list[Marker] = []
-    for entry_id, at_ms, data in _log(store, "meander:alerts:log", stream):
+    for entry_id, at_ms, data in _log(store, log_key("alerts"), stream):
         try:
             alert = Alert.model_validate(data)
         except ValidationError:
@@ -204,41 +204,37 @@ def _alerts(store: redis.Redis[bytes], stream: str) -> tuple[list[AlertItem], li
                 message=message,
             )
         )
-        if alert.kind in MARKER_KINDS:
-            text = alert.kind.replace("_", " ") + (
-                f" on v{alert.version}" if alert.version is not None else ""
-            )
+        if alert.kind == "concept_drift" or alert.kind == "concept_drift_warning":
+            text = f"{alert.kind.replace('_', ' ')} {subject}: {message}"
             markers.append(Marker(at_ms=at_ms, kind=alert.kind, version=alert.version, text=text))
     return alerts, markers
 
 
 def _decisions(store: redis.Redis[bytes], stream: str) -> list[Marker]:
     markers: list[Marker] = []
-    for _, at_ms, data in _log(store, "meander:models:log", stream):
+    for _, at_ms, data in _log(store, log_key("models"), stream):
         try:
             event = ModelEvent.model_validate(data)
         except ValidationError:
             continue
-        if event.action in ("promoted", "rolled_back"):
-            text = f"v{event.version} {event.action.replace('_', ' ')}"
-            if event.reason:
-                text += f": {event.reason}"
+        if event.action == "promoted" or event.action == "rolled_back":
+            text = f"v{event.version} {event.action.replace('_', ' ')}: {event.reason}"
             markers.append(Marker(at_ms=at_ms, kind=event.action, version=event.version, text=text))
     return markers
 
 
-def _log(store: redis.Redis[bytes], key: str, stream: str) -> Iterator[tuple[str, int, object]]:
+def _log(store: redis.Redis[bytes], key: str, stream: str) -> Iterator[tuple[str, int, Any]]:
     """``(id, event time in ms, data)`` of the stream's newest entries in a notifier log."""
     for entry_id, fields in store.xrevrange(key, count=SCANNED):
         if fields.get(b"stream") != stream.encode():
             continue
         try:
             event = orjson.loads(fields[b"event"])
-            logged_ms = int(entry_id.split(b"-")[0])
-            at_ms = _ms(event.get("time")) or logged_ms
-            yield fields.get(b"id", entry_id).decode(), at_ms, event["data"]
+            at_ms = _ms(event.get("time")) or int(entry_id.split(b"-")[0])  # else when logged
+            found = (fields.get(b"id", entry_id).decode(), at_ms, event["data"])
         except (KeyError, ValueError, AttributeError, orjson.JSONDecodeError):
             continue
+        yield found
 
 
 def _ms(text: object) -> int | None:
