@@ -225,16 +225,18 @@ def apply_model_event(state: LearnerState, event: Any, registry: Registry, strea
     elif event.action == "rolled_back" and version != state.champion:
         model = None if version in state.models else registry.load(version)[0]
         state.roll_back(version, event.previous_version or state.champion, model)
+        if event.evidence.get("manual") is True:
+            _settle_manual(state)
     elif event.action == "validated" and event.evidence.get("stage") == "rollback_window":
         state.end_watch()
     log.info("%s: followed %s v%s", stream, event.action, version)
 
 
 def _settle_manual(state: LearnerState) -> None:
-    """After a manual promotion, keep only the champion and the challengers racing it.
-
-    The trainer watches only its own promotions, so a watch race here would never be judged,
-    and the replaced champion (or one a cut-short watch held) would learn forever for nothing.
+    """After a manual promotion or rollback, keep only the champion and the challengers racing
+    it. The trainer watches only its own promotions, so a watch race here would never be
+    judged; and the replaced champion, or the one a cut-short watch held, would learn forever
+    for nothing.
     """
     state.end_watch()
     racing = {challenger for (challenger, _) in state.races}

@@ -313,3 +313,22 @@ def test_a_manual_promotion_keeps_no_watch_and_only_the_models_still_racing(
     assert world.state.watch is None
     assert set(world.state.models) == {new, 7}  # neither 5 (replaced) nor old (its watch)
     assert set(world.state.races) == {(7, new)}
+
+
+def test_a_manual_rollback_during_a_watch_keeps_only_the_restored_champion(world: World) -> None:
+    old = world.state.champion
+    world.state.promote(5, tree.HoeffdingTreeClassifier())
+    world.state.promote(6, tree.HoeffdingTreeClassifier())  # the trainer's, watched against 5
+    assert set(world.state.models) == {old, 5, 6}
+    manual = {"manual": True, "by": "ops"}
+
+    apply_model_event(
+        world.state,
+        event("rolled_back", old, previous_version=6, evidence=manual),
+        world.registry,
+        "s",
+    )
+
+    assert world.state.champion == old
+    assert set(world.state.models) == {old}
+    assert world.state.races == {}
