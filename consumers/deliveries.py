@@ -128,8 +128,8 @@ class Webhooks:
             for key, box in list(self._subscribed.items()):
                 if key not in wanted:
                     if box.pending:
-                        log.info("subscription %s deleted: %d queued notices dropped",
-                                 key, len(box.pending))  # fmt: skip
+                        dropped = len(box.pending)
+                        log.info("subscription %s deleted: %d queued notices dropped", key, dropped)
                     box.pending.clear()
                     box.retired = True
                     del self._subscribed[key]

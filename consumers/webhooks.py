@@ -156,7 +156,8 @@ def verify(
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, body, int(timestamp)), signature)
+    expected = sign(secret, body, int(timestamp)).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
 class Webhook:

@@ -5,10 +5,15 @@ first. Subscriptions live in Redis (:mod:`services.subscriptions`) and every not
 change at its next step; a subscription's secret is in the answer that creates it (or rotates
 it), and in no other.
 
+>>> import fakeredis
 >>> from fastapi.testclient import TestClient
+>>> from meander.bus import MemoryBroker, MemoryBus
+>>> from meander.runtime import Runtime
+>>> from meander.store import memory_store
 >>> from services import create_app
 >>> open_ = Settings(service={"anonymous_scopes": ["admin"], "allow_private_webhooks": True})
->>> client = TestClient(create_app(open_))
+>>> runtime = Runtime(open_, MemoryBus(MemoryBroker()), memory_store(fakeredis.FakeServer()))
+>>> client = TestClient(create_app(open_, runtime=runtime))
 >>> made = client.post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/hook"}).json()
 >>> made["format"], made["secret"].startswith("whsec_")
 ('cloudevents', True)

@@ -12,7 +12,7 @@ Redis holds
 The secret is returned once, by :meth:`Subscriptions.create` (and by a rotation).
 
 >>> import fakeredis
->>> subscriptions = Subscriptions(fakeredis.FakeRedis())
+>>> subscriptions = Subscriptions(fakeredis.FakeRedis(server=fakeredis.FakeServer()))
 >>> made, secret = subscriptions.create("https://hooks.example/in", Filters(kinds=["data_drift"]))
 >>> subscriptions.get(made.id).filters.kinds, len(secret) > 30, subscriptions.revision()
 (['data_drift'], True, 1)

@@ -545,7 +545,7 @@ def test_an_alertmanager_subscription_gets_version_4_and_no_model_events(
                   request.headers["x-meander-signature"])  # fmt: skip
 
 
-def test_a_private_target_is_refused_at_delivery_unless_allowed(
+def test_a_private_target_is_refused_at_delivery_without_the_allow_flag(
     hook_server: Callable[..., HookServer], notifier_for: Callable[..., Notifier]
 ) -> None:
     hook = hook_server()

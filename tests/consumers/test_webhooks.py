@@ -59,6 +59,7 @@ def test_a_signature_is_valid_for_its_body_timestamp_and_secret_only() -> None:
     assert not verify(b"other", b'{"a":1}', str(NOW), signature, now=NOW)  # wrong secret
     assert not verify(b"s3cret", b'{"a":1}', str(NOW + 1), signature, now=NOW)  # re-stamped
     assert not verify(b"s3cret", b'{"a":1}', "17e8", signature, now=NOW)
+    assert not verify(b"s3cret", b'{"a":1}', str(NOW), "sha256=\u00e9", now=NOW)
     assert sign(b"s3cret", b'{"a":1}', NOW + 1) != signature
 
 
@@ -124,13 +125,19 @@ def test_a_subscription_becomes_a_webhook_with_its_filters() -> None:
 def test_notices_of_alerts_and_model_events() -> None:
     alert = notice(drift())
     assert (alert.family, alert.kind, alert.stream, alert.severity) == (
-        "alerts", "data_drift", "fraud", "warning"
-    )  # fmt: skip
+        "alerts",
+        "data_drift",
+        "fraud",
+        "warning",
+    )
     assert alert.alert is not None and alert.alert.feature == "amount"
     rollback = notice(ModelEvent(action="rolled_back", stream="fraud"))
     assert (rollback.family, rollback.kind, rollback.severity, rollback.alert) == (
-        "models", "rolled_back", "warning", None
-    )  # fmt: skip
+        "models",
+        "rolled_back",
+        "warning",
+        None,
+    )
     assert orjson.loads(rollback.body)["data"]["action"] == "rolled_back"
 
 
