@@ -563,6 +563,27 @@ def test_a_private_target_is_refused_at_delivery_without_the_allow_flag(
     assert "resolves to 127.0.0.1, a loopback address" in delivery.last_error
 
 
+def test_a_delivery_record_waits_out_a_redis_outage(
+    hook_server: Callable[..., HookServer], notifier_for: Callable[..., Notifier]
+) -> None:
+    hook = hook_server()
+    notifier = notifier_for(webhooks=[], service=PRIVATE_OK)
+    subscriptions = Subscriptions(notifier.store)
+    made, _ = subscriptions.create(hook.url())
+    (record,) = publish(notifier, alert())
+    assert notifier.step(0.1) == 1
+    hook.wait_for(1)
+    server = notifier.store.connection_pool.connection_kwargs["server"]
+    server.connected = False
+
+    with pytest.raises(redis.ConnectionError):
+        notifier.flush(BOUND)  # the delivery ended; its record cannot be written yet
+
+    server.connected = True
+    assert notifier.flush(BOUND)
+    assert [d.event_id for d in subscriptions.deliveries(made.id)] == [ce_id(record)]
+
+
 def test_notifiers_in_one_group_deliver_each_event_once(
     hook_server: Callable[..., HookServer], runtime_for: Callable[..., Runtime]
 ) -> None:
