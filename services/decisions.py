@@ -40,11 +40,13 @@ from services.context import Service, ServiceDep, StreamDep
 __all__ = [
     "KEYS",
     "UNKNOWN",
+    "UNPARSED",
     "Action",
     "Decision",
     "announce",
     "evidence_of",
     "history",
+    "learner_figures",
     "registry_of",
     "router",
 ]

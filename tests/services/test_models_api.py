@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import fakeredis
 import httpx2 as httpx
@@ -268,6 +268,10 @@ def test_decisions_come_from_the_notifiers_log_filtered_and_newest_first(world: 
     newest = world.client.get("/v1/streams/sea/decisions?limit=1").json()["decisions"]
     older = world.client.get(f"/v1/streams/sea/decisions?before={newest[0]['position']}").json()
     assert [d["kind"] for d in older["decisions"]] == ["promoted"]
+
+
+def test_the_decision_kinds_are_the_model_event_actions() -> None:
+    assert get_args(Action) == get_args(ModelEvent.model_fields["action"].annotation)
 
 
 def test_promote_and_rollback_need_the_admin_scope() -> None:
