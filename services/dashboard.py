@@ -75,7 +75,12 @@ async def asset(asset: str) -> FileResponse:
     "/v1/streams/{stream}/overview",
     summary="A stream at a glance: throughput, metrics, markers, alerts, lineage",
     response_model=Overview,
-    responses={404: {"description": "no such stream"}, 503: {"description": "Kafka or Redis down"}},
+    responses={
+        401: {"description": "no valid API key"},
+        403: {"description": "the key lacks the read scope"},
+        404: {"description": "no such stream"},
+        503: {"description": "Kafka or Redis cannot be reached; retry after Retry-After"},
+    },
 )
 def stream_overview(
     _caller: Reader, request: Request, response: Response, stream: StreamDep, service: ServiceDep

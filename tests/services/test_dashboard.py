@@ -2,10 +2,12 @@
 
 The loop learns a few hundred SEA events for real (registry, learner metrics, topic offsets);
 alerts and lifecycle events go through the notifier into the Redis logs the overview reads.
+The last test reads the counters from real Kafka and Redis.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from consumers.notifier import Notifier
 from meander import topics
-from meander.config import StreamConfig
+from meander.config import Settings, StreamConfig
 from meander.events import Alert, ModelEvent, encode
 from meander.loop import Loop
 from meander.runtime import Runtime
@@ -190,3 +192,22 @@ def test_regression_streams_show_the_mae(
     client = TestClient(create_app(runtime.settings, runtime=runtime))
     view = client.get("/v1/streams/friedman/overview").json()
     assert (view["task"], view["metric"], view["versions"]) == ("regression", "mae", [])
+
+
+@pytest.mark.integration
+def test_the_overview_on_kafka_and_redis(kafka_bootstrap: str, redis_url: str) -> None:
+    stream = synthetic("sea").stream_config(f"dash{uuid.uuid4().hex[:8]}")
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        model_signing_key="a dashboard test key, long enough to sign",
+        streams=[stream],
+        service={"anonymous_scopes": ["read"]},
+    )
+    with Runtime.open(settings) as runtime:
+        events, feedback = Publisher(stream.name).push(list(synthetic("sea").samples(30)))
+        runtime.bus.publish(events + feedback[:10])
+        with TestClient(create_app(settings, runtime=runtime)) as client:
+            view = client.get(f"/v1/streams/{stream.name}/overview").json()
+    assert view["throughput"] == {"events": 30, "labels": 10, "learned": 0}
+    assert (view["versions"], view["alerts"], view["lineage"]) == ([], [], [])

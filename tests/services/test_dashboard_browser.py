@@ -21,10 +21,11 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from meander.config import Settings
 from producers.synthetic import synthetic
+from services.auth import new_key
 from tests.services.conftest import Serve
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -103,6 +104,7 @@ def _received(driver: WebDriver) -> Received:
         const drawn = (kind) =>
           document.querySelectorAll(`#metric-chart .marker[data-kind="${kind}"]`).length;
         return {charts: d.charts, polls: d.state.polls, error: d.state.lastError,
+                stream: d.overview && d.overview.stream,
                 drifts: drawn("concept_drift"), promotions: drawn("promoted")};
         """
     )
@@ -143,3 +145,44 @@ def test_the_dashboard_charts_the_running_loop(serve: Serve, browser: webdriver.
     _wait(browser, STORY, lambda r: r["drifts"] > 0 and r["promotions"] > 0 and r["polls"] > 10)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOTS / "dashboard.png"))
+
+
+def _guarded(*streams: str) -> tuple[Settings, str]:
+    """Settings of quiet streams that only a key with the read scope may see, and the key."""
+    key, digest = new_key()
+    settings = Settings(
+        streams=[synthetic("sea").stream_config(name) for name in streams],
+        service={"api_keys": [{"name": "on-call", "digest": digest, "scopes": ["read"]}]},
+    )
+    return settings, key
+
+
+def test_a_key_given_in_the_address_is_kept_and_hidden(
+    serve: Serve, browser: webdriver.Chrome
+) -> None:
+    settings, key = _guarded("first", "second")
+    base = serve(settings)
+    browser.get(f"{base}/dashboard?key={key}&stream=second")
+
+    assert _wait(browser, DEADLINE, lambda r: r["stream"] == "second"), _received(browser)
+    assert key not in browser.current_url and browser.current_url.endswith("stream=second")
+    assert browser.execute_script("return localStorage.getItem('meander.apiKey')") == key
+    picker = Select(browser.find_element("id", "stream"))
+    assert [option.text for option in picker.options] == ["first", "second"]
+    picker.select_by_visible_text("first")
+    assert _wait(browser, DEADLINE, lambda r: r["stream"] == "first"), _received(browser)
+    assert browser.current_url.endswith("stream=first")
+
+
+def test_without_a_key_the_page_asks_for_one(serve: Serve, browser: webdriver.Chrome) -> None:
+    settings, key = _guarded("only")
+    browser.get(serve(settings) + "/dashboard")
+    form = browser.find_element("id", "key-form")
+    WebDriverWait(browser, DEADLINE).until(lambda _: form.is_displayed())
+    assert "API key is required" in browser.find_element("id", "key-reason").text
+    assert not browser.find_element("id", "picker").is_displayed()  # one stream: no picker
+
+    browser.find_element("id", "key").send_keys(key)
+    browser.find_element("css selector", "#key-form button").click()
+    assert _wait(browser, DEADLINE, lambda r: r["stream"] == "only"), _received(browser)
+    assert not form.is_displayed()
