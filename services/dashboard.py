@@ -35,7 +35,7 @@ from services.overview import Overview, overview
 __all__ = ["Snapshots", "router"]
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = frozenset({"dashboard.js", "chart.js", "dashboard.css"})
+ASSETS = frozenset({"dashboard.js", "chart.js", "panels.js", "dashboard.css"})
 FRESH_MS = 1_000  # a snapshot younger than this is shared by every page asking for it
 PAGE_HEADERS = {
     # Everything the page loads is its own: no inline script, no third party.

@@ -2,7 +2,8 @@
 //
 // chart.update({series, markers, domain}) redraws everything; the element's data-points
 // attribute says how many points the chart was given, so tests and people can tell an empty
-// chart from a flat one.
+// chart from a flat one. The drawing is an <svg role="img"> whose label sums up the latest
+// values; each marker is focusable and carries its own tooltip.
 
 const SVG = "http://www.w3.org/2000/svg";
 const MARGIN = { top: 14, right: 16, bottom: 26, left: 52 };
@@ -15,11 +16,19 @@ export const MARKER_STYLES = {
   rolled_back: { color: "#6a1b9a", dash: "", label: "Rollback" },
 };
 
+export function clock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour12: false });
+}
+
 function svg(name, attributes = {}, text = null) {
   const node = document.createElementNS(SVG, name);
   for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
   if (text !== null) node.textContent = text;
   return node;
+}
+
+function segment(x1, y1, x2, y2, attributes) {
+  return svg("line", { x1, y1, x2, y2, ...attributes });
 }
 
 // Round numbers covering [low, high]: about `count` ticks at 1, 2 or 5 times a power of ten.
@@ -33,17 +42,10 @@ function niceTicks(low, high, count = 5) {
   return ticks;
 }
 
-function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour12: false });
-}
-
 export class LineChart {
-  constructor(element, { label, yFormat = (v) => v.toLocaleString(), yBounds = [null, null], fromZero = false }) {
-    this.element = element;
-    this.label = label;
-    this.yFormat = yFormat;
-    this.yBounds = yBounds;
-    this.fromZero = fromZero;
+  constructor(element, options) {
+    const { label, yFormat = (v) => v.toLocaleString(), yBounds = [null, null] } = options;
+    Object.assign(this, { element, label, yFormat, yBounds, fromZero: !!options.fromZero });
     this.data = { series: [], markers: [], domain: [0, 1] };
     this.plot = document.createElement("div");
     this.plot.className = "plot";
@@ -64,6 +66,11 @@ export class LineChart {
     this.drawLegend();
   }
 
+  visibleMarkers() {
+    const [x0, x1] = this.data.domain;
+    return this.data.markers.filter((m) => m.x >= x0 && m.x <= x1);
+  }
+
   draw() {
     const width = this.plot.clientWidth;
     const height = this.plot.clientHeight;
@@ -75,16 +82,19 @@ export class LineChart {
       this.plot.replaceChildren(root);
       return;
     }
+    const frame = {
+      left: MARGIN.left,
+      right: width - MARGIN.right,
+      top: MARGIN.top,
+      bottom: height - MARGIN.bottom,
+    };
     const [x0, x1] = this.data.domain;
     const [yLow, yHigh] = this.yRange();
-    const inner = { w: width - MARGIN.left - MARGIN.right, h: height - MARGIN.top - MARGIN.bottom };
-    const x = (t) => MARGIN.left + ((t - x0) / (x1 - x0 || 1)) * inner.w;
-    const y = (v) => MARGIN.top + (1 - (v - yLow) / (yHigh - yLow || 1)) * inner.h;
-    root.append(this.axes(x, y, x0, x1, yLow, yHigh, inner));
-    for (const series of this.data.series) root.append(this.line(series, x, y, x0));
-    for (const marker of this.data.markers) {
-      if (marker.x >= x0 && marker.x <= x1) root.append(this.marker(marker, x(marker.x), inner));
-    }
+    const x = (t) => frame.left + ((t - x0) / (x1 - x0 || 1)) * (frame.right - frame.left);
+    const y = (v) => frame.bottom - ((v - yLow) / (yHigh - yLow || 1)) * (frame.bottom - frame.top);
+    root.append(this.axes(frame, x, y, [yLow, yHigh]));
+    for (const series of this.data.series) root.append(this.line(series, x, y));
+    for (const marker of this.visibleMarkers()) root.append(this.marker(marker, x(marker.x), frame));
     this.plot.replaceChildren(root);
   }
 
@@ -102,60 +112,75 @@ export class LineChart {
     return [Math.min(ticks[0], low), Math.max(ticks[ticks.length - 1], high)];
   }
 
-  axes(x, y, x0, x1, yLow, yHigh, inner) {
+  axes(frame, x, y, [yLow, yHigh]) {
     const group = svg("g", { class: "axes", "aria-hidden": "true" });
     for (const tick of niceTicks(yLow, yHigh)) {
       if (tick < yLow || tick > yHigh) continue;
-      group.append(svg("line", { x1: MARGIN.left, x2: MARGIN.left + inner.w, y1: y(tick), y2: y(tick), class: "grid" }));
-      group.append(svg("text", { x: MARGIN.left - 6, y: y(tick) + 4, class: "tick y" }, this.yFormat(tick)));
+      group.append(segment(frame.left, y(tick), frame.right, y(tick), { class: "grid" }));
+      const text = this.yFormat(tick);
+      group.append(svg("text", { x: frame.left - 6, y: y(tick) + 4, class: "tick y" }, text));
     }
+    const [x0, x1] = this.data.domain;
     const step = TIME_STEPS.find((s) => (x1 - x0) / s <= 6) ?? TIME_STEPS[TIME_STEPS.length - 1];
     for (let t = Math.ceil(x0 / step) * step; t <= x1; t += step) {
-      group.append(svg("line", { x1: x(t), x2: x(t), y1: MARGIN.top + inner.h, y2: MARGIN.top + inner.h + 4, class: "axis" }));
-      group.append(svg("text", { x: x(t), y: MARGIN.top + inner.h + 17, class: "tick x" }, clock(t)));
+      group.append(segment(x(t), frame.bottom, x(t), frame.bottom + 4, { class: "axis" }));
+      group.append(svg("text", { x: x(t), y: frame.bottom + 17, class: "tick x" }, clock(t)));
     }
-    group.append(svg("line", { x1: MARGIN.left, x2: MARGIN.left + inner.w, y1: MARGIN.top + inner.h, y2: MARGIN.top + inner.h, class: "axis" }));
+    group.append(segment(frame.left, frame.bottom, frame.right, frame.bottom, { class: "axis" }));
     return group;
   }
 
-  line(series, x, y, x0) {
+  line(series, x, y) {
+    const [x0] = this.data.domain;
     const shown = series.points.filter((p) => p[0] >= x0);
     const path = shown.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`);
     const group = svg("g", { class: "series" });
-    group.append(svg("path", { d: path.join(""), fill: "none", stroke: series.color, "stroke-width": series.width ?? 2, "stroke-dasharray": series.dash ?? "", "stroke-linejoin": "round" }));
-    const last = shown[shown.length - 1];
+    group.append(svg("path", {
+      d: path.join(""),
+      fill: "none",
+      stroke: series.color,
+      "stroke-width": series.width ?? 2,
+      "stroke-dasharray": series.dash ?? "",
+      "stroke-linejoin": "round",
+    }));
+    const last = shown[shown.length - 1]; // a dot on the latest value, so one point shows too
     if (last) group.append(svg("circle", { cx: x(last[0]), cy: y(last[1]), r: 3, fill: series.color }));
     return group;
   }
 
-  marker(marker, at, inner) {
+  marker(marker, at, frame) {
     const style = MARKER_STYLES[marker.kind] ?? { color: "#555", dash: "" };
     const group = svg("g", { class: "marker", tabindex: 0, "data-kind": marker.kind });
     group.append(svg("title", {}, `${clock(marker.x)} · ${marker.text}`));
-    group.append(svg("line", { x1: at, x2: at, y1: MARGIN.top, y2: MARGIN.top + inner.h, stroke: style.color, "stroke-width": 1.5, "stroke-dasharray": style.dash }));
-    group.append(svg("path", { d: `M${at - 5},${MARGIN.top - 8}h10l-5,7z`, fill: style.color }));
+    group.append(segment(at, frame.top, at, frame.bottom, {
+      stroke: style.color,
+      "stroke-width": 1.5,
+      "stroke-dasharray": style.dash,
+    }));
+    group.append(svg("path", { d: `M${at - 5},${frame.top - 8}h10l-5,7z`, fill: style.color }));
     if (marker.label) {
-      group.append(svg("text", { x: at + 4, y: MARGIN.top + 10, fill: style.color, class: "marker-label" }, marker.label));
+      const attributes = { x: at + 4, y: frame.top + 10, fill: style.color, class: "marker-label" };
+      group.append(svg("text", attributes, marker.label));
     }
     return group;
   }
 
   drawLegend() {
     const items = this.data.series.map((s) => ({ text: s.name, color: s.color, dash: s.dash }));
-    const [x0, x1] = this.data.domain;
-    const kinds = new Set(this.data.markers.filter((m) => m.x >= x0 && m.x <= x1).map((m) => m.kind));
+    const kinds = new Set(this.visibleMarkers().map((m) => m.kind));
     for (const [kind, style] of Object.entries(MARKER_STYLES)) {
-      if (kinds.has(kind)) items.push({ text: style.label, color: style.color, dash: style.dash, marker: true });
+      if (kinds.has(kind)) items.push({ text: style.label, ...style, marker: true });
     }
     this.legend.replaceChildren(...items.map((item) => {
       const entry = document.createElement("span");
-      entry.className = item.marker ? "key marker-key" : "key";
+      entry.className = "key";
       const swatch = svg("svg", { width: 22, height: 14, "aria-hidden": "true" });
+      const stroke = { stroke: item.color, "stroke-dasharray": item.dash ?? "" };
       if (item.marker) {
         swatch.append(svg("path", { d: "M6,0h10l-5,6z", fill: item.color }));
-        swatch.append(svg("line", { x1: 11, x2: 11, y1: 5, y2: 14, stroke: item.color, "stroke-width": 2, "stroke-dasharray": item.dash ? "2 2" : "" }));
+        swatch.append(segment(11, 5, 11, 14, { ...stroke, "stroke-width": 2 }));
       } else {
-        swatch.append(svg("line", { x1: 0, x2: 22, y1: 7, y2: 7, stroke: item.color, "stroke-width": 3, "stroke-dasharray": item.dash ?? "" }));
+        swatch.append(segment(0, 7, 22, 7, { ...stroke, "stroke-width": 3 }));
       }
       entry.append(swatch, document.createTextNode(item.text));
       return entry;
@@ -167,6 +192,6 @@ export class LineChart {
       .filter((s) => s.points.length)
       .map((s) => `${s.name} ${this.yFormat(s.points[s.points.length - 1][1])}`);
     const state = latest.length ? `latest: ${latest.join(", ")}` : "no data yet";
-    return `${this.label}; ${state}; ${this.data.markers.length} markers`;
+    return `${this.label}; ${state}; ${this.visibleMarkers().length} markers`;
   }
 }

@@ -4,7 +4,8 @@
 // from the form shown after a 401/403; without one, requests go out bare, which a service that
 // allows anonymous reads accepts. window.meanderDashboard tells tests what was received.
 
-import { LineChart } from "./chart.js";
+import { LineChart, clock } from "./chart.js";
+import { renderAlerts, renderLineage } from "./panels.js";
 
 const WINDOW_MS = 10 * 60 * 1000; // how much history the charts keep
 const PALETTE = ["#1565c0", "#ef6c00", "#00897b", "#8e24aa", "#d81b60", "#6d4c41", "#0097a7", "#5c6bc0"];
@@ -27,10 +28,15 @@ const state = {
 let kept = emptyHistory();
 
 const charts = {
-  throughput: new LineChart($("throughput-chart"), { label: "Throughput, per second", fromZero: true, yFormat: (v) => compact(v) }),
-  metric: new LineChart($("metric-chart"), { label: "Rolling metric per model version", yFormat: (v) => v.toFixed(2) }),
+  throughput: new LineChart($("throughput-chart"), {
+    label: "Throughput, per second",
+    fromZero: true,
+    yFormat: compact,
+  }),
+  metric: new LineChart($("metric-chart"), { label: "Rolling metric per model version" }),
 };
 
+// What the page received, for tests and for a curious person with the browser's console open.
 window.meanderDashboard = { state, kept, charts: { throughput: 0, metric: 0 }, overview: null };
 
 function takeKey() {
@@ -39,8 +45,7 @@ function takeKey() {
   if (given) {
     localStorage.setItem(KEY_ITEM, given);
     params.delete("key");
-    const query = params.toString();
-    replaceQuery(query);
+    replaceQuery(params.toString());
   }
   return localStorage.getItem(KEY_ITEM);
 }
@@ -50,7 +55,7 @@ function replaceQuery(query) {
 }
 
 function emptyHistory() {
-  return { last: null, events: [], labels: [], versions: new Map(), served: [] };
+  return { last: null, events: [], labels: [], versions: new Map() };
 }
 
 async function api(path) {
@@ -87,6 +92,7 @@ async function poll() {
     const view = await api(`/v1/streams/${encodeURIComponent(stream)}/overview`);
     if (stream !== state.stream) return; // the picker moved on while this was in flight
     state.polls += 1;
+    state.lastError = null;
     record(view);
     render(view);
     setStatus(`live · updated ${clock(view.at_ms)}`, "ok");
@@ -112,7 +118,7 @@ function failed(error, retry) {
     };
     return setStatus("an API key is needed", "error");
   }
-  setStatus(`cannot reach the service: ${state.lastError}`, "error");
+  setStatus(`no fresh data: ${state.lastError}`, "error");
   if (retry) state.timer = setTimeout(retry, state.refreshMs);
 }
 
@@ -154,19 +160,31 @@ function render(view) {
   });
   charts.metric.update({
     domain,
-    markers: view.markers.map((m) => ({ x: m.at_ms, kind: m.kind, text: m.text, label: MARKER_LABELS[m.kind]?.(m.version) })),
+    markers: view.markers.map((m) => ({
+      x: m.at_ms,
+      kind: m.kind,
+      text: m.text,
+      label: MARKER_LABELS[m.kind]?.(m.version),
+    })),
+    // The champion solid and bold; challengers and former champions thin and dashed.
     series: [...kept.versions.entries()].map(([version, points]) => {
-      const status = statuses.get(version) ?? "retired";
       const champion = version === view.champion;
-      return { name: `v${version} · ${status}`, color: PALETTE[version % PALETTE.length], points, width: champion ? 3 : 1.5, dash: champion ? "" : "5 3" };
+      return {
+        name: `v${version} · ${statuses.get(version) ?? "retired"}`,
+        color: PALETTE[version % PALETTE.length],
+        points,
+        width: champion ? 3 : 1.5,
+        dash: champion ? "" : "5 3",
+      };
     }),
   });
   $("metric-title").textContent = `Rolling ${metricName} per model version`;
   renderFigures(view, format);
-  renderAlerts(view.alerts);
-  renderLineage(view.lineage, view.champion);
+  renderAlerts($("alerts"), view.alerts);
+  renderLineage($("lineage"), view.lineage, view.champion);
   window.meanderDashboard.overview = view;
-  window.meanderDashboard.charts = { throughput: charts.throughput.points, metric: charts.metric.points };
+  const points = { throughput: charts.throughput.points, metric: charts.metric.points };
+  window.meanderDashboard.charts = points;
 }
 
 function firstPoint(now) {
@@ -186,39 +204,10 @@ function renderFigures(view, format) {
   $("kpi-drift").textContent = drifts.length ? clock(drifts[drifts.length - 1].at_ms) : "none";
 }
 
-function renderAlerts(alerts) {
-  if (!alerts.length) return $("alerts").replaceChildren(element("li", "empty", "No alerts yet."));
-  $("alerts").replaceChildren(...alerts.map((alert) => {
-    const item = element("li", `alert severity-${alert.severity}`);
-    const head = element("div", "alert-head");
-    head.append(element("time", "", clock(alert.at_ms)), element("span", "badge", alert.severity),
-      element("strong", "", alert.kind.replaceAll("_", " ")), element("span", "subject", alert.subject));
-    const message = element("p", "message", alert.message);
-    message.title = alert.message;
-    item.append(head, message);
-    return item;
-  }));
-}
-
-function renderLineage(lineage, champion) {
-  if (!lineage.length) return;
-  $("lineage").replaceChildren(...lineage.map((v) => {
-    const row = element("tr", v.version === champion ? "current" : "");
-    const cause = element("td");
-    cause.append(element("div", "cause", v.cause || v.reason));
-    cause.title = [v.cause, v.reason, v.spec].filter(Boolean).join("\n");
-    row.append(element("th", "", `v${v.version}`), element("td", "", v.parent === null ? "—" : `v${v.parent}`));
-    const status = element("td");
-    status.append(element("span", `status status-${v.status}`, v.status.replace("_", " ")));
-    row.append(status, cause, element("td", "", clock(v.created_ms)));
-    row.firstChild.scope = "row";
-    return row;
-  }));
-}
-
 function showPicker() {
   const select = $("stream");
-  select.replaceChildren(...state.streams.map((name) => new Option(name, name, false, name === state.stream)));
+  const options = state.streams.map((name) => new Option(name, name, false, name === state.stream));
+  select.replaceChildren(...options);
   $("picker").hidden = state.streams.length < 2;
   $("stream-name").textContent = state.streams.length < 2 ? `stream ${state.stream}` : "";
   select.onchange = () => {
@@ -235,19 +224,8 @@ function setStatus(text, kind) {
   $("status").className = `live ${kind}`;
 }
 
-function element(tag, className = "", text = null) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== null) node.textContent = text;
-  return node;
-}
-
 function compact(value) {
   return value.toLocaleString(undefined, { maximumFractionDigits: value < 10 ? 1 : 0 });
-}
-
-function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour12: false });
 }
 
 start();

@@ -84,7 +84,7 @@ def test_the_page_loads_without_a_key_and_only_from_itself(world: World) -> None
     assert page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["referrer-policy"] == "no-referrer"
-    for asset in ("dashboard.js", "chart.js", "dashboard.css"):
+    for asset in ("dashboard.js", "chart.js", "panels.js", "dashboard.css"):
         assert world.client.get(f"/dashboard/{asset}").status_code == 200
     assert world.client.get("/dashboard/overview.py").status_code == 404
 
