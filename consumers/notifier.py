@@ -7,7 +7,7 @@ structured-mode JSON, which it
   per-stream channel ``meander:alerts:{stream}``;
 - appends to the capped Redis stream ``meander:alerts:log`` (or ``meander:models:log``), fields
   ``id``, ``kind``, ``stream`` and ``event``, from which a late subscriber catches up;
-- POSTs to every configured webhook and every subscription (:mod:`services.subscriptions`)
+- POSTs to every configured webhook and every subscription (:mod:`consumers.subscriptions`)
   whose filters match, signed (see :mod:`consumers.webhooks`), and records how each delivery to
   a subscription ended.
 
@@ -39,9 +39,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from consumers.deliveries import Delivery, Webhooks
+from consumers.subscriptions import Subscriptions
 from consumers.webhooks import Notice, Webhook, structured
 from meander import topics
 from meander.bus import Message, TopicPartition
@@ -50,9 +50,6 @@ from meander.config import Settings
 from meander.deadletter import DeadLetters
 from meander.events import Alert, Envelope, ModelEvent, decode_batch
 from meander.runtime import Runtime
-
-if TYPE_CHECKING:
-    from services.subscriptions import Subscriptions
 
 __all__ = ["LOG_LENGTH", "Notifier", "channel", "log_key", "main", "structured"]
 
@@ -84,7 +81,8 @@ class Notifier(Component):
 
     ``capacity`` bounds each webhook's outbox: when one is full, the notifier reads nothing
     more until it drains, rather than hold an unbounded backlog in memory. ``close_timeout``
-    is how long :meth:`close` waits for queued deliveries; ``backoff`` is the first retry delay,
+    is how long :meth:`close` waits for queued deliveries; ``backoff`` (default
+    ``notifier.backoff_seconds``) is the first retry delay,
     doubled at each retry.
     """
 
@@ -96,7 +94,7 @@ class Notifier(Component):
         *,
         group: str = "meander-notifier",
         batch_size: int = 500,
-        backoff: float = 0.5,
+        backoff: float | None = None,
         capacity: int = 1_000,
         close_timeout: float = 10.0,
     ) -> None:
@@ -109,10 +107,12 @@ class Notifier(Component):
         self._undelivered: list[tuple[Message, str]] = []
         self._unrecorded: list[tuple[str, Delivery]] = []
         self.dead = DeadLetters(runtime.bus, component=self.name)
-        self.webhooks = Webhooks(runtime.settings.notifier, backoff=backoff, capacity=capacity)
-        # Imported here: the services package imports its routers, which may import this module.
-        from services.subscriptions import Subscriptions
-
+        notifier = runtime.settings.notifier
+        self.webhooks = Webhooks(
+            notifier,
+            backoff=notifier.backoff_seconds if backoff is None else backoff,
+            capacity=capacity,
+        )
         self.subscriptions: Subscriptions = Subscriptions(runtime.store)
         self.revision: int | None = None
         self.consumer = runtime.bus.subscribe([topics.ALERTS, topics.MODELS], group=group)

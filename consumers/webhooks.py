@@ -46,7 +46,7 @@ from meander.events import Alert, Envelope, ModelEvent
 from meander.events.headers import rfc3339
 
 if TYPE_CHECKING:
-    from services.subscriptions import Subscription
+    from consumers.subscriptions import Subscription
 
 __all__ = [
     "CONTENT_TYPE",

@@ -215,7 +215,9 @@ class WebhookSettings(_Section):
     streams: list[str] = Field(default_factory=list, description="empty sends every stream")
     min_severity: Literal["info", "warning", "critical"] = "info"
     secret: SecretStr | None = Field(
-        default=None, description="signs each body (HMAC-SHA256 in X-Meander-Signature)"
+        default=None,
+        description="signs each delivery: X-Meander-Signature is the HMAC-SHA256 of "
+        "'<X-Meander-Timestamp>.<body>'",
     )
 
     @field_validator("url")
@@ -232,6 +234,9 @@ class NotifierSettings(_Section):
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     retries: NonNegativeInt = 3
     timeout_seconds: PositiveFloat = 5.0
+    backoff_seconds: PositiveFloat = Field(
+        default=0.5, description="the first retry's delay; each further retry waits twice as long"
+    )
 
 
 class ProducerSettings(_Section):

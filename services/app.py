@@ -34,6 +34,7 @@ from services import (
     predictions,
     publish,
     streams,
+    subscriptions,
 )
 from services.background import Background
 from services.context import Service, unavailable
@@ -48,6 +49,7 @@ API_ROUTERS = (
     feeds.router,
     batch.router,
     alerts.router,
+    subscriptions.router,
     models.router,
     streams.router,
 )

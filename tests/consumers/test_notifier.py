@@ -32,7 +32,7 @@ from meander.config import Settings
 from meander.events import Alert, DeadLetter, FeatureEvent, ModelEvent, Payload, decode, encode
 from meander.runtime import Runtime
 from meander.store import memory_store
-from services.subscriptions import Filters, Subscriptions
+from consumers.subscriptions import Filters, Subscriptions
 
 BOUND = 30.0  # seconds any wait may take before the test fails; never reached when it passes
 

@@ -13,7 +13,7 @@ from consumers.webhooks import CONTENT_TYPE, Notice, Webhook, sign, verify
 from meander.bus import Message
 from meander.config import NotifierSettings
 from meander.events import Alert, ModelEvent, Payload, decode, encode
-from services.subscriptions import Filters, Subscription
+from consumers.subscriptions import Filters, Subscription
 
 NOW = 1_700_000_000
 

@@ -276,7 +276,7 @@ def test_the_schema_documents_the_routes_with_examples(runtime: Runtime) -> None
 
 
 def _subscribe_directly(runtime: Runtime, url: str) -> tuple[str, str]:
-    from services.subscriptions import Subscriptions
+    from consumers.subscriptions import Subscriptions
 
     made, secret = Subscriptions(runtime.store).create(url)
     return made.id, secret

@@ -11,7 +11,7 @@ import pytest
 
 from consumers.deliveries import Delivery
 from meander.store import redis_store
-from services.subscriptions import (
+from consumers.subscriptions import (
     Filters,
     Subscriptions,
     UnknownSubscription,
