@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal, cast, get_args
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from pydantic import (
@@ -133,6 +134,23 @@ class Subscription(BaseModel):
     description: str = Field(examples=["drift on fraud to the on-call channel"])
     created_at: datetime
     updated_at: datetime
+
+    def shown(self) -> Subscription:
+        """This subscription as the API shows it: a password in the URL is masked.
+
+        >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> made = Subscription(id="sub_1", url="https://bot:s3cret@hooks.example/in",
+        ...     filters=Filters(), format="cloudevents", description="",
+        ...     created_at=now, updated_at=now)
+        >>> made.shown().url
+        'https://bot:***@hooks.example/in'
+        """
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self
+        userinfo, _, host = parts.netloc.rpartition("@")
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+        return self.model_copy(update={"url": urlunsplit(parts._replace(netloc=netloc))})
 
 
 class Subscriptions:

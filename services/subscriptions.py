@@ -152,20 +152,20 @@ def create_subscription(service: ServiceDep, request: SubscriptionCreate) -> Sub
         description=request.description,
         secret=request.secret,
     )
-    return SubscriptionCreated(**subscription.model_dump(), secret=secret)
+    return SubscriptionCreated(**subscription.shown().model_dump(), secret=secret)
 
 
 @router.get("/subscriptions", summary="List subscriptions", dependencies=admin)
 def list_subscriptions(service: ServiceDep) -> SubscriptionList:
     """Every subscription, oldest first (without secrets)."""
-    return SubscriptionList(subscriptions=_store(service).all())
+    return SubscriptionList(subscriptions=[found.shown() for found in _store(service).all()])
 
 
 @router.get("/subscriptions/{subscription}", summary="Get a subscription", dependencies=admin)
 def get_subscription(service: ServiceDep, subscription: SubscriptionId) -> Subscription:
     """The subscription (without its secret); 404 if there is none with this id."""
     with _known():
-        return _store(service).get(subscription)
+        return _store(service).get(subscription).shown()
 
 
 @router.patch("/subscriptions/{subscription}", summary="Change a subscription", dependencies=admin)
@@ -182,7 +182,7 @@ def update_subscription(
         updated, secret = _store(service).update(
             subscription, changes, rotate_secret=request.rotate_secret
         )
-    return SubscriptionUpdated(**updated.model_dump(), secret=secret)
+    return SubscriptionUpdated(**updated.shown().model_dump(), secret=secret)
 
 
 @router.delete(

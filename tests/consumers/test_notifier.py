@@ -25,6 +25,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from redis.client import PubSub
 
 from consumers.notifier import Notifier, channel, log_key
+from consumers.subscriptions import Filters, Subscriptions
 from consumers.webhooks import verify
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
@@ -32,7 +33,6 @@ from meander.config import Settings
 from meander.events import Alert, DeadLetter, FeatureEvent, ModelEvent, Payload, decode, encode
 from meander.runtime import Runtime
 from meander.store import memory_store
-from consumers.subscriptions import Filters, Subscriptions
 
 BOUND = 30.0  # seconds any wait may take before the test fails; never reached when it passes
 

@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from consumers.deliveries import Webhooks
+from consumers.subscriptions import Filters, Subscription
 from consumers.webhooks import CONTENT_TYPE, Notice, Webhook, sign, verify
 from meander.bus import Message
 from meander.config import NotifierSettings
 from meander.events import Alert, ModelEvent, Payload, decode, encode
-from consumers.subscriptions import Filters, Subscription
 
 NOW = 1_700_000_000
 

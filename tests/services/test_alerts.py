@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from consumers.notifier import Notifier, log_key
+from consumers.subscriptions import Subscriptions
 from consumers.webhooks import verify
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus
@@ -187,6 +188,20 @@ def test_a_subscription_lives_through_its_api_and_its_secret_is_shown_once(
         response = client.request(method, f"/v1/subscriptions/{sid}{path}", json={})
         assert response.status_code == 404, (method, path)
         assert response.json()["detail"] == f"no subscription {sid!r}; list them to see ids"
+
+
+def test_a_password_in_the_url_is_masked_wherever_it_is_shown(runtime: Runtime) -> None:
+    client = client_for(runtime, allow_private_webhooks=True)
+    made = client.post("/v1/subscriptions", json={"url": "http://bot:pa55@127.0.0.1:9/in"}).json()
+    shown = [
+        made["url"],
+        client.get(f"/v1/subscriptions/{made['id']}").json()["url"],
+        client.get("/v1/subscriptions").json()["subscriptions"][0]["url"],
+        client.patch(f"/v1/subscriptions/{made['id']}", json={"description": "x"}).json()["url"],
+    ]
+    assert shown == ["http://bot:***@127.0.0.1:9/in"] * 4
+    # Deliveries still use the real credentials: the store keeps the URL as given.
+    assert Subscriptions(runtime.store).get(made["id"]).url == "http://bot:pa55@127.0.0.1:9/in"
 
 
 def test_a_given_secret_is_used(runtime: Runtime) -> None:

@@ -10,13 +10,13 @@ import pydantic
 import pytest
 
 from consumers.deliveries import Delivery
-from meander.store import redis_store
 from consumers.subscriptions import (
     Filters,
     Subscriptions,
     UnknownSubscription,
     deliveries_key,
 )
+from meander.store import redis_store
 
 
 @pytest.fixture
