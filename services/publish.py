@@ -15,12 +15,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from meander import topics
+from meander.config import StreamConfig
 from meander.events import FeatureEvent, Feedback, encode
 from meander.schema import Schema
 from models.inference import label_problem
 from services.auth import require
 from services.bodies import invalid, items, request_body, validated
-from services.context import ServiceDep, StreamDep
+from services.context import Service, ServiceDep, StreamDep
 
 __all__ = ["Published", "router"]
 
@@ -57,15 +58,9 @@ async def publish_events(
     content_type: ContentType = "application/json",
 ) -> Published:
     """Check each event against the stream's schema, publish them to ``S.events``."""
-    raw = items(await request.body(), content_type)
-    events = validated(FeatureEvent, raw, service.settings.service.max_batch_events)
-    _check_schema(service.schema(stream), events)
-    records = [
-        encode(topics.events(stream.name), event, source=SOURCE, event_id=event.id, time=event.time)
-        for event in events
-    ]
-    await run_in_threadpool(service.publish, records)
-    return Published(stream=stream.name, count=len(events), ids=[e.id for e in events])
+    body = await request.body()
+    # Parsing and checking a batch is CPU work: it runs beside the publish, off the event loop.
+    return await run_in_threadpool(_publish_events, service, stream, body, content_type)
 
 
 @router.post(
@@ -83,16 +78,31 @@ async def publish_feedback(
     content_type: ContentType = "application/json",
 ) -> Published:
     """Check each label's type against the stream's task, publish them to ``S.feedback``."""
-    raw = items(await request.body(), content_type)
+    body = await request.body()
+    return await run_in_threadpool(_publish_feedback, service, stream, body, content_type)
+
+
+def _publish_events(
+    service: Service, stream: StreamConfig, body: bytes, content_type: str
+) -> Published:
+    raw = items(body, content_type)
+    events = validated(FeatureEvent, raw, service.settings.service.max_batch_events)
+    _check_schema(service.schema(stream), events)
+    topic = topics.events(stream.name)
+    service.publish([encode(topic, e, source=SOURCE, event_id=e.id, time=e.time) for e in events])
+    return Published(stream=stream.name, count=len(events), ids=[e.id for e in events])
+
+
+def _publish_feedback(
+    service: Service, stream: StreamConfig, body: bytes, content_type: str
+) -> Published:
+    raw = items(body, content_type)
     labels = validated(Feedback, raw, service.settings.service.max_batch_events)
     for index, feedback in enumerate(labels):
         if (problem := label_problem(feedback.label, stream.task)) is not None:
             raise invalid([index, "label"], f"{problem} ({stream.name} is {stream.task})")
-    records = [
-        encode(topics.feedback(stream.name), label, source=SOURCE, time=label.observed_at)
-        for label in labels
-    ]
-    await run_in_threadpool(service.publish, records)
+    topic = topics.feedback(stream.name)
+    service.publish([encode(topic, f, source=SOURCE, time=f.observed_at) for f in labels])
     return Published(stream=stream.name, count=len(labels), ids=[f.event_id for f in labels])
 
 
