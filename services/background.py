@@ -4,9 +4,14 @@ Every service process with streams runs the :class:`~services.index.PredictionIn
 processes share its consumer group, so each prediction is indexed once). ``[service]
 components`` adds loop components: the demo serves its dashboard beside the whole loop on the
 embedded backends, which exist only in-process; a deployment may also run the notifier here.
-They all step in one worker thread, as ``meander run`` steps them, and stop with the app.
+The components step in one worker thread, as ``meander run`` steps them, and stop with the app.
 
-The thread connects to the backends itself, retrying until they answer, so the service comes
+The index has a thread of its own. kafka-python 3.0 can stall forming a group when two group
+consumers are polled in turn from one thread: a notifier stepped beside the index in one
+thread once waited over a minute for its partitions, and a bare pair of consumers polled in
+turn every 0.1 s never got theirs within 20 s in 5 joins of 12 (0 of 12 from two threads).
+
+Each thread connects to the backends itself, retrying until they answer, so the service comes
 up (and says on ``/readyz`` what is missing) while Kafka or Redis is still down.
 """
 
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 from fastapi import HTTPException
@@ -28,61 +33,64 @@ __all__ = ["Background"]
 
 log = logging.getLogger(__name__)
 
+Build = Callable[[Runtime], list[Component]]
+
 
 class Background:
-    """The prediction index and the named components on one thread, started and stopped with
-    the app."""
+    """The prediction index and the named components, each on a thread started and stopped
+    with the app."""
 
     def __init__(self, service: Service, names: Sequence[str]) -> None:
         self.service = service
         self.names = list(names)
         self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
+        self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        if not self.names and not self.service.settings.streams:
-            return
-        self.thread = threading.Thread(target=self._run, name="meander components", daemon=True)
-        self.thread.start()
+        if self.service.settings.streams:
+            self._spawn("meander prediction index", _index)
+        if self.names:
+            self._spawn("meander components", self._components)
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
+        for thread in self.threads:
+            thread.join(timeout)
 
-    def _run(self) -> None:
-        components = self._build()
-        if components is not None:
+    def _spawn(self, name: str, build: Build) -> None:
+        thread = threading.Thread(target=self._run, args=(build,), name=name, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _run(self, build: Build) -> None:
+        components = self._built(build)
+        if components:
             run_until_stopped(components, self.stopping)
 
-    def _build(self) -> list[Component] | None:
+    def _built(self, build: Build) -> list[Component] | None:
         """The components, once the backends answer; None when the app stops first."""
-        from services.index import PredictionIndex
-
         retry = max(1, self.service.settings.service.retry_after_seconds)
         while not self.stopping.is_set():
             try:
-                runtime = self.service.runtime
-            except HTTPException as error:
+                components = build(self.service.runtime)
+            except HTTPException as error:  # the runtime could not be opened
                 log.warning("background components wait for the backends: %s", error.detail)
-                self.stopping.wait(retry)
-                continue
-            try:
-                components = self._components(runtime)
-                if runtime.settings.streams:
-                    components.append(PredictionIndex(runtime))
             except (MeanderError, redis.RedisError) as error:
                 log.warning("background components could not start, retrying: %s", error)
-                self.stopping.wait(retry)
-                continue
-            names = [component.name for component in components]
-            log.info("running %s in the service process", ", ".join(names))
-            return components
+            else:
+                names = ", ".join(component.name for component in components)
+                log.info("running %s in the service process", names)
+                return components
+            self.stopping.wait(retry)
         return None
 
     def _components(self, runtime: Runtime) -> list[Component]:
-        if not self.names:
-            return []
         from consumers.assembly import build  # the models' libraries, only when needed
 
         return build(self.names, runtime, stop=self.stopping)
+
+
+def _index(runtime: Runtime) -> list[Component]:
+    from services.index import PredictionIndex
+
+    return [PredictionIndex(runtime)]
