@@ -33,7 +33,7 @@ from meander.events.headers import rfc3339
 from meander.exceptions import BusError
 from services.auth import require
 from services.context import Service, ServiceDep, unavailable
-from services.live import CursorError, Ended, LiveFeed, Render
+from services.live import CursorError, Delivery, Ended, LiveFeed, Render
 
 __all__ = [
     "AlertFilter",
@@ -186,11 +186,19 @@ def event_stream(feed: LiveFeed, name: str) -> EventSourceResponse:
     )
 
 
-async def _events(feed: LiveFeed, name: str) -> AsyncIterator[ServerSentEvent]:
+async def _events(feed: LiveFeed, name: str) -> AsyncIterator[ServerSentEvent | bytes]:
     yield ServerSentEvent(id=feed.start_cursor, comment="reading; events follow")
-    async with aclosing(feed.deliveries()) as deliveries:
-        async for item in deliveries:
-            if isinstance(item, Ended):
-                yield ServerSentEvent(orjson.dumps({"reason": item.reason}).decode(), event="end")
-                return
-            yield ServerSentEvent(orjson.dumps(item.data).decode(), event=name, id=item.cursor)
+    async with aclosing(feed.batches()) as batches:
+        async for batch in batches:
+            # One write for what is waiting: a busy stream costs a send per batch, not per event.
+            yield b"".join(_encoded(item, name) for item in batch)
+
+
+def _encoded(item: Delivery | Ended, name: str) -> bytes:
+    if isinstance(item, Ended):
+        return ServerSentEvent(orjson.dumps({"reason": item.reason}).decode(), event="end").encode()
+    return b"id: %s\r\nevent: %s\r\ndata: %s\r\n\r\n" % (
+        item.cursor.encode(),
+        name.encode(),
+        orjson.dumps(item.data),
+    )

@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,15 +185,24 @@ class LiveFeed:
 
     async def deliveries(self) -> AsyncGenerator[Delivery | Ended]:
         """Each event as it arrives, until the client leaves (or an :class:`Ended`, last)."""
+        async with aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for item in batch:
+                    yield item
+
+    async def batches(self, most: int = 256) -> AsyncGenerator[list[Delivery | Ended]]:
+        """What has arrived, up to ``most`` at a time once there is one; as deliveries()."""
         self._start(asyncio.get_running_loop())
         try:
             while True:
-                item = await self._queue.get()
-                if isinstance(item, Ended):
-                    yield item
+                batch = [await self._queue.get()]
+                while len(batch) < most and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                ended = isinstance(batch[-1], Ended)  # the reader posts nothing after it
+                self._room.release(len(batch) - ended)
+                yield batch
+                if ended:
                     return
-                self._room.release()
-                yield item
         finally:
             self._stopping.set()
 
