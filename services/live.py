@@ -1,12 +1,10 @@
 """Reading a topic live for one client: no consumer group, and a cursor to resume from.
 
-Every client of a live feed (SSE, WebSocket) gets a reader of its own: a consumer that assigns
-itself every partition of the topic, starting at their end or at the client's cursor, running
-in a worker thread. What it reads is decoded and filtered there, then handed to the event loop
-through a bounded queue. A client too slow to keep up does not make the queue grow: once it has
-been full for ``stall_seconds`` the reader ends that client's feed with the reason, and the
-client resumes from its cursor. Since no group is involved, every service process delivers
-every event to its own clients.
+Every client of a live feed (SSE, WebSocket) gets a reader of its own, in a worker thread: a
+consumer of every partition of the topic from their end (or the client's cursor), outside any
+group, so every service process delivers every event to its own clients. What it reads is
+decoded and filtered there and handed to the event loop through a bounded queue; once a slow
+client has let it stay full for ``stall_seconds``, its feed ends with the reason.
 
 A cursor is the next offset of every partition, ``partition:offset`` pairs in partition order.
 After each delivered event it names exactly what the client has seen, so resuming from it
