@@ -92,7 +92,7 @@ class Notifier(Component):
         self,
         runtime: Runtime,
         *,
-        group: str = "meander-notifier",
+        group: str | None = None,
         batch_size: int = 500,
         backoff: float | None = None,
         capacity: int = 1_000,
@@ -115,7 +115,9 @@ class Notifier(Component):
         )
         self.subscriptions: Subscriptions = Subscriptions(runtime.store)
         self.revision: int | None = None
-        self.consumer = runtime.bus.subscribe([topics.ALERTS, topics.MODELS], group=group)
+        self.consumer = runtime.bus.subscribe(
+            [topics.ALERTS, topics.MODELS], group=group or notifier.group
+        )
 
     @property
     def delivered(self) -> int:

@@ -237,6 +237,11 @@ class NotifierSettings(_Section):
     backoff_seconds: PositiveFloat = Field(
         default=0.5, description="the first retry's delay; each further retry waits twice as long"
     )
+    group: str = Field(
+        default="meander-notifier",
+        min_length=1,
+        description="the notifiers' consumer group: each event is announced once per group",
+    )
 
 
 class ProducerSettings(_Section):
