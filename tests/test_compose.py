@@ -4,7 +4,8 @@ Containers only run where a Docker engine is, so these tests read the compose fi
 and hold it against the CLI, the settings and the API: every command parses, every
 ``MEANDER_*`` variable is a setting, the config file loads, and every address names a service
 on a port that service listens on. The image's entrypoint is ``meander`` (see the Dockerfile),
-so a service's ``command`` starts with the subcommand.
+so a service's ``command`` starts with the subcommand. Prometheus, Alertmanager and Grafana
+are held against this file in tests/deploy/test_compose_agreement.py.
 """
 
 from __future__ import annotations
@@ -160,12 +161,6 @@ def mounts(name: str) -> dict[str, str]:
     return {entry.split(":")[1]: entry.split(":")[0] for entry in SERVICES[name].get("volumes", [])}
 
 
-def mounted(name: str, target: str) -> Path:
-    """The repository path a service mounts at ``target``."""
-    assert target in mounts(name), f"{name} mounts nothing at {target}"
-    return (ROOT / mounts(name)[target]).resolve()
-
-
 @pytest.fixture
 def settings_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Settings]:
     """The settings a service's container loads: its environment, its config file from here."""
@@ -319,30 +314,3 @@ def test_volumes_are_declared_or_in_the_repository(name: str) -> None:
             assert (ROOT / source).exists(), f"{name} mounts {source} at {target}"
         else:
             assert source in (COMPOSE.get("volumes") or {}), f"{name}: undeclared volume {source}"
-
-
-def test_prometheus_scrapes_services_where_they_serve(
-    settings_of: Callable[[str], Settings],
-) -> None:
-    config_file = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-    assert mounted("prometheus", "/etc/prometheus/prometheus.yml") == config_file
-    scraped = set()
-    for job in yaml.safe_load(config_file.read_text())["scrape_configs"]:
-        for target in (t for group in job.get("static_configs", []) for t in group["targets"]):
-            host, port = target.rsplit(":", 1)
-            assert host in SERVICES and int(port) in listening_ports(host, settings_of)
-            if host in SERVING:
-                assert job.get("metrics_path", "/metrics") in routes(settings_of(host))
-            scraped.add(host)
-    assert set(SERVING) <= scraped, "the API's /metrics is not scraped"
-
-
-def test_grafana_reads_prometheus_from_its_service(
-    settings_of: Callable[[str], Settings],
-) -> None:
-    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
-    assert mounted("grafana", "/etc/grafana/provisioning") == provisioning
-    config = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
-    for datasource in config["datasources"]:
-        url = urlsplit(datasource["url"])
-        assert url.hostname in SERVICES and url.port in listening_ports(url.hostname, settings_of)
