@@ -309,6 +309,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line; text: a line for people"
+    )
+    metrics_port: int = Field(
+        default=9400,
+        ge=0,
+        le=65535,
+        description="where `meander run` serves Prometheus metrics (/metrics); 0 serves none",
+    )
     model_signing_key: SecretStr | None = Field(
         default=None,
         description="signs model blobs in the registry; required with Redis, random when embedded",

@@ -1,0 +1,57 @@
+"""The class of a dead letter's reason: a bounded label for what the reason says in full.
+
+A reason is a sentence written for a person (it names the feature, the value, the limit); the
+metric ``meander_deadletters_total`` counts it under one of :data:`~meander.telemetry.metrics.
+REASONS` instead, read from how each writer of reasons opens its sentence:
+
+- ``too_large``: the decoder's size check;
+- ``undecodable``: not a CloudEvent at all (headers missing or unreadable, not JSON);
+- ``contract``: a CloudEvent, but of an unknown type, on the wrong topic, or whose data does
+  not fit its type;
+- ``schema``: a feature event outside its stream's schema;
+- ``wrong_label``: a label that cannot be learned: of the wrong type for the task, or for no
+  event waiting for one (``meander_feedback_unmatched_total`` counts the latter alone);
+- ``delivery_failed``: a webhook delivery that failed for good;
+- ``other``: anything else, so a new writer shows up instead of vanishing.
+
+>>> dead_letter_reason("value of 2000001 bytes exceeds the limit of 1000000")
+'too_large'
+>>> dead_letter_reason("feature 'amount' must be a number, got 'x' (str)")
+'schema'
+>>> dead_letter_reason("the cat sat on the mat")
+'other'
+"""
+
+from __future__ import annotations
+
+__all__ = ["dead_letter_reason"]
+
+# (how a reason opens, a phrase it must also hold or "", its class): the first match wins.
+# Only openings are trusted: the rest of a reason may quote a sender's values.
+_RULES: tuple[tuple[str, str, str], ...] = (
+    ("value of ", "exceeds the limit of", "too_large"),
+    ("not a CloudEvents", "", "undecodable"),
+    ("missing required CloudEvents header", "", "undecodable"),
+    ("header ", "", "undecodable"),
+    ("content-type ", "", "undecodable"),
+    ("ce_time ", "", "undecodable"),
+    ("invalid ", " data: (value): Invalid JSON", "undecodable"),
+    ("invalid ", " data: ", "contract"),
+    ("unknown ce_type", "", "contract"),
+    ("expected ", "", "contract"),
+    ("a ", " does not belong on ", "contract"),
+    ("unknown feature ", "", "schema"),
+    ("feature ", "", "schema"),
+    ("label ", "", "wrong_label"),
+    ("no event ", " is waiting for a label", "wrong_label"),
+    ("webhook ", " failed after ", "delivery_failed"),
+    ("not delivered: ", "", "delivery_failed"),
+)
+
+
+def dead_letter_reason(reason: str) -> str:
+    """The class of ``reason``, one of ``meander.telemetry.metrics.REASONS``."""
+    for opening, phrase, kind in _RULES:
+        if reason.startswith(opening) and phrase in reason:
+            return kind
+    return "other"
