@@ -36,31 +36,33 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 PACKAGES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
 }
 
-# name as exposed (counters with _total) -> type
-CONTRACT = {
-    "meander_events_consumed_total": "counter",
-    "meander_events_produced_total": "counter",
-    "meander_predictions_total": "counter",
-    "meander_feedback_joined_total": "counter",
-    "meander_feedback_expired_total": "counter",
-    "meander_feedback_unmatched_total": "counter",
-    "meander_deadletters_total": "counter",
-    "meander_prediction_latency_seconds": "histogram",
-    "meander_end_to_end_latency_seconds": "histogram",
-    "meander_batch_size": "histogram",
-    "meander_consumer_lag": "gauge",
-    "meander_model_metric": "gauge",
-    "meander_served_metric": "gauge",
-    "meander_alerts_total": "counter",
-    "meander_model_decisions_total": "counter",
-    "meander_webhook_deliveries_total": "counter",
-    "meander_checkpoint_timestamp_seconds": "gauge",
-    "meander_http_requests_total": "counter",
-    "meander_http_request_duration_seconds": "histogram",
+# name as exposed (counters with _total) -> (type, label names)
+CONTRACT_LABELS = {
+    "meander_events_consumed_total": ("counter", ("component", "stream")),
+    "meander_events_produced_total": ("counter", ("component", "stream")),
+    "meander_predictions_total": ("counter", ("stream", "role")),
+    "meander_feedback_joined_total": ("counter", ("stream",)),
+    "meander_feedback_expired_total": ("counter", ("stream",)),
+    "meander_feedback_unmatched_total": ("counter", ("stream",)),
+    "meander_deadletters_total": ("counter", ("component", "reason")),
+    "meander_prediction_latency_seconds": ("histogram", ("stream",)),
+    "meander_end_to_end_latency_seconds": ("histogram", ("stream",)),
+    "meander_batch_size": ("histogram", ("component",)),
+    "meander_consumer_lag": ("gauge", ("component", "topic", "partition")),
+    "meander_model_metric": ("gauge", ("stream", "version", "metric")),
+    "meander_served_metric": ("gauge", ("stream", "metric")),
+    "meander_alerts_total": ("counter", ("stream", "kind", "severity")),
+    "meander_model_decisions_total": ("counter", ("stream", "action")),
+    "meander_webhook_deliveries_total": ("counter", ("outcome",)),
+    "meander_checkpoint_timestamp_seconds": ("gauge", ("stream",)),
+    "meander_http_requests_total": ("counter", ("method", "route", "status")),
+    "meander_http_request_duration_seconds": ("histogram", ("method", "route")),
 }
+CONTRACT = {name: kind for name, (kind, _labels) in CONTRACT_LABELS.items()}
 # Series Prometheus makes itself: whether a target answered, and the state of its alerts.
 BUILT_IN = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
 SUFFIXES = {"counter": ("", "_created"), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
@@ -89,6 +91,12 @@ def tool() -> Callable[[str], str]:
 def contract() -> dict[str, str]:
     """The contract's metrics: {name as exposed: type}."""
     return dict(CONTRACT)
+
+
+@pytest.fixture(scope="session")
+def contract_labels() -> dict[str, tuple[str, ...]]:
+    """The label names of each of the contract's metrics."""
+    return {name: labels for name, (_kind, labels) in CONTRACT_LABELS.items()}
 
 
 @pytest.fixture(scope="session")

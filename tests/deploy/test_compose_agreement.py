@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
+import meander.telemetry  # noqa: F401  (defines every metric on the default registry)
 from meander.config import Settings
 from services import create_app
 
@@ -117,9 +119,16 @@ def test_every_component_and_the_api_is_scraped_where_it_serves_metrics() -> Non
 
 
 def test_metrics_port_is_the_settings_default() -> None:
-    if "metrics_port" not in Settings.model_fields:
-        pytest.skip("meander.config.Settings has no metrics_port yet (issue 5's telemetry)")
     assert Settings.model_fields["metrics_port"].default == METRICS_PORT
+
+
+def test_contract_is_what_meander_registers(contract: dict[str, str]) -> None:
+    registered = {
+        family.name + ("_total" if family.type == "counter" else ""): family.type
+        for family in REGISTRY.collect()
+        if family.name.startswith("meander_")
+    }
+    assert registered == contract
 
 
 @pytest.mark.parametrize("job", sorted(JOBS))
