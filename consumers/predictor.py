@@ -24,6 +24,8 @@ from meander.events import FeatureEvent, Prediction, decode_batch, encode
 from meander.exceptions import RegistryError
 from meander.runtime import Runtime
 from meander.schema import Schema
+from meander.telemetry import LagSampler, Meter, ages
+from meander.telemetry.metrics import END_TO_END_LATENCY, PREDICTION_LATENCY, PREDICTIONS
 from models.inference import clean, predict_many
 from models.registry import Heads, Registry
 from models.signing import signer_for
@@ -31,6 +33,7 @@ from models.signing import signer_for
 __all__ = ["SERVED_SOURCE", "Predictor"]
 
 log = logging.getLogger(__name__)
+_ROLES = ("champion", "challenger")
 SOURCE = "/meander/predictor"
 SERVED_SOURCE = "/meander/service/predict"
 """The CloudEvents source of events the service scored synchronously (``POST .../predict``):
@@ -64,14 +67,21 @@ class Predictor(Component):
         self.challengers: tuple[int, ...] = ()
         self.scored = 0
         self.served_elsewhere = 0
+        self.meter = Meter(self.name, stream.name)
+        self.lag = LagSampler(self.name, self.consumer)
+        self._model_time = PREDICTION_LATENCY.labels(stream.name)
+        self._end_to_end = END_TO_END_LATENCY.labels(stream.name)
+        self._predictions = {r: PREDICTIONS.labels(stream.name, r) for r in _ROLES}
 
     def step(self, timeout: float = 0.0) -> int:
+        self.lag.sample()  # also while there is no champion: that is when lag grows
         if not self._refresh(self.registry.heads()):
             time.sleep(min(timeout, 0.2))  # nothing to serve with yet: leave the events waiting
             return 0
         messages = self.consumer.consume(self.batch, timeout)
         if not messages:
             return 0
+        self.meter.read(len(messages))
         envelopes, rejected = decode_batch(
             messages, max_bytes=self.runtime.settings.max_event_bytes
         )
@@ -92,6 +102,9 @@ class Predictor(Component):
                 rejected.append((envelope.message, problem))
         records = self._score(events)
         self.runtime.bus.publish(records)
+        if records:
+            self.meter.produced.inc(len(records))
+            self._end_to_end.observe_many(ages([e.time for e in events], time.time()))
         self.dead.send(rejected)
         self.consumer.commit()
         self.scored += len(events)
@@ -103,6 +116,7 @@ class Predictor(Component):
         return self.scored + self.dead.count + self.served_elsewhere
 
     def close(self) -> None:
+        self.lag.close()
         self.consumer.close()
 
     def _refresh(self, heads: Heads) -> bool:
@@ -133,7 +147,10 @@ class Predictor(Component):
             assert version is not None
             started = time.perf_counter()
             scored = predict_many(self.models[version][0], xs, self.stream.task)
-            latency_ms = (time.perf_counter() - started) * 1000 / len(xs)
+            seconds = (time.perf_counter() - started) / len(xs)
+            self._model_time.observe(seconds, count=len(xs))
+            self._predictions[role].inc(len(xs))
+            latency_ms = seconds * 1000
             for event, (prediction, proba) in zip(events, scored, strict=True):
                 answer = Prediction(
                     event_id=event.id,

@@ -1,7 +1,9 @@
 """The dead-letter topic: where every rejected message goes, whole, with the reason.
 
 A component never drops what it cannot use: it publishes it here before it commits past it, so
-a rejected message is either on ``meander.deadletter`` or will be read again.
+a rejected message is either on ``meander.deadletter`` or will be read again. Each is counted in
+``meander_deadletters_total`` under the class of its reason
+(:func:`~meander.telemetry.dead_letter_reason`) and logged with its event id, when it has one.
 
 >>> from meander.bus import MemoryBus, MemoryBroker, Message
 >>> bus = MemoryBus(MemoryBroker())
@@ -15,13 +17,22 @@ a rejected message is either on ``meander.deadletter`` or will be read again.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 
 from meander import topics
 from meander.bus import Bus, Message
 from meander.events import DeadLetter, encode
+from meander.telemetry import dead_letter_reason
+from meander.telemetry.metrics import DEADLETTERS
 
 __all__ = ["DeadLetters"]
+
+log = logging.getLogger(__name__)
+
+LOGGED = 5  # dead letters logged one by one per batch; a burst is summed up after them
+_STREAM_TOPICS = (".events", ".predictions", ".feedback")
 
 
 class DeadLetters:
@@ -49,3 +60,44 @@ class DeadLetters:
         ]
         self.bus.publish(records)
         self.count += len(records)
+        classes = Counter(dead_letter_reason(reason) for _, reason in rejected)
+        for reason_class, count in classes.items():
+            DEADLETTERS.labels(self.component, reason_class).inc(count)
+        self._log(rejected)
+
+    def _log(self, rejected: Sequence[tuple[Message, str]]) -> None:
+        for message, reason in rejected[:LOGGED]:
+            log.warning(
+                "dead-lettered %s[%d]@%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                reason,
+                extra={
+                    "component": self.component,
+                    "stream": _stream(message.topic),
+                    "event_id": _event_id(message),
+                    "reason": dead_letter_reason(reason),
+                },
+            )
+        if len(rejected) > LOGGED:
+            log.warning(
+                "dead-lettered %d more in the same batch; each is on %s with its reason",
+                len(rejected) - LOGGED,
+                topics.DEADLETTER,
+                extra={"component": self.component},
+            )
+
+
+def _stream(topic: str) -> str | None:
+    for suffix in _STREAM_TOPICS:
+        if topic.endswith(suffix):
+            return topic[: -len(suffix)]
+    return None
+
+
+def _event_id(message: Message) -> str | None:
+    for name, value in message.headers:
+        if name == "ce_id":
+            return value.decode("utf-8", "replace")
+    return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -85,17 +85,16 @@ class Tally:
         self.seen = total
 
 
-def ages(times: Iterable[datetime], now: float) -> list[float]:
+def ages(times: Sequence[datetime], now: float) -> list[float]:
     """Seconds from each time to ``now`` (a Unix time); a naive time is UTC, a future one 0.
 
     >>> ages([datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC), datetime(2024, 1, 1)], 1704067202.5)
     [1.5, 2.5]
     """
-    found = []
-    for moment in times:
-        stamp = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-        found.append(max(0.0, now - stamp))
-    return found
+    found = [now - moment.timestamp() for moment in times]
+    if any(moment.tzinfo is None for moment in times):  # rare, and dearer to check one by one
+        found = [now - (m if m.tzinfo else m.replace(tzinfo=UTC)).timestamp() for m in times]
+    return [age if age > 0.0 else 0.0 for age in found]
 
 
 def count_published(
