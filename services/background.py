@@ -4,12 +4,10 @@ Every service process with streams runs the :class:`~services.index.PredictionIn
 processes share its consumer group, so each prediction is indexed once). ``[service]
 components`` adds loop components: the demo serves its dashboard beside the whole loop on the
 embedded backends, which exist only in-process; a deployment may also run the notifier here.
-The components step in one worker thread, as ``meander run`` steps them, and stop with the app.
-
-The index has a thread of its own. kafka-python 3.0 can stall forming a group when two group
-consumers are polled in turn from one thread: a notifier stepped beside the index in one
-thread once waited over a minute for its partitions, and a bare pair of consumers polled in
-turn every 0.1 s never got theirs within 20 s in 5 joins of 12 (0 of 12 from two threads).
+Every component, and the index, steps in a thread of its own (see
+:func:`~meander.component.run_in_threads`: kafka-python can stall forming a group when two group
+consumers are polled in turn from one thread; a notifier stepped beside the index once waited
+over a minute for its partitions), and all stop with the app.
 
 Each thread connects to the backends itself, retrying until they answer, so the service comes
 up (and says on ``/readyz`` what is missing) while Kafka or Redis is still down.
@@ -24,7 +22,7 @@ from collections.abc import Callable, Sequence
 import redis
 from fastapi import HTTPException
 
-from meander.component import Component, run_until_stopped
+from meander.component import Component, run_in_threads
 from meander.exceptions import MeanderError
 from meander.runtime import Runtime
 from services.context import Service
@@ -65,7 +63,7 @@ class Background:
     def _run(self, build: Build) -> None:
         components = self._built(build)
         if components:
-            run_until_stopped(components, self.stopping)
+            run_in_threads(components, self.stopping)
 
     def _built(self, build: Build) -> list[Component] | None:
         """The components, once the backends answer; None when the app stops first."""
