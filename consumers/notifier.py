@@ -44,7 +44,7 @@ from consumers.deliveries import Delivery, Webhooks
 from consumers.subscriptions import Subscriptions
 from consumers.webhooks import Notice, Webhook, structured
 from meander import topics
-from meander.bus import Message, TopicPartition
+from meander.bus import Message, TopicPartition, next_offsets
 from meander.component import Component, run_until_stopped, stop_on_signals
 from meander.config import Settings
 from meander.deadletter import DeadLetters
@@ -205,7 +205,7 @@ class Notifier(Component):
         self._publish(notices)
         for notice in notices:
             self.webhooks.submit(notice)
-        self.consumer.commit(_next_offsets(messages))
+        self.consumer.commit(next_offsets(messages))
 
     def _publish(self, notices: Sequence[Notice]) -> None:
         if not notices:
@@ -245,12 +245,3 @@ def _misplaced(envelope: Envelope) -> str:
         f"a {envelope.type} event does not belong on {envelope.message.topic}: the notifier "
         f"announces only {Alert.type} and {ModelEvent.type}; publish it to its own topic"
     )
-
-
-def _next_offsets(messages: list[Message]) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
-    for message in messages:
-        offsets[message.topic_partition] = max(
-            offsets.get(message.topic_partition, 0), message.offset + 1
-        )
-    return offsets

@@ -37,7 +37,7 @@ import redis
 from pydantic import BaseModel, Field, ValidationError
 
 from meander import topics
-from meander.bus import Message, TopicPartition
+from meander.bus import Message, TopicPartition, next_offsets
 from meander.component import Component
 from meander.deadletter import DeadLetters
 from meander.events import Prediction, decode_batch
@@ -118,7 +118,7 @@ class PredictionIndex(Component):
                 pipe.expire(key, self.ttl)
             pipe.execute()
         self.dead.send(rejected)
-        self.consumer.commit(_next_offsets(messages))
+        self.consumer.commit(next_offsets(messages))
         self.indexed += indexed
 
     def _rewind(self, messages: list[Message]) -> None:
@@ -155,11 +155,3 @@ def _misplaced(kind: str, topic: str) -> str:
         f"a {kind} event does not belong on {topic}: the prediction index reads only "
         f"{Prediction.type}; publish it to its own topic"
     )
-
-
-def _next_offsets(messages: list[Message]) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
-    for message in messages:
-        partition = message.topic_partition
-        offsets[partition] = max(offsets.get(partition, 0), message.offset + 1)
-    return offsets

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from meander.bus.base import Bus, Consumer, Delivered, Message, Record, TopicPartition
+from meander.bus.base import (
+    Bus,
+    Consumer,
+    Delivered,
+    Message,
+    Record,
+    TopicPartition,
+    next_offsets,
+)
 from meander.bus.memory import MemoryBroker, MemoryBus
 
 if TYPE_CHECKING:
@@ -24,6 +32,7 @@ __all__ = [
     "Record",
     "TopicPartition",
     "connect_bus",
+    "next_offsets",
 ]
 
 

@@ -17,7 +17,15 @@ from typing import NamedTuple
 from meander.closing import Closing
 from meander.exceptions import BusError, MessageTooLarge
 
-__all__ = ["Bus", "Consumer", "Delivered", "Message", "Record", "TopicPartition"]
+__all__ = [
+    "Bus",
+    "Consumer",
+    "Delivered",
+    "Message",
+    "Record",
+    "TopicPartition",
+    "next_offsets",
+]
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -112,6 +120,19 @@ class Message:
 def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
     """The setter of each field's slot in a slotted dataclass, in field order."""
     return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+
+
+def next_offsets(messages: Sequence[Message]) -> dict[TopicPartition, int]:
+    """The offsets to commit once ``messages`` are handled: one past the last of each partition.
+
+    >>> next_offsets([Message("t", 0, 4, None, b""), Message("t", 0, 6, None, b"")])
+    {TopicPartition(topic='t', partition=0): 7}
+    """
+    offsets: dict[TopicPartition, int] = {}
+    for message in messages:
+        partition = message.topic_partition
+        offsets[partition] = max(offsets.get(partition, 0), message.offset + 1)
+    return offsets
 
 
 _RECORD_SLOTS = _slot_setters(Record)
