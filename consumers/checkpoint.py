@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import time
 from typing import Any
 
 import orjson
@@ -20,6 +21,8 @@ import orjson
 from consumers.learning import LearnerState
 from meander.config import StreamConfig
 from meander.runtime import Runtime
+from meander.telemetry import set_model_metrics
+from meander.telemetry.metrics import CHECKPOINT_TIMESTAMP
 from models.registry import Registry
 from models.signing import signer_for
 from models.specs import build_detector, build_model, check_task, spec_text
@@ -49,6 +52,8 @@ class Checkpoints:
     def save(self, state: LearnerState) -> None:
         blob = self.signer.sign(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
         self.store.set(self.key, blob)
+        # Set only here: a series of 0 before the first checkpoint would read as a very old one.
+        CHECKPOINT_TIMESTAMP.labels(self.stream.name).set(time.time())
 
     def load(self) -> LearnerState | None:
         blob = self.store.get(self.key)
@@ -64,7 +69,11 @@ class Checkpoints:
         shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
         for version in sorted(shared):
             self.registry.save(version, state.models[version])
-        self.store.set(f"meander:{self.stream.name}:metrics", orjson.dumps(metrics(state)))
+        report = metrics(state)
+        self.store.set(f"meander:{self.stream.name}:metrics", orjson.dumps(report))
+        set_model_metrics(
+            self.stream.name, report["versions"], report["served"].get("champion", {})
+        )
 
     def write_races(self, state: LearnerState) -> None:
         with self.store.pipeline(transaction=False) as pipe:

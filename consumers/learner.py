@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from consumers.checkpoint import Checkpoints, initial_state
+from consumers.learner_inputs import LearnerInputs
 from consumers.learning import LearnerState, Outcome, lagging
 from consumers.lease import Lease
 from consumers.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
-from consumers.ordered import OrderedReader
-from meander import topics
-from meander.bus import Bus, Message, TopicPartition
+from meander.bus import Message
 from meander.component import Component
 from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
-from meander.events import FeatureEvent, Feedback, ModelEvent, Prediction, decode_batch
+from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
 from meander.runtime import Runtime
 from meander.schema import Schema
+from meander.telemetry import LagSampler, Meter, Tally, forget_learner
+from meander.telemetry.metrics import FEEDBACK_EXPIRED, FEEDBACK_JOINED, FEEDBACK_UNMATCHED
 from models.inference import clean, label_problem
 
 __all__ = ["Learner"]
@@ -56,6 +56,7 @@ class Learner(Component):
             runtime.store, f"meander:{stream.name}:learner:lease", stream.learning.lease_seconds
         )
         self.state: LearnerState | None = None
+        self.meter = Meter(self.name, stream.name)
         self._since_checkpoint = 0
         self._since_publish = 0
         self._checkpointed_at = time.monotonic()
@@ -73,6 +74,7 @@ class Learner(Component):
         labels = self._readers.feedback.take(self.batch, timeout)
         handled = self._catch_up(state)
         self._learn(state, labels)
+        self._count(state, len(labels), handled)
         handled += len(labels)
         self._since_checkpoint += len(labels)
         self._since_publish += len(labels)
@@ -112,14 +114,29 @@ class Learner(Component):
             )
         else:
             log.info("%s: resumed at %d labels", self.stream.name, state.labels)
-        self._readers = _Readers(self.runtime, self.stream, state.offsets)
+        self._readers = LearnerInputs(self.runtime, self.stream, state.offsets)
+        feedback, name = self._readers.feedback, self.stream.name
+        self._lag = LagSampler(self.name, feedback.consumer, positions=feedback.offsets)
+        self._joined = Tally(FEEDBACK_JOINED.labels(name), state.labels)
+        self._expired = Tally(FEEDBACK_EXPIRED.labels(name), state.join.expired)
+        self._unmatched = Tally(FEEDBACK_UNMATCHED.labels(name), state.counts["unmatched"])
         self.state = state
         return state
 
     def _let_go(self) -> None:
         if self.state is not None:
+            self._lag.close()
             self._readers.close()
             self.state = None
+            forget_learner(self.stream.name)  # another learner owns the stream from now on
+
+    def _count(self, state: LearnerState, labels: int, caught_up: int) -> None:
+        self.meter.read(labels)
+        self.meter.consumed.inc(caught_up)  # the events and predictions it read to join them
+        self._joined.update(state.labels)
+        self._expired.update(state.join.expired)
+        self._unmatched.update(state.counts["unmatched"])
+        self._lag.sample()
 
     def _catch_up(self, state: LearnerState) -> int:
         """Read events and predictions up to their current end, into the join.
@@ -177,6 +194,7 @@ class Learner(Component):
             entry = state.join.take(feedback.event_id, feedback.label)
             if entry is None:
                 rejected.append((envelope.message, self._unknown(feedback.event_id)))
+                state.counts["unmatched"] += 1
                 continue
             outcome = state.evaluate(entry.features, feedback.label, entry.served)
             state.learn(entry.features, feedback.label)
@@ -223,78 +241,3 @@ class Learner(Component):
             f"no event {event_id!r} is waiting for a label: unknown, already labelled, or older "
             f"than the label window ({ttl:g} s, {self.stream.label_window.max_pending} events)"
         )
-
-
-class _Readers:
-    """The learner's four inputs, positioned at the checkpoint's offsets."""
-
-    def __init__(self, runtime: Runtime, stream: StreamConfig, offsets: dict[TopicPartition, int]):
-        bus = runtime.bus
-        name = stream.name
-        self.feedback = OrderedReader(bus, topics.feedback(name), offsets)
-        self.events = _Tail(bus, topics.events(name), offsets)
-        self.predictions = _Tail(bus, topics.predictions(name), offsets)
-        models_start = offsets or {TopicPartition(topics.MODELS, 0): _end(bus, topics.MODELS)}
-        self.models = _Tail(bus, topics.MODELS, models_start)
-
-    def models_batch(self) -> list[Any]:
-        envelopes, _ = decode_batch(self.models.read(500))
-        return [e for e in envelopes if isinstance(e.payload, ModelEvent)]
-
-    def events_to_end(self) -> list[Message]:
-        return self.events.read_to_end()
-
-    def predictions_to_end(self) -> list[Message]:
-        return self.predictions.read_to_end()
-
-    def offsets(self) -> dict[TopicPartition, int]:
-        merged = self.feedback.offsets()
-        for tail in (self.events, self.predictions, self.models):
-            merged.update(tail.offsets())
-        return merged
-
-    def close(self) -> None:
-        for reader in (self.feedback, self.events, self.predictions, self.models):
-            reader.close()
-
-
-class _Tail:
-    """Every partition of a topic, read in whatever order, up to the end seen at call time."""
-
-    def __init__(self, bus: Bus, topic: str, offsets: dict[TopicPartition, int]) -> None:
-        self.partitions = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
-        self.consumer = bus.assign(self.partitions)
-        for partition in self.partitions:
-            if partition in offsets:
-                self.consumer.seek(partition, offsets[partition])
-
-    def read(self, limit: int) -> list[Message]:
-        return self.consumer.consume(limit, 0.0)
-
-    def read_to_end(self, settle: float = 2.0) -> list[Message]:
-        ends = self.consumer.end_offsets(self.partitions)
-        found: list[Message] = []
-        deadline = time.monotonic() + settle
-        while True:
-            batch = self.consumer.consume(2_000, 0.0)
-            found.extend(batch)
-            behind = any(self.consumer.position(p) < ends[p] for p in self.partitions)
-            if not behind or time.monotonic() > deadline:
-                return found
-            if not batch:
-                time.sleep(0.005)  # a fetch is in flight
-
-    def offsets(self) -> dict[TopicPartition, int]:
-        return {p: self.consumer.position(p) for p in self.partitions}
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-def _end(bus: Bus, topic: str) -> int:
-    partition = TopicPartition(topic, 0)
-    consumer = bus.assign([partition])
-    try:
-        return int(consumer.end_offsets([partition])[partition])
-    finally:
-        consumer.close()

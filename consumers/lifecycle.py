@@ -19,6 +19,7 @@ from meander import topics
 from meander.bus import Bus
 from meander.config import StreamConfig
 from meander.events import Alert, ModelEvent, encode, new_id
+from meander.telemetry import count_published
 from models.registry import Registry
 
 __all__ = ["LifecycleNotices", "apply_model_event", "decision", "replay_ranges"]
@@ -57,14 +58,14 @@ class LifecycleNotices:
                 f"{state.labels} labels; recent error {error:.3f} over {width or '?'} labels"
             ),
         )
-        records = [self._record(topics.ALERTS, alert, alert_id)]
+        announced: list[Alert | ModelEvent] = [alert]
         if self._may_request(state):
             since = _since_change(state, width)
             reason = f"concept drift in the error of champion v{state.champion}"
-            records.append(self._request(state, alert_id, since, event_id, reason))
+            announced.append(self._request(state, alert_id, since, event_id, reason))
         # Also during a race: if its challengers lose, the follow-up retrains after this drift.
         state.drift_at, state.follow_ups = state.labels, 0
-        self.bus.publish(records)
+        self._publish(announced, alert_id)
 
     def follow_up(self, state: LearnerState, event_id: str, *, still_behind: bool = False) -> None:
         """Ask again once every challenger of a drift lost, or once the champion still errs
@@ -82,7 +83,7 @@ class LifecycleNotices:
             else f"no challenger beat champion v{state.champion} after the drift"
         )
         reason = f"{why} {ago} labels ago; retraining on the labels since"
-        self.bus.publish([self._request(state, None, since, event_id, reason)])
+        self._publish([self._request(state, None, since, event_id, reason)])
 
     def warning(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
         window = self.stream.learning.replay_window
@@ -100,13 +101,12 @@ class LifecycleNotices:
             at_event=event_id,
             message=f"the error of champion v{state.champion} may be changing",
         )
-        self.bus.publish([self._record(topics.ALERTS, alert)])
+        self._publish([alert])
 
     def promoted(
         self, version: int, previous: int | None, reason: str, evidence: dict[str, Any]
     ) -> None:
-        event = decision(self.stream.name, "promoted", version, previous, reason, evidence)
-        self.bus.publish([self._record(topics.MODELS, event)])
+        self._publish([decision(self.stream.name, "promoted", version, previous, reason, evidence)])
 
     @staticmethod
     def _racing(state: LearnerState) -> bool:
@@ -122,10 +122,10 @@ class LifecycleNotices:
 
     def _request(
         self, state: LearnerState, alert_id: str | None, since: int, event_id: str, reason: str
-    ) -> Any:
+    ) -> ModelEvent:
         window = len(state.recent)
         state.retrain_requested_at = state.labels
-        event = ModelEvent(
+        return ModelEvent(
             action="retrain_requested",
             stream=self.stream.name,
             model=self.stream.name,
@@ -140,10 +140,22 @@ class LifecycleNotices:
                 "replay": replay_ranges(state, window),
             },
         )
-        return self._record(topics.MODELS, event)
 
-    def _record(self, topic: str, payload: Any, event_id: str | None = None) -> Any:
-        return encode(topic, payload, source=SOURCE, subject=self.stream.name, event_id=event_id)
+    def _publish(self, announced: list[Alert | ModelEvent], alert_id: str | None = None) -> None:
+        """Publish alerts (the first with ``alert_id``, which a retrain request refers to) and
+        decisions, then count and log them."""
+        records = [
+            encode(
+                topics.ALERTS if isinstance(payload, Alert) else topics.MODELS,
+                payload,
+                source=SOURCE,
+                subject=self.stream.name,
+                event_id=alert_id if isinstance(payload, Alert) else None,
+            )
+            for payload in announced
+        ]
+        self.bus.publish(records)
+        count_published("learner", announced, log, self.stream.name)
 
 
 def _reported(detector: Any, error: float) -> float:
@@ -229,7 +241,7 @@ def apply_model_event(state: LearnerState, event: Any, registry: Registry, strea
             _settle_manual(state)
     elif event.action == "validated" and event.evidence.get("stage") == "rollback_window":
         state.end_watch()
-    log.info("%s: followed %s v%s", stream, event.action, version)
+    log.info("%s: followed %s v%s", stream, event.action, version, extra={"stream": stream})
 
 
 def _settle_manual(state: LearnerState) -> None:
