@@ -27,10 +27,12 @@ from consumers.targets import Poster, Resolver
 from consumers.webhooks import Notice, Webhook
 from meander.bus import Message
 from meander.config import NotifierSettings
+from meander.telemetry.metrics import WEBHOOK_DELIVERIES
 
 __all__ = ["Delivery", "Outcome", "Webhooks"]
 
 log = logging.getLogger(__name__)
+_DELIVERED, _FAILED = WEBHOOK_DELIVERIES.labels("delivered"), WEBHOOK_DELIVERIES.labels("failed")
 
 
 class Delivery(BaseModel):
@@ -218,8 +220,10 @@ class Webhooks:
             self._outcomes.append(outcome)
         if outcome.error is None:
             self.delivered += 1
+            _DELIVERED.inc()
         else:
             self.failed += 1
+            _FAILED.inc()
             self._failures.append((outcome.notice.message, outcome.reason))
 
     def _run(self, box: _Outbox) -> None:
@@ -254,5 +258,10 @@ class Webhooks:
             delay = self.backoff * 2 ** (attempts - 1)
             if not retry or attempts > self.retries or box.retired or self._stopping.wait(delay):
                 outcome = Outcome(webhook, notice, attempts, error, status)
-                log.warning("event %s: %s", notice.event_id, outcome.reason)
+                log.warning(
+                    "event %s: %s",
+                    notice.event_id,
+                    outcome.reason,
+                    extra={"stream": notice.stream, "event_id": notice.event_id},
+                )
                 return outcome

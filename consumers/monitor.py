@@ -42,6 +42,7 @@ from meander.config import Settings, StreamConfig
 from meander.events import Alert, FeatureEvent, decode_batch, encode
 from meander.runtime import Runtime
 from meander.schema import Schema
+from meander.telemetry import LagSampler, Meter, count_published
 
 __all__ = ["Monitor", "Window", "main"]
 
@@ -107,9 +108,13 @@ class Monitor(Component):
         self.consumer = runtime.bus.subscribe(
             [topics.events(stream.name)], group or f"meander-monitor-{stream.name}"
         )
+        self.meter = Meter(self.name, stream.name)
+        self.lag = LagSampler(self.name, self.consumer)
 
     def step(self, timeout: float = 0.0) -> int:
         messages = self.consumer.consume(max_records=BATCH, timeout=timeout)
+        self.meter.read(len(messages))
+        self.lag.sample()
         if messages:
             self._pending += self._observe(messages)
         # Alerts a failed publish left behind go out before anything is committed past them.
@@ -121,12 +126,14 @@ class Monitor(Component):
                     for alert in self._pending
                 ]
             )
+            count_published(self.name, self._pending, log, self.stream.name)
             self._pending.clear()
         if messages or published:
             self.consumer.commit()
         return len(messages)
 
     def close(self) -> None:
+        self.lag.close()
         self.consumer.close()
 
     def _observe(self, messages: list[Message]) -> list[Alert]:

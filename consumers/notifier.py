@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from consumers.deliveries import Delivery, Webhooks
@@ -50,6 +51,8 @@ from meander.config import Settings
 from meander.deadletter import DeadLetters
 from meander.events import Alert, Envelope, ModelEvent, decode_batch
 from meander.runtime import Runtime
+from meander.telemetry import LagSampler
+from meander.telemetry.metrics import BATCH_SIZE, EVENTS_CONSUMED
 
 __all__ = ["LOG_LENGTH", "Notifier", "channel", "log_key", "main", "structured"]
 
@@ -118,6 +121,8 @@ class Notifier(Component):
         self.consumer = runtime.bus.subscribe(
             [topics.ALERTS, topics.MODELS], group=group or notifier.group
         )
+        self.lag = LagSampler(self.name, self.consumer)
+        self._streams = {stream.name for stream in runtime.settings.streams}
 
     @property
     def delivered(self) -> int:
@@ -137,6 +142,7 @@ class Notifier(Component):
             return 0  # a webhook is that far behind: read more only once it catches up
         wait = max(0.0, deadline - time.monotonic())
         messages = self.consumer.consume(min(self.batch_size, self.webhooks.room()), timeout=wait)
+        self.lag.sample()
         if not messages:
             self.reload()
             return 0
@@ -176,6 +182,7 @@ class Notifier(Component):
             self._dead_letter_failures()
             self._record_outcomes()
         finally:
+            self.lag.close()
             self.consumer.close()
 
     def _dead_letter_failures(self) -> None:
@@ -195,6 +202,7 @@ class Notifier(Component):
 
     def _announce(self, messages: list[Message]) -> None:
         envelopes, rejected = decode_batch(messages, max_bytes=self.settings.max_event_bytes)
+        self._count(envelopes, len(messages))
         notices: list[Notice] = []
         for envelope in envelopes:
             if isinstance(envelope.payload, Alert | ModelEvent):
@@ -206,6 +214,15 @@ class Notifier(Component):
         for notice in notices:
             self.webhooks.submit(notice)
         self.consumer.commit(next_offsets(messages))
+
+    def _count(self, envelopes: list[Envelope], messages: int) -> None:
+        # By the stream an event is about when that is a configured one, so the label stays
+        # bounded whatever another writer puts in an alert; "" for the rest.
+        streams = Counter(getattr(e.payload, "stream", "") for e in envelopes)
+        streams[""] += messages - len(envelopes)
+        for stream, count in streams.items():
+            EVENTS_CONSUMED.labels(self.name, stream if stream in self._streams else "").inc(count)
+        BATCH_SIZE.labels(self.name).observe(messages)
 
     def _publish(self, notices: Sequence[Notice]) -> None:
         if not notices:

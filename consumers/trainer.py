@@ -24,6 +24,7 @@ from meander.component import Component
 from meander.config import StreamConfig
 from meander.events import ModelEvent, decode_batch, encode
 from meander.runtime import Runtime
+from meander.telemetry import LagSampler, Meter, count_published
 from models.race import RecentRace
 from models.registry import Registry
 from models.signing import signer_for
@@ -57,9 +58,13 @@ class Trainer(Component):
             update={"significance": promotion.significance / LOOKS}
         )
         self._looked: dict[tuple[int, int], int] = {}
+        self.meter = Meter(self.name, stream.name)
+        self.lag = LagSampler(self.name, self.consumer)
 
     def step(self, timeout: float = 0.0) -> int:
         messages = self.consumer.consume(100, timeout)
+        self.meter.read(len(messages))
+        self.lag.sample()
         for envelope in decode_batch(messages)[0]:
             event = envelope.payload
             if (
@@ -73,6 +78,7 @@ class Trainer(Component):
         return len(messages) + self._judge()
 
     def close(self) -> None:
+        self.lag.close()
         self.consumer.close()
 
     # -- retraining ---------------------------------------------------------------------------
@@ -243,3 +249,4 @@ class Trainer(Component):
                 encode(topics.MODELS, e, source=SOURCE, subject=self.stream.name) for e in events
             ]
             self.runtime.bus.publish(records)
+            count_published(self.name, events, log, self.stream.name)

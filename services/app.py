@@ -1,5 +1,9 @@
 """The FastAPI application: the /v1 API, health and readiness, metrics, the dashboard.
 
+``/metrics`` serves the process's registry: the service's own request counts and durations
+by route template (:class:`~meander.telemetry.RequestMetrics`), and the metrics of whatever
+loop components run beside it.
+
 Routes that touch Kafka or Redis are plain ``def``: FastAPI runs them in its thread pool, so
 the event loop never waits on the network. Live streams (SSE, WebSocket) read in worker
 threads and hand messages to the loop.
@@ -24,6 +28,7 @@ from meander.config import Settings
 from meander.exceptions import BusUnavailable, MeanderError, StoreUnavailable
 from meander.runtime import Runtime
 from meander.store import open_store
+from meander.telemetry import RequestMetrics
 from services import (
     alerts,
     batch,
@@ -84,6 +89,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.service = service
     app.state.keys = service.keys
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(RequestMetrics)  # added last, so outermost: it sees BodyLimit's 413s
     for failure in (redis.ConnectionError, redis.TimeoutError, BusUnavailable, StoreUnavailable):
         app.add_exception_handler(failure, _unavailable(settings))
     for router in API_ROUTERS:
