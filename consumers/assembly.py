@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 
 from meander.component import Component, run_until_stopped, stop_on_signals
 from meander.config import Settings
+from meander.logs import configure_logging
 from meander.runtime import Runtime
+from meander.telemetry import serve_metrics
 
 __all__ = ["build", "run"]
 
@@ -57,10 +58,11 @@ def build(
 
 
 def run(names: Sequence[str], settings: Settings) -> None:
-    """Run the named components in this process until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Run the named components in this process until SIGTERM or SIGINT, logging as the
+    settings say and serving their metrics on ``metrics_port`` (one registry, however many
+    components); ConfigError when that port cannot be had."""
+    configure_logging(settings, component=names[0] if len(names) == 1 else "all")
+    serve_metrics(settings.metrics_port)  # before the backends: `up` says the process runs
     stop = stop_on_signals()
     with Runtime.open(settings) as runtime:
         run_until_stopped(build(names, runtime, stop=stop), stop)

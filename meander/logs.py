@@ -119,7 +119,7 @@ def configure_logging(
     """
     level = level or (settings.log_level if settings is not None else "INFO")
     format = format or (settings.log_format if settings is not None else "json")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     formatter = JsonFormatter if format == "json" else TextFormatter
     handler.setFormatter(formatter(component))
     setattr(handler, _MARK, True)
@@ -132,6 +132,19 @@ def configure_logging(
 
 
 _MARK = "_meander_logs"
+
+
+class _Stderr(logging.StreamHandler[TextIO]):
+    """Writes to ``sys.stderr`` as it is when a record comes, not as it was at start-up:
+    whoever swaps it later (a test's capture, a daemon's redirection) gets the logs."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
 
 
 def _fields(record: logging.LogRecord, component: str) -> dict[str, Any]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumers import COMPONENTS, assembly
 from consumers.assembly import build
@@ -16,9 +20,11 @@ from consumers.monitor import Monitor
 from consumers.notifier import Notifier
 from consumers.predictor import Predictor
 from consumers.trainer import Trainer
-from meander.component import Component
+from meander.component import Component, drain
 from meander.config import Settings
+from meander.exceptions import ConfigError
 from meander.runtime import Runtime
+from meander.telemetry import serve_metrics
 from producers.runner import Producer
 
 if TYPE_CHECKING:
@@ -97,11 +103,22 @@ def test_a_producer_alone_ends_the_process_with_its_source_and_beside_others_idl
     assert beside[1].on_finished is None  # type: ignore[attr-defined]
 
 
+@pytest.fixture
+def logging_kept() -> Iterator[None]:
+    """``run`` configures the process's logging: put it back as it was."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
 def test_run_builds_on_the_configured_backends_and_runs_until_stopped(
-    make_stream: MakeStream, monkeypatch: pytest.MonkeyPatch
+    make_stream: MakeStream, monkeypatch: pytest.MonkeyPatch, logging_kept: None
 ) -> None:
     name = f"run{uuid.uuid4().hex[:8]}"  # the embedded backends are the process's own
-    settings = Settings(streams=[make_stream(name)])
+    settings = Settings(streams=[make_stream(name)], metrics_port=0)
     stop = threading.Event()
     ran: dict[str, Any] = {}
 
@@ -116,3 +133,49 @@ def test_run_builds_on_the_configured_backends_and_runs_until_stopped(
     assembly.run(["trainer", "predictor"], settings)
 
     assert ran == {"components": [(Predictor, name), (Trainer, name)], "stop": stop}
+
+
+@pytest.fixture
+def port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_run_serves_every_component_on_one_metrics_port(
+    make_stream: MakeStream, monkeypatch: pytest.MonkeyPatch, logging_kept: None, port: int
+) -> None:
+    name = f"run{uuid.uuid4().hex[:8]}"
+    settings = Settings(streams=[make_stream(name)], metrics_port=port)
+    scraped: list[str] = []
+
+    def run_until_stopped(components: list[Component], _stop: threading.Event) -> None:
+        drain(components)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            scraped.append(answer.read().decode())
+        for component in components:
+            component.close()
+
+    monkeypatch.setattr(assembly, "stop_on_signals", threading.Event)
+    monkeypatch.setattr(assembly, "run_until_stopped", run_until_stopped)
+    try:
+        assembly.run(["learner", "predictor"], settings)
+    finally:
+        server = serve_metrics(port)
+        assert server is not None
+        server.close()
+
+    samples = [s for f in text_string_to_metric_families(scraped[0]) for s in f.samples]
+    streams = {(s.labels.get("component"), s.labels.get("stream")) for s in samples}
+    assert {("learner", name), ("predictor", name)} <= streams
+
+
+def test_a_metrics_port_in_use_stops_run_with_the_setting_named(
+    make_stream: MakeStream, logging_kept: None, port: int
+) -> None:
+    settings = Settings(streams=[make_stream("busy")], metrics_port=port)
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", port))
+        holder.listen()
+        with pytest.raises(ConfigError, match=f"metrics_port {port} is already in use"):
+            assembly.run(["predictor"], settings)
