@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from meander.config import Settings
+from meander.config import Settings, StreamConfig
 from services import create_app
 
 
@@ -48,3 +51,42 @@ def test_metrics_parse_as_prometheus_text() -> None:
     assert response.headers["content-type"].startswith("text/plain")
     names = {family.name for family in text_string_to_metric_families(response.text)}
     assert "python_info" in names
+
+
+def requests_counted(method: str, route: str, status: str) -> float:
+    labels = {"method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("meander_http_requests_total", labels) or 0.0
+
+
+def test_requests_are_counted_by_route_template_never_by_raw_path() -> None:
+    name = f"http{uuid.uuid4().hex[:8]}"
+    stream = StreamConfig(name=name, task="binary", features={"x": "numeric"})
+    opened = {"max_body_bytes": 100, "anonymous_scopes": ["read", "publish"]}
+    app = client(streams=[stream], service=opened)
+    route = "/v1/streams/{stream}/schema"
+    before = {
+        key: requests_counted(*key)
+        for key in [
+            ("GET", route, "200"),
+            ("GET", route, "404"),
+            ("GET", "unmatched", "404"),
+            ("POST", "/v1/streams/{stream}/events", "413"),
+            ("other", "unmatched", "404"),
+        ]
+    }
+
+    assert app.get(f"/v1/streams/{stream.name}/schema").status_code == 200
+    assert app.get("/v1/streams/no-such-stream/schema").status_code == 404
+    assert app.get(f"/nowhere/{uuid.uuid4().hex}").status_code == 404
+    assert app.post(f"/v1/streams/{stream.name}/events", content=b" " * 200).status_code == 413
+    assert app.request("BREW", "/coffee").status_code == 404
+
+    assert {key: requests_counted(*key) - count for key, count in before.items()} == dict.fromkeys(
+        before, 1.0
+    )
+    text = generate_latest(REGISTRY).decode()
+    assert stream.name not in text and "no-such-stream" not in text and "BREW" not in text
+    timed = REGISTRY.get_sample_value(
+        "meander_http_request_duration_seconds_count", {"method": "GET", "route": route}
+    )
+    assert (timed or 0.0) >= 2
