@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from river import tree
 
 from consumers.checkpoint import race_key
@@ -321,3 +324,54 @@ def test_a_drift_after_the_change_point_asks_for_a_retrain_with_the_window_to_re
         if isinstance(e.payload, Alert) and e.payload.kind == "concept_drift"
     ]
     assert alerts and first.evidence["alert"] is not None
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_labels_are_counted_joined_unmatched_or_expired_and_each_once(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    name = f"labels{uuid.uuid4().hex[:8]}"
+    stream = make_stream(name, learning=QUIET, label_window={"max_pending": 5}, partitions=1)
+    runtime = make_runtime(stream)
+    predictor, learner = Predictor(runtime, stream), Learner(runtime, stream)
+    learner.step()
+    counted = ("joined", "unmatched", "expired")
+    before = {c: metric(f"meander_feedback_{c}_total", stream=name) for c in counted}
+    published = publish_samples(runtime, stream, 12, labels=False)
+    drain([predictor])
+    stranger = encode(topics.feedback(name), Feedback(event_id="nobody", label=True), source="/t")
+    runtime.bus.publish([*published.feedback[-3:], stranger])
+    drain([learner])
+    learner.checkpoint()
+    learner.close()
+    resumed = Learner(runtime, stream)  # resumes from the checkpoint: nothing counts twice
+    drain([resumed])
+
+    after = {c: metric(f"meander_feedback_{c}_total", stream=name) for c in counted}
+    # 12 events wait in a window of 5: the 7 oldest expire unlabelled.
+    assert {c: after[c] - before[c] for c in counted} == {"joined": 3, "unmatched": 1, "expired": 7}
+    resumed.close()
+    predictor.close()
+
+
+def test_the_checkpoint_time_is_set_by_a_checkpoint_and_goes_with_the_stream(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    name = f"ckpt{uuid.uuid4().hex[:8]}"
+    stream = make_stream(name, learning=QUIET)
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    learner.step()
+    labels = {"stream": name}
+    # No series before the first checkpoint: a 0 would read as a checkpoint from 1970.
+    assert REGISTRY.get_sample_value("meander_checkpoint_timestamp_seconds", labels) is None
+
+    started = time.time()
+    learner.checkpoint()
+    assert metric("meander_checkpoint_timestamp_seconds", **labels) >= started
+
+    learner.close()  # another learner takes the stream: this one's checkpoint time must not age
+    assert REGISTRY.get_sample_value("meander_checkpoint_timestamp_seconds", labels) is None

@@ -17,6 +17,7 @@ from typing import Any
 import fakeredis
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from consumers import monitor as monitor_module
 from consumers.monitor import Monitor
@@ -368,3 +369,20 @@ def test_on_kafka_and_redis(kafka_bootstrap: str, redis_url: str) -> None:
         profile = orjson.loads(runtime.store.get(f"meander:{config.name}:profile") or b"")
         assert (profile["count"], profile["windows"]) == (1_500, 3)
         runtime.store.delete(f"meander:{config.name}:profile")
+
+
+def test_alerts_are_counted_by_kind_and_severity_when_published() -> None:
+    stream = stream_config(f"counted{uuid.uuid4().hex[:8]}", data_window=100)
+    labels = {"stream": stream.name, "kind": "schema_violations", "severity": "critical"}
+    consumed = {"component": "monitor", "stream": stream.name}
+    before = REGISTRY.get_sample_value("meander_alerts_total", labels) or 0.0
+
+    def break_all(i: int, row: dict[str, Any], rng: random.Random) -> None:
+        if i >= 100:
+            row["x0"] = "abc"
+
+    _, found = run(stream, rows(200, seed=8, change=break_all))
+
+    assert [(a.kind, a.severity) for a in found] == [("schema_violations", "critical")]
+    assert (REGISTRY.get_sample_value("meander_alerts_total", labels) or 0.0) - before == 1
+    assert REGISTRY.get_sample_value("meander_events_consumed_total", consumed) == 200

@@ -22,6 +22,7 @@ import orjson
 import pytest
 import redis
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
+from prometheus_client import REGISTRY
 from redis.client import PubSub
 
 from consumers.notifier import Notifier, channel, log_key
@@ -646,3 +647,42 @@ def test_the_notifier_on_kafka_and_redis(
         assert second_try.data()["action"] == "rolled_back"
         logged = runtime.store.xrevrange(log_key("models"), count=1_000)
         assert ce_id(record).encode() in [entry[b"id"] for _, entry in logged]
+
+
+def counted() -> dict[str, float]:
+    def get(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return {
+        "delivered": get("meander_webhook_deliveries_total", outcome="delivered"),
+        "failed": get("meander_webhook_deliveries_total", outcome="failed"),
+        "dead": get("meander_deadletters_total", component="notifier", reason="delivery_failed"),
+        # No stream is configured here: what an alert says its stream is is no label value.
+        "read": get("meander_events_consumed_total", component="notifier", stream=""),
+    }
+
+
+def test_deliveries_are_counted_by_outcome_and_a_failure_logged_with_its_event(
+    hook_server: Callable[..., HookServer],
+    notifier_for: Callable[..., Notifier],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    good, bad = hook_server([200]), hook_server([500])
+    notifier = notifier_for(webhooks=[{"url": good.url()}, {"url": bad.url()}], retries=0)
+    before = counted()
+    records = publish(notifier, alert(stream="fraud"), alert(stream="elsewhere"))
+
+    announce(notifier)
+
+    after = counted()
+    assert {k: after[k] - before[k] for k in after} == {
+        "delivered": 2,
+        "failed": 2,
+        "dead": 2,
+        "read": 2,
+    }
+    failures = [r for r in caplog.records if r.name == "consumers.deliveries"]
+    assert {(r.__dict__["stream"], r.__dict__["event_id"]) for r in failures} == {
+        ("fraud", ce_id(records[0])),
+        ("elsewhere", ce_id(records[1])),
+    }

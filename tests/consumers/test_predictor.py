@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from prometheus_client import REGISTRY
 from river import tree
 
 from consumers.predictor import Predictor
@@ -214,3 +216,76 @@ def test_what_cannot_be_scored_is_dead_lettered_with_the_reason_and_the_rest_is_
     assert any("unknown feature 'x9'" in r for r in reasons)
     assert any("'x2'" in r and "three" in r for r in reasons)
     assert b"plain bytes, no headers" in {d.original_value() for d in letters}
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def lag(topic: str, partition: int) -> float | None:
+    labels = {"component": "predictor", "topic": topic, "partition": str(partition)}
+    found: float | None = REGISTRY.get_sample_value("meander_consumer_lag", labels)
+    return found
+
+
+def test_predictions_are_counted_and_timed_per_role_and_lag_is_sampled(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    name = f"metered{uuid.uuid4().hex[:8]}"
+    stream = make_stream(name, partitions=2)
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, name, signer_for(runtime.settings))
+    serving = Serving(runtime, stream, registry, Predictor(runtime, stream, batch=50))
+    register(serving, taught(True), promote=True)
+    serving.registry.add_challenger(register(serving, taught(False)))
+    figures = {
+        "champion": ("meander_predictions_total", {"stream": name, "role": "champion"}),
+        "challenger": ("meander_predictions_total", {"stream": name, "role": "challenger"}),
+        "model_time": ("meander_prediction_latency_seconds_count", {"stream": name}),
+        "end_to_end": ("meander_end_to_end_latency_seconds_count", {"stream": name}),
+    }
+    before = {key: metric(n, **labels) for key, (n, labels) in figures.items()}
+    publish_samples(runtime, stream, 120, labels=False)
+    serving.predictor.lag.every = 0.0  # sample at every step
+
+    serving.predictor.step()  # samples first, then reads one batch
+    waiting = [lag(f"{name}.events", p) for p in (0, 1)]
+    drain([serving.predictor])
+
+    done = {key: metric(n, **labels) - before[key] for key, (n, labels) in figures.items()}
+    # One model time per prediction, one end-to-end time per event (its champion answer).
+    assert done == {"champion": 120, "challenger": 120, "model_time": 240, "end_to_end": 120}
+    assert sum(w or 0.0 for w in waiting) == 120
+    serving.predictor.step()
+    assert [lag(f"{name}.events", p) for p in (0, 1)] == [0.0, 0.0]
+    serving.predictor.close()
+    assert lag(f"{name}.events", 0) is None  # a closed predictor reads nothing any more
+
+
+def test_what_is_dead_lettered_is_counted_by_the_class_of_its_reason(serving: Serving) -> None:
+    register(serving, taught(True), promote=True)
+    events = topics.events("s")
+    good = {"x0": 1.0, "x1": 2.0, "x2": 3.0}
+    bad = [
+        Record(events, b"plain bytes, no headers", partition=0),
+        encode(events, Feedback(event_id="g1", label=True), source="/test"),
+        encode(events, FeatureEvent(id="b1", features={**good, "x9": 1.0}), source="/test"),
+        encode(events, FeatureEvent(id="b2", features={**good, "x2": "three"}), source="/test"),
+    ]
+
+    def dead() -> dict[str, float]:
+        return {
+            c: metric("meander_deadletters_total", component="predictor", reason=c)
+            for c in ("undecodable", "contract", "schema")
+        }
+
+    before = dead()
+    serving.runtime.bus.publish(bad)
+    drain([serving.predictor])
+
+    after = dead()
+    assert {c: after[c] - before[c] for c in after} == {
+        "undecodable": 1,
+        "contract": 1,
+        "schema": 2,
+    }

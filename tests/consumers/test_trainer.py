@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from river import tree
 
 from consumers.checkpoint import race_key
@@ -314,3 +315,27 @@ def test_a_roll_back_is_not_followed_by_a_promotion_judged_against_the_demoted_c
 
     assert bench.registry.champion() == old
     assert bench.registry.challengers() == (late,)  # it must now race the restored one
+
+
+def decided(action: str) -> float:
+    labels = {"stream": "s", "action": action}
+    return REGISTRY.get_sample_value("meander_model_decisions_total", labels) or 0.0
+
+
+def test_decisions_are_counted_by_action_when_published_and_reads_by_batch(bench: Bench) -> None:
+    actions = ("validated", "promoted", "rolled_back")
+    before = {action: decided(action) for action in actions}
+    consumed = ("meander_events_consumed_total", {"component": "trainer", "stream": "s"})
+    read_before = REGISTRY.get_sample_value(*consumed) or 0.0
+    winner = challenger(bench)
+    race(bench, winner, bench.champion, better(200))
+    request(bench, 999)  # stale: read and skipped
+
+    bench.trainer.step()
+    race(bench, winner, bench.champion, worse(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+    bench.trainer.step()
+
+    after = {action: decided(action) for action in actions}
+    assert {a: after[a] - before[a] for a in actions} == dict.fromkeys(actions, 1.0)
+    # The request, then (next step) its own validation and promotion, read back from the topic.
+    assert (REGISTRY.get_sample_value(*consumed) or 0.0) - read_before == 3

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
+from prometheus_client import REGISTRY
 
 from meander import topics
 from meander.bus import (
@@ -227,3 +228,19 @@ def test_main_publishes_a_finite_source_and_returns() -> None:
     with connect_bus(settings) as bus:  # main used the process-wide embedded broker
         assert len(_read(bus, topics.events(stream))) == 500
         assert len(_read(bus, topics.feedback(stream))) == 500
+
+
+def test_what_the_bus_took_is_counted_once_a_failed_publish_not_at_all(runtime_for: Any) -> None:
+    name = f"counted{uuid.uuid4().hex[:8]}"
+    settings = _settings(name, events=300, batch=100, label_delay=100)
+    runtime = runtime_for(settings, bus=_FailingOnce())
+    labels = {"component": "producer", "stream": name}
+    producer = Producer(runtime)
+    producer.step()
+    with pytest.raises(BusUnavailable):
+        producer.step()
+    assert REGISTRY.get_sample_value("meander_events_produced_total", labels) == 100
+
+    drain([producer])
+
+    assert REGISTRY.get_sample_value("meander_events_produced_total", labels) == 600
