@@ -26,7 +26,7 @@ from meander.events import Alert
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "alertmanager" / "alertmanager.yml"
 Received = queue.Queue[tuple[str, dict[str, Any]]]
 
 
@@ -109,8 +109,8 @@ def test_an_alert_reaches_its_receiver_through_the_example(
 ) -> None:
     url, received = receiver
     address, manager = start_alertmanager(example_for(url))
-    prometheus = start_prometheus({"meander-predictor": component.target}, alertmanager=address)
-    processes = [component.process, prometheus.process, manager]
+    prometheus = start_prometheus(component.targets, alertmanager=address)
+    processes = [*component.processes, prometheus.process, manager]
     component.dead_letter(1)
     wait_for(lambda: prometheus.query("meander_deadletters_total > 0"), "a scrape", processes)
     component.dead_letter(1000)
