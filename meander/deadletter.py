@@ -32,6 +32,9 @@ __all__ = ["DeadLetters"]
 log = logging.getLogger(__name__)
 
 LOGGED = 5  # dead letters logged one by one per batch; a burst is summed up after them
+# INFO, not WARNING: rejecting a bad message is the dead-letter path working, each is kept whole
+# on the topic, and their rate is what alerts (MeanderDeadLetterRate). Where nobody configured
+# logging (the demo mixes in malformed messages on purpose) nothing is printed.
 _STREAM_TOPICS = (".events", ".predictions", ".feedback")
 
 
@@ -67,7 +70,7 @@ class DeadLetters:
 
     def _log(self, rejected: Sequence[tuple[Message, str]]) -> None:
         for message, reason in rejected[:LOGGED]:
-            log.warning(
+            log.info(
                 "dead-lettered %s[%d]@%d: %s",
                 message.topic,
                 message.partition,
@@ -81,7 +84,7 @@ class DeadLetters:
                 },
             )
         if len(rejected) > LOGGED:
-            log.warning(
+            log.info(
                 "dead-lettered %d more in the same batch; each is on %s with its reason",
                 len(rejected) - LOGGED,
                 topics.DEADLETTER,

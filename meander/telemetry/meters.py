@@ -45,8 +45,6 @@ __all__ = [
     "set_model_metrics",
 ]
 
-_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
-
 
 class Meter:
     """One component's counters on one stream (``""`` for a component over every stream)."""
@@ -102,15 +100,16 @@ def count_published(
 ) -> None:
     """Count and log the alerts and lifecycle decisions ``component`` just published.
 
-    Each is logged with its stream and the event it was found at (``event_id``); the count
-    of records published goes to ``meander_events_produced_total``.
+    Each is logged at INFO with its stream and the event it was found at (``event_id``), an
+    alert with its ``kind`` and ``severity``: it is meander doing its job, and the alerting
+    happens in Prometheus and the notifier. The count of records published goes to
+    ``meander_events_produced_total``.
     """
     EVENTS_PRODUCED.labels(component, stream).inc(len(payloads))
     for payload in payloads:
         if isinstance(payload, Alert):
             ALERTS.labels(payload.stream, payload.kind, payload.severity).inc()
-            log.log(
-                _LEVELS[payload.severity],
+            log.info(
                 "%s alert on %s: %s",
                 payload.kind,
                 payload.stream,

@@ -143,7 +143,7 @@ def test_alerts_and_decisions_are_logged_where_published(logged: Callable[..., L
 
     first, second = lines()
     assert (first["level"], first["kind"], first["severity"], first["event_id"]) == (
-        "ERROR",
+        "INFO",
         "data_drift",
         "critical",
         "tx-7",
