@@ -107,13 +107,17 @@ class Learner(Component):
 
     def _resume(self) -> LearnerState:
         state = self.checkpoints.load()
+        about = {"stream": self.stream.name}
         if state is None:
             state = initial_state(self.runtime, self.stream, self.registry, self.notices)
             log.info(
-                "%s: no checkpoint; starting with champion v%s", self.stream.name, state.champion
+                "%s: no checkpoint; starting with champion v%s",
+                self.stream.name,
+                state.champion,
+                extra=about,
             )
         else:
-            log.info("%s: resumed at %d labels", self.stream.name, state.labels)
+            log.info("%s: resumed at %d labels", self.stream.name, state.labels, extra=about)
         self._readers = LearnerInputs(self.runtime, self.stream, state.offsets)
         feedback, name = self._readers.feedback, self.stream.name
         self._lag = LagSampler(self.name, feedback.consumer, positions=feedback.offsets)

@@ -215,7 +215,12 @@ class Monitor(Component):
             self.runtime.store.set(self.profile_key, orjson.dumps(profile))
         except redis.RedisError as error:
             # The profile is a view for people; alerts and offsets must not wait for it.
-            log.warning("monitor %s: profile not written: %s", self.stream.name, error)
+            log.warning(
+                "monitor %s: profile not written: %s",
+                self.stream.name,
+                error,
+                extra={"stream": self.stream.name},
+            )
 
 
 def main(settings: Settings) -> None:

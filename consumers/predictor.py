@@ -130,7 +130,13 @@ class Predictor(Component):
                     self.models[version] = self.registry.load(version)
                 except RegistryError as error:
                     # Keep serving the copy we have rather than stop; say why loudly.
-                    log.error("%s: cannot load v%s: %s", self.stream.name, version, error)
+                    log.error(
+                        "%s: cannot load v%s: %s",
+                        self.stream.name,
+                        version,
+                        error,
+                        extra={"stream": self.stream.name},
+                    )
         for version in set(self.models) - set(wanted):
             del self.models[version]
         self.champion = heads.champion if heads.champion in self.models else None

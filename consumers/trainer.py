@@ -87,7 +87,10 @@ class Trainer(Component):
         champion = self.registry.champion()
         if champion is None or request.version != champion or self.registry.challengers():
             log.info(
-                "%s: request %s is stale or a race runs; skipped", self.stream.name, request_id
+                "%s: request %s is stale or a race runs; skipped",
+                self.stream.name,
+                request_id,
+                extra={"stream": self.stream.name, "event_id": request.at_event},
             )
             return
         replay = request.evidence.get("replay", {})

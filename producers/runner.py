@@ -29,7 +29,7 @@ from meander.component import Component, run_until_stopped, stop_on_signals
 from meander.config import ProducerSettings, Settings, StreamConfig
 from meander.exceptions import ConfigError
 from meander.runtime import Runtime
-from meander.telemetry import Meter
+from meander.telemetry.metrics import EVENTS_PRODUCED
 from producers.exceptions import SourceError
 from producers.labels import Publisher
 from producers.pacing import TokenBucket, progress_bar
@@ -101,7 +101,7 @@ class Producer(Component):
         total = settings.events or rows
         self._bar = progress_bar(total, f"producer {self.stream.name}", enabled=settings.progress)
         self._unsent: deque[list[Record]] = deque()
-        self.meter = Meter(self.name, self.stream.name)
+        self.produced = EVENTS_PRODUCED.labels(self.name, self.stream.name)
         self._exhausted = self.finished = False
         log.info("producer: publishing %s to stream %s", settings.source, self.stream.name)
 
@@ -132,7 +132,7 @@ class Producer(Component):
         while self._unsent:
             if self._unsent[0]:
                 self.bus.publish(self._unsent[0])
-                self.meter.produced.inc(len(self._unsent[0]))
+                self.produced.inc(len(self._unsent[0]))
             sent += len(self._unsent.popleft())
         if self._exhausted and not self.finished:
             self.finished = True
