@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from meander.component import Component, run_until_stopped, stop_on_signals
+from meander.component import Component, run_in_threads, stop_on_signals
 from meander.config import Settings
 from meander.logs import configure_logging
 from meander.runtime import Runtime
@@ -60,9 +60,10 @@ def build(
 def run(names: Sequence[str], settings: Settings) -> None:
     """Run the named components in this process until SIGTERM or SIGINT, logging as the
     settings say and serving their metrics on ``metrics_port`` (one registry, however many
-    components); ConfigError when that port cannot be had."""
+    components); ConfigError when that port cannot be had. Each component steps in a thread of
+    its own (see :func:`~meander.component.run_in_threads`)."""
     configure_logging(settings, component=names[0] if len(names) == 1 else "all")
     serve_metrics(settings.metrics_port)  # before the backends: `up` says the process runs
     stop = stop_on_signals()
     with Runtime.open(settings) as runtime:
-        run_until_stopped(build(names, runtime, stop=stop), stop)
+        run_in_threads(build(names, runtime, stop=stop), stop)

@@ -122,13 +122,13 @@ def test_run_builds_on_the_configured_backends_and_runs_until_stopped(
     stop = threading.Event()
     ran: dict[str, Any] = {}
 
-    def run_until_stopped(components: list[Component], event: threading.Event) -> None:
+    def run_in_threads(components: list[Component], event: threading.Event) -> None:
         ran["components"], ran["stop"] = kinds(components), event
         for component in components:
             component.close()
 
     monkeypatch.setattr(assembly, "stop_on_signals", lambda: stop)
-    monkeypatch.setattr(assembly, "run_until_stopped", run_until_stopped)
+    monkeypatch.setattr(assembly, "run_in_threads", run_in_threads)
 
     assembly.run(["trainer", "predictor"], settings)
 
@@ -149,7 +149,7 @@ def test_run_serves_every_component_on_one_metrics_port(
     settings = Settings(streams=[make_stream(name)], metrics_port=port)
     scraped: list[str] = []
 
-    def run_until_stopped(components: list[Component], _stop: threading.Event) -> None:
+    def run_in_threads(components: list[Component], _stop: threading.Event) -> None:
         drain(components)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
             scraped.append(answer.read().decode())
@@ -157,7 +157,7 @@ def test_run_serves_every_component_on_one_metrics_port(
             component.close()
 
     monkeypatch.setattr(assembly, "stop_on_signals", threading.Event)
-    monkeypatch.setattr(assembly, "run_until_stopped", run_until_stopped)
+    monkeypatch.setattr(assembly, "run_in_threads", run_in_threads)
     try:
         assembly.run(["learner", "predictor"], settings)
     finally:
