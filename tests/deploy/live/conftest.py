@@ -16,7 +16,9 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from meander import topics
 from meander.bus import Bus, Record, connect_bus
 from meander.config import Settings
 from producers.labels import Publisher
+from producers.sample import Sample
 from producers.synthetic import synthetic
 
 DEADLINE = 120.0
@@ -209,6 +212,8 @@ class Component:
     processes: list[Process]
     targets: dict[str, str]  # Prometheus job -> host:port of its metrics
     bus: Bus
+    samples: Iterator[Sample] = field(default_factory=lambda: synthetic("sea").samples())
+    publisher: Publisher | None = None
 
     @property
     def target(self) -> str:
@@ -221,8 +226,10 @@ class Component:
         self.bus.publish([Record(topics.events(self.stream), b"not a CloudEvent")] * count)
 
     def publish(self, count: int) -> None:
-        """Publish ``count`` events of the stream's synthetic source, and their labels."""
-        events, feedback = Publisher(self.stream).push(synthetic("sea").samples(count))
+        """Publish the next ``count`` events of the stream's synthetic source, and their
+        labels."""
+        self.publisher = self.publisher or Publisher(self.stream)
+        events, feedback = self.publisher.push(islice(self.samples, count))
         self.bus.publish(events)
         self.bus.publish(feedback)
 
@@ -252,9 +259,8 @@ def component(
             env = environment | {"MEANDER_METRICS_PORT": str(port)}
             processes.append(spawn(name, argv, env=env))
             targets[f"meander-{name}"] = f"127.0.0.1:{port}"
-        for target in targets.values():
-            url = f"http://{target}/metrics"
-            wait_for(lambda url=url: answers(url), f"metrics at {url}", processes)
+        for url in (f"http://{target}/metrics" for target in targets.values()):
+            wait_for(partial(answers, url), f"metrics at {url}", processes)
         yield Component(stream.name, processes, targets, bus)
     finally:
         bus.close()

@@ -59,7 +59,7 @@ def receiver() -> Iterator[tuple[str, Received]]:
 def example_for(receiver_url: str) -> dict[str, Any]:
     """The example with each receiver's URL pointed at ``receiver_url``/NAME, and the waits
     before a group's first notification shortened from seconds to one, for the test."""
-    config = yaml.safe_load(EXAMPLE.read_text())
+    config: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     for receiver in config["receivers"]:
         for webhook in receiver["webhook_configs"]:
             webhook["url"] = f"{receiver_url}/{receiver['name']}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,15 +153,25 @@ def test_rules_evaluate_and_dashboard_queries_are_accepted(
     component: Any, start_prometheus: Start, wait_for: Any
 ) -> None:
     prometheus = start_prometheus(component.targets)
+    processes = [*component.processes, prometheus.process]
+    # Rules meet the real series: the served figures the accuracy rule pairs one to one. The
+    # learner scores what was served once it has both the prediction and the label, and shares
+    # its figures as labels arrive: a second round of labels finds the first's predictions.
+    component.publish(300)
+    scored = "sum(meander_predictions_total) >= 300"
+    wait_for(lambda: prometheus.query(scored), "the first round's predictions", processes)
+    component.publish(400)
+    served = 'meander_served_metric{metric="accuracy_rolling"}'
+    [series] = wait_for(lambda: prometheus.query(served), "the served figures", processes)
+    scraped = float(series["value"][0])
 
     def evaluated() -> list[dict[str, Any]]:
         groups = prometheus.get("/api/v1/rules")["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
-        # A rule not evaluated yet reports Go's zero time, year 1.
-        done = all(not rule["lastEvaluation"].startswith("0001") for rule in rules)
+        done = all(evaluated_at(rule) > scraped for rule in rules)
         return rules if rules and done else []
 
-    rules = wait_for(evaluated, "every rule to be evaluated", [prometheus.process])
+    rules = wait_for(evaluated, "every rule to be evaluated", processes)
     assert {rule["name"]: rule["health"] for rule in rules} == {
         rule["name"]: "ok" for rule in rules
     }
@@ -169,6 +180,14 @@ def test_rules_evaluate_and_dashboard_queries_are_accepted(
             for variable, value in GRAFANA_VARIABLES.items():
                 expr = expr.replace(variable, value)
             prometheus.query(expr)  # fails the test unless Prometheus accepts it
+
+
+def evaluated_at(rule: dict[str, Any]) -> float:
+    """When ``rule`` was last evaluated, in Unix seconds (0 before its first evaluation)."""
+    when = rule["lastEvaluation"]
+    if when.startswith("0001"):  # Go's zero time
+        return 0.0
+    return datetime.fromisoformat(when).timestamp()
 
 
 def dashboard_queries(node: Any) -> Iterator[str]:
