@@ -54,8 +54,10 @@ _COMPONENTS = {
     "services": "service",
     "uvicorn": "service",
 }
-# What every LogRecord has; anything else on a record came from ``extra=``.
+# What every LogRecord has; anything else on a record came from ``extra=``. uvicorn adds its
+# message again with terminal colours (color_message): no use in a log file.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD |= {"color_message"}
 
 
 def component_of(logger: str) -> str | None:

@@ -61,6 +61,17 @@ def test_each_record_is_one_json_line_with_its_fields(logged: Callable[..., Line
     assert "stream" not in second and "event_id" not in second
 
 
+def test_uvicorn_records_leave_their_terminal_colours_out(logged: Callable[..., Lines]) -> None:
+    lines = logged(Settings(), component="service")
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 7, extra={"color_message": "Started [\x1b[36m%d\x1b[0m]"}
+    )
+
+    [line] = lines()
+    assert (line["message"], line["component"]) == ("Started server process [7]", "service")
+    assert "color_message" not in line
+
+
 def test_the_level_comes_from_the_settings(logged: Callable[..., Lines]) -> None:
     lines = logged(Settings(log_level="WARNING"))
     logging.getLogger("consumers.trainer").info("hidden")
