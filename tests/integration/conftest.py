@@ -52,12 +52,14 @@ def real_settings(kafka_bootstrap: str, redis_url: str) -> Callable[..., Setting
 @pytest.fixture
 def child_env(kafka_bootstrap: str, redis_url: str) -> dict[str, str]:
     """The environment of a component process: connections, the signing key, a fixed hash
-    seed (River models iterate over sets, so their learning can depend on it)."""
+    seed (River models iterate over sets, so their learning can depend on it), and no metrics
+    port (several components run on this host; the deploy tests scrape theirs)."""
     inherited = {k: v for k, v in os.environ.items() if not k.upper().startswith("MEANDER_")}
     return inherited | {
         "MEANDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "MEANDER_REDIS_URL": redis_url,
         "MEANDER_MODEL_SIGNING_KEY": SIGNING_KEY,
+        "MEANDER_METRICS_PORT": "0",
         "PYTHONHASHSEED": "0",
         "PYTHONUNBUFFERED": "1",
     }
