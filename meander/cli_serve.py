@@ -47,11 +47,15 @@ def serve(
             raise typer.Exit(2)
         service = settings.service.model_copy(update={"components": names})
         settings = settings.model_copy(update={"service": service})
+    from meander.logs import configure_logging
+
+    configure_logging(settings, component="service")
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through meander's handler, as JSON by default
     )
 
 
