@@ -63,7 +63,8 @@ def test_each_record_is_one_json_line_with_its_fields(logged: Callable[..., Line
 
 def test_uvicorn_records_leave_their_terminal_colours_out(logged: Callable[..., Lines]) -> None:
     lines = logged(Settings(), component="service")
-    logging.getLogger("uvicorn.error").info(
+    # Not uvicorn's own logger: a uvicorn run earlier in the process stops it propagating.
+    logging.getLogger("services.logs_test").info(
         "Started server process [%d]", 7, extra={"color_message": "Started [\x1b[36m%d\x1b[0m]"}
     )
 
