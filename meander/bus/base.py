@@ -125,7 +125,8 @@ def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
 def next_offsets(messages: Sequence[Message]) -> dict[TopicPartition, int]:
     """The offsets to commit once ``messages`` are handled: one past the last of each partition.
 
-    >>> next_offsets([Message("t", 0, 4, None, b""), Message("t", 0, 6, None, b"")])
+    >>> read = [Message("t", 0, offset, None, b"", (), 0) for offset in (4, 6)]
+    >>> next_offsets(read)
     {TopicPartition(topic='t', partition=0): 7}
     """
     offsets: dict[TopicPartition, int] = {}
