@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from meander import topics
-from meander.bus import Record
+from meander.bus import Message, Record
 from meander.component import Component
 from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
@@ -26,7 +26,7 @@ from meander.runtime import Runtime
 from meander.schema import Schema
 from meander.telemetry import LagSampler, Meter, ages
 from meander.telemetry.metrics import END_TO_END_LATENCY, PREDICTION_LATENCY, PREDICTIONS
-from models.inference import clean, predict_many
+from models.inference import Scored, clean, predict_many, predict_one
 from models.registry import Heads, Registry
 from models.signing import signer_for
 
@@ -86,6 +86,7 @@ class Predictor(Component):
             messages, max_bytes=self.runtime.settings.max_event_bytes
         )
         events: list[FeatureEvent] = []
+        read: list[Message] = []
         for envelope in envelopes:
             if envelope.source == SERVED_SOURCE:
                 self.served_elsewhere += 1
@@ -98,9 +99,10 @@ class Predictor(Component):
             )
             if problem is None:
                 events.append(event)  # type: ignore[arg-type]
+                read.append(envelope.message)
             else:
                 rejected.append((envelope.message, problem))
-        records = self._score(events)
+        records, events = self._score(events, read, rejected)
         self.runtime.bus.publish(records)
         if records:
             self.meter.produced.inc(len(records))
@@ -143,30 +145,77 @@ class Predictor(Component):
         self.challengers = tuple(v for v in heads.challengers if v in self.models)
         return self.champion is not None
 
-    def _score(self, events: list[FeatureEvent]) -> list[Record]:
+    def _score(
+        self,
+        events: list[FeatureEvent],
+        read: list[Message],
+        rejected: list[tuple[Message, str]],
+    ) -> tuple[list[Record], list[FeatureEvent]]:
+        """The predictions of every live model, and the events served.
+
+        An event the champion cannot score (a category of another type than the ones it learnt,
+        say, which the schema allows) joins ``rejected`` with the reason: failing the batch
+        would read it again and fail again for ever. A challenger that cannot score an event
+        just has no shadow prediction for it.
+        """
         if not events:
-            return []
+            return [], []
         xs = [clean(event.features) for event in events]
-        records: list[Record] = []
+        failed: dict[int, str] = {}
+        scored: list[tuple[int, str, list[Scored | None], float]] = []
         roles = [(self.champion, "champion")] + [(v, "challenger") for v in self.challengers]
         for version, role in roles:
             assert version is not None
             started = time.perf_counter()
-            scored = predict_many(self.models[version][0], xs, self.stream.task)
-            seconds = (time.perf_counter() - started) / len(xs)
-            self._model_time.observe(seconds, count=len(xs))
-            self._predictions[role].inc(len(xs))
-            latency_ms = seconds * 1000
-            for event, (prediction, proba) in zip(events, scored, strict=True):
-                answer = Prediction(
+            answers = self._predict(version, xs, failed if role == "champion" else {})
+            scored.append((version, role, answers, time.perf_counter() - started))
+        rejected += [(read[index], reason) for index, reason in failed.items()]
+        served = [index for index in range(len(events)) if index not in failed]
+        records: list[Record] = []
+        for version, role, answers, seconds in scored:
+            self._model_time.observe(seconds / len(xs), count=len(xs))
+            latency_ms = seconds * 1000 / len(xs)
+            count = 0
+            for index in served:
+                answer = answers[index]
+                if answer is None:
+                    continue
+                event = events[index]
+                prediction = Prediction(
                     event_id=event.id,
                     model=self.stream.name,
                     version=version,
                     role=role,  # type: ignore[arg-type]
-                    prediction=prediction,
-                    probabilities=proba,
+                    prediction=answer[0],
+                    probabilities=answer[1],
                     latency_ms=latency_ms,
                     event_time=event.time,
                 )
-                records.append(encode(self.topic, answer, source=SOURCE, subject=self.stream.name))
-        return records
+                records.append(
+                    encode(self.topic, prediction, source=SOURCE, subject=self.stream.name)
+                )
+                count += 1
+            self._predictions[role].inc(count)
+        return records, [events[index] for index in served]
+
+    def _predict(
+        self, version: int, xs: list[dict[str, Any]], failed: dict[int, str]
+    ) -> list[Scored | None]:
+        """``version``'s answers; where it cannot answer, None, and the reason in ``failed``."""
+        model = self.models[version][0]
+        try:
+            return list(predict_many(model, xs, self.stream.task))
+        except Exception:  # any model error: find the events at fault one by one
+            pass
+        answers: list[Scored | None] = []
+        for index, x in enumerate(xs):
+            try:
+                answers.append(predict_one(model, x, self.stream.task))
+            except Exception as error:
+                answers.append(None)
+                problem = f"model v{version} cannot score this event: {type(error).__name__}"
+                failed[index] = f"{problem}: {error}"[:300]
+                log.warning(
+                    "%s: %s", self.stream.name, failed[index], extra={"stream": self.stream.name}
+                )
+        return answers

@@ -289,3 +289,47 @@ def test_what_is_dead_lettered_is_counted_by_the_class_of_its_reason(serving: Se
         "contract": 1,
         "schema": 2,
     }
+
+
+def test_an_event_the_champion_cannot_score_is_dead_lettered_and_the_rest_served(
+    make_runtime: MakeRuntime, read_topic: ReadTopic
+) -> None:
+    # The schema lets a categorical feature without categories take any value, but a tree
+    # that split on it as a number cannot compare a string with its threshold.
+    stream = StreamConfig(
+        name=f"odd{uuid.uuid4().hex[:6]}",
+        task="binary",
+        features={"size": {"type": "categorical"}},
+    )
+    runtime = make_runtime(stream)
+    model = tree.HoeffdingTreeClassifier(grace_period=10)
+    for size in range(300):
+        model.learn_one({"size": size}, size > 150)
+    registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+    registry.promote(registry.register(model, spec="tree.HoeffdingTreeClassifier").version)
+    with pytest.raises(TypeError):
+        model.predict_proba_one({"size": "large"})
+    sizes: list[Any] = [10, "large", 200] * 10
+    runtime.bus.publish(
+        [
+            encode(
+                topics.events(stream.name),
+                FeatureEvent(id=f"e{n}", features={"size": size}),
+                source="/test",
+            )
+            for n, size in enumerate(sizes)
+        ]
+    )
+    predictor = Predictor(runtime, stream)
+    try:
+        drain([predictor])
+    finally:
+        predictor.close()
+
+    served = read_topic(runtime, topics.predictions(stream.name))
+    dead = read_topic(runtime, topics.DEADLETTER)
+    assert len(served) == 20 and len(dead) == 10
+    reasons = {letter.payload.reason for letter in dead}  # type: ignore[attr-defined]
+    assert len(reasons) == 1
+    assert reasons.pop().startswith("model v1 cannot score this event: TypeError")
+    assert predictor.handled == 30  # everything was read and committed: nothing stalls
