@@ -32,6 +32,7 @@ from meander import topics
 from meander.config import Settings
 from meander.events import ModelEvent, encode, new_id
 from meander.exceptions import ConfigError
+from meander.telemetry.metrics import MODEL_DECISIONS
 from models.registry import Registry
 from models.signing import Signer, signer_for
 from services.auth import Caller, require
@@ -247,13 +248,22 @@ def announce(
         topics.MODELS, event, source=SOURCE, subject=stream, event_id=event_id, time=now
     )
     try:
-        service.publish([record])
+        service.publish([record], stream)
     except HTTPException as failure:
         if failure.status_code != 503:
             raise
         raise HTTPException(
             503, _unannounced(stream, action, versions, failure.detail), headers=failure.headers
         ) from None
+    MODEL_DECISIONS.labels(stream, action).inc()
+    log.info(
+        "%s: %s v%s by hand: %s",
+        stream,
+        action,
+        version,
+        reason,
+        extra={"stream": stream, "component": "service", "event_id": event_id},
+    )
     return Decision.of(event, id=event_id, time=now, source=SOURCE, position=None)
 
 

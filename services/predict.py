@@ -16,6 +16,7 @@ from consumers.predictor import SERVED_SOURCE
 from meander import topics
 from meander.events import FeatureEvent, Prediction, encode
 from meander.events.values import Label
+from meander.telemetry.metrics import PREDICTION_LATENCY, PREDICTIONS
 from models.inference import clean, predict_one
 from services.auth import require
 from services.bodies import invalid
@@ -79,6 +80,9 @@ def predict(event: FeatureEvent, service: ServiceDep, stream: StreamDep) -> Answ
                 time=event.time,
             ),
             encode(topics.predictions(stream.name), answer, source=SERVED_SOURCE),
-        ]
+        ],
+        stream.name,
     )
+    PREDICTIONS.labels(stream.name, "champion").inc()
+    PREDICTION_LATENCY.labels(stream.name).observe(latency_ms / 1000)
     return Answer.model_validate(answer.model_dump(exclude={"role", "event_time"}))

@@ -89,7 +89,10 @@ def _publish_events(
     events = validated(FeatureEvent, raw, service.settings.service.max_batch_events)
     _check_schema(service.schema(stream), events)
     topic = topics.events(stream.name)
-    service.publish([encode(topic, e, source=SOURCE, event_id=e.id, time=e.time) for e in events])
+    service.publish(
+        [encode(topic, e, source=SOURCE, event_id=e.id, time=e.time) for e in events],
+        stream.name,
+    )
     return Published(stream=stream.name, count=len(events), ids=[e.id for e in events])
 
 
@@ -102,7 +105,9 @@ def _publish_feedback(
         if (problem := label_problem(feedback.label, stream.task)) is not None:
             raise invalid([index, "label"], f"{problem} ({stream.name} is {stream.task})")
     topic = topics.feedback(stream.name)
-    service.publish([encode(topic, f, source=SOURCE, time=f.observed_at) for f in labels])
+    service.publish(
+        [encode(topic, f, source=SOURCE, time=f.observed_at) for f in labels], stream.name
+    )
     return Published(stream=stream.name, count=len(labels), ids=[f.event_id for f in labels])
 
 

@@ -17,6 +17,7 @@ import httpx2 as httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from consumers.notifier import Notifier
 from meander import topics
@@ -158,8 +159,11 @@ def test_a_manual_promotion_changes_the_registry_and_is_announced(world: World) 
     report = {"n": 800, "accuracy": 0.93}
     world.runtime.store.set("meander:sea:metrics", orjson.dumps({"versions": {"3": report}}))
     world.runtime.store.set("meander:sea:last_event", "e-41")
+    decisions = {"stream": "sea", "action": "promoted"}
+    before = REGISTRY.get_sample_value("meander_model_decisions_total", decisions) or 0.0
     response = world.client.post(f"/v1/streams/sea/models/{third}/promote", json={"reason": "AB"})
     assert response.status_code == 200
+    assert REGISTRY.get_sample_value("meander_model_decisions_total", decisions) == before + 1
     answer = response.json()
     assert (answer["kind"], answer["version"], answer["previous_version"]) == (
         "promoted",

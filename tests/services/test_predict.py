@@ -78,3 +78,26 @@ def test_an_event_outside_the_schema_is_422(make_runtime: MakeRuntime) -> None:
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", "features"]
     assert "below its minimum 0" in answer.json()["detail"][0]["msg"]
+
+
+def test_a_synchronous_prediction_is_counted_and_timed(make_runtime: MakeRuntime) -> None:
+    from prometheus_client import REGISTRY
+
+    runtime = make_runtime(STREAM, service=OPEN)
+    champion(runtime)
+    client = TestClient(create_app(runtime.settings, runtime=runtime))
+
+    def served() -> tuple[float, float]:
+        count = REGISTRY.get_sample_value(
+            "meander_predictions_total", {"stream": "ripe", "role": "champion"}
+        )
+        timed = REGISTRY.get_sample_value(
+            "meander_prediction_latency_seconds_count", {"stream": "ripe"}
+        )
+        return count or 0.0, timed or 0.0
+
+    before = served()
+    event = {"features": {"size": 5, "colour": 0}}
+    assert client.post("/v1/streams/ripe/predict", json=event).status_code == 200
+    after = served()
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)

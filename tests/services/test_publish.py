@@ -160,3 +160,16 @@ def test_keys_and_scopes(make_runtime: MakeRuntime, credit: StreamConfig) -> Non
     assert "'viewer' lacks the 'publish' scope" in forbidden.json()["detail"]
     bearer = {"Authorization": f"Bearer {publisher}"}
     assert client.post(url, json=event, headers=bearer).status_code == 202
+
+
+def test_what_the_service_publishes_is_counted(runtime: Runtime) -> None:
+    from prometheus_client import REGISTRY
+
+    def produced() -> float:
+        labels = {"component": "service", "stream": "credit"}
+        return REGISTRY.get_sample_value("meander_events_produced_total", labels) or 0.0
+
+    before = produced()
+    batch = [{"features": {"age": age}} for age in (20, 30, 40)]
+    assert client_for(runtime).post("/v1/streams/credit/events", json=batch).status_code == 202
+    assert produced() - before == 3
