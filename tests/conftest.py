@@ -12,11 +12,14 @@ its own fakeredis server, so tests never see each other's topics, registries or 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import fakeredis
+import orjson
 import pytest
 
 from meander import topics
@@ -167,3 +170,81 @@ def read_topic() -> ReadTopic:
         return envelopes
 
     return read
+
+
+# --- a real webhook endpoint on loopback, for the notifier's and the service's tests ---------
+
+HOOK_BOUND = 60.0  # seconds a webhook endpoint waits for deliveries before the test fails
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def data(self) -> Any:
+        return orjson.loads(self.body)["data"]
+
+
+@dataclass
+class HookServer:
+    """A webhook endpoint that answers with ``statuses`` in turn, then with the last one."""
+
+    statuses: list[int]
+    hold: threading.Event = field(default_factory=threading.Event)
+    received: list[Received] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+    port: int = 0
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_for(self, count: int) -> list[Received]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.received) >= count, HOOK_BOUND)
+            return list(self.received)
+
+    def answer(self, request: Received) -> int:
+        with self.arrived:
+            self.received.append(request)
+            self.arrived.notify_all()
+            status = self.statuses[min(len(self.received), len(self.statuses)) - 1]
+        self.hold.wait(HOOK_BOUND)
+        return status
+
+
+@pytest.fixture
+def hook_server() -> Iterator[Callable[..., HookServer]]:
+    """A factory of running webhook endpoints; ``held=True`` keeps requests waiting."""
+    running: list[tuple[HookServer, ThreadingHTTPServer, threading.Thread]] = []
+
+    def start(statuses: list[int] | None = None, *, held: bool = False) -> HookServer:
+        hook = HookServer(statuses or [200])
+        if not held:
+            hook.hold.set()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                self.send_response(hook.answer(Received(self.path, headers, body)))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        hook.port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        running.append((hook, server, thread))
+        return hook
+
+    yield start
+    for hook, server, thread in running:
+        hook.hold.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -11,9 +11,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import uvicorn
@@ -71,71 +68,3 @@ def serve() -> Iterator[Serve]:
     yield start
     for server in servers:
         server.stop()
-
-
-# --- a real webhook receiver on loopback ------------------------------------------------
-
-RECEIVER_BOUND = 60.0  # seconds a receiver waits for deliveries before the test fails
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint answering ``statuses`` in turn, then the last one again."""
-
-    statuses: list[int]
-    port: int = 0
-    received: list[Received] = field(default_factory=list)
-    arrived: threading.Condition = field(default_factory=threading.Condition)
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def wait_for(self, count: int) -> list[Received]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.received) >= count, RECEIVER_BOUND)
-            return list(self.received)
-
-    def answer(self, request: Received) -> int:
-        with self.arrived:
-            self.received.append(request)
-            self.arrived.notify_all()
-            return self.statuses[min(len(self.received), len(self.statuses)) - 1]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Callable[..., Receiver]]:
-    running: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
-
-    def start(*statuses: int) -> Receiver:
-        hook = Receiver(list(statuses) or [200])
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                self.send_response(hook.answer(Received(self.path, headers, body)))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        hook.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        running.append((server, thread))
-        return hook
-
-    yield start
-    for server, thread in running:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -27,7 +27,7 @@ from meander.runtime import Runtime
 from meander.store import memory_store
 from services import create_app
 from services.auth import new_key
-from tests.services.conftest import Receiver
+from tests.conftest import HookServer
 
 BOUND = 60.0  # seconds any wait may take before the test fails; never reached when it passes
 OPEN = ["publish", "read", "admin"]
@@ -372,10 +372,10 @@ def records(client: httpx.Client, made: dict[str, Any], status: str) -> Any:
 
 @pytest.mark.integration
 def test_a_drift_alert_reaches_the_subscribed_webhook_with_a_valid_signature(
-    live: tuple[Settings, httpx.Client], receiver: Callable[..., Receiver]
+    live: tuple[Settings, httpx.Client], hook_server: Callable[..., HookServer]
 ) -> None:
     settings, client = live
-    hook, stream = receiver(), f"alerts{uuid.uuid4().hex[:8]}"
+    hook, stream = hook_server(), f"alerts{uuid.uuid4().hex[:8]}"
     made = subscribe(client, hook.url(), stream)
 
     event_id = publish_as_the_learner(settings, concept_drift(stream))
@@ -408,10 +408,10 @@ def test_a_drift_alert_reaches_the_subscribed_webhook_with_a_valid_signature(
 
 @pytest.mark.integration
 def test_a_failing_receiver_gets_its_retries_then_a_failed_record(
-    live: tuple[Settings, httpx.Client], receiver: Callable[..., Receiver]
+    live: tuple[Settings, httpx.Client], hook_server: Callable[..., HookServer]
 ) -> None:
     settings, client = live
-    hook, stream = receiver(500), f"alerts{uuid.uuid4().hex[:8]}"
+    hook, stream = hook_server([500]), f"alerts{uuid.uuid4().hex[:8]}"
     made = subscribe(client, hook.url(), stream)
 
     event_id = publish_as_the_learner(settings, concept_drift(stream))
@@ -426,10 +426,10 @@ def test_a_failing_receiver_gets_its_retries_then_a_failed_record(
 
 @pytest.mark.integration
 def test_an_alertmanager_subscription_receives_version_4(
-    live: tuple[Settings, httpx.Client], receiver: Callable[..., Receiver]
+    live: tuple[Settings, httpx.Client], hook_server: Callable[..., HookServer]
 ) -> None:
     settings, client = live
-    hook, stream = receiver(), f"alerts{uuid.uuid4().hex[:8]}"
+    hook, stream = hook_server(), f"alerts{uuid.uuid4().hex[:8]}"
     made = subscribe(client, hook.url(), stream, format="alertmanager")
 
     event_id = publish_as_the_learner(settings, concept_drift(stream))
@@ -464,13 +464,13 @@ def test_private_targets_are_refused_without_the_allow_flag(
     kafka_bootstrap: str,
     redis_url: str,
     serve: Callable[..., str],
-    receiver: Callable[..., Receiver],
+    hook_server: Callable[..., HookServer],
 ) -> None:
     settings = live_settings(
         kafka_bootstrap, redis_url, allow_private_webhooks=False, components=[]
     )
     with httpx.Client(base_url=serve(settings), timeout=30) as client:
-        response = client.post("/v1/subscriptions", json={"url": receiver().url()})
+        response = client.post("/v1/subscriptions", json={"url": hook_server().url()})
         listed = client.get("/v1/subscriptions").json()["subscriptions"]
 
     assert response.status_code == 422

@@ -19,7 +19,8 @@ from meander.bus import TopicPartition, connect_bus
 from meander.config import Settings, StreamConfig
 from meander.events import Alert, Prediction, encode
 from services.live import format_cursor
-from tests.services.conftest import Receiver, Serve
+from tests.conftest import HookServer
+from tests.services.conftest import Serve
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def test_every_process_streams_every_prediction_and_a_webhook_gets_each_alert_on
     kafka_bootstrap: str,
     redis_url: str,
     serve: Serve,
-    receiver: Callable[..., Receiver],
+    hook_server: Callable[..., HookServer],
 ) -> None:
     stream = StreamConfig(name=f"fan{uuid.uuid4().hex[:8]}", task="binary", features={"x": {}})
     group = f"test-fan-out-{uuid.uuid4().hex[:8]}"
@@ -54,7 +55,7 @@ def test_every_process_streams_every_prediction_and_a_webhook_gets_each_alert_on
             ends = consumer.end_offsets(parts)
     start = format_cursor({p.partition: offset for p, offset in ends.items()})
     processes = [serve(settings), serve(settings)]
-    hook = receiver()
+    hook = hook_server()
     made = httpx.post(
         f"{processes[0]}/v1/subscriptions",
         json={"url": hook.url(), "filters": {"streams": [stream.name]}},
