@@ -63,8 +63,8 @@ API_ROUTERS = (
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """The service for ``settings``; ``runtime`` shares already open backends (the demo's).
 
-    Without one, the backends are connected on first use. ``service.components`` are run in a
-    background thread for the app's lifetime.
+    Without one, the backends are connected on first use. The prediction index and
+    ``service.components`` run in background threads for the app's lifetime.
     """
     service = Service(settings, runtime)
 
