@@ -1,0 +1,1 @@
+"""The hot path on real Kafka: see benchmarks/hotpath/run.py."""

@@ -1,0 +1,89 @@
+"""Pure helpers of the hot-path benchmark: percentiles, rates, RSS parsing and pacing.
+
+Nothing here touches a broker, so tests/benchmarks/test_hotpath.py checks it directly.
+
+>>> percentiles([1.0, 2.0, 3.0, 4.0], (50,))
+{'p50_ms': 2.5}
+>>> rss_kib("Name:\\tpython\\nVmRSS:\\t  123456 kB\\n")
+123456
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["Pacer", "percentiles", "rate", "read_rss_kib", "rss_kib"]
+
+
+def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 95, 99)) -> dict[str, float]:
+    """``{"p50_ms": ..., ...}`` of ``values`` (milliseconds), linear interpolation.
+
+    >>> percentiles([10.0] * 9 + [100.0], (50, 99))
+    {'p50_ms': 10.0, 'p99_ms': 91.9}
+    """
+    if not values:
+        raise ValueError("no latencies were measured: did any prediction arrive?")
+    array = np.asarray(values, dtype=float)
+    return {f"p{q}_ms": round(float(np.percentile(array, q)), 2) for q in qs}
+
+
+def rate(events: int, seconds: float) -> float:
+    """Events per second, rounded; a zero-length span is an error, not infinity.
+
+    >>> rate(1_000, 0.5)
+    2000.0
+    """
+    if seconds <= 0:
+        raise ValueError(f"cannot rate {events} events over {seconds} s: the span must be > 0")
+    return round(events / seconds, 1)
+
+
+def rss_kib(status: str) -> int:
+    """The resident set size in KiB from the text of ``/proc/PID/status``.
+
+    >>> rss_kib("VmPeak:\\t 10 kB\\nVmRSS:\\t 42 kB\\n")
+    42
+    """
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise ValueError("no VmRSS line in this status text: is the process a zombie or gone?")
+
+
+def read_rss_kib(pid: int) -> int:
+    """The current resident set size of process ``pid``, in KiB (Linux only)."""
+    with open(f"/proc/{pid}/status") as status:
+        return rss_kib(status.read())
+
+
+class Pacer:
+    """Says how many events are due by now at ``per_second``, for a paced producer.
+
+    Counting what is due since the start (rather than sleeping between sends) keeps the
+    offered load exact on average even when one send runs late.
+
+    >>> pacer = Pacer(1_000.0, started=0.0)
+    >>> pacer.due(now=0.25)
+    250
+    >>> pacer.sent(250); pacer.due(now=0.3)
+    50
+    """
+
+    def __init__(self, per_second: float, *, started: float | None = None) -> None:
+        if per_second <= 0:
+            raise ValueError(f"an offered load must be positive, got {per_second} events/s")
+        self.per_second = per_second
+        self.started = time.perf_counter() if started is None else started
+        self.count = 0
+
+    def due(self, now: float | None = None) -> int:
+        """Events to send now to be on schedule (0 when ahead)."""
+        moment = time.perf_counter() if now is None else now
+        return max(0, int((moment - self.started) * self.per_second) - self.count)
+
+    def sent(self, count: int) -> None:
+        """Record that ``count`` events went out."""
+        self.count += count
