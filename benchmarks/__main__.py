@@ -1,5 +1,8 @@
 """Run every benchmark: ``python -m benchmarks [--events N] [--only NAME ...] [--no-kafka]``.
 
+``--quick`` makes the hot-path benchmark a run of under a minute; ``--memory-events N`` sets
+the length of its memory run.
+
 Each writes its JSON to artifacts/bench/; docs/benchmarks.md says what they measure.
 """
 
@@ -7,25 +10,37 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bus, codec, loop, service
+from benchmarks import bus, codec, hotpath, loop, service
 
-BENCHMARKS = ("codec", "bus", "loop", "service")
+BENCHMARKS = ("codec", "bus", "loop", "service", "hotpath")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--events", type=int, default=40_000, help="events per stream or run")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="events per stream or run (default 40,000; hotpath: 200,000, or 20,000 with --quick)",
+    )
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--no-kafka", action="store_true", help="skip the runs on real Kafka")
+    parser.add_argument("--quick", action="store_true", help="hotpath: a run under a minute")
+    parser.add_argument(
+        "--memory-events", type=int, default=None, help="hotpath: events of the memory run"
+    )
     args = parser.parse_args()
+    events = args.events or 40_000
     if "codec" in args.only:
-        codec.main(args.events)
+        codec.main(events)
     if "bus" in args.only:
-        bus.main(args.events)
+        bus.main(events)
     if "loop" in args.only:
-        loop.main(args.events, kafka=not args.no_kafka, kafka_events=args.events // 2)
+        loop.main(events, kafka=not args.no_kafka, kafka_events=events // 2)
     if "service" in args.only and not args.no_kafka:
         service.main()
+    if "hotpath" in args.only and not args.no_kafka:
+        hotpath.main(args.events, quick=args.quick, memory_events=args.memory_events)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""Run the hot-path benchmark: throughput, learner pace, latency under load, memory.
+
+``python -m benchmarks --only hotpath [--quick] [--events N] [--memory-events N]``; writes
+artifacts/bench/hotpath.json and hotpath.png, and prints each figure with its command.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmarks.hotpath import latency, learner, memory, report, throughput
+from benchmarks.hotpath.stage import MODEL, Stage
+from meander.infra.kafka import LocalKafka
+from meander.infra.redis import LocalRedis
+
+__all__ = ["main"]
+
+EVENTS = 200_000
+QUICK_EVENTS = 20_000
+MEMORY_EVENTS = 1_000_000
+LOADS = (1_000.0, 5_000.0, 20_000.0)
+
+
+def _say(figure: str, command: str) -> None:
+    print(f"{figure}\n    reproduce: {command}", flush=True)
+
+
+def main(
+    events: int | None = None, *, quick: bool = False, memory_events: int | None = None
+) -> dict[str, Any]:
+    """Run every part on one broker and one Redis; returns what it writes to hotpath.json."""
+    n = events or (QUICK_EVENTS if quick else EVENTS)
+    command = "python -m benchmarks --only hotpath" + (" --quick" if quick else "")
+    if events:
+        command += f" --events {events}"
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "model": MODEL,
+        "quick": quick,
+    }
+    run = uuid.uuid4().hex[:6]
+    with ExitStack() as stack:
+        kafka = (
+            os.environ.get("MEANDER_KAFKA_BOOTSTRAP") or stack.enter_context(LocalKafka()).bootstrap
+        )
+        redis = os.environ.get("MEANDER_REDIS_URL") or stack.enter_context(LocalRedis()).url
+        stage = Stage(kafka, redis, Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        try:
+            _parts(stage, run, n, quick, memory_events, command, results)
+        finally:
+            report.write(results)
+            report.plot(results)
+            print(f"written to {report.JSON} and {report.PNG}")
+    return results
+
+
+def _parts(
+    stage: Stage,
+    run: str,
+    n: int,
+    quick: bool,
+    memory_events: int | None,
+    command: str,
+    results: dict[str, Any],
+) -> None:
+    stream = f"hotpath-{run}"
+    stage.prepare(stream)
+    stage.publish_events(stream, 0, n)
+    rates: dict[str, Any] = {"events": n}
+    results["throughput"] = rates
+    for name, run_one in (
+        ("ceiling", throughput.ceiling),
+        ("naive", throughput.naive),
+        ("meander", throughput.meander),
+    ):
+        rates[name] = run_one(stage, stream, n)
+        _say(f"throughput {name}: {rates[name]['events_per_second']:,} events/s", command)
+    meander, naive, ceiling = (
+        rates[k]["events_per_second"] for k in ("meander", "naive", "ceiling")
+    )
+    rates["meander_over_naive"] = round(meander / naive, 2)
+    rates["meander_over_ceiling"] = round(meander / ceiling, 2)
+    _say(
+        f"ratios: meander/naive {rates['meander_over_naive']}, "
+        f"meander/ceiling {rates['meander_over_ceiling']}",
+        command,
+    )
+
+    results["learner"] = learner.feedback(stage, stream, n)
+    _say(f"learner: {results['learner']['feedback_per_second']:,} labels/s", command)
+
+    latency_stream = f"hotpath-{run}-latency"
+    stage.prepare(latency_stream)
+    seconds, drain = (4.0, 20.0) if quick else (15.0, 60.0)
+    results["latency"] = latency.latencies(stage, latency_stream, LOADS, seconds, drain)
+    for load in results["latency"]:
+        _say(
+            f"latency at {load['offered_per_second']:,.0f} events/s offered "
+            f"({load['achieved_per_second']:,} achieved): p50 {load['p50_ms']} ms, "
+            f"p95 {load['p95_ms']} ms, p99 {load['p99_ms']} ms, "
+            f"{load['missing_after_drain']} missing after the drain",
+            command,
+        )
+
+    if quick and memory_events is None:
+        return
+    memory_stream = f"hotpath-{run}-memory"
+    stage.prepare(memory_stream)
+    total = memory_events or MEMORY_EVENTS
+    results["memory"] = memory.resident_memory(stage, memory_stream, total)
+    found = results["memory"]
+    _say(
+        f"predictor RSS over {total:,} events: {found['warm_up_rss_mib']} MiB warm, "
+        f"{found['end_rss_mib']} MiB at the end (peak {found['peak_rss_mib']} MiB)",
+        f"python -m benchmarks --only hotpath --memory-events {total}",
+    )
