@@ -1,0 +1,64 @@
+"""The hot-path benchmark's pure helpers: percentiles, rates, RSS parsing, pacing, scraping."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchmarks.hotpath.learner import scrape
+from benchmarks.hotpath.stage import samples
+from benchmarks.hotpath.stats import Pacer, percentiles, rate, read_rss_kib, rss_kib
+
+
+def test_percentiles_interpolate_and_refuse_an_empty_sample() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentiles(values) == {"p50_ms": 50.5, "p95_ms": 95.05, "p99_ms": 99.01}
+    with pytest.raises(ValueError, match="no latencies"):
+        percentiles([])
+
+
+def test_rate_divides_and_refuses_an_empty_span() -> None:
+    assert rate(3_000, 1.5) == 2_000.0
+    with pytest.raises(ValueError, match="must be > 0"):
+        rate(10, 0.0)
+
+
+def test_rss_is_read_from_a_status_text_and_from_this_process() -> None:
+    status = "Name:\tpython\nVmHWM:\t  900 kB\nVmRSS:\t  812 kB\nRssAnon:\t 700 kB\n"
+    assert rss_kib(status) == 812
+    with pytest.raises(ValueError, match="VmRSS"):
+        rss_kib("Name:\tzombie\n")
+    assert read_rss_kib(os.getpid()) > 1_000  # a Python interpreter holds more than 1 MiB
+
+
+def test_pacer_counts_what_is_due_since_the_start() -> None:
+    pacer = Pacer(2_000.0, started=10.0)
+    assert pacer.due(now=10.0) == 0
+    assert pacer.due(now=10.5) == 1_000
+    pacer.sent(1_200)  # ahead of schedule: nothing more is due until the schedule catches up
+    assert pacer.due(now=10.5) == 0
+    assert pacer.due(now=11.0) == 800
+    with pytest.raises(ValueError, match="positive"):
+        Pacer(0.0)
+
+
+def test_samples_are_reproducible_and_cross_chunks_seamlessly() -> None:
+    whole = [(first, x, y) for first, x, y in samples(9_990, 30)]
+    assert [(first, len(x)) for first, x, _ in whole] == [(9_990, 10), (10_000, 20)]
+    again = list(samples(10_000, 5))
+    assert (again[0][1] == whole[1][1][:5]).all()
+    assert (again[0][2] == whole[1][2][:5]).all()
+
+
+def test_scrape_reads_one_streams_feedback_counters() -> None:
+    page = (
+        "# HELP meander_feedback_joined_total Labels joined\n"
+        'meander_feedback_joined_total{stream="a"} 1500.0\n'
+        'meander_feedback_joined_total{stream="b"} 7.0\n'
+        'meander_feedback_unmatched_total{stream="a"} 3.0\n'
+    )
+    assert scrape(page, "a") == {
+        "meander_feedback_joined_total": 1500.0,
+        "meander_feedback_unmatched_total": 3.0,
+    }
