@@ -50,10 +50,15 @@ def plot(results: dict[str, Any], path: Path = PNG) -> None:
     if loads:
         lines.legend()
     series = results.get("memory", {}).get("series", [])
-    memory.plot([s["predictions"] for s in series], [s["rss_mib"] for s in series])
-    memory.set_xlabel("predictions")
-    memory.set_ylabel("predictor RSS (MiB)")
-    memory.set_title("Predictor memory" if series else "Predictor memory (not run)")
+    if series:
+        memory.plot([s["predictions"] for s in series], [s["rss_mib"] for s in series])
+        memory.set_xlabel("predictions")
+        memory.set_ylabel("predictor RSS (MiB)")
+        memory.set_ylim(bottom=0)
+        memory.set_title("Predictor memory")
+    else:
+        memory.axis("off")
+        memory.set_title("Predictor memory: not run (--quick)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
