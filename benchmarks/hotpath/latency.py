@@ -140,7 +140,7 @@ def latencies(
     predictor = stage.spawn("predictor", config)
     try:
         # Let it start, load its champion and join its group before anything is timed.
-        _load(stage, stream, 200.0, 3.0, drain=60.0)
+        _load(stage, stream, 500.0, 2.0, drain=60.0)
         results = []
         for per_second in loads:
             if predictor.poll() is not None:

@@ -98,7 +98,7 @@ def _parts(
 
     latency_stream = f"hotpath-{run}-latency"
     stage.prepare(latency_stream)
-    seconds, drain = (4.0, 20.0) if quick else (15.0, 60.0)
+    seconds, drain = (3.0, 15.0) if quick else (15.0, 60.0)
     results["latency"] = latency.latencies(stage, latency_stream, LOADS, seconds, drain)
     for load in results["latency"]:
         _say(
