@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.exceptions import SettingsError
 
 from meander.exceptions import ConfigError
+from meander.notifier_config import NotifierSettings, WebhookSettings
 from meander.service_config import ServiceSettings
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "PromotionSettings",
     "Settings",
     "StreamConfig",
+    "WebhookSettings",
     "load_settings",
 ]
 
@@ -203,45 +205,6 @@ class StreamConfig(_Section):
         if not self.model:
             object.__setattr__(self, "model", DEFAULT_MODELS[self.task])
         return self
-
-
-class WebhookSettings(_Section):
-    """One subscriber that receives alerts and model events as JSON POSTs."""
-
-    url: str
-    kinds: list[str] = Field(
-        default_factory=list, description="alert kinds or model actions to send; empty sends all"
-    )
-    streams: list[str] = Field(default_factory=list, description="empty sends every stream")
-    min_severity: Literal["info", "warning", "critical"] = "info"
-    secret: SecretStr | None = Field(
-        default=None,
-        description="signs each delivery: X-Meander-Signature is the HMAC-SHA256 of "
-        "'<X-Meander-Timestamp>.<body>'",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http:// or https:// URL, got {url[:40]!r}")
-        return url
-
-
-class NotifierSettings(_Section):
-    """Where the notifier delivers alerts and model events, and how hard it tries."""
-
-    webhooks: list[WebhookSettings] = Field(default_factory=list)
-    retries: NonNegativeInt = 3
-    timeout_seconds: PositiveFloat = 5.0
-    backoff_seconds: PositiveFloat = Field(
-        default=0.5, description="the first retry's delay; each further retry waits twice as long"
-    )
-    group: str = Field(
-        default="meander-notifier",
-        min_length=1,
-        description="the notifiers' consumer group: each event is announced once per group",
-    )
 
 
 class ProducerSettings(_Section):
