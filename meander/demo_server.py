@@ -9,14 +9,14 @@ loopback unless the settings say otherwise.
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from types import TracebackType
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from meander.config import Settings
 from meander.runtime import Runtime
+
+if TYPE_CHECKING:  # the service is imported only when the demo serves it
+    from services.threaded import ThreadedServer
 
 __all__ = ["DemoServer"]
 
@@ -29,26 +29,19 @@ class DemoServer:
         self.runtime = runtime
         self.host = runtime.settings.api_host
         self.port = port or runtime.settings.api_port
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
+        self.server: ThreadedServer | None = None
 
     def __enter__(self) -> str | None:
         if _taken(self.host, self.port):
             return None
         from services import create_app
+        from services.threaded import ThreadedServer
 
         settings = _demo_settings(self.runtime.settings)
-        app = create_app(settings, runtime=self.runtime)
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="demo service", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and self.thread.is_alive():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        return f"http://{self.host}:{self.port}" if self.server.started else None
+        self.server = ThreadedServer(
+            create_app(settings, runtime=self.runtime), self.host, self.port
+        )
+        return self.server.url if self.server.start() else None
 
     def __exit__(
         self,
@@ -56,9 +49,8 @@ class DemoServer:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(30)
+        if self.server is not None:
+            self.server.stop()
 
 
 def _demo_settings(settings: Settings) -> Settings:

@@ -8,16 +8,14 @@ backends the test already opened (the embedded ones exist only in-process).
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import uvicorn
 
 from meander.config import Settings
 from meander.runtime import Runtime
 from services import create_app
+from services.threaded import ThreadedServer
 
 Serve = Callable[..., str]
 
@@ -29,31 +27,13 @@ def free_port() -> int:
         return port
 
 
-class RunningServer:
-    """uvicorn serving ``create_app(settings, runtime=runtime)`` in a thread."""
+class RunningServer(ThreadedServer):
+    """uvicorn serving ``create_app(settings, runtime=runtime)`` on a free loopback port."""
 
     def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            create_app(settings, runtime=runtime),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn:{port}", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start on port {port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        super().__init__(create_app(settings, runtime=runtime), "127.0.0.1", free_port())
+        if not self.start():
+            raise RuntimeError(f"uvicorn did not start for {self.url}")
 
 
 @pytest.fixture
