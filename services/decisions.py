@@ -28,11 +28,10 @@ from pydantic import BaseModel, Field
 
 from consumers.lifecycle import decision
 from consumers.notifier import log_key
-from meander import topics
+from meander import telemetry, topics
 from meander.config import Settings
 from meander.events import ModelEvent, encode, new_id
 from meander.exceptions import ConfigError
-from meander.telemetry.metrics import MODEL_DECISIONS
 from models.registry import Registry
 from models.signing import Signer, signer_for
 from services.auth import Caller, require
@@ -255,15 +254,7 @@ def announce(
         raise HTTPException(
             503, _unannounced(stream, action, versions, failure.detail), headers=failure.headers
         ) from None
-    MODEL_DECISIONS.labels(stream, action).inc()
-    log.info(
-        "%s: %s v%s by hand: %s",
-        stream,
-        action,
-        version,
-        reason,
-        extra={"stream": stream, "component": "service", "event_id": event_id},
-    )
+    telemetry.announce("service", [event], log)
     return Decision.of(event, id=event_id, time=now, source=SOURCE, position=None)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "Meter",
     "Tally",
     "ages",
+    "announce",
     "count_published",
     "forget_learner",
     "set_model_metrics",
@@ -106,6 +107,12 @@ def count_published(
     ``meander_events_produced_total``.
     """
     EVENTS_PRODUCED.labels(component, stream).inc(len(payloads))
+    announce(component, payloads, log)
+
+
+def announce(component: str, payloads: Sequence[Any], log: logging.Logger) -> None:
+    """Count by kind and log the alerts and decisions among ``payloads`` (not the records: a
+    caller whose publishing is counted elsewhere, such as the service's, uses this alone)."""
     for payload in payloads:
         if isinstance(payload, Alert):
             ALERTS.labels(payload.stream, payload.kind, payload.severity).inc()
