@@ -4,9 +4,11 @@ Predictors are stateless copies sharing one consumer group, so the group spreads
 partitions over them and each event is scored by one of them. A step reads a batch, sends
 what cannot be scored to the dead-letter topic with the reason (not a CloudEvent, not a feature
 event, outside the stream's schema), scores the rest with the champion and every challenger,
-publishes the predictions, and only then commits. Before each batch it asks the registry which
-versions and revisions are current (one round trip) and swaps in whatever changed, so a new
-champion serves from the next batch on without a restart.
+and sends the predictions without waiting for the broker: the batch's offsets are committed
+once they are acknowledged (:class:`~meander.bus.inflight.InFlight`), while the next batches
+are read and scored. Before each batch it asks the registry which versions and revisions are
+current (one round trip) and swaps in whatever changed, so a new champion serves from the
+next batch on without a restart.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from meander import topics
 from meander.bus import Message, Record
+from meander.bus.inflight import InFlight
 from meander.component import Component
 from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
@@ -60,6 +63,7 @@ class Predictor(Component):
         self.consumer = runtime.bus.subscribe(
             [topics.events(stream.name)], group or f"meander-predictor-{stream.name}"
         )
+        self.in_flight = InFlight(self.consumer, timeout=runtime.settings.kafka_timeout_seconds)
         self.dead = DeadLetters(runtime.bus, self.name)
         self.topic = topics.predictions(stream.name)
         self.models: dict[int, tuple[Any, int]] = {}
@@ -75,6 +79,7 @@ class Predictor(Component):
 
     def step(self, timeout: float = 0.0) -> int:
         self.lag.sample()  # also while there is no champion: that is when lag grows
+        self.in_flight.settle()
         if not self._refresh(self.registry.heads()):
             time.sleep(min(timeout, 0.2))  # nothing to serve with yet: leave the events waiting
             return 0
@@ -103,12 +108,14 @@ class Predictor(Component):
             else:
                 rejected.append((envelope.message, problem))
         records, events = self._score(events, read, rejected)
-        self.runtime.bus.publish(records)
+        self.dead.send(rejected)
+        # Not waiting for the acknowledgements: the next batch is read and scored meanwhile,
+        # and this one's offsets are committed once its predictions are stored.
+        self.in_flight.add(self.runtime.bus.send(records), messages)
         if records:
             self.meter.produced.inc(len(records))
             self._end_to_end.observe_many(ages([e.time for e in events], time.time()))
-        self.dead.send(rejected)
-        self.consumer.commit()
+        self.in_flight.settle()
         self.scored += len(events)
         return len(messages)
 
@@ -119,7 +126,10 @@ class Predictor(Component):
 
     def close(self) -> None:
         self.lag.close()
-        self.consumer.close()
+        try:
+            self.in_flight.flush()
+        finally:
+            self.consumer.close()
 
     def _refresh(self, heads: Heads) -> bool:
         """Load whatever version or revision changed; False while there is no champion."""

@@ -14,6 +14,8 @@ from meander.bus.base import (
     Delivered,
     Message,
     Record,
+    Sending,
+    Sent,
     TopicPartition,
     next_offsets,
 )
@@ -30,6 +32,8 @@ __all__ = [
     "MemoryBus",
     "Message",
     "Record",
+    "Sending",
+    "Sent",
     "TopicPartition",
     "connect_bus",
     "next_offsets",

@@ -9,7 +9,7 @@ A committed offset is the next offset to read, as in Kafka.
 from __future__ import annotations
 
 import time
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
@@ -23,6 +23,8 @@ __all__ = [
     "Delivered",
     "Message",
     "Record",
+    "Sending",
+    "Sent",
     "TopicPartition",
     "next_offsets",
 ]
@@ -148,6 +150,41 @@ class Delivered(NamedTuple):
     offset: int
 
 
+class Sending(ABC):
+    """Records handed to the bus, whose acknowledgement may still be on its way.
+
+    A component that must not wait for every acknowledgement (the predictor) sends a batch,
+    goes on with the next one, and asks :meth:`done` later; :meth:`wait` blocks, and raises
+    the bus's error (``BusError`` or a subclass) when a record could not be stored.
+    """
+
+    @abstractmethod
+    def done(self) -> bool:
+        """Whether every record is acknowledged or failed; never blocks."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> list[Delivered]:
+        """Where the bus stored each record, in order, once all are; raises when one failed."""
+
+
+class Sent(Sending):
+    """A batch the bus stored before it returned, as the embedded bus does.
+
+    >>> sent = Sent([Delivered("t", 0, 7)])
+    >>> sent.done(), sent.wait()
+    (True, [Delivered(topic='t', partition=0, offset=7)])
+    """
+
+    def __init__(self, delivered: list[Delivered]) -> None:
+        self.delivered = delivered
+
+    def done(self) -> bool:
+        return True
+
+    def wait(self, timeout: float | None = None) -> list[Delivered]:
+        return self.delivered
+
+
 class Consumer(Closing):
     """Reads batches from a group's share of partitions, or from partitions it assigned itself."""
 
@@ -156,8 +193,13 @@ class Consumer(Closing):
         """Up to ``max_records`` messages, waiting at most ``timeout`` seconds for the first."""
 
     @abstractmethod
-    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
-        """Commit ``offsets`` (next offset to read), or the positions of everything consumed."""
+    def commit(
+        self, offsets: Mapping[TopicPartition, int] | None = None, *, asynchronous: bool = False
+    ) -> None:
+        """Commit ``offsets`` (next offset to read), or the positions of everything consumed.
+
+        ``asynchronous`` returns before the bus has the commit; a failed one is logged, and
+        the next commit (of later offsets) covers it."""
 
     @abstractmethod
     def committed(self, partition: TopicPartition) -> int | None:
@@ -206,6 +248,14 @@ class Bus(Closing):
     @abstractmethod
     def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
         """Publish and wait until the bus has stored every record; returns where, in order."""
+
+    def send(self, records: Sequence[Record]) -> Sending:
+        """Hand ``records`` to the bus without waiting for their acknowledgement.
+
+        A bad batch (too large, unknown topic) is refused here, as by :meth:`publish`. A bus
+        that stores records as it is handed them needs nothing more than this default.
+        """
+        return Sent(self.publish(records))
 
     @abstractmethod
     def subscribe(

@@ -206,3 +206,43 @@ def test_commit_needs_a_group(bus: Bus, topic: Topic) -> None:
     name = topic(1)
     with bus.assign([TopicPartition(name, 0)]) as reader, pytest.raises(BusError, match="group"):
         reader.commit({TopicPartition(name, 0): 1})
+
+
+def test_send_returns_at_once_and_its_handle_says_where_each_record_went(
+    bus: Bus, topic: Topic
+) -> None:
+    name = topic(4)
+    sending = bus.send(records(name, 30))
+    delivered = sending.wait(timeout=10)
+    assert sending.done()
+    assert len(delivered) == 30
+    placed = {index % 7: where.partition for index, where in enumerate(delivered)}
+    assert placed == {0: 1, 1: 1, 2: 1, 3: 0, 4: 0, 5: 0, 6: 1}  # keys placed as Kafka does
+    with bus.assign([TopicPartition(name, p) for p in range(4)]) as reader:
+        got = drain(reader, 30)
+    assert sorted(m.value for m in got) == sorted(r.value for r in records(name, 30))
+
+
+def test_send_refuses_a_bad_batch_before_anything_is_sent(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    with pytest.raises(BusError, match="does not exist"):
+        bus.send([Record("test.no-such-topic", b"x")])
+    with pytest.raises(MessageTooLarge):
+        bus.send([Record(name, b"ok"), Record(name, b"x" * (bus.max_message_bytes + 1))])
+    with bus.assign([TopicPartition(name, 0)]) as reader:
+        assert reader.end_offsets([TopicPartition(name, 0)]) == {TopicPartition(name, 0): 0}
+
+
+def test_an_asynchronous_commit_is_where_the_group_resumes(
+    bus: Bus, topic: Topic, group: str
+) -> None:
+    name = topic(1)
+    bus.publish(records(name, 10, keyed=False))
+    partition = TopicPartition(name, 0)
+    with bus.subscribe([name], group) as consumer:
+        drain(consumer, 10)
+        consumer.commit({partition: 6}, asynchronous=True)
+        deadline = time.monotonic() + 10
+        while consumer.committed(partition) != 6 and time.monotonic() < deadline:
+            consumer.consume(timeout=0.1)  # kafka-python completes the commit while polling
+        assert consumer.committed(partition) == 6
