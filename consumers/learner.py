@@ -37,6 +37,7 @@ from models.inference import clean, label_problem
 __all__ = ["Learner"]
 
 log = logging.getLogger(__name__)
+CHECKPOINT_SPACING = 9.0
 
 
 class Learner(Component):
@@ -60,6 +61,7 @@ class Learner(Component):
         self._since_checkpoint = 0
         self._since_publish = 0
         self._checkpointed_at = time.monotonic()
+        self._checkpoint_cost = 0.0  # seconds the last checkpoint took
 
     # -- the step ---------------------------------------------------------------------------
 
@@ -98,10 +100,12 @@ class Learner(Component):
         """Write the whole state now, in one atomic write."""
         if self.state is None:
             return
+        started = time.monotonic()
         self.state.offsets = self._readers.offsets()
         self.checkpoints.save(self.state)
         self._since_checkpoint = 0
         self._checkpointed_at = time.monotonic()
+        self._checkpoint_cost = self._checkpointed_at - started
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -143,14 +147,14 @@ class Learner(Component):
         self._lag.sample()
 
     def _catch_up(self, state: LearnerState) -> int:
-        """Read events and predictions up to their current end, into the join.
+        """Read events and predictions up to their ends, into the join.
 
-        Predictions are read first: each was published after its event, so the events read
-        next include every event they answer. Read the other way round, a prediction of an
-        event published in between would find no event to attach to, and be lost.
-        Bad events are the predictor's to dead-letter; here they are only skipped."""
-        predictions = self._readers.predictions_to_end()
-        events = self._readers.events_to_end()
+        Both ends are taken at one moment: each prediction was published after its event, so
+        the events read include every event the predictions answer; taken at two moments,
+        events first, a prediction of an event published in between would find no event to
+        attach to, and be lost. Bad events are the predictor's to dead-letter; here they are
+        only skipped."""
+        predictions, events = self._readers.caught_up()
         for envelope in decode_batch(events)[0]:
             event = envelope.payload
             # What the predictor dead-letters is never learned either.
@@ -233,10 +237,14 @@ class Learner(Component):
         if self._since_publish >= min(every, max(every // 16, state.labels // 2)):
             self.checkpoints.publish_models(state)
             self._since_publish = 0
-        stale = time.monotonic() - self._checkpointed_at >= learning.checkpoint_seconds
-        if self._since_checkpoint >= learning.checkpoint_every or (
-            stale and self._since_checkpoint
-        ):
+        since = time.monotonic() - self._checkpointed_at
+        due = self._since_checkpoint >= learning.checkpoint_every or (
+            since >= learning.checkpoint_seconds and self._since_checkpoint
+        )
+        # A checkpoint costs as much as the join holds: with labels far behind their events
+        # it takes seconds. Spacing them by CHECKPOINT_SPACING times the last one's cost keeps
+        # them under a tenth of the time; after a crash, the labels since are learned again.
+        if due and since >= CHECKPOINT_SPACING * self._checkpoint_cost:
             self.checkpoint()
 
     def _unknown(self, event_id: str) -> str:

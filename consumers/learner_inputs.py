@@ -9,6 +9,7 @@ OrderedReader`); events and predictions are read up to their end at the time of 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from consumers.ordered import OrderedReader
@@ -32,16 +33,21 @@ class LearnerInputs:
         self.predictions = Tail(bus, topics.predictions(name), offsets)
         models_start = offsets or {TopicPartition(topics.MODELS, 0): _end(bus, topics.MODELS)}
         self.models = Tail(bus, topics.MODELS, models_start)
+        # Never consumed from, so its offset requests never queue behind a fetch the broker
+        # holds open (fetch_max_wait_ms) for a tail that is already at its end.
+        self._probe = bus.assign([*self.predictions.partitions, *self.events.partitions])
 
     def models_batch(self) -> list[Any]:
         envelopes, _ = decode_batch(self.models.read(500))
         return [e for e in envelopes if isinstance(e.payload, ModelEvent)]
 
-    def events_to_end(self) -> list[Message]:
-        return self.events.read_to_end()
+    def caught_up(self) -> tuple[list[Message], list[Message]]:
+        """Predictions and events, each read up to its end as of one request for both ends.
 
-    def predictions_to_end(self) -> list[Message]:
-        return self.predictions.read_to_end()
+        Every prediction published by then answers an event published before it, so the
+        events read include every event the predictions read answer."""
+        ends = self._probe.end_offsets([*self.predictions.partitions, *self.events.partitions])
+        return self.predictions.read_to_end(ends), self.events.read_to_end(ends)
 
     def offsets(self) -> dict[TopicPartition, int]:
         merged = self.feedback.offsets()
@@ -50,7 +56,7 @@ class LearnerInputs:
         return merged
 
     def close(self) -> None:
-        for reader in (self.feedback, self.events, self.predictions, self.models):
+        for reader in (self.feedback, self.events, self.predictions, self.models, self._probe):
             reader.close()
 
 
@@ -67,8 +73,12 @@ class Tail:
     def read(self, limit: int) -> list[Message]:
         return self.consumer.consume(limit, 0.0)
 
-    def read_to_end(self, settle: float = 2.0) -> list[Message]:
-        ends = self.consumer.end_offsets(self.partitions)
+    def read_to_end(
+        self, ends: Mapping[TopicPartition, int] | None = None, settle: float = 2.0
+    ) -> list[Message]:
+        """Everything up to ``ends`` (the partitions' ends now, when None), or what arrived
+        within ``settle`` seconds."""
+        ends = ends or self.consumer.end_offsets(self.partitions)
         found: list[Message] = []
         deadline = time.monotonic() + settle
         while True:

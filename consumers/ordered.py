@@ -85,18 +85,27 @@ class OrderedReader:
         self.consumer.close()
 
     def _fill(self, limit: int, timeout: float) -> None:
-        for message in self.consumer.consume(limit, timeout):
+        # A limit's worth per partition: the merge stops at the first buffer that runs dry.
+        for message in self.consumer.consume(limit * len(self.partitions), timeout):
             self._buffers[message.topic_partition].append(message)
 
     def _lagging(self) -> set[TopicPartition]:
         empty = [p for p, buffer in self._buffers.items() if not buffer]
-        if not empty:
-            return set()
-        ends = self.consumer.end_offsets(empty)
-        return {p for p in empty if self.consumer.position(p) < ends[p]}
+        behind = {p for p in empty if self._behind_seen_end(p)}
+        unsure = [p for p in empty if p not in behind]
+        if unsure:  # only these need a round trip to the broker
+            ends = self.consumer.end_offsets(unsure)
+            behind.update(p for p in unsure if self.consumer.position(p) < ends[p])
+        return behind
 
     def _unread(self, partition: TopicPartition) -> bool:
-        return self.consumer.position(partition) < self.consumer.end_offsets([partition])[partition]
+        return self._behind_seen_end(partition) or (
+            self.consumer.position(partition) < self.consumer.end_offsets([partition])[partition]
+        )
+
+    def _behind_seen_end(self, partition: TopicPartition) -> bool:
+        seen = self.consumer.seen_end(partition)
+        return seen is not None and self.consumer.position(partition) < seen
 
 
 def read_to_end(bus: Bus, ranges: Mapping[TopicPartition, tuple[int, int]]) -> list[Message]:

@@ -227,6 +227,12 @@ class Consumer(Closing):
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Per partition, the offset the next published message will get."""
 
+    def seen_end(self, partition: TopicPartition) -> int | None:
+        """The end offset of ``partition`` as the last fetch saw it, without asking the broker,
+        or None when unknown. The end may be further by now, never before it: a position short
+        of it is sure to have more to read, and only one at it needs :meth:`end_offsets`."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Leave the group (if any) and release resources; uncommitted progress is not kept."""

@@ -365,6 +365,14 @@ class KafkaGroupConsumer(Consumer):
         ends = self._consumer.end_offsets([KafkaTopicPartition(*p) for p in partitions])
         return {TopicPartition(p.topic, p.partition): o for p, o in ends.items()}
 
+    def seen_end(self, partition: TopicPartition) -> int | None:
+        # The high watermark each fetch response carries: no round trip to the broker.
+        try:
+            end: int | None = self._consumer.highwater(KafkaTopicPartition(*partition))
+        except (IllegalStateError, AssertionError):
+            return None  # not assigned: nothing was fetched
+        return end
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 

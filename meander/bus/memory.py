@@ -277,6 +277,10 @@ class MemoryConsumer(Consumer):
         with self.broker.changed:
             return {p: self.broker.end_offset(p) for p in partitions}
 
+    def seen_end(self, partition: TopicPartition) -> int | None:
+        with self.broker.changed:
+            return self.broker.end_offset(partition)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

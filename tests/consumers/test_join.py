@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 from consumers.join import LabelJoin
 
 SECOND = 1_000
@@ -108,3 +110,36 @@ def test_labels_kept_for_late_predictions_are_bounded_by_max_pending() -> None:
 
     assert join.add_prediction("e2", version=1, role="champion", prediction=0) is None
     assert join.add_prediction("e4", version=1, role="champion", prediction=0) == 4
+
+
+def test_a_pickled_join_comes_back_whole_and_in_order() -> None:
+    join = join_with(0, SECOND, 2 * SECOND, 3 * SECOND)
+    join.add_event("odd", {"colour": "red", "size": 2.5}, timestamp_ms=0, partition=1, offset=9)
+    join.add_prediction("e1", version=3, role="champion", prediction=(True, {"True": 0.9}))
+    join.add_prediction("e1", version=4, role="challenger", prediction=(False, {"True": 0.2}))
+    join.take("e2", label=True)
+
+    copy = pickle.loads(pickle.dumps(join, protocol=pickle.HIGHEST_PROTOCOL))
+
+    assert list(copy.pending) == ["e0", "e1", "e3", "odd"]
+    assert copy.pending == join.pending
+    assert copy.pending["e1"].served == {
+        (3, "champion"): (True, {"True": 0.9}),
+        (4, "challenger"): (False, {"True": 0.2}),
+    }
+    assert (copy.ttl_ms, copy.max_pending, copy.newest_ms, copy.expired, copy.labelled) == (
+        join.ttl_ms,
+        join.max_pending,
+        join.newest_ms,
+        join.expired,
+        join.labelled,
+    )
+    copy.add_event("e9", {"i": 9}, timestamp_ms=4 * SECOND, partition=0, offset=4)
+    assert copy.take("e0") is not None and len(copy) == 4
+
+
+def test_a_join_pickled_one_object_per_event_still_loads() -> None:
+    join = join_with(0, SECOND)
+    old = LabelJoin.__new__(LabelJoin)
+    old.__setstate__(dict(vars(join)))
+    assert old.pending == join.pending and old.newest_ms == join.newest_ms

@@ -246,3 +246,15 @@ def test_an_asynchronous_commit_is_where_the_group_resumes(
         while consumer.committed(partition) != 6 and time.monotonic() < deadline:
             consumer.consume(timeout=0.1)  # kafka-python completes the commit while polling
         assert consumer.committed(partition) == 6
+
+
+def test_the_end_seen_by_the_last_fetch_is_never_past_the_real_end(bus: Bus, topic: Topic) -> None:
+    name = topic(1)
+    partition = TopicPartition(name, 0)
+    bus.publish(records(name, 12))
+    with bus.assign([partition]) as reader:
+        drain(reader, 12)
+        assert reader.seen_end(partition) == 12  # what the fetches brought tells the end
+        bus.publish(records(name, 3))
+        seen = reader.seen_end(partition)
+        assert seen is not None and 12 <= seen <= 15  # a fetch may or may not have seen them
