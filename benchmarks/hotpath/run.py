@@ -94,7 +94,13 @@ def _parts(
     )
 
     results["learner"] = learner.feedback(stage, stream, n)
-    _say(f"learner: {results['learner']['feedback_per_second']:,} labels/s", command)
+    pace = results["learner"]["feedback_per_second"]
+    results["learner"]["over_predictor"] = round(pace / meander, 2) if pace else None
+    _say(
+        f"learner: {pace:,} labels/s, {results['learner']['over_predictor']} times the "
+        "predictor's rate (1 or more keeps up)",
+        command,
+    )
 
     latency_stream = f"hotpath-{run}-latency"
     stage.prepare(latency_stream)
