@@ -220,12 +220,27 @@ class Learner(Component):
             self.notices.drift(state, event_id, outcome.error)
         elif outcome.warning:
             self.notices.warning(state, event_id, outcome.error)
+        elif self._tunes(state):
+            self.notices.tune(state, event_id)
         elif state.follow_up_at is not None and not state.races:
             self.notices.follow_up(state, event_id)
         elif state.follow_ups < MAX_FOLLOW_UPS and lagging(
             state, self.stream.learning.replay_window, self.stream.task
         ):
             self.notices.follow_up(state, event_id, still_behind=True)
+
+    def _tunes(self, state: LearnerState) -> bool:
+        """True at the label that fills the first champion's replay window, when the stream has
+        candidates and nothing has been asked of the trainer yet."""
+        learning = self.stream.learning
+        return (
+            learning.tune_first
+            and bool(self.stream.candidates)
+            and state.labels == learning.replay_window
+            and state.drift_at is None
+            and state.retrain_requested_at is None
+            and not state.races
+        )
 
     def _share(self, state: LearnerState) -> None:
         learning = self.stream.learning

@@ -85,6 +85,18 @@ class LifecycleNotices:
         reason = f"{why} {ago} labels ago; retraining on the labels since"
         self._publish([self._request(state, None, since, event_id, reason)])
 
+    def tune(self, state: LearnerState, event_id: str) -> None:
+        """Ask once for the candidates to race the first champion, on every label so far: the
+        stream's spec is a guess made before any data came, and a drift may be long in coming.
+        """
+        reason = (
+            f"first tuning: champion v{state.champion} has learned {state.labels} labels; "
+            "the candidates race it"
+        )
+        request = self._request(state, None, len(state.recent), event_id, reason)
+        request.evidence["tuning"] = True
+        self._publish([request])
+
     def warning(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
         window = self.stream.learning.replay_window
         if state.warned_at is not None and state.labels - state.warned_at < window:

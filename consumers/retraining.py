@@ -69,6 +69,8 @@ def candidates(
     window: Window,
     champion: int | None,
     since_change: int,
+    *,
+    fresh: bool = True,
 ) -> list[Candidate]:
     """Every candidate, warm-started on the labels that follow the change, best first.
 
@@ -76,10 +78,13 @@ def candidates(
     then each configured candidate) learns only the latest ``since_change`` labels of the
     window, and starts cold when the change was caught at once. Retired versions, which may
     know a concept that came back, are scored on those labels too. Candidates that saw no
-    label keep their configured order: the stream's own spec first."""
+    label keep their configured order: the stream's own spec first. Without ``fresh`` (the
+    first tuning, where a new model of the stream's spec would only repeat the champion) the
+    configured candidates alone are built."""
     recent = window[len(window) - since_change :] if since_change > 0 else []
     built: list[Candidate] = []
-    for origin, spec in [("fresh", stream.model)] + [("candidate", c) for c in stream.candidates]:
+    specs = [("fresh", stream.model)] if fresh else []
+    for origin, spec in specs + [("candidate", c) for c in stream.candidates]:
         model = build_model(spec)
         check_task(model, stream.task)
         score = _warm_start(model, recent, stream.task)

@@ -96,7 +96,8 @@ class Trainer(Component):
         replay = request.evidence.get("replay", {})
         window = replay_window(self.runtime.bus, self.stream.name, replay, self.stream.task)
         since = int(request.evidence.get("since_change", len(window)))
-        ranked = candidates(self.stream, self.registry, window, champion, since)
+        tuning = request.evidence.get("tuning") is True
+        ranked = candidates(self.stream, self.registry, window, champion, since, fresh=not tuning)
         chosen = ranked[: self.stream.learning.max_challengers]
         events = [self._register(c, champion, request, request_id, len(window)) for c in chosen]
         self._publish(events)

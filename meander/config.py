@@ -157,6 +157,13 @@ class LearningSettings(_Section):
         default=2_000, description="most recent labelled events a challenger is warm-started on"
     )
     max_challengers: PositiveInt = 4
+    tune_first: bool = Field(
+        default=True,
+        description=(
+            "race the candidates against the first champion once it has learned replay_window "
+            "labels, without waiting for a drift"
+        ),
+    )
     lease_seconds: PositiveFloat = Field(
         default=10.0, description="how long a learner's claim on a stream outlives its last beat"
     )

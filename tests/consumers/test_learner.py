@@ -375,3 +375,39 @@ def test_the_checkpoint_time_is_set_by_a_checkpoint_and_goes_with_the_stream(
 
     learner.close()  # another learner takes the stream: this one's checkpoint time must not age
     assert REGISTRY.get_sample_value("meander_checkpoint_timestamp_seconds", labels) is None
+
+
+@pytest.mark.parametrize("tune_first", [True, False])
+def test_the_first_champion_races_the_candidates_once_its_window_fills(
+    tune_first: bool,
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> None:
+    stream = make_stream(
+        "s",
+        candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=1)"],
+        learning=QUIET | {"replay_window": 200, "tune_first": tune_first},
+    )
+    runtime = make_runtime(stream)
+    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
+    learner.step()
+    for start in range(0, 600, 100):
+        publish_samples(runtime, stream, 100, start=start)
+        drain([predictor, learner])
+    predictor.close()
+
+    requests = [
+        e.payload
+        for e in read_topic(runtime, topics.MODELS)
+        if isinstance(e.payload, ModelEvent) and e.payload.action == "retrain_requested"
+    ]
+    if not tune_first:
+        assert requests == []
+        return
+    assert len(requests) == 1, "tuning is asked for once, not at every label after the window"
+    tuning = requests[0]
+    assert tuning.evidence["tuning"] is True and tuning.evidence["labels"] == 200
+    assert tuning.evidence["window"] == tuning.evidence["since_change"] == 200
+    assert tuning.reason.startswith("first tuning")

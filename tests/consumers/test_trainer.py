@@ -120,6 +120,39 @@ def test_a_retrain_request_registers_challengers_with_their_lineage(
     assert all(e.evidence["request"] == "req-1" for e in trained)
 
 
+def test_a_first_tuning_races_the_candidates_and_no_copy_of_the_champion(
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> None:
+    candidates = [
+        "tree.HoeffdingAdaptiveTreeClassifier(seed=1)",
+        "preprocessing.StandardScaler | linear_model.LogisticRegression",
+    ]
+    stream = make_stream("s", candidates=candidates, learning={"max_challengers": 3})
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    registry.promote(champion)
+    publish_samples(runtime, stream, 300)
+    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
+    replay = {
+        "events": whole(runtime, topics.events("s")),
+        "feedback": whole(runtime, topics.feedback("s")),
+    }
+    request(bench, champion, replay=replay, since_change=300, tuning=True)
+
+    bench.trainer.step()
+    bench.trainer.close()
+
+    trained = [registry.get(v) for v in registry.challengers()]
+    assert sorted(entry.spec for entry in trained) == sorted(candidates)
+    assert {entry.training["origin"] for entry in trained} == {"candidate"}
+    assert all(entry.training["window"] == 300 for entry in trained)
+    assert len(decisions(bench, read_topic)) == len(candidates)
+
+
 def test_stale_requests_and_requests_during_a_race_are_skipped(
     bench: Bench, publish_samples: PublishSamples, read_topic: ReadTopic
 ) -> None:
