@@ -37,12 +37,17 @@ from producers.synthetic import synthetic
 
 OUT = Path("artifacts/bench/loop.json")
 CHUNK = 100
-# A generic search space, the same for every stream: a faster-splitting tree next to the default.
 # The first champion is a Hoeffding tree that splits sooner than River's default (a grace
-# period of 50 and a split confidence of 1e-3); the search space is the same for every stream.
+# period of 50 and a split confidence of 1e-3). The search space is the same for every stream:
+# an adaptive tree, River's default tree and a linear model, which races the first champion
+# once its first replay window has filled (learning.tune_first) and again after each drift.
 MIN_SAMPLES = 200  # the gate judges a race on its last 200 shared events
 MODEL = "tree.HoeffdingTreeClassifier(grace_period=50, delta=0.001)"
-CANDIDATES = ["tree.HoeffdingAdaptiveTreeClassifier(seed=42)", "tree.HoeffdingTreeClassifier"]
+CANDIDATES = [
+    "tree.HoeffdingAdaptiveTreeClassifier(seed=42)",
+    "tree.HoeffdingTreeClassifier",
+    "preprocessing.StandardScaler | linear_model.LogisticRegression",
+]
 STREAMS: dict[str, dict[str, Any]] = {
     "agrawal": {"name": "agrawal", "drift": "abrupt"},
     "sea": {"name": "sea", "drift": "abrupt"},

@@ -38,7 +38,11 @@ __all__ = ["AGRAWAL", "malformed", "run_demo"]
 AGRAWAL = synthetic("agrawal").stream_config(
     "agrawal",
     model="tree.HoeffdingTreeClassifier(grace_period=50, delta=0.001)",
-    candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=42)", "tree.HoeffdingTreeClassifier"],
+    candidates=[
+        "tree.HoeffdingAdaptiveTreeClassifier(seed=42)",
+        "tree.HoeffdingTreeClassifier",
+        "preprocessing.StandardScaler | linear_model.LogisticRegression",
+    ],
     promotion={"min_samples": 200},
     learning={"publish_every": 250, "max_challengers": 2, "replay_window": 1_000},
 )
