@@ -254,8 +254,10 @@ def lagging(state: LearnerState, settle: int, task: str) -> bool:
     A challenger that won its race may still be a poor model: promoted while the concept was
     changing, it can be better than the old champion and bad all the same."""
     before = state.error_before
+    if before is None or state.drift_at is None or state.races:
+        return False
     now = _level(state.detector)
-    if before is None or state.drift_at is None or now is None or state.races:
+    if now is None:
         return False
     if task == "regression":
         back, clearly = before * 1.1, before * 1.5

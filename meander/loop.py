@@ -76,10 +76,13 @@ class Loop:
                 component.close()
 
     def _until(self, component: Component, done: Callable[[], bool]) -> None:
-        drain([component])
+        # Step only while something is still due: one more step to find nothing left would
+        # cost a registry round trip and a poll per chunk, for nothing.
         deadline = time.monotonic() + self.patience
+        timeout = 0.0
         while not done() and time.monotonic() < deadline:
-            component.step(0.1)
+            component.step(timeout)
+            timeout = 0.1 if self._nudge else 0.0
 
 
 class TickClock:
