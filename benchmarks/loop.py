@@ -182,6 +182,29 @@ def bench_stream(key: str, events: int, drift_every: int, with_arf: bool) -> dic
     return result
 
 
+def floor(events: int) -> dict[str, Any]:
+    """What the loop costs beyond its champion's own work: one Agrawal concept and no candidates,
+    so the champion is the only model that predicts and learns, against the same tree run
+    plainly on the same samples."""
+    source = synthetic("agrawal", drift_every=events * 10, seed=42)  # no change in the run
+    samples = list(source.samples(events))
+    stream = source.stream_config(
+        "agrawal_stationary",
+        model=MODEL,
+        promotion={"min_samples": MIN_SAMPLES},
+        learning={"publish_every": 250, "replay_window": 1_000, "tune_first": False},
+    )
+    alone = plain(tree.HoeffdingTreeClassifier(grace_period=50, delta=0.001), samples)
+    loop = run_loop(embedded(stream), stream, samples, monitor=False)
+    overhead = 1e6 / loop["events_per_second"] - 1e6 / alone["events_per_second"]
+    return {
+        "events": events,
+        "plain_tree": alone,
+        "loop": loop,
+        "loop_overhead_us_per_event": round(overhead, 1),
+    }
+
+
 def bench_kafka(events: int, drift_every: int) -> dict[str, Any]:
     from meander.infra.kafka import LocalKafka
     from meander.infra.redis import LocalRedis
@@ -211,6 +234,8 @@ def main(events: int = 40_000, kafka: bool = True, kafka_events: int = 20_000) -
     for key in STREAMS:
         results[key] = bench_stream(key, events, events // 4, with_arf=key == "agrawal")
         print(key, json.dumps(results[key]), flush=True)
+    results["floor"] = floor(events)
+    print("floor", json.dumps(results["floor"]), flush=True)
     if kafka:
         results["agrawal_kafka"] = bench_kafka(kafka_events, kafka_events // 4)
         print("agrawal_kafka", json.dumps(results["agrawal_kafka"]), flush=True)
