@@ -1,4 +1,5 @@
-"""The Kafka bus, on kafka-python: an idempotent batching producer, manual commits, topic admin.
+"""The Kafka bus, on kafka-python: an idempotent batching producer and topic admin; its consumers
+are in :mod:`meander.bus.kafka_consumer`.
 
 Every call is bounded by the bus's timeout: an unreachable broker raises BusUnavailable, it
 never hangs. Topics are never created implicitly, so a typo in a topic name is an error, not a
@@ -7,7 +8,6 @@ new one-partition topic.
 
 from __future__ import annotations
 
-import logging
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,31 +17,27 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import (
-    IllegalStateError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     TopicAlreadyExistsError,
 )
-from kafka.structs import OffsetAndMetadata
 
 from meander.bus.base import (
     Bus,
     Consumer,
     Delivered,
-    Message,
     Record,
     Sending,
     TopicPartition,
     unknown_topic,
 )
+from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.partitioner import partitions_of
 from meander.exceptions import BusError, BusUnavailable, MessageTooLarge
 
 __all__ = ["KafkaBus", "KafkaSending"]
-
-log = logging.getLogger(__name__)
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 
@@ -152,7 +148,7 @@ class KafkaBus(Bus):
         for topic in topics:
             consumer.partitions_for_topic(topic)
         consumer.subscribe(list(topics))
-        return KafkaGroupConsumer(consumer, group)
+        return KafkaGroupConsumer(consumer, group, self._prober)
 
     def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
         for topic in {p.topic for p in partitions}:
@@ -160,7 +156,7 @@ class KafkaBus(Bus):
                 raise unknown_topic(topic)
         consumer = self._consumer(group_id=None, from_beginning=True)
         consumer.assign([KafkaTopicPartition(*p) for p in partitions])
-        return KafkaGroupConsumer(consumer, None)
+        return KafkaGroupConsumer(consumer, None, self._prober)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -177,6 +173,9 @@ class KafkaBus(Bus):
             **self._common,
             **self._consumer_options,
         )
+
+    def _prober(self) -> KafkaConsumer:
+        return self._consumer(group_id=None, from_beginning=True)
 
     def _ensure_producer(self) -> KafkaProducer:
         if self._producer is None:
@@ -290,92 +289,3 @@ class KafkaSending(Sending):
                 self._producer.flush(timeout=seconds)  # rather than wait out the linger
             metadata = [future.get(timeout=seconds) for future in self._futures]
         return [Delivered(m.topic, m.partition, m.offset) for m in metadata]
-
-
-class KafkaGroupConsumer(Consumer):
-    """A kafka-python consumer behind the bus contract."""
-
-    def __init__(self, consumer: KafkaConsumer, group: str | None) -> None:
-        self._consumer = consumer
-        self.group = group
-
-    def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
-        polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        return [
-            Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp)
-            for records in polled.values()
-            for r in records
-        ]
-
-    def commit(
-        self, offsets: Mapping[TopicPartition, int] | None = None, *, asynchronous: bool = False
-    ) -> None:
-        if self.group is None:
-            raise BusError("a consumer outside a group has nothing to commit to; use subscribe()")
-        wanted = (
-            None
-            if offsets is None
-            else {KafkaTopicPartition(*p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
-        )
-        if asynchronous:
-            self._consumer.commit_async(wanted, callback=self._committed)
-        else:
-            self._consumer.commit(wanted)
-
-    def _committed(self, offsets: Mapping[Any, Any], response: object) -> None:
-        if isinstance(response, Exception):
-            # Not fatal: the next commit carries later offsets, and a partition lost in a
-            # rebalance is read again from its last commit by its new owner (at least once).
-            log.warning("group %s: an asynchronous commit failed: %s", self.group, response)
-
-    def committed(self, partition: TopicPartition) -> int | None:
-        if self.group is None:
-            return None
-        offset: int | None = self._consumer.committed(KafkaTopicPartition(*partition))
-        return offset
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        try:
-            self._consumer.seek(KafkaTopicPartition(*partition), offset)
-        except (IllegalStateError, AssertionError, ValueError) as error:
-            raise _not_assigned(partition) from error
-
-    def position(self, partition: TopicPartition) -> int:
-        try:
-            offset: int = self._consumer.position(KafkaTopicPartition(*partition))
-        except (IllegalStateError, AssertionError, ValueError) as error:
-            raise _not_assigned(partition) from error
-        return offset
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()}
-
-    def offsets_for_times(
-        self, timestamps: Mapping[TopicPartition, int]
-    ) -> dict[TopicPartition, int | None]:
-        found = self._consumer.offsets_for_times(
-            {KafkaTopicPartition(*p): ts for p, ts in timestamps.items()}
-        )
-        return {
-            TopicPartition(p.topic, p.partition): None if hit is None else hit.offset
-            for p, hit in found.items()
-        }
-
-    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        ends = self._consumer.end_offsets([KafkaTopicPartition(*p) for p in partitions])
-        return {TopicPartition(p.topic, p.partition): o for p, o in ends.items()}
-
-    def seen_end(self, partition: TopicPartition) -> int | None:
-        # The high watermark each fetch response carries: no round trip to the broker.
-        try:
-            end: int | None = self._consumer.highwater(KafkaTopicPartition(*partition))
-        except (IllegalStateError, AssertionError):
-            return None  # not assigned: nothing was fetched
-        return end
-
-    def close(self) -> None:
-        self._consumer.close(autocommit=False)
-
-
-def _not_assigned(partition: TopicPartition) -> BusError:
-    return BusError(f"{partition.topic}[{partition.partition}] is not assigned to this consumer")
