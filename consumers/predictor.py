@@ -24,7 +24,7 @@ from meander.component import Component
 from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Prediction, decode_batch, encode
-from meander.exceptions import RegistryError
+from meander.exceptions import BusError, RegistryError
 from meander.runtime import Runtime
 from meander.schema import Schema
 from meander.telemetry import LagSampler, Meter, ages
@@ -128,6 +128,10 @@ class Predictor(Component):
         self.lag.close()
         try:
             self.in_flight.flush()
+        except BusError as error:
+            # Closing must go on (other components close after this one); what was not
+            # committed is read again by whoever reads these partitions next.
+            log.error("%s: predictions not all committed on close: %s", self.stream.name, error)
         finally:
             self.consumer.close()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.errors import IllegalStateError
+from kafka.errors import IllegalStateError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from meander.bus.base import Consumer, Message, TopicPartition
@@ -53,8 +53,14 @@ class KafkaGroupConsumer(Consumer):
         )
         if asynchronous:
             self._consumer.commit_async(wanted, callback=self._committed)
-        else:
+            return
+        try:
             self._consumer.commit(wanted)
+        except KafkaError as error:
+            raise BusError(
+                f"group {self.group} could not commit ({error}): a rebalance or an unreachable "
+                "broker; what was not committed is read again, so nothing is lost"
+            ) from error
 
     def _committed(self, offsets: Mapping[Any, Any], response: object) -> None:
         if isinstance(response, Exception):

@@ -160,3 +160,21 @@ def test_a_batch_that_cannot_be_stored_is_read_and_scored_again(
     predictor.close()
     assert champion_predictions(held, read_topic) == Counter(s.event_id for s in published.samples)
     assert sum(o or 0 for o in committed(held).values()) == 60
+
+
+def test_closing_with_a_batch_that_cannot_be_stored_commits_the_rest_and_does_not_raise(
+    held: Runtime, publish_samples: PublishSamples, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = held.settings.streams[0]
+    publish_samples(held, stream, 60, labels=False)
+    predictor = Predictor(held, stream, batch=30)
+    bus = held.bus
+    assert isinstance(bus, HeldBus)
+    predictor.step()
+    predictor.step()
+    bus.held[1].fail()
+
+    predictor.close()
+
+    assert sum(o or 0 for o in committed(held).values()) == 30
+    assert "not all committed on close" in caplog.text

@@ -1,0 +1,119 @@
+"""Where the predictor's and the learner's time goes: pyinstrument over their steps, on Kafka.
+
+``python -m benchmarks.hotpath.profile predictor|learner [--events N]`` prepares a stream as
+the hot-path benchmark does, runs the component in this process, stepped as ``meander run``
+steps it (no wait while there is work, 0.2 s when there is none), and prints pyinstrument's
+call tree of the steps alone, then the pace without the profiler's overhead counted out. The
+learner is profiled after its first step, which reads every event and prediction already
+published. pyinstrument is not a dependency: ``pip install pyinstrument`` to use this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from benchmarks.hotpath.stage import Stage
+from consumers.learner import Learner
+from consumers.predictor import Predictor
+from meander.component import Component
+from meander.infra.kafka import LocalKafka
+from meander.infra.redis import LocalRedis
+from meander.runtime import Runtime
+
+__all__ = ["main", "steps"]
+
+
+def steps(component: Component, done: Callable[[], bool], idle_limit: int = 5) -> None:
+    """Step ``component`` as ``meander run`` does until ``done()``, or ``idle_limit`` idle steps
+    in a row; a failed step is reported and the loop goes on."""
+    timeout, idle = 0.0, 0
+    while not done() and idle < idle_limit:
+        try:
+            handled = component.step(timeout)
+        except Exception as error:  # as run_until_stopped: a failed step does not end the run
+            print(f"step failed: {error}")
+            handled = 0
+        idle = 0 if handled else idle + 1
+        timeout = 0.0 if handled else 0.2
+
+
+def _profiled(run: Callable[[], int]) -> None:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        raise SystemExit("pyinstrument is needed: .venv/bin/pip install pyinstrument") from None
+    profiler = Profiler(interval=0.002)
+    started, cpu = time.perf_counter(), time.process_time()
+    profiler.start()
+    count = run()
+    profiler.stop()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(profiler.output_text(unicode=False, color=False))
+    each = cpu * 1e6 / max(count, 1)
+    print(f"{count:,} in {seconds:.1f} s under the profiler; {each:.0f} us of CPU each")
+
+
+def _predictor(runtime: Runtime, stage: Stage, stream: str, events: int) -> None:
+    stage.publish_events(stream, 0, events)
+    predictor = Predictor(runtime, runtime.settings.streams[0])
+    predictor.step(5.0)  # joins the group: not part of the profile
+    before = predictor.handled
+
+    def run() -> int:
+        steps(predictor, lambda: predictor.handled >= events)
+        return predictor.handled - before
+
+    _profiled(run)
+    predictor.close()
+
+
+def _learner(runtime: Runtime, stage: Stage, stream: str, events: int) -> None:
+    stage.publish_events(stream, 0, events)
+    predictor = Predictor(runtime, runtime.settings.streams[0])
+    steps(predictor, lambda: predictor.handled >= events)
+    predictor.close()
+    stage.publish_feedback(stream, 0, events)
+    learner = Learner(runtime, runtime.settings.streams[0])
+    learner.step(0.0)
+    before = learner.handled_labels
+
+    def run() -> int:
+        steps(learner, lambda: learner.handled_labels >= events)
+        return learner.handled_labels - before
+
+    _profiled(run)
+    learner.close()
+
+
+COMPONENTS: dict[str, Callable[[Runtime, Stage, str, int], None]] = {
+    "predictor": _predictor,
+    "learner": _learner,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hotpath.profile")
+    parser.add_argument("component", choices=sorted(COMPONENTS))
+    parser.add_argument("--events", type=int, default=60_000)
+    args = parser.parse_args(argv)
+    with ExitStack() as stack:
+        kafka = (
+            os.environ.get("MEANDER_KAFKA_BOOTSTRAP") or stack.enter_context(LocalKafka()).bootstrap
+        )
+        redis = os.environ.get("MEANDER_REDIS_URL") or stack.enter_context(LocalRedis()).url
+        stage = Stage(kafka, redis, Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        stream = f"profile-{uuid.uuid4().hex[:6]}"
+        stage.prepare(stream)
+        runtime = stack.enter_context(Runtime.open(stage.settings(stream)))
+        COMPONENTS[args.component](runtime, stage, stream, args.events)
+
+
+if __name__ == "__main__":
+    main()
