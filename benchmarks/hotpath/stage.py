@@ -158,12 +158,13 @@ class Stage:
 
     def spawn(self, component: str, config: Path) -> subprocess.Popen[bytes]:
         """Start ``meander run <component> -c <config>``; its output goes to a log file."""
-        log = (self.scratch / f"{component}-{config.stem}.log").open("ab")
-        return subprocess.Popen(
-            [str(Path(sys.executable).parent / "meander"), "run", component, "-c", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        # The child keeps its own copy of the descriptor; this process closes its one now.
+        with (self.scratch / f"{component}-{config.stem}.log").open("ab") as log:
+            return subprocess.Popen(
+                [str(Path(sys.executable).parent / "meander"), "run", component, "-c", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def log_of(self, component: str, config: Path) -> str:
         """The last lines a spawned component wrote, to explain a failure."""

@@ -18,6 +18,8 @@ __all__ = ["KafkaGroupConsumer"]
 
 log = logging.getLogger(__name__)
 
+JOIN_WAIT = 10.0  # seconds; the broker delays a new group's first join by 3 s
+
 
 class KafkaGroupConsumer(Consumer):
     """A kafka-python consumer behind the bus contract."""
@@ -34,6 +36,13 @@ class KafkaGroupConsumer(Consumer):
         self._probe: KafkaConsumer | None = None
 
     def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        coordinator = self._consumer._coordinator
+        if self.group is not None and coordinator.need_rejoin():
+            # kafka-python 3.0.12 can leave a member for good in a rebalancing state, every
+            # commit refused, when a poll gives up on a join before it completes and the next
+            # poll no longer sees the need to rejoin (seen in every `meander run predictor`
+            # stepped without waiting): so a join is always waited for to its end.
+            coordinator.ensure_active_group(timeout_ms=int(JOIN_WAIT * 1000))
         polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         return [
             Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp)
