@@ -37,6 +37,10 @@ __all__ = ["SERVED_SOURCE", "Predictor"]
 
 log = logging.getLogger(__name__)
 _ROLES = ("champion", "challenger")
+# Building the DataFrame for River's *_many costs about 1.4 ms whatever the batch; a scaled
+# logistic regression scores one event in about 5 µs. Below a few hundred events, one call
+# each is cheaper, and under light load the predictor's batches are a handful of events.
+SCORE_MANY_FROM = 256
 SOURCE = "/meander/predictor"
 SERVED_SOURCE = "/meander/service/predict"
 """The CloudEvents source of events the service scored synchronously (``POST .../predict``):
@@ -218,7 +222,9 @@ class Predictor(Component):
         """``version``'s answers; where it cannot answer, None, and the reason in ``failed``."""
         model = self.models[version][0]
         try:
-            return list(predict_many(model, xs, self.stream.task))
+            if len(xs) >= SCORE_MANY_FROM:
+                return list(predict_many(model, xs, self.stream.task))
+            return [predict_one(model, x, self.stream.task) for x in xs]
         except Exception:  # any model error: find the events at fault one by one
             pass
         answers: list[Scored | None] = []
