@@ -33,9 +33,6 @@ class LearnerInputs:
         self.predictions = Tail(bus, topics.predictions(name), offsets)
         models_start = offsets or {TopicPartition(topics.MODELS, 0): _end(bus, topics.MODELS)}
         self.models = Tail(bus, topics.MODELS, models_start)
-        # Never consumed from, so its offset requests never queue behind a fetch the broker
-        # holds open (fetch_max_wait_ms) for a tail that is already at its end.
-        self._probe = bus.assign([*self.predictions.partitions, *self.events.partitions])
 
     def models_batch(self) -> list[Any]:
         envelopes, _ = decode_batch(self.models.read(500))
@@ -46,7 +43,10 @@ class LearnerInputs:
 
         Every prediction published by then answers an event published before it, so the
         events read include every event the predictions read answer."""
-        ends = self._probe.end_offsets([*self.predictions.partitions, *self.events.partitions])
+        # One request for both topics; the bus asks it on a client that never fetches, so it
+        # does not queue behind a fetch the broker holds open for a tail already at its end.
+        both = [*self.predictions.partitions, *self.events.partitions]
+        ends = self.predictions.consumer.end_offsets(both)
         return self.predictions.read_to_end(ends), self.events.read_to_end(ends)
 
     def offsets(self) -> dict[TopicPartition, int]:
@@ -56,7 +56,7 @@ class LearnerInputs:
         return merged
 
     def close(self) -> None:
-        for reader in (self.feedback, self.events, self.predictions, self.models, self._probe):
+        for reader in (self.feedback, self.events, self.predictions, self.models):
             reader.close()
 
 
