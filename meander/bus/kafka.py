@@ -110,12 +110,7 @@ class KafkaBus(Bus):
         return len(described["partitions"])
 
     def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
-        sending = self.send(records)
-        seconds = timeout or self.timeout
-        with _delivery_errors(self.bootstrap, len(records), seconds):
-            # flush: records are sent now rather than after the producer's linger.
-            self._ensure_producer().flush(timeout=seconds)
-        return sending.wait(timeout=0)
+        return self.send(records).wait(timeout or self.timeout)
 
     def send(self, records: Sequence[Record]) -> Sending:
         self.check_sizes(records)
