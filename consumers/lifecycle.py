@@ -93,9 +93,9 @@ class LifecycleNotices:
             f"first tuning: champion v{state.champion} has learned {state.labels} labels; "
             "the candidates race it"
         )
-        request = self._request(state, None, len(state.recent), event_id, reason)
-        request.evidence["tuning"] = True
-        self._publish([request])
+        self._publish(
+            [self._request(state, None, len(state.recent), event_id, reason, tuning=True)]
+        )
 
     def warning(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
         window = self.stream.learning.replay_window
@@ -133,10 +133,18 @@ class LifecycleNotices:
         return state.labels - state.retrain_requested_at > 5 * self.stream.learning.replay_window
 
     def _request(
-        self, state: LearnerState, alert_id: str | None, since: int, event_id: str, reason: str
+        self,
+        state: LearnerState,
+        alert_id: str | None,
+        since: int,
+        event_id: str,
+        reason: str,
+        *,
+        tuning: bool = False,
     ) -> ModelEvent:
         window = len(state.recent)
         state.retrain_requested_at = state.labels
+        marks = {"tuning": True} if tuning else {}
         return ModelEvent(
             action="retrain_requested",
             stream=self.stream.name,
@@ -150,7 +158,8 @@ class LifecycleNotices:
                 "window": window,
                 "since_change": since,
                 "replay": replay_ranges(state, window),
-            },
+            }
+            | marks,
         )
 
     def _publish(self, announced: list[Alert | ModelEvent], alert_id: str | None = None) -> None:
