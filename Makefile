@@ -39,10 +39,11 @@ demo: install ## Run the demo on the embedded backends (no servers needed)
 test: install system-deps ## Run every test; starts a real Kafka broker and a real Redis
 	$(BIN)/python -m pytest
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

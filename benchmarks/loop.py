@@ -30,10 +30,10 @@ from meander.bus import MemoryBroker, MemoryBus, TopicPartition
 from meander.config import Settings, StreamConfig
 from meander.events import Alert, ModelEvent, decode_batch
 from meander.loop import Loop, TickClock
+from meander.producers.labels import Publisher
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
 from meander.store.memory import memory_store
-from producers.labels import Publisher
-from producers.synthetic import synthetic
 
 OUT = Path("artifacts/bench/loop.json")
 CHUNK = 100

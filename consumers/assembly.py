@@ -2,7 +2,7 @@
 
 >>> from meander.config import Settings
 >>> from meander.runtime import Runtime
->>> from producers.synthetic import synthetic
+>>> from meander.producers.synthetic import synthetic
 >>> settings = Settings(streams=[synthetic("sea").stream_config("sea")])
 >>> with Runtime.open(settings) as runtime:
 ...     [component.name for component in build(["trainer", "notifier"], runtime)]
@@ -30,12 +30,12 @@ def build(
     names: Sequence[str], runtime: Runtime, *, stop: threading.Event | None = None
 ) -> list[Component]:
     """The components called ``names``, in an order that lets them start in one process."""
-    from consumers.learner import Learner
-    from consumers.monitor import Monitor
-    from consumers.notifier import Notifier
-    from consumers.predictor import Predictor
-    from consumers.trainer import Trainer
-    from producers.runner import Producer
+    from meander.consumers.learner import Learner
+    from meander.consumers.monitor import Monitor
+    from meander.consumers.notifier import Notifier
+    from meander.consumers.predictor import Predictor
+    from meander.consumers.trainer import Trainer
+    from meander.producers.runner import Producer
 
     streams = runtime.settings.streams
     built: list[Component] = []

@@ -1,6 +1,6 @@
 """Where a learner's state lives between runs, and what it shares with everyone else.
 
-The checkpoint is the whole :class:`~consumers.learning.LearnerState` (models, metrics,
+The checkpoint is the whole :class:`~meander.consumers.learning.LearnerState` (models, metrics,
 detectors, pending events, offsets), pickled, signed like every model blob, and written with
 one ``SET``: a reader sees the old checkpoint or the new one, never half of each. A tampered
 checkpoint is refused before it is unpickled.
@@ -18,14 +18,14 @@ from typing import Any
 
 import orjson
 
-from consumers.learning import LearnerState
 from meander.config import StreamConfig
+from meander.consumers.learning import LearnerState
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_detector, build_model, check_task, spec_text
 from meander.runtime import Runtime
 from meander.telemetry import set_model_metrics
 from meander.telemetry.metrics import CHECKPOINT_TIMESTAMP
-from models.registry import Registry
-from models.signing import signer_for
-from models.specs import build_detector, build_model, check_task, spec_text
 
 __all__ = ["Checkpoints", "config_hash", "initial_state", "race_key"]
 

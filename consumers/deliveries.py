@@ -23,10 +23,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consumers.targets import Poster, Resolver
-from consumers.webhooks import Notice, Webhook
 from meander.bus import Message
 from meander.config import NotifierSettings
+from meander.consumers.targets import Poster, Resolver
+from meander.consumers.webhooks import Notice, Webhook
 from meander.telemetry.metrics import WEBHOOK_DELIVERIES
 
 __all__ = ["Delivery", "Outcome", "Webhooks"]

@@ -30,7 +30,8 @@ from typing import Any, Literal
 import numpy as np
 from river import base
 
-from consumers.profile import (
+from meander.config import DriftSettings, Feature
+from meander.consumers.profile import (
     Floats,
     RunningCategories,
     RunningNumbers,
@@ -44,10 +45,9 @@ from consumers.profile import (
     psi,
     ranks,
 )
-from meander.config import DriftSettings, Feature
 from meander.events import Alert
 from meander.exceptions import ConfigError
-from models.specs import build_detector
+from meander.models.specs import build_detector
 
 __all__ = ["CRITICAL_FACTOR", "MIN_VALUES", "FeatureWatch", "Latch", "severity", "watch_for"]
 

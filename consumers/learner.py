@@ -1,6 +1,7 @@
 """The learner: joins late labels to their events, learns, evaluates, and watches for drift.
 
-One learner owns a stream's models (a :class:`~consumers.lease.Lease` keeps it so). Each step:
+One learner owns a stream's models (a :class:`~meander.consumers.lease.Lease` keeps it so). Each
+step:
 
 1. apply lifecycle events from ``meander.models`` (a new challenger, a promotion, a rollback);
 2. take a batch of labels from ``S.feedback`` in a deterministic merged order;
@@ -18,21 +19,21 @@ from __future__ import annotations
 import logging
 import time
 
-from consumers.checkpoint import Checkpoints, initial_state
-from consumers.learner_inputs import LearnerInputs
-from consumers.learning import LearnerState, Outcome, lagging
-from consumers.lease import Lease
-from consumers.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
 from meander.bus import Message
 from meander.component import Component
 from meander.config import StreamConfig
+from meander.consumers.checkpoint import Checkpoints, initial_state
+from meander.consumers.learner_inputs import LearnerInputs
+from meander.consumers.learning import LearnerState, Outcome, lagging
+from meander.consumers.lease import Lease
+from meander.consumers.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
+from meander.models.inference import clean, label_problem
 from meander.runtime import Runtime
 from meander.schema import Schema
 from meander.telemetry import LagSampler, Meter, Tally, forget_learner
 from meander.telemetry.metrics import FEEDBACK_EXPIRED, FEEDBACK_JOINED, FEEDBACK_UNMATCHED
-from models.inference import clean, label_problem
 
 __all__ = ["Learner"]
 

@@ -1,6 +1,6 @@
 """The learner's four inputs, positioned where its checkpoint left them.
 
-Labels come from ``S.feedback`` in a deterministic merged order (:class:`~consumers.ordered.
+Labels come from ``S.feedback`` in a deterministic merged order (:class:`~meander.consumers.ordered.
 OrderedReader`); events and predictions are read up to their end at the time of asking
 (:class:`Tail`), so every label whose event was published before it finds its features; and
 ``meander.models`` brings the lifecycle decisions the learner follows.
@@ -12,10 +12,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from consumers.ordered import OrderedReader
 from meander import topics
 from meander.bus import Bus, Message, TopicPartition
 from meander.config import StreamConfig
+from meander.consumers.ordered import OrderedReader
 from meander.events import ModelEvent, decode_batch
 from meander.runtime import Runtime
 

@@ -24,11 +24,11 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.join import LabelJoin
 from meander.bus import TopicPartition
-from models.evaluation import Prequential
-from models.inference import Scored, predict_one
-from models.race import RecentRace
+from meander.consumers.join import LabelJoin
+from meander.models.evaluation import Prequential
+from meander.models.inference import Scored, predict_one
+from meander.models.race import RecentRace
 
 __all__ = ["LearnerState", "Outcome"]
 

@@ -14,13 +14,13 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from consumers.learning import LearnerState
 from meander import topics
 from meander.bus import Bus
 from meander.config import StreamConfig
+from meander.consumers.learning import LearnerState
 from meander.events import Alert, ModelEvent, encode, new_id
+from meander.models.registry import Registry
 from meander.telemetry import count_published
-from models.registry import Registry
 
 __all__ = ["LifecycleNotices", "apply_model_event", "decision", "replay_ranges"]
 

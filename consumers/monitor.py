@@ -4,7 +4,7 @@ Each step reads one batch of ``S.events`` in the monitor's own consumer group (s
 event, whatever the predictors do), checks each event against the stream's schema and collects
 the valid ones into a tumbling window of ``drift.data_window`` events. When a window closes:
 
-- each feature's watch (:mod:`consumers.feature_watch`) tests it against its reference;
+- each feature's watch (:mod:`meander.consumers.feature_watch`) tests it against its reference;
 - the share of events that broke the schema (or could not be decoded) is checked;
 - the stream's profile is written to the store under ``meander:S:profile`` for the dashboard
   and the API: per feature, the last window's summary and drift test, and under ``overall``
@@ -34,11 +34,11 @@ from typing import Any
 import orjson
 import redis
 
-from consumers.feature_watch import Latch, severity, watch_for
 from meander import topics
 from meander.bus import Message
 from meander.component import Component, run_until_stopped, stop_on_signals
 from meander.config import Settings, StreamConfig
+from meander.consumers.feature_watch import Latch, severity, watch_for
 from meander.events import Alert, FeatureEvent, decode_batch, encode
 from meander.runtime import Runtime
 from meander.schema import Schema

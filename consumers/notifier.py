@@ -7,9 +7,9 @@ structured-mode JSON, which it
   per-stream channel ``meander:alerts:{stream}``;
 - appends to the capped Redis stream ``meander:alerts:log`` (or ``meander:models:log``), fields
   ``id``, ``kind``, ``stream`` and ``event``, from which a late subscriber catches up;
-- POSTs to every configured webhook and every subscription (:mod:`consumers.subscriptions`)
-  whose filters match, signed (see :mod:`consumers.webhooks`), and records how each delivery to
-  a subscription ended.
+- POSTs to every configured webhook and every subscription (:mod:`meander.consumers.subscriptions`)
+  whose filters match, signed (see :mod:`meander.consumers.webhooks`), and records how each delivery
+  to a subscription ended.
 
 Notifiers share a consumer group, so each event is delivered by one of them however many run.
 Each reloads the subscriptions when their revision counter moved, checked after every read, so
@@ -41,13 +41,13 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from consumers.deliveries import Delivery, Webhooks
-from consumers.subscriptions import Subscriptions
-from consumers.webhooks import Notice, Webhook, structured
 from meander import topics
 from meander.bus import Message, TopicPartition, next_offsets
 from meander.component import Component, run_until_stopped, stop_on_signals
 from meander.config import Settings
+from meander.consumers.deliveries import Delivery, Webhooks
+from meander.consumers.subscriptions import Subscriptions
+from meander.consumers.webhooks import Notice, Webhook, structured
 from meander.deadletter import DeadLetters
 from meander.events import Alert, Envelope, ModelEvent, decode_batch
 from meander.runtime import Runtime

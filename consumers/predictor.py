@@ -25,13 +25,13 @@ from meander.config import StreamConfig
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Prediction, decode_batch, encode
 from meander.exceptions import BusError, RegistryError
+from meander.models.inference import Scored, clean, predict_many, predict_one
+from meander.models.registry import Heads, Registry
+from meander.models.signing import signer_for
 from meander.runtime import Runtime
 from meander.schema import Schema
 from meander.telemetry import LagSampler, Meter, ages
 from meander.telemetry.metrics import END_TO_END_LATENCY, PREDICTION_LATENCY, PREDICTIONS
-from models.inference import Scored, clean, predict_many, predict_one
-from models.registry import Heads, Registry
-from models.signing import signer_for
 
 __all__ = ["SERVED_SOURCE", "Predictor"]
 

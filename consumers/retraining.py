@@ -14,15 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.ordered import read_to_end
 from meander import topics
 from meander.bus import Bus, TopicPartition
 from meander.config import StreamConfig
+from meander.consumers.ordered import read_to_end
 from meander.events import FeatureEvent, Feedback, decode_batch
-from models.evaluation import Prequential
-from models.inference import clean, label_problem, predict_one
-from models.registry import Registry
-from models.specs import build_model, check_task, spec_text
+from meander.models.evaluation import Prequential
+from meander.models.inference import clean, label_problem, predict_one
+from meander.models.registry import Registry
+from meander.models.specs import build_model, check_task, spec_text
 
 __all__ = ["Candidate", "candidates", "replay_window"]
 

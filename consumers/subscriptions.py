@@ -38,7 +38,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from consumers.deliveries import Delivery
+from meander.consumers.deliveries import Delivery
 from meander.events import Alert, ModelEvent
 from meander.exceptions import MeanderError
 

@@ -7,15 +7,16 @@ resolves to must be public, unless ``[service] allow_private_webhooks`` says oth
 check runs again before each delivery attempt (:class:`Poster`), because what a name resolves
 to may change.
 
->>> check_target("http://127.0.0.1:8080/hook")  # doctest: +ELLIPSIS
-Traceback (most recent call last):
-  ...
-consumers.targets.UnsafeTarget: the host 127.0.0.1 resolves to 127.0.0.1, a loopback address; ...
+>>> try:
+...     check_target("http://127.0.0.1:8080/hook")
+... except UnsafeTarget as refused:
+...     print(refused)  # doctest: +ELLIPSIS
+the host 127.0.0.1 resolves to 127.0.0.1, a loopback address; ...
 >>> check_target("http://127.0.0.1:8080/hook", allow_private=True)
 >>> check_target("ftp://hooks.example/in")
 Traceback (most recent call last):
   ...
-consumers.targets.UnsafeTarget: the scheme must be http or https, got 'ftp'
+meander.consumers.targets.UnsafeTarget: the scheme must be http or https, got 'ftp'
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from consumers.webhooks import Notice, Webhook
+from meander.consumers.webhooks import Notice, Webhook
 from meander.exceptions import MeanderError
 
 __all__ = ["Attempt", "Poster", "UnsafeTarget", "WebhookUrl", "check_target", "refusal"]

@@ -1,12 +1,12 @@
 """The trainer: answers retrain requests with challengers, and judges their races.
 
 On a retrain request (from ``meander.models``) it replays the recent labelled window, warm-starts
-the candidates on it (:mod:`consumers.retraining`) and registers the best as challengers, which
-the predictors then score in shadow and the learner trains and races against the champion on
-the same live events. Every step it reads the races the learner keeps and asks the validation
-gate: promote, reject, or wait. After a promotion it watches the new champion against the one it
-replaced and rolls back if the new one does worse. Each decision is first written to the
-registry, then announced on ``meander.models`` with its evidence.
+the candidates on it (:mod:`meander.consumers.retraining`) and registers the best as challengers,
+which the predictors then score in shadow and the learner trains and races against the champion on
+the same live events. Every step it reads the races the learner keeps and asks the validation gate:
+promote, reject, or wait. After a promotion it watches the new champion against the one it replaced
+and rolls back if the new one does worse. Each decision is first written to the registry, then
+announced on ``meander.models`` with its evidence.
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from typing import Any
 
 import orjson
 
-from consumers.checkpoint import config_hash, race_key
-from consumers.lifecycle import decision
-from consumers.retraining import Candidate, candidates, replay_window
 from meander import topics
 from meander.component import Component
 from meander.config import StreamConfig
+from meander.consumers.checkpoint import config_hash, race_key
+from meander.consumers.lifecycle import decision
+from meander.consumers.retraining import Candidate, candidates, replay_window
 from meander.events import ModelEvent, decode_batch, encode
+from meander.models.race import RecentRace
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.validation import Verdict, gate, rollback_check
 from meander.runtime import Runtime
 from meander.telemetry import LagSampler, Meter, count_published
-from models.race import RecentRace
-from models.registry import Registry
-from models.signing import signer_for
-from models.validation import Verdict, gate, rollback_check
 
 __all__ = ["Trainer"]
 

@@ -39,14 +39,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import orjson
 
-from consumers import alertmanager
 from meander.bus import Message
 from meander.config import WebhookSettings
+from meander.consumers import alertmanager
 from meander.events import Alert, Envelope, ModelEvent
 from meander.events.headers import rfc3339
 
 if TYPE_CHECKING:
-    from consumers.subscriptions import Subscription
+    from meander.consumers.subscriptions import Subscription
 
 __all__ = [
     "CONTENT_TYPE",
@@ -164,7 +164,8 @@ class Webhook:
     """One receiver: its URL, filters, format and signing secret.
 
     ``subscription`` is the id of the API subscription it comes from (None when configured);
-    ``checked`` asks for the target check before every delivery (see :mod:`consumers.targets`).
+    ``checked`` asks for the target check before every delivery (see
+    :mod:`meander.consumers.targets`).
 
     >>> hook = Webhook.from_settings(WebhookSettings(url="https://user:pw@hooks.example/in?t=x",
     ...                              kinds=["data_drift"], min_severity="warning"))

@@ -38,19 +38,19 @@ from typing import Any
 
 import fakeredis
 
-from consumers.learning import LearnerState
 from meander import topics
 from meander.backtest_stream import INFER_ROWS, resolve_stream
 from meander.batch_text import from_text
 from meander.bus import MemoryBroker, MemoryBus
 from meander.config import Settings, StreamConfig
+from meander.consumers.learning import LearnerState
 from meander.exceptions import ConfigError
 from meander.loop import Loop, TickClock
+from meander.producers.labels import Publisher
+from meander.producers.replay import FileSource
+from meander.producers.sample import Sample
 from meander.runtime import Runtime
 from meander.store.memory import memory_store
-from producers.labels import Publisher
-from producers.replay import FileSource
-from producers.sample import Sample
 
 __all__ = ["BacktestRun", "run_backtest"]
 

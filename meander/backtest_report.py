@@ -36,8 +36,8 @@ from meander import topics
 from meander.backtest import BacktestRun
 from meander.bus import Bus, TopicPartition
 from meander.events import Alert, DeadLetter, ModelEvent, Payload, Prediction, decode_batch
-from models.registry import Registry
-from models.signing import signer_for
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 
 __all__ = ["Report", "build_report", "read_topic", "summary"]
 

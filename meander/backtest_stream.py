@@ -23,9 +23,9 @@ import pandas as pd
 from meander.batch_text import numeric_text_columns
 from meander.config import Settings, StreamConfig, Task
 from meander.exceptions import ConfigError
+from meander.models.specs import build_model, check_task
+from meander.producers.replay import FileSource
 from meander.schema import infer_features
-from models.specs import build_model, check_task
-from producers.replay import FileSource
 
 __all__ = ["INFER_ROWS", "infer_stream", "infer_task", "resolve_stream"]
 

@@ -1,11 +1,11 @@
 """Batch serving: a CSV or Parquet file scored in chunks and written back with its predictions.
 
 The model is a stream's registry champion (or any version) or an exported model file
-(:mod:`models.export`); it scores through :func:`models.inference.predict_many`, as the
-predictor does. The output keeps every column of the input and adds ``prediction``, for a
-classifier one ``proba_<label>`` column per class, and ``error``: empty for a scored row, the
-reason for a row that breaks the stream's schema (or that the model could not score), whose
-prediction is then empty. Nothing stops at a bad row.
+(:mod:`meander.models.export`); it scores through :func:`meander.models.inference.predict_many`, as
+the predictor does. The output keeps every column of the input and adds ``prediction``, for a
+classifier one ``proba_<label>`` column per class, and ``error``: empty for a scored row, the reason
+for a row that breaks the stream's schema (or that the model could not score), whose prediction is
+then empty. Nothing stops at a bad row.
 
 The probability columns are the classes found in the first chunk with any probability (River
 leaves out classes of probability 0, which show as 0.0). A class first met later cannot be
@@ -48,9 +48,9 @@ from river import base
 from meander.batch_output import BatchError, Output
 from meander.batch_text import from_text, numeric_text_columns
 from meander.config import StreamConfig
+from meander.models.inference import Scored, clean, predict_many, predict_one
+from meander.producers.sample import plain
 from meander.schema import Schema
-from models.inference import Scored, clean, predict_many, predict_one
-from producers.sample import plain
 
 __all__ = [
     "FORMATS",

@@ -23,10 +23,10 @@ from typing import Any
 
 from meander.config import Settings, StreamConfig
 from meander.exceptions import ConfigError, RegistryError
+from meander.models.export import load_exported, sidecar_path
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 from meander.store import open_store
-from models.export import load_exported, sidecar_path
-from models.registry import Registry
-from models.signing import signer_for
 
 __all__ = ["ServingModel", "load_serving_model", "open_registry", "pick_stream"]
 

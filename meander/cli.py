@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from consumers import AVAILABLE, COMPONENTS
 from meander import topics
 from meander.bus import connect_bus
 from meander.cli_options import ConfigOption, fail, settings_from
 from meander.cli_serve import keys_app, serve
+from meander.consumers import AVAILABLE, COMPONENTS
 from meander.exceptions import MeanderError
 
 __all__ = ["app"]
@@ -100,7 +100,7 @@ def run(
     if missing:
         typer.secho(f"not in this build yet: {', '.join(missing)}", fg="red", err=True)
         raise typer.Exit(2)
-    from consumers.assembly import run as run_components
+    from meander.consumers.assembly import run as run_components
 
     try:
         run_components(names, settings_from(config))
@@ -265,7 +265,7 @@ def export(
     alone can load, with a JSON description beside it."""
     from meander.batch_model import open_registry
     from meander.exceptions import ConfigError
-    from models.export import export_model, sidecar_path
+    from meander.models.export import export_model, sidecar_path
 
     settings = settings_from(config)
     try:

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from consumers import COMPONENTS
 from meander.cli_options import ConfigOption, settings_from
+from meander.consumers import COMPONENTS
 from meander.service_config import SCOPES
 
 __all__ = ["keys_app", "serve"]
@@ -31,7 +31,7 @@ def serve(
     """Serve the HTTP API: publish, predict, live predictions and alerts, models, dashboard."""
     import uvicorn
 
-    from services import create_app
+    from meander.services import create_app
 
     settings = settings_from(config)
     if with_:
@@ -67,7 +67,7 @@ def keys_new(
     ] = "read",
 ) -> None:
     """Make an API key: prints the key (once, keep it) and the config entry that accepts it."""
-    from services.auth import new_key
+    from meander.services.auth import new_key
 
     wanted = [scope.strip() for scope in scopes.split(",") if scope.strip()]
     unknown = sorted(set(wanted) - set(SCOPES))

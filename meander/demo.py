@@ -26,12 +26,12 @@ from meander.config import Settings
 from meander.demo_server import DemoServer
 from meander.events import Alert, FeatureEvent, ModelEvent, decode_batch
 from meander.loop import Loop, TickClock
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.producers.labels import Publisher
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
 from meander.store.memory import memory_store
-from models.registry import Registry
-from models.signing import signer_for
-from producers.labels import Publisher
-from producers.synthetic import synthetic
 
 __all__ = ["AGRAWAL", "malformed", "run_demo"]
 

@@ -16,7 +16,7 @@ from meander.config import Settings
 from meander.runtime import Runtime
 
 if TYPE_CHECKING:  # the service is imported only when the demo serves it
-    from services.threaded import ThreadedServer
+    from meander.services.threaded import ThreadedServer
 
 __all__ = ["DemoServer"]
 
@@ -34,8 +34,8 @@ class DemoServer:
     def __enter__(self) -> str | None:
         if _taken(self.host, self.port):
             return None
-        from services import create_app
-        from services.threaded import ThreadedServer
+        from meander.services import create_app
+        from meander.services.threaded import ThreadedServer
 
         settings = _demo_settings(self.runtime.settings)
         self.server = ThreadedServer(

@@ -9,12 +9,12 @@ logs as the learner, even in ``meander run all``), else the process's own.
 >>> import io
 >>> out = io.StringIO()
 >>> handler = configure_logging(component="predictor", level="INFO", stream=out)
->>> logging.getLogger("consumers.learner").warning(
+>>> logging.getLogger("meander.consumers.learner").warning(
 ...     "label refused", extra={"stream": "fraud", "event_id": "tx-1"})
 >>> record = orjson.loads(out.getvalue())
 >>> {k: record[k] for k in ("level", "logger", "message", "component", "stream", "event_id")}
 ... # doctest: +NORMALIZE_WHITESPACE
-{'level': 'WARNING', 'logger': 'consumers.learner', 'message': 'label refused',
+{'level': 'WARNING', 'logger': 'meander.consumers.learner', 'message': 'label refused',
  'component': 'learner', 'stream': 'fraud', 'event_id': 'tx-1'}
 >>> logging.getLogger().removeHandler(handler)
 """
@@ -34,24 +34,24 @@ __all__ = ["JsonFormatter", "TextFormatter", "component_of", "configure_logging"
 
 # The loggers of modules that work for one component, by module (or package) name.
 _COMPONENTS = {
-    "consumers.predictor": "predictor",
-    "consumers.learner": "learner",
-    "consumers.learning": "learner",
-    "consumers.lifecycle": "learner",
-    "consumers.checkpoint": "learner",
-    "consumers.lease": "learner",
-    "consumers.trainer": "trainer",
-    "consumers.retraining": "trainer",
-    "consumers.monitor": "monitor",
-    "consumers.feature_watch": "monitor",
-    "consumers.profile": "monitor",
-    "consumers.notifier": "notifier",
-    "consumers.deliveries": "notifier",
-    "consumers.webhooks": "notifier",
-    "consumers.targets": "notifier",
-    "consumers.subscriptions": "notifier",
-    "producers": "producer",
-    "services": "service",
+    "meander.consumers.predictor": "predictor",
+    "meander.consumers.learner": "learner",
+    "meander.consumers.learning": "learner",
+    "meander.consumers.lifecycle": "learner",
+    "meander.consumers.checkpoint": "learner",
+    "meander.consumers.lease": "learner",
+    "meander.consumers.trainer": "trainer",
+    "meander.consumers.retraining": "trainer",
+    "meander.consumers.monitor": "monitor",
+    "meander.consumers.feature_watch": "monitor",
+    "meander.consumers.profile": "monitor",
+    "meander.consumers.notifier": "notifier",
+    "meander.consumers.deliveries": "notifier",
+    "meander.consumers.webhooks": "notifier",
+    "meander.consumers.targets": "notifier",
+    "meander.consumers.subscriptions": "notifier",
+    "meander.producers": "producer",
+    "meander.services": "service",
     "uvicorn": "service",
 }
 # What every LogRecord has; anything else on a record came from ``extra=``. uvicorn adds its
@@ -63,8 +63,12 @@ _STANDARD |= {"color_message"}
 def component_of(logger: str) -> str | None:
     """The component a logger's module works for, if it works for one.
 
-    >>> component_of("consumers.lifecycle"), component_of("producers.runner"), component_of("x")
-    ('learner', 'producer', None)
+    >>> component_of("meander.consumers.lifecycle")
+    'learner'
+    >>> component_of("meander.producers.runner"), component_of("meander.services.app")
+    ('producer', 'service')
+    >>> component_of("meander.consumers.assembly"), component_of("x")
+    (None, None)
     """
     name = logger
     while name:

@@ -34,9 +34,9 @@ class Loop:
         monitor: bool = True,
         patience: float = 30.0,
     ) -> None:
-        from consumers.learner import Learner
-        from consumers.predictor import Predictor
-        from consumers.trainer import Trainer
+        from meander.consumers.learner import Learner
+        from meander.consumers.predictor import Predictor
+        from meander.consumers.trainer import Trainer
 
         self.runtime, self.stream, self.patience = runtime, stream, patience
         self.learner = Learner(runtime, stream)
@@ -45,7 +45,7 @@ class Loop:
         self.trainer = Trainer(runtime, stream)
         self.monitor: Component | None = None
         if monitor:
-            from consumers.monitor import Monitor
+            from meander.consumers.monitor import Monitor
 
             self.monitor = Monitor(runtime, stream)
         self.after_labels: list[Component] = [self.learner, self.trainer]

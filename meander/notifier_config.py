@@ -1,6 +1,6 @@
 """The notifier's settings (``[notifier]``): configured webhooks, retries, its consumer group.
 
-Subscriptions made through the API live in Redis (:mod:`consumers.subscriptions`); these are
+Subscriptions made through the API live in Redis (:mod:`meander.consumers.subscriptions`); these are
 the ones a deployment fixes in its config file.
 
 >>> NotifierSettings(webhooks=[{"url": "https://hooks.example/in"}]).webhooks[0].min_severity

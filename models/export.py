@@ -7,9 +7,9 @@ records the stream, version, spec, River version and the file's SHA-256.
 >>> import tempfile
 >>> from pathlib import Path
 >>> from meander.store import memory_store
->>> from models.registry import Registry
->>> from models.signing import Signer
->>> from models.specs import build_model
+>>> from meander.models.registry import Registry
+>>> from meander.models.signing import Signer
+>>> from meander.models.specs import build_model
 >>> registry = Registry(memory_store(), "export-doctest", Signer(b"sixteen-byte-key"))
 >>> entry = registry.register(build_model("linear_model.LinearRegression"),
 ...                           spec="linear_model.LinearRegression")
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from meander.exceptions import RegistryError
 
 if TYPE_CHECKING:
-    from models.registry import Registry
+    from meander.models.registry import Registry
 
 __all__ = ["export_model", "load_exported", "sidecar_path"]
 

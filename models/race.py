@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from meander.config import Task
-from models.evaluation import PairedRace
+from meander.models.evaluation import PairedRace
 
 __all__ = ["RecentRace"]
 

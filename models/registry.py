@@ -10,8 +10,8 @@ Keys, per stream ``S``, under ``meander:registry:S:``: ``counter``, ``versions``
 ``challengers`` (sorted set).
 
 >>> from meander.store import memory_store
->>> from models.signing import Signer
->>> from models.specs import build_model
+>>> from meander.models.signing import Signer
+>>> from meander.models.specs import build_model
 >>> registry = Registry(memory_store(), "doctest", Signer(b"sixteen-byte-key"))
 >>> spec = "tree.HoeffdingTreeClassifier"
 >>> first = registry.register(build_model(spec), spec=spec)
@@ -34,12 +34,12 @@ import redis
 
 from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
-from models.versions import Heads, ModelVersion, Status
+from meander.models.versions import Heads, ModelVersion, Status
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
 
-    from models.signing import Signer
+    from meander.models.signing import Signer
 
 __all__ = ["Heads", "ModelVersion", "Registry"]
 

@@ -2,7 +2,7 @@
 
 A spec is read with ``ast.parse`` and only a handful of node kinds are accepted: dotted class
 paths, calls of them with literal or nested-spec arguments, and ``|`` / ``+`` between specs.
-Nothing is imported or constructed here; :mod:`models.specs` resolves and builds the tree.
+Nothing is imported or constructed here; :mod:`meander.models.specs` resolves and builds the tree.
 
 >>> tree = parse("river.preprocessing.StandardScaler | linear_model.LogisticRegression(l2=0.01)")
 >>> render(tree)

@@ -31,8 +31,8 @@ import river
 from river import base
 
 from meander.exceptions import SpecError
-from models.spec_syntax import Call, Compose, Container, Value, from_mapping, parse, refuse
-from models.spec_syntax import render as _render
+from meander.models.spec_syntax import Call, Compose, Container, Value, from_mapping, parse, refuse
+from meander.models.spec_syntax import render as _render
 
 __all__ = ["Detector", "build_detector", "build_model", "check_task", "spec_text"]
 

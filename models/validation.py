@@ -15,7 +15,7 @@ from typing import Literal
 from scipy import stats
 
 from meander.config import PromotionSettings
-from models.evaluation import PairedRace
+from meander.models.evaluation import PairedRace
 
 __all__ = ["Decision", "Verdict", "gate", "rollback_check"]
 
@@ -107,7 +107,7 @@ def gate(
       `promotion.significance`;
     - reject when the opposite one-sided test says it is worse, or when `max_samples` events
       (default 10 x `min_samples`) have passed without a promotion (a race that keeps only its
-      latest events, :class:`models.race.RecentRace`, counts every event it has `seen`);
+      latest events, :class:`meander.models.race.RecentRace`, counts every event it has `seen`);
     - otherwise continue.
 
     >>> race = PairedRace("binary", challenger=2, baseline=1)

@@ -1,16 +1,17 @@
 """Everything that publishes source events and feedback into meander.
 
 Sources yield :class:`Sample` objects: :func:`synthetic` drifting streams built on River's
-generators, and :class:`FileSource` replays of CSV or Parquet files. A :class:`Publisher`
-encodes them as feature events and delayed, lossy feedback; the ``producer`` component
-(:mod:`producers.runner`, ``meander run producer``) publishes a configured source on the bus.
+generators, and :class:`FileSource` replays of CSV or Parquet files. A :class:`Publisher` encodes
+them as feature events and delayed, lossy feedback; the ``producer`` component
+(:mod:`meander.producers.runner`, ``meander run producer``) publishes a configured source on the
+bus.
 """
 
-from producers.exceptions import ReplayError, SourceError
-from producers.labels import LabelDelay, Publisher
-from producers.replay import FileSource
-from producers.sample import Sample
-from producers.synthetic import (
+from meander.producers.exceptions import ReplayError, SourceError
+from meander.producers.labels import LabelDelay, Publisher
+from meander.producers.replay import FileSource
+from meander.producers.sample import Sample
+from meander.producers.synthetic import (
     DRIFTS,
     GENERATORS,
     Drift,

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from river.datasets import synth
 
-from producers import regression
-from producers.seeds import derive_seed
+from meander.producers import regression
+from meander.producers.seeds import derive_seed
 
 __all__ = ["GENERATORS", "Generator", "Raw"]
 

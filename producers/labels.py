@@ -5,7 +5,7 @@ event at once, and its label as feedback once enough later events have gone by. 
 publishes the events of a chunk, lets the predictor score them, and only then publishes the
 feedback that became due, which is why :meth:`Publisher.push` returns the two lists apart.
 
->>> from producers.sample import Sample
+>>> from meander.producers.sample import Sample
 >>> publisher = Publisher("fraud", label_delay=2)
 >>> samples = [Sample(i, f"e{i}", {"amount": float(i)}, i % 2) for i in range(4)]
 >>> events, feedback = publisher.push(samples)
@@ -25,9 +25,9 @@ from typing import Any
 from meander import topics
 from meander.bus import Record
 from meander.events import FeatureEvent, Feedback, encode
-from producers.exceptions import SourceError
-from producers.sample import Sample
-from producers.seeds import derive_seed
+from meander.producers.exceptions import SourceError
+from meander.producers.sample import Sample
+from meander.producers.seeds import derive_seed
 
 __all__ = ["LabelDelay", "Publisher"]
 

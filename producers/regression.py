@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 from river.datasets import synth
 
-from producers.seeds import derive_seed
+from meander.producers.seeds import derive_seed
 
 __all__ = ["LINEAR_FEATURES", "friedman", "linear", "linear_weights"]
 

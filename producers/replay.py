@@ -1,11 +1,10 @@
 """Replay of a CSV or Parquet file as samples, a chunk of rows at a time.
 
-The file is never read whole: pandas reads a CSV ``chunk_rows`` rows at a time and pyarrow a
-Parquet file one record batch at a time. The ``target`` column becomes each sample's label (the
-feedback a :class:`~producers.labels.Publisher` publishes, late if asked), an optional id column
-the event id (else ``{file stem}-{row:08d}``), an optional time column the event time; every
-other column is a feature. Missing values (NaN, null, NA) become None, numpy scalars plain
-Python values.
+The file is never read whole: pandas reads a CSV ``chunk_rows`` rows at a time and pyarrow a Parquet
+file one record batch at a time. The ``target`` column becomes each sample's label (the feedback a
+:class:`~meander.producers.labels.Publisher` publishes, late if asked), an optional id column the
+event id (else ``{file stem}-{row:08d}``), an optional time column the event time; every other
+column is a feature. Missing values (NaN, null, NA) become None, numpy scalars plain Python values.
 
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "loans.csv"
@@ -31,9 +30,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from producers.exceptions import ReplayError
-from producers.pacing import TokenBucket, progress_bar
-from producers.sample import Sample, plain
+from meander.producers.exceptions import ReplayError
+from meander.producers.pacing import TokenBucket, progress_bar
+from meander.producers.sample import Sample, plain
 
 __all__ = ["REPLAYABLE", "FileSource"]
 
@@ -43,7 +42,7 @@ _UNREADABLE = (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowExceptio
 
 
 class FileSource:
-    """The rows of a CSV or Parquet file as :class:`~producers.sample.Sample` objects.
+    """The rows of a CSV or Parquet file as :class:`~meander.producers.sample.Sample` objects.
 
     ReplayError, naming the file and the column, when the file does not exist, is neither CSV
     nor Parquet, cannot be parsed, or lacks the target, id or time column.

@@ -28,14 +28,14 @@ from meander.bus import Record
 from meander.component import Component, run_until_stopped, stop_on_signals
 from meander.config import ProducerSettings, Settings, StreamConfig
 from meander.exceptions import ConfigError
+from meander.producers.exceptions import SourceError
+from meander.producers.labels import Publisher
+from meander.producers.pacing import TokenBucket, progress_bar
+from meander.producers.replay import REPLAYABLE, FileSource
+from meander.producers.sample import Sample
+from meander.producers.synthetic import GENERATORS, SyntheticStream, synthetic
 from meander.runtime import Runtime
 from meander.telemetry.metrics import EVENTS_PRODUCED
-from producers.exceptions import SourceError
-from producers.labels import Publisher
-from producers.pacing import TokenBucket, progress_bar
-from producers.replay import REPLAYABLE, FileSource
-from producers.sample import Sample
-from producers.synthetic import GENERATORS, SyntheticStream, synthetic
 
 __all__ = ["Producer", "main", "open_source"]
 

@@ -32,11 +32,11 @@ from typing import Any, Literal, cast
 
 from meander.bus import Bus
 from meander.config import StreamConfig
-from producers.exceptions import SourceError
-from producers.generators import GENERATORS, Generator, Raw
-from producers.labels import Publisher
-from producers.sample import Sample, event_id
-from producers.seeds import derive_seed
+from meander.producers.exceptions import SourceError
+from meander.producers.generators import GENERATORS, Generator, Raw
+from meander.producers.labels import Publisher
+from meander.producers.sample import Sample, event_id
+from meander.producers.seeds import derive_seed
 
 __all__ = [
     "DRIFTS",
@@ -219,7 +219,7 @@ def publish_stream(
 ) -> int:
     """Publish each (concept, features, label) as an event and, at once, its feedback.
 
-    Returns how many samples were sent. Use a :class:`~producers.labels.Publisher` for
+    Returns how many samples were sent. Use a :class:`~meander.producers.labels.Publisher` for
     delayed or lost labels.
     """
     publisher = Publisher(stream)

@@ -2,6 +2,6 @@
 WebSocket, sync, batch), alerts and webhook subscriptions, models and their decisions, stream
 profiles, the dashboard, health and metrics."""
 
-from services.app import create_app
+from meander.services.app import create_app
 
 __all__ = ["create_app"]

@@ -26,14 +26,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, Field
 
-from consumers.notifier import log_key
-from consumers.subscriptions import (
+from meander.consumers.notifier import log_key
+from meander.consumers.subscriptions import (
     AlertKind,
 )
-from consumers.webhooks import SEVERITIES
+from meander.consumers.webhooks import SEVERITIES
 from meander.events import Alert
-from services.auth import require
-from services.context import ServiceDep
+from meander.services.auth import require
+from meander.services.context import ServiceDep
 
 __all__ = ["AlertHistory", "LoggedAlert", "router"]
 

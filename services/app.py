@@ -27,9 +27,7 @@ from meander.bus import connect_bus
 from meander.config import Settings
 from meander.exceptions import BusUnavailable, MeanderError, StoreUnavailable
 from meander.runtime import Runtime
-from meander.store import open_store
-from meander.telemetry import RequestMetrics
-from services import (
+from meander.services import (
     alerts,
     batch,
     dashboard,
@@ -41,9 +39,11 @@ from services import (
     streams,
     subscriptions,
 )
-from services.background import Background
-from services.context import Service, unavailable
-from services.limits import BodyLimit
+from meander.services.background import Background
+from meander.services.context import Service, unavailable
+from meander.services.limits import BodyLimit
+from meander.store import open_store
+from meander.telemetry import RequestMetrics
 
 __all__ = ["create_app"]
 

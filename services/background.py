@@ -1,6 +1,6 @@
 """What the service runs beside its routes: the prediction index, and loop components.
 
-Every service process with streams runs the :class:`~services.index.PredictionIndex` (the
+Every service process with streams runs the :class:`~meander.services.index.PredictionIndex` (the
 processes share its consumer group, so each prediction is indexed once). ``[service]
 components`` adds loop components: the demo serves its dashboard beside the whole loop on the
 embedded backends, which exist only in-process; a deployment may also run the notifier here.
@@ -25,7 +25,7 @@ from fastapi import HTTPException
 from meander.component import Component, run_in_threads
 from meander.exceptions import MeanderError
 from meander.runtime import Runtime
-from services.context import Service
+from meander.services.context import Service
 
 __all__ = ["Background"]
 
@@ -83,12 +83,12 @@ class Background:
         return None
 
     def _components(self, runtime: Runtime) -> list[Component]:
-        from consumers.assembly import build  # the models' libraries, only when needed
+        from meander.consumers.assembly import build  # the models' libraries, only when needed
 
         return build(self.names, runtime, stop=self.stopping)
 
 
 def _index(runtime: Runtime) -> list[Component]:
-    from services.index import PredictionIndex
+    from meander.services.index import PredictionIndex
 
     return [PredictionIndex(runtime)]

@@ -29,12 +29,12 @@ from starlette.background import BackgroundTask
 from meander.batch import BatchError, BatchResult, score_file
 from meander.config import StreamConfig
 from meander.exceptions import ConfigError
-from models.registry import Registry
-from models.signing import signer_for
-from producers.sample import plain
-from services.auth import require
-from services.context import Service, ServiceDep, StreamDep
-from services.decisions import KEYS
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.producers.sample import plain
+from meander.services.auth import require
+from meander.services.context import Service, ServiceDep, StreamDep
+from meander.services.decisions import KEYS
 
 __all__ = ["router"]
 

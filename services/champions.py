@@ -13,8 +13,8 @@ from typing import Any
 import redis
 
 from meander.config import Settings
-from models.registry import Registry
-from models.signing import signer_for
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 
 __all__ = ["Champions"]
 

@@ -20,9 +20,9 @@ from meander.config import Settings, StreamConfig
 from meander.exceptions import BusError, MessageTooLarge, StoreUnavailable
 from meander.runtime import Runtime
 from meander.schema import Schema
+from meander.services.auth import ApiKeys
+from meander.services.champions import Champions
 from meander.telemetry.metrics import EVENTS_PRODUCED
-from services.auth import ApiKeys
-from services.champions import Champions
 
 __all__ = ["Service", "ServiceDep", "StreamDep", "unavailable"]
 

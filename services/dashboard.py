@@ -28,9 +28,9 @@ from fastapi.responses import FileResponse
 
 from meander.config import StreamConfig
 from meander.runtime import Runtime
-from services.auth import Caller, require
-from services.context import ServiceDep, StreamDep
-from services.overview import Overview, overview
+from meander.services.auth import Caller, require
+from meander.services.context import ServiceDep, StreamDep
+from meander.services.overview import Overview, overview
 
 __all__ = ["Snapshots", "router"]
 

@@ -26,16 +26,16 @@ import redis
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from consumers.lifecycle import decision
-from consumers.notifier import log_key
 from meander import telemetry, topics
 from meander.config import Settings
+from meander.consumers.lifecycle import decision
+from meander.consumers.notifier import log_key
 from meander.events import ModelEvent, encode, new_id
 from meander.exceptions import ConfigError
-from models.registry import Registry
-from models.signing import Signer, signer_for
-from services.auth import Caller, require
-from services.context import Service, ServiceDep, StreamDep
+from meander.models.registry import Registry
+from meander.models.signing import Signer, signer_for
+from meander.services.auth import Caller, require
+from meander.services.context import Service, ServiceDep, StreamDep
 
 __all__ = [
     "KEYS",

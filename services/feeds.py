@@ -1,7 +1,7 @@
 """Live feeds over Server-Sent Events: how every one is sent, and the alerts feed.
 
-Each client gets its own reader of the topic (:mod:`services.live`), so every service process
-delivers every event to its own clients. An SSE event is::
+Each client gets its own reader of the topic (:mod:`meander.services.live`), so every service
+process delivers every event to its own clients. An SSE event is::
 
     event: prediction            (or: alert)
     id: 0:15,1:7,2:30            (the cursor: resume with it as Last-Event-ID)
@@ -11,7 +11,7 @@ The stream opens with an ``id:``-only block (no data: browsers dispatch nothing,
 as the Last-Event-ID, so even a reconnect before the first event loses nothing), carries a
 ``: ping`` comment every 15 s for proxies, and ends with ``event: end`` (``data:
 {"reason": ...}``) when the server ends it. The predictions' feeds are in
-:mod:`services.predictions`.
+:mod:`meander.services.predictions`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from meander import topics
 from meander.events import Alert, Envelope
 from meander.events.headers import rfc3339
 from meander.exceptions import BusError
-from services.auth import require
-from services.context import Service, ServiceDep, unavailable
-from services.live import CursorError, Delivery, Ended, LiveFeed, Render
+from meander.services.auth import require
+from meander.services.context import Service, ServiceDep, unavailable
+from meander.services.live import CursorError, Delivery, Ended, LiveFeed, Render
 
 __all__ = [
     "AlertFilter",

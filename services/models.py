@@ -1,8 +1,8 @@
 """Streams, their model versions and lineage, the lifecycle decisions, and manual overrides.
 
-Everything here reads the registry (:mod:`models.registry`) and the notifier's decision log;
+Everything here reads the registry (:mod:`meander.models.registry`) and the notifier's decision log;
 promote and roll back (admin) change the registry and announce the change on
-``meander.models`` as the trainer does (:mod:`services.decisions`), so the loop follows it.
+``meander.models`` as the trainer does (:mod:`meander.services.decisions`), so the loop follows it.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meander.config import StreamConfig
 from meander.exceptions import RegistryError
-from models.registry import Registry
-from models.versions import ModelVersion, Status
-from services import decisions
-from services.auth import Caller, require
-from services.context import ServiceDep, StreamDep
-from services.decisions import (
+from meander.models.registry import Registry
+from meander.models.versions import ModelVersion, Status
+from meander.services import decisions
+from meander.services.auth import Caller, require
+from meander.services.context import ServiceDep, StreamDep
+from meander.services.decisions import (
     KEYS,
     UNKNOWN,
     UNPARSED,

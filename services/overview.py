@@ -10,7 +10,7 @@ in milliseconds, the same axis as the snapshot's ``at_ms``.
 >>> from meander.bus import MemoryBroker, MemoryBus
 >>> from meander.config import Settings
 >>> from meander.store import memory_store
->>> from producers.synthetic import synthetic
+>>> from meander.producers.synthetic import synthetic
 >>> stream = synthetic("sea").stream_config("sea")
 >>> runtime = Runtime(Settings(streams=[stream]), MemoryBus(MemoryBroker()),
 ...                   memory_store(fakeredis.FakeServer()))
@@ -31,15 +31,15 @@ import orjson
 import redis
 from pydantic import BaseModel, Field, ValidationError
 
-from consumers.notifier import log_key
 from meander import topics
 from meander.bus import TopicPartition
 from meander.config import StreamConfig
+from meander.consumers.notifier import log_key
 from meander.events import Alert, ModelEvent
+from meander.models.registry import Registry
+from meander.models.signing import Signer
+from meander.models.versions import ModelVersion, Status
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import Signer
-from models.versions import ModelVersion, Status
 
 __all__ = ["AlertItem", "Marker", "Overview", "Throughput", "VersionItem", "VersionMetric"]
 

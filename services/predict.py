@@ -1,8 +1,8 @@
 """Synchronous predictions from the current champion: the REST-serving case.
 
 The event and its prediction are published like any other (the event with the source
-:data:`~consumers.predictor.SERVED_SOURCE`, which predictors pass by), so feedback sent later
-for its id is joined and learnt from, and the prediction can be fetched by id or seen live.
+:data:`~meander.consumers.predictor.SERVED_SOURCE`, which predictors pass by), so feedback sent
+later for its id is joined and learnt from, and the prediction can be fetched by id or seen live.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import time
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from consumers.predictor import SERVED_SOURCE
 from meander import topics
+from meander.consumers.predictor import SERVED_SOURCE
 from meander.events import FeatureEvent, Prediction, encode
 from meander.events.values import Label
+from meander.models.inference import clean, predict_one
+from meander.services.auth import require
+from meander.services.bodies import invalid
+from meander.services.context import ServiceDep, StreamDep, unavailable
 from meander.telemetry.metrics import PREDICTION_LATENCY, PREDICTIONS
-from models.inference import clean, predict_one
-from services.auth import require
-from services.bodies import invalid
-from services.context import ServiceDep, StreamDep, unavailable
 
 __all__ = ["Answer", "router"]
 

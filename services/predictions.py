@@ -1,7 +1,7 @@
 """A stream's predictions: live over Server-Sent Events and WebSocket, and one by event id.
 
 The live feeds send every prediction published from the moment the client connects (or after
-its cursor), filtered by model version and role; :mod:`services.feeds` describes the SSE
+its cursor), filtered by model version and role; :mod:`meander.services.feeds` describes the SSE
 format. A WebSocket text frame is the same JSON object as an SSE event's data, plus its
 ``cursor``, which ``?cursor=`` resumes after. Browsers cannot set a WebSocket's headers, so the
 socket also takes the key as ``?api_key=``; a refused socket is accepted, then closed with a
@@ -27,17 +27,17 @@ from starlette.concurrency import run_in_threadpool
 
 from meander import topics
 from meander.events import Envelope, Prediction
-from services.auth import ApiKeys, Caller, require
-from services.context import Service, ServiceDep, StreamDep
-from services.feeds import (
+from meander.services.auth import ApiKeys, Caller, require
+from meander.services.context import Service, ServiceDep, StreamDep
+from meander.services.feeds import (
     LastEventId,
     event_data,
     event_stream,
     event_stream_responses,
     open_feed,
 )
-from services.index import PredictionLookup, lookup
-from services.live import Ended, LiveFeed
+from meander.services.index import PredictionLookup, lookup
+from meander.services.live import Ended, LiveFeed
 
 __all__ = ["PredictionFilter", "router"]
 

@@ -17,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from meander import topics
 from meander.config import StreamConfig
 from meander.events import FeatureEvent, Feedback, encode
+from meander.models.inference import label_problem
 from meander.schema import Schema
-from models.inference import label_problem
-from services.auth import require
-from services.bodies import invalid, items, request_body, validated
-from services.context import Service, ServiceDep, StreamDep
+from meander.services.auth import require
+from meander.services.bodies import invalid, items, request_body, validated
+from meander.services.context import Service, ServiceDep, StreamDep
 
 __all__ = ["Published", "router"]
 

@@ -1,9 +1,9 @@
 """A stream's schema and the live profile of its features.
 
-The profile is the one the monitor (:mod:`consumers.monitor`) writes to ``meander:S:profile``
-each time it closes a window of ``drift.data_window`` events: per feature, the summary since the
-monitor started (River's ``stats``: count, missing, mean, variance, quantiles, or the top
-categories) and the last window's, with its drift test.
+The profile is the one the monitor (:mod:`meander.consumers.monitor`) writes to
+``meander:S:profile`` each time it closes a window of ``drift.data_window`` events: per feature, the
+summary since the monitor started (River's ``stats``: count, missing, mean, variance, quantiles, or
+the top categories) and the last window's, with its drift test.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from meander.config import StreamConfig
-from services.auth import require
-from services.context import ServiceDep, StreamDep
-from services.decisions import KEYS
+from meander.services.auth import require
+from meander.services.context import ServiceDep, StreamDep
+from meander.services.decisions import KEYS
 
 __all__ = ["router"]
 

@@ -1,6 +1,6 @@
 """Webhook subscriptions over HTTP: create, list, get, change, delete, and delivery records.
 
-Subscriptions live in Redis (:mod:`consumers.subscriptions`) and every notifier picks up a
+Subscriptions live in Redis (:mod:`meander.consumers.subscriptions`) and every notifier picks up a
 change at its next step. A subscription's secret is in the answer that creates it (or rotates
 it), and in no other. Everything here needs the admin scope.
 
@@ -29,19 +29,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from consumers.deliveries import Delivery
-from consumers.subscriptions import (
+from meander.config import Settings
+from meander.consumers.deliveries import Delivery
+from meander.consumers.subscriptions import (
     Filters,
     Format,
     Subscription,
     Subscriptions,
     UnknownSubscription,
 )
-from consumers.targets import UnsafeTarget, WebhookUrl, check_target
-from meander.config import Settings
-from services.auth import require
-from services.bodies import invalid
-from services.context import Service, ServiceDep
+from meander.consumers.targets import UnsafeTarget, WebhookUrl, check_target
+from meander.services.auth import require
+from meander.services.bodies import invalid
+from meander.services.context import Service, ServiceDep
 
 __all__ = [
     "Deliveries",

@@ -29,11 +29,11 @@ from meander.events import Envelope, decode_batch
 from meander.infra.kafka import LocalKafka
 from meander.infra.process import InfraError
 from meander.infra.redis import LocalRedis
+from meander.producers.labels import Publisher
+from meander.producers.sample import Sample
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
 from meander.store import memory_store
-from producers.labels import Publisher
-from producers.sample import Sample
-from producers.synthetic import synthetic
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -27,10 +27,10 @@ import yaml
 from pydantic import BaseModel
 from typer.core import TyperGroup
 
-from consumers import COMPONENTS
 from meander.cli import app
 from meander.config import Settings, load_settings
-from services import create_app
+from meander.consumers import COMPONENTS
+from meander.services import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -20,9 +20,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks.hotpath.stage import Stage
-from consumers.learner import Learner
-from consumers.predictor import Predictor
 from meander.component import Component
+from meander.consumers.learner import Learner
+from meander.consumers.predictor import Predictor
 from meander.infra.kafka import LocalKafka
 from meander.infra.redis import LocalRedis
 from meander.runtime import Runtime

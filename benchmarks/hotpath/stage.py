@@ -22,10 +22,10 @@ from meander import topics
 from meander.bus.kafka import KafkaBus
 from meander.config import Settings, load_settings
 from meander.events import FeatureEvent, Feedback, encode
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_model
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
-from models.specs import build_model
 
 __all__ = ["FEATURES", "MODEL", "Stage", "samples"]
 

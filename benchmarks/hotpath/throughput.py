@@ -18,8 +18,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from benchmarks.hotpath.stage import Stage, count, span_ms, stop
 from meander import topics
 from meander.bus.kafka import KafkaBus
-from models.registry import Registry
-from models.signing import signer_for
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 
 __all__ = ["ceiling", "meander", "naive"]
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from consumers.alertmanager import CONTENT_TYPE, alertname, encode_payload, payload
+from meander.consumers.alertmanager import CONTENT_TYPE, alertname, encode_payload, payload
 from meander.events import Alert
 
 DETECTED = datetime(2025, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)

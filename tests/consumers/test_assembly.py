@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers import COMPONENTS, assembly
-from consumers.assembly import build
-from consumers.learner import Learner
-from consumers.monitor import Monitor
-from consumers.notifier import Notifier
-from consumers.predictor import Predictor
-from consumers.trainer import Trainer
 from meander.component import Component, drain
 from meander.config import Settings
+from meander.consumers import COMPONENTS, assembly
+from meander.consumers.assembly import build
+from meander.consumers.learner import Learner
+from meander.consumers.monitor import Monitor
+from meander.consumers.notifier import Notifier
+from meander.consumers.predictor import Predictor
+from meander.consumers.trainer import Trainer
 from meander.exceptions import ConfigError
+from meander.producers.runner import Producer
 from meander.runtime import Runtime
 from meander.telemetry import serve_metrics
-from producers.runner import Producer
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream

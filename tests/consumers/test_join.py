@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from consumers.join import LabelJoin
+from meander.consumers.join import LabelJoin
 
 SECOND = 1_000
 

@@ -13,21 +13,21 @@ import pytest
 from prometheus_client import REGISTRY
 from river import tree
 
-from consumers.checkpoint import race_key
-from consumers.learner import Learner
-from consumers.predictor import Predictor
 from meander import topics
 from meander.bus import Record
 from meander.component import drain
 from meander.config import StreamConfig
+from meander.consumers.checkpoint import race_key
+from meander.consumers.learner import Learner
+from meander.consumers.predictor import Predictor
 from meander.events import Alert, DeadLetter, FeatureEvent, Feedback, ModelEvent, encode
 from meander.exceptions import ModelTampered
+from meander.models.inference import predict_one
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.producers.labels import Publisher
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from models.inference import predict_one
-from models.registry import Registry
-from models.signing import signer_for
-from producers.labels import Publisher
-from producers.synthetic import synthetic
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples, ReadTopic

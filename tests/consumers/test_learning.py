@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from river import drift, tree
 
-from consumers.learning import LearnerState, _worse, lagging
-from models.inference import predict_one
+from meander.consumers.learning import LearnerState, _worse, lagging
+from meander.models.inference import predict_one
 
 Served = dict[tuple[int, str], tuple[Any, dict[str, float] | None]]
 

@@ -8,7 +8,7 @@ import fakeredis
 import pytest
 import redis
 
-from consumers.lease import Lease
+from meander.consumers.lease import Lease
 from meander.store import memory_store
 
 

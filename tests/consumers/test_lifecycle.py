@@ -8,18 +8,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from river import drift, tree
 
-from consumers.learning import LearnerState
-from consumers.lifecycle import (
+from meander import topics
+from meander.consumers.learning import LearnerState
+from meander.consumers.lifecycle import (
     MAX_FOLLOW_UPS,
     LifecycleNotices,
     apply_model_event,
     replay_ranges,
 )
-from meander import topics
 from meander.events import Alert, ModelEvent
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream, ReadTopic

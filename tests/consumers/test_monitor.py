@@ -19,12 +19,12 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from consumers import monitor as monitor_module
-from consumers.monitor import Monitor
-from consumers.profile import ks_critical_value
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, Message, Record, TopicPartition
 from meander.config import Settings, StreamConfig
+from meander.consumers import monitor as monitor_module
+from meander.consumers.monitor import Monitor
+from meander.consumers.profile import ks_critical_value
 from meander.events import Alert, FeatureEvent, Feedback, decode, encode
 from meander.exceptions import ConfigError
 from meander.runtime import Runtime

@@ -22,12 +22,12 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from prometheus_client import REGISTRY
 from redis.client import PubSub
 
-from consumers.notifier import Notifier, channel, log_key
-from consumers.subscriptions import Filters, Subscriptions
-from consumers.webhooks import verify
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
 from meander.config import Settings
+from meander.consumers.notifier import Notifier, channel, log_key
+from meander.consumers.subscriptions import Filters, Subscriptions
+from meander.consumers.webhooks import verify
 from meander.events import Alert, DeadLetter, FeatureEvent, ModelEvent, Payload, decode, encode
 from meander.runtime import Runtime
 from meander.store import memory_store
@@ -606,7 +606,7 @@ def test_deliveries_are_counted_by_outcome_and_a_failure_logged_with_its_event(
         "dead": 2,
         "read": 2,
     }
-    failures = [r for r in caplog.records if r.name == "consumers.deliveries"]
+    failures = [r for r in caplog.records if r.name == "meander.consumers.deliveries"]
     assert {(r.__dict__["stream"], r.__dict__["event_id"]) for r in failures} == {
         ("fraud", ce_id(records[0])),
         ("elsewhere", ce_id(records[1])),

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from consumers.ordered import OrderedReader, read_to_end
 from meander.bus import MemoryBroker, MemoryBus, Message, Record, TopicPartition
+from meander.consumers.ordered import OrderedReader, read_to_end
 
 TOPIC = "t"
 

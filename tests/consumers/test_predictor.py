@@ -12,15 +12,15 @@ import pytest
 from prometheus_client import REGISTRY
 from river import tree
 
-from consumers.predictor import Predictor
 from meander import topics
 from meander.bus import Record
 from meander.component import drain
 from meander.config import StreamConfig
+from meander.consumers.predictor import Predictor
 from meander.events import DeadLetter, FeatureEvent, Feedback, Prediction, encode
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples, ReadTopic

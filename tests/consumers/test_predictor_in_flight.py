@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 import pytest
 from river import tree
 
-from consumers.predictor import Predictor
 from meander import topics
 from meander.bus import Delivered, MemoryBroker, MemoryBus, Record, Sending, TopicPartition
 from meander.component import drain
+from meander.consumers.predictor import Predictor
 from meander.events import Prediction
 from meander.exceptions import BusError
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples, ReadTopic

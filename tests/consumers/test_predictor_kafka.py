@@ -12,14 +12,14 @@ import pytest
 from river import tree
 
 from benchmarks.hotpath.stage import Stage, stop
-from consumers.predictor import Predictor
 from meander import topics
 from meander.bus import Bus, Message, TopicPartition
 from meander.config import Settings
+from meander.consumers.predictor import Predictor
 from meander.events import FeatureEvent, Prediction, decode_batch
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeStream, PublishSamples

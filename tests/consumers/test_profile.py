@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from consumers.profile import (
+from meander.consumers.profile import (
     KEPT_CATEGORIES,
     PSI_EPSILON,
     QUANTILES,

@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from river import tree
 
-from consumers.ordered import OrderedReader
-from consumers.retraining import candidates, replay_window
 from meander import topics
 from meander.bus import Record, TopicPartition
+from meander.consumers.ordered import OrderedReader
+from meander.consumers.retraining import candidates, replay_window
 from meander.events import Feedback, decode, encode
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import spec_text
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
-from models.specs import spec_text
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples

@@ -9,8 +9,8 @@ import fakeredis
 import pydantic
 import pytest
 
-from consumers.deliveries import Delivery
-from consumers.subscriptions import (
+from meander.consumers.deliveries import Delivery
+from meander.consumers.subscriptions import (
     Filters,
     Subscriptions,
     UnknownSubscription,

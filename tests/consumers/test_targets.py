@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from consumers.targets import UnsafeTarget, check_target, refusal
+from meander.consumers.targets import UnsafeTarget, check_target, refusal
 
 
 @dataclass

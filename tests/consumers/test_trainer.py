@@ -11,17 +11,17 @@ import pytest
 from prometheus_client import REGISTRY
 from river import tree
 
-from consumers.checkpoint import race_key
-from consumers.trainer import Trainer
 from meander import topics
 from meander.bus import TopicPartition
 from meander.config import StreamConfig
+from meander.consumers.checkpoint import race_key
+from meander.consumers.trainer import Trainer
 from meander.events import ModelEvent, encode
+from meander.models.inference import predict_one
+from meander.models.race import RecentRace
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 from meander.runtime import Runtime
-from models.inference import predict_one
-from models.race import RecentRace
-from models.registry import Registry
-from models.signing import signer_for
 
 if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples, ReadTopic

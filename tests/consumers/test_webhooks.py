@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from consumers.deliveries import Webhooks
-from consumers.subscriptions import Filters, Subscription
-from consumers.webhooks import CONTENT_TYPE, Notice, Webhook, sign, verify
 from meander.bus import Message
 from meander.config import NotifierSettings
+from meander.consumers.deliveries import Webhooks
+from meander.consumers.subscriptions import Filters, Subscription
+from meander.consumers.webhooks import CONTENT_TYPE, Notice, Webhook, sign, verify
 from meander.events import Alert, ModelEvent, Payload, decode, encode
 
 NOW = 1_700_000_000

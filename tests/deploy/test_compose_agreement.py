@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 
 import meander.telemetry  # noqa: F401  (defines every metric on the default registry)
 from meander.config import Settings
-from services import create_app
+from meander.services import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

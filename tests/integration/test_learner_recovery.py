@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from consumers.checkpoint import Checkpoints
 from meander import topics
 from meander.bus import Record
 from meander.config import Settings, StreamConfig
+from meander.consumers.checkpoint import Checkpoints
+from meander.producers.labels import Publisher
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from producers.labels import Publisher
-from producers.synthetic import synthetic
 
 EVENTS = 3_000
 PROBES = 300

@@ -19,17 +19,17 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.checkpoint import Checkpoints
 from meander import topics
 from meander.bus import Bus, Consumer, Message, TopicPartition
 from meander.config import Settings, StreamConfig, load_settings
+from meander.consumers.checkpoint import Checkpoints
 from meander.events import Alert, ModelEvent, Prediction, decode_batch
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.producers.labels import Publisher
+from meander.producers.sample import Sample
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
-from producers.labels import Publisher
-from producers.sample import Sample
-from producers.synthetic import synthetic
 
 DRIFT_AT = 3_000  # the concept changes at this event, once
 EVENTS = 6_000

@@ -19,7 +19,7 @@ from meander.bus import TopicPartition
 from meander.cli import app
 from meander.config import Settings
 from meander.events import Prediction, decode_batch
-from producers import synthetic
+from meander.producers import synthetic
 
 runner = CliRunner()
 SEA_ROWS = 3_000
@@ -227,7 +227,7 @@ def test_columns_that_are_not_features_are_left_out(tmp_path: Path) -> None:
 
 def test_a_number_column_with_a_bad_value_is_still_numeric(tmp_path: Path) -> None:
     from meander.backtest_stream import infer_stream
-    from producers.replay import FileSource
+    from meander.producers.replay import FileSource
 
     path = write_stream(tmp_path, "sea", 300)
     frame = pd.read_csv(path, dtype={"x0": object})

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from meander.batch import score_file
 from meander.cli import app
 from meander.config import Settings
+from meander.models.inference import clean, predict_one
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_model
+from meander.producers import synthetic
 from meander.store import memory_store
-from models.inference import clean, predict_one
-from models.registry import Registry
-from models.signing import signer_for
-from models.specs import build_model
-from producers import synthetic
 
 runner = CliRunner()
 SPEC = "preprocessing.StandardScaler | linear_model.LogisticRegression"

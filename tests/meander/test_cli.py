@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from consumers import COMPONENTS, assembly
 from meander.cli import app
 from meander.config import Settings
+from meander.consumers import COMPONENTS, assembly
 from meander.exceptions import ConfigError
 
 runner = CliRunner()
@@ -54,7 +54,7 @@ def test_run_refuses_an_unknown_component() -> None:
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[str, ...], Settings]]:
-    """What ``meander run`` asked consumers.assembly to run, instead of running it."""
+    """What ``meander run`` asked meander.consumers.assembly to run, instead of running it."""
     calls: list[tuple[tuple[str, ...], Settings]] = []
 
     def run(names: Sequence[str], settings: Settings) -> None:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from meander.cli import app
 from meander.service_config import ServiceSettings
-from services.auth import ApiKeys
+from meander.services.auth import ApiKeys
 
 runner = CliRunner()
 

@@ -40,7 +40,7 @@ def logged() -> Iterator[Callable[..., Lines]]:
 
 def test_each_record_is_one_json_line_with_its_fields(logged: Callable[..., Lines]) -> None:
     lines = logged(Settings())
-    logging.getLogger("consumers.lifecycle").warning(
+    logging.getLogger("meander.consumers.lifecycle").warning(
         "drift on %s", "fraud", extra={"stream": "fraud", "event_id": "tx-9", "kind": "drift"}
     )
     logging.getLogger("meander.component").info("no stream here")
@@ -52,7 +52,7 @@ def test_each_record_is_one_json_line_with_its_fields(logged: Callable[..., Line
     }
     assert (first["level"], first["logger"], first["message"]) == (
         "WARNING",
-        "consumers.lifecycle",
+        "meander.consumers.lifecycle",
         "drift on fraud",
     )
     assert (first["component"], first["stream"], first["event_id"]) == ("learner", "fraud", "tx-9")
@@ -64,7 +64,7 @@ def test_each_record_is_one_json_line_with_its_fields(logged: Callable[..., Line
 def test_uvicorn_records_leave_their_terminal_colours_out(logged: Callable[..., Lines]) -> None:
     lines = logged(Settings(), component="service")
     # Not uvicorn's own logger: a uvicorn run earlier in the process stops it propagating.
-    logging.getLogger("services.logs_test").info(
+    logging.getLogger("meander.services.logs_test").info(
         "Started server process [%d]", 7, extra={"color_message": "Started [\x1b[36m%d\x1b[0m]"}
     )
 
@@ -75,8 +75,8 @@ def test_uvicorn_records_leave_their_terminal_colours_out(logged: Callable[..., 
 
 def test_the_level_comes_from_the_settings(logged: Callable[..., Lines]) -> None:
     lines = logged(Settings(log_level="WARNING"))
-    logging.getLogger("consumers.trainer").info("hidden")
-    logging.getLogger("consumers.trainer").error("shown")
+    logging.getLogger("meander.consumers.trainer").info("hidden")
+    logging.getLogger("meander.consumers.trainer").error("shown")
 
     assert [line["message"] for line in lines()] == ["shown"]
 
@@ -96,12 +96,12 @@ def test_text_format_reads_as_a_line_with_its_fields() -> None:
     out = io.StringIO()
     handler = configure_logging(Settings(log_format="text"), component="all", stream=out)
     try:
-        logging.getLogger("producers.runner").warning("slow", extra={"stream": "sea"})
+        logging.getLogger("meander.producers.runner").warning("slow", extra={"stream": "sea"})
     finally:
         logging.getLogger().removeHandler(handler)
 
     line = out.getvalue().strip()
-    assert line.endswith("WARNING producers.runner: slow [component=producer stream=sea]")
+    assert line.endswith("WARNING meander.producers.runner: slow [component=producer stream=sea]")
 
 
 def test_configuring_again_replaces_the_handler(logged: Callable[..., Lines]) -> None:
@@ -119,7 +119,7 @@ def test_by_default_it_writes_to_stderr_as_it_is_when_logging(
     swapped = io.StringIO()
     monkeypatch.setattr(sys, "stderr", swapped)
     try:
-        logging.getLogger("consumers.notifier").warning("to the new stderr")
+        logging.getLogger("meander.consumers.notifier").warning("to the new stderr")
     finally:
         logging.getLogger().removeHandler(handler)
 
@@ -151,7 +151,9 @@ def test_alerts_and_decisions_are_logged_where_published(logged: Callable[..., L
         at_event="tx-7", message="amount shifted",
     )  # fmt: skip
     promoted = ModelEvent(action="promoted", stream="fraud", version=3, at_event="tx-8")
-    count_published("monitor", [alert, promoted], logging.getLogger("consumers.monitor"), "fraud")
+    count_published(
+        "monitor", [alert, promoted], logging.getLogger("meander.consumers.monitor"), "fraud"
+    )
 
     first, second = lines()
     assert (first["level"], first["kind"], first["severity"], first["event_id"]) == (

@@ -18,13 +18,13 @@ from meander.bus import MemoryBroker, MemoryBus, TopicPartition
 from meander.config import Settings, StreamConfig
 from meander.events import DeadLetter, Envelope, ModelEvent, Prediction, decode_batch
 from meander.loop import Loop
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.producers.labels import Publisher
+from meander.producers.sample import Sample
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
 from meander.store import memory_store
-from models.registry import Registry
-from models.signing import signer_for
-from producers.labels import Publisher
-from producers.sample import Sample
-from producers.synthetic import synthetic
 
 EVENTS, CHANGE, CHUNK = 3_000, 1_500, 100
 

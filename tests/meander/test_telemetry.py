@@ -21,20 +21,20 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from consumers.notifier import Notifier
 from meander import topics
 from meander.bus import Record
 from meander.component import drain
 from meander.config import StreamConfig
+from meander.consumers.notifier import Notifier
 from meander.events import DeadLetter, FeatureEvent, Feedback, encode
 from meander.loop import Loop
+from meander.producers.labels import Publisher
+from meander.producers.runner import Producer
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
+from meander.services import create_app
 from meander.telemetry import dead_letter_reason, set_model_metrics
 from meander.telemetry.metrics import REASONS
-from producers.labels import Publisher
-from producers.runner import Producer
-from producers.synthetic import synthetic
-from services import create_app
 
 if TYPE_CHECKING:
     from tests.conftest import MakeRuntime, MakeStream, ReadTopic

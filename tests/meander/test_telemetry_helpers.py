@@ -28,9 +28,9 @@ def decode_reasons(*messages: Message) -> list[str | None]:
 
 
 def test_the_reasons_meander_writes_fall_in_their_classes(make_stream: MakeStream) -> None:
-    from consumers.deliveries import Outcome
-    from consumers.webhooks import Notice, Webhook
-    from models.inference import label_problem
+    from meander.consumers.deliveries import Outcome
+    from meander.consumers.webhooks import Notice, Webhook
+    from meander.models.inference import label_problem
 
     stream = make_stream("reasons")
     good = encode("reasons.events", FeatureEvent(features={"x0": 1.0}), source="/t")

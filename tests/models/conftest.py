@@ -11,9 +11,9 @@ import fakeredis
 import pytest
 import redis
 
+from meander.models.registry import Registry
+from meander.models.signing import Signer
 from meander.store import memory_store, redis_store
-from models.registry import Registry
-from models.signing import Signer
 
 KEY = b"test signing key, 32 bytes long!"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from river import metrics, utils
 
-from models.evaluation import TASKS, PairedRace, Prequential
+from meander.models.evaluation import TASKS, PairedRace, Prequential
 
 WINDOW = 50
 EVENTS = 1_200  # many turns of the ring, so eviction and the periodic exact resum both run

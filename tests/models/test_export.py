@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from meander.exceptions import RegistryError
-from models.export import export_model, load_exported, sidecar_path
-from models.registry import Registry
-from models.specs import build_model
-from models.versions import ModelVersion
+from meander.models.export import export_model, load_exported, sidecar_path
+from meander.models.registry import Registry
+from meander.models.specs import build_model
+from meander.models.versions import ModelVersion
 
 SPEC = "preprocessing.StandardScaler | linear_model.LogisticRegression(l2=0.01)"
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +105,8 @@ def test_without_a_champion_a_version_is_needed(registry: Registry, tmp_path: Pa
 def test_a_model_holding_meander_objects_is_refused(registry: Registry, tmp_path: Path) -> None:
     entry = ModelVersion(stream="s", version=1, spec=SPEC, status="registered")
     version = registry.register({"model": build_model(SPEC), "entry": entry}, spec=SPEC).version
-    with pytest.raises(RegistryError, match=r"holds objects from meander \(models.versions"):
+    with pytest.raises(
+        RegistryError, match=r"holds objects from meander \(meander.models.versions"
+    ):
         export_model(registry, version, tmp_path / "model.pkl")
     assert list(tmp_path.iterdir()) == []

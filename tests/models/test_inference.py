@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from models.inference import clean, label_problem, predict_many, predict_one
-from models.specs import build_model
+from meander.models.inference import clean, label_problem, predict_many, predict_one
+from meander.models.specs import build_model
 
 Rows = list[tuple[dict[str, Any], Any]]
 

@@ -9,10 +9,10 @@ import fakeredis
 import pytest
 
 from meander.config import PromotionSettings
+from meander.models.evaluation import PairedRace
+from meander.models.race import RecentRace
+from meander.models.validation import gate
 from meander.store import memory_store
-from models.evaluation import PairedRace
-from models.race import RecentRace
-from models.validation import gate
 
 Outcome = tuple[Any, Any, Any]
 

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from meander.exceptions import ModelTampered, RegistryError
-from models.registry import Registry
-from models.signing import Signer
-from models.specs import build_model
-from models.versions import Heads, ModelVersion
+from meander.models.registry import Registry
+from meander.models.signing import Signer
+from meander.models.specs import build_model
+from meander.models.versions import Heads, ModelVersion
 
 SPEC = "preprocessing.StandardScaler | linear_model.LogisticRegression"
 Samples = Callable[..., list[tuple[dict[str, float], Any]]]

@@ -6,7 +6,7 @@ import pytest
 
 from meander.config import Settings
 from meander.exceptions import ConfigError, ModelTampered
-from models.signing import Signer, signer_for
+from meander.models.signing import Signer, signer_for
 
 KEY = b"test signing key, 32 bytes long!"
 

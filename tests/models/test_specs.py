@@ -15,7 +15,7 @@ from river import base, tree
 
 from meander.config import DEFAULT_MODELS
 from meander.exceptions import ConfigError, SpecError
-from models.specs import build_detector, build_model, check_task, spec_text
+from meander.models.specs import build_detector, build_model, check_task, spec_text
 
 Samples = Callable[..., list[tuple[dict[str, float], Any]]]
 

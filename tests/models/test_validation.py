@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 from meander.config import PromotionSettings
-from models.evaluation import PairedRace
-from models.validation import Verdict, gate, rollback_check
+from meander.models.evaluation import PairedRace
+from meander.models.validation import Verdict, gate, rollback_check
 
 SETTINGS = PromotionSettings(min_samples=20, min_gain=0.0, significance=0.05)
 

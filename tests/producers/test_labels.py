@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from meander.bus import Record
-from producers import LabelDelay, Publisher, Sample, SourceError
+from meander.producers import LabelDelay, Publisher, Sample, SourceError
 
 
 def _samples(count: int, start: int = 0) -> list[Sample]:

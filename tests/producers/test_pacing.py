@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from producers.pacing import FakeClock, TokenBucket, progress_bar
-from producers.replay import FileSource
+from meander.producers.pacing import FakeClock, TokenBucket, progress_bar
+from meander.producers.replay import FileSource
 
 WriteFile = Callable[[pd.DataFrame, str], Path]  # the write_file fixture (conftest.py)
 
@@ -52,7 +52,7 @@ def test_a_replay_with_a_rate_sleeps_between_rows(
 ) -> None:
     clock = FakeClock()
     monkeypatch.setattr(
-        "producers.replay.TokenBucket",
+        "meander.producers.replay.TokenBucket",
         lambda rate: TokenBucket(rate, clock=clock.now, sleep=clock.sleep),
     )
     path = write_file(pd.DataFrame({"x": range(250), "y": [1] * 250}), "paced.csv")

@@ -11,8 +11,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from producers import ReplayError
-from producers.replay import FileSource
+from meander.producers import ReplayError
+from meander.producers.replay import FileSource
 
 KINDS = ("loans.csv", "loans.parquet")
 

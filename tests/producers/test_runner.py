@@ -28,11 +28,11 @@ from meander.component import drain
 from meander.config import Settings
 from meander.events import FeatureEvent, Feedback, decode
 from meander.exceptions import BusUnavailable, ConfigError
+from meander.producers import SourceError, synthetic
+from meander.producers.pacing import FakeClock, TokenBucket
+from meander.producers.runner import Producer, main
 from meander.runtime import Runtime
 from meander.store import memory_store
-from producers import SourceError, synthetic
-from producers.pacing import FakeClock, TokenBucket
-from producers.runner import Producer, main
 
 SEA = synthetic("sea").stream_config("sea")
 
@@ -167,7 +167,7 @@ def test_a_rate_limited_step_publishes_what_the_bucket_allows(
     def paced(rate: float) -> TokenBucket:
         return TokenBucket(rate, clock=clock.now, sleep=clock.sleep)
 
-    monkeypatch.setattr("producers.runner.TokenBucket", paced)
+    monkeypatch.setattr("meander.producers.runner.TokenBucket", paced)
     runtime = runtime_for(_settings(events=1_000, rate=200.0))
     producer = Producer(runtime)
     assert producer.step(0.0) == 2 * 20  # a full bucket: a tenth of a second, with labels

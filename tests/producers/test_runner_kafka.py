@@ -13,9 +13,9 @@ from meander.bus import Bus, Message, TopicPartition
 from meander.component import drain
 from meander.config import Settings
 from meander.events import FeatureEvent, Feedback, decode
+from meander.producers import synthetic
+from meander.producers.runner import Producer
 from meander.runtime import Runtime
-from producers import synthetic
-from producers.runner import Producer
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,15 @@ import pytest
 from meander.bus import MemoryBroker, MemoryBus, TopicPartition
 from meander.config import StreamConfig
 from meander.events import FeatureEvent, Feedback, decode
-from producers import GENERATORS, DriftingStream, Sample, SourceError, publish_stream, synthetic
-from producers.synthetic import Drift
+from meander.producers import (
+    GENERATORS,
+    DriftingStream,
+    Sample,
+    SourceError,
+    publish_stream,
+    synthetic,
+)
+from meander.producers.synthetic import Drift
 
 SWITCHING = ("abrupt", "gradual", "recurring")
 

@@ -14,8 +14,8 @@ import pytest
 
 from meander.config import Settings
 from meander.runtime import Runtime
-from services import create_app
-from services.threaded import ThreadedServer
+from meander.services import create_app
+from meander.services.threaded import ThreadedServer
 
 Serve = Callable[..., str]
 

@@ -15,18 +15,18 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.notifier import Notifier, log_key
-from consumers.subscriptions import Subscriptions
-from consumers.webhooks import verify
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus
 from meander.component import drain
 from meander.config import Settings
+from meander.consumers.notifier import Notifier, log_key
+from meander.consumers.subscriptions import Subscriptions
+from meander.consumers.webhooks import verify
 from meander.events import Alert, ModelEvent, Payload, encode
 from meander.runtime import Runtime
+from meander.services import create_app
+from meander.services.auth import new_key
 from meander.store import memory_store
-from services import create_app
-from services.auth import new_key
 from tests.conftest import HookServer
 
 BOUND = 60.0  # seconds any wait may take before the test fails; never reached when it passes
@@ -289,7 +289,7 @@ def test_the_schema_documents_the_routes_with_examples(runtime: Runtime) -> None
 
 
 def _subscribe_directly(runtime: Runtime, url: str) -> tuple[str, str]:
-    from consumers.subscriptions import Subscriptions
+    from meander.consumers.subscriptions import Subscriptions
 
     made, secret = Subscriptions(runtime.store).create(url)
     return made.id, secret

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from meander.config import Settings, StreamConfig
-from services import create_app
+from meander.services import create_app
 
 
 def client(**settings: object) -> TestClient:

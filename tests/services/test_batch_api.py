@@ -17,15 +17,15 @@ from fastapi.testclient import TestClient
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus
 from meander.config import Settings, StreamConfig
+from meander.models.inference import predict_one
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_model
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
+from meander.services import batch as batch_module
+from meander.services import create_app
 from meander.store import memory_store
-from models.inference import predict_one
-from models.registry import Registry
-from models.signing import signer_for
-from models.specs import build_model
-from producers.synthetic import synthetic
-from services import batch as batch_module
-from services import create_app
 
 SPEC = "preprocessing.StandardScaler | linear_model.LogisticRegression"
 URL = "/v1/streams/sea/batch"

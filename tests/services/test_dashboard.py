@@ -16,19 +16,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.notifier import Notifier
 from meander import topics
 from meander.config import Settings, StreamConfig
+from meander.consumers.notifier import Notifier
 from meander.events import Alert, ModelEvent, encode
 from meander.loop import Loop
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_model
+from meander.producers.labels import Publisher
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
-from models.specs import build_model
-from producers.labels import Publisher
-from producers.synthetic import synthetic
-from services import create_app
-from services.auth import new_key
+from meander.services import create_app
+from meander.services.auth import new_key
 from tests.conftest import MakeRuntime, MakeStream
 
 EVENTS = 600

@@ -24,8 +24,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from meander.config import Settings
-from producers.synthetic import synthetic
-from services.auth import new_key
+from meander.producers.synthetic import synthetic
+from meander.services.auth import new_key
 from tests.services.conftest import Serve
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -18,8 +18,8 @@ from websockets.sync.client import connect
 from meander import topics
 from meander.bus import TopicPartition, connect_bus
 from meander.config import Settings
-from producers.synthetic import synthetic
-from services.live import format_cursor
+from meander.producers.synthetic import synthetic
+from meander.services.live import format_cursor
 from tests.services.conftest import Serve
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from meander import topics
 from meander.bus import TopicPartition, connect_bus
 from meander.config import Settings, StreamConfig
 from meander.events import Alert, Prediction, encode
-from services.live import format_cursor
+from meander.services.live import format_cursor
 from tests.conftest import HookServer
 from tests.services.conftest import Serve
 

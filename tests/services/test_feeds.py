@@ -17,9 +17,9 @@ from meander.bus import Message
 from meander.config import Settings
 from meander.events import Alert, Prediction, decode, encode
 from meander.runtime import Runtime
-from services.auth import new_key
-from services.feeds import AlertFilter
-from services.predictions import PredictionFilter
+from meander.services.auth import new_key
+from meander.services.feeds import AlertFilter
+from meander.services.predictions import PredictionFilter
 from tests.conftest import MakeRuntime
 from tests.services.conftest import Serve
 

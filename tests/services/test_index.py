@@ -13,8 +13,8 @@ from meander.component import drain
 from meander.config import Settings, StreamConfig
 from meander.events import Alert, DeadLetter, Prediction, encode
 from meander.runtime import Runtime
+from meander.services.index import GROUP, PredictionIndex, lookup, prediction_key
 from meander.store import memory_store
-from services.index import GROUP, PredictionIndex, lookup, prediction_key
 from tests.conftest import MakeRuntime, ReadTopic
 
 FRAUD = StreamConfig(name="fraud", task="binary", features={"amount": "numeric"})

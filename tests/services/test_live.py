@@ -12,7 +12,14 @@ import pytest
 
 from meander.bus import MemoryBroker, MemoryBus, Record
 from meander.events import Alert, Envelope, encode
-from services.live import CursorError, Delivery, Ended, LiveFeed, format_cursor, parse_cursor
+from meander.services.live import (
+    CursorError,
+    Delivery,
+    Ended,
+    LiveFeed,
+    format_cursor,
+    parse_cursor,
+)
 
 TOPIC = "meander.alerts"
 WAIT = 30.0  # generous: only a broken reader ever waits this long

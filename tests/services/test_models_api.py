@@ -19,24 +19,24 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from consumers.notifier import Notifier
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, TopicPartition
 from meander.config import Settings, StreamConfig
+from meander.consumers.notifier import Notifier
 from meander.events import ModelEvent, Prediction, decode_batch
 from meander.exceptions import BusUnavailable
 from meander.loop import Loop
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_model
+from meander.producers.labels import Publisher
+from meander.producers.sample import Sample
+from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
+from meander.services import create_app
+from meander.services.auth import new_key
+from meander.services.decisions import Action
 from meander.store import memory_store
-from models.registry import Registry
-from models.signing import signer_for
-from models.specs import build_model
-from producers.labels import Publisher
-from producers.sample import Sample
-from producers.synthetic import synthetic
-from services import create_app
-from services.auth import new_key
-from services.decisions import Action
 from tests.services.conftest import Serve
 
 SPEC = "tree.HoeffdingTreeClassifier"

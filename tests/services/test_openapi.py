@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from meander.config import Settings, StreamConfig
-from services import create_app
+from meander.services import create_app
 from tests.services.conftest import RunningServer
 
 pytestmark = pytest.mark.integration

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from river import tree
 
-from consumers.predictor import SERVED_SOURCE, Predictor
 from meander import topics
 from meander.config import StreamConfig
+from meander.consumers.predictor import SERVED_SOURCE, Predictor
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
 from meander.runtime import Runtime
-from models.registry import Registry
-from models.signing import signer_for
-from services import create_app
+from meander.services import create_app
 from tests.conftest import MakeRuntime, ReadTopic
 
 OPEN = {"anonymous_scopes": ["publish", "read", "admin"]}

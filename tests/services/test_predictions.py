@@ -20,7 +20,7 @@ from meander.bus import Record
 from meander.config import Settings, StreamConfig
 from meander.events import Prediction, encode
 from meander.runtime import Runtime
-from services.auth import new_key
+from meander.services.auth import new_key
 from tests.conftest import MakeRuntime
 from tests.services.conftest import Serve
 from tests.services.test_feeds import DEADLINE, TIMEOUT, sse_events, take

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from meander import topics
 from meander.config import StreamConfig
 from meander.runtime import Runtime
-from services import create_app
-from services.auth import new_key
+from meander.services import create_app
+from meander.services.auth import new_key
 from tests.conftest import MakeRuntime, ReadTopic
 
 OPEN = {"anonymous_scopes": ["publish", "read", "admin"]}

@@ -10,14 +10,14 @@ import fakeredis
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.monitor import Monitor
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus
 from meander.config import Settings, StreamConfig
+from meander.consumers.monitor import Monitor
 from meander.events import FeatureEvent, encode
 from meander.runtime import Runtime
+from meander.services import create_app
 from meander.store import memory_store
-from services import create_app
 
 WINDOW = 200
 

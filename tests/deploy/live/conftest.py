@@ -28,9 +28,9 @@ import yaml
 from meander import topics
 from meander.bus import Bus, Record, connect_bus
 from meander.config import Settings
-from producers.labels import Publisher
-from producers.sample import Sample
-from producers.synthetic import synthetic
+from meander.producers.labels import Publisher
+from meander.producers.sample import Sample
+from meander.producers.synthetic import synthetic
 
 DEADLINE = 120.0
 PROMETHEUS_CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "prometheus.yml"
