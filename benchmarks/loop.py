@@ -28,8 +28,8 @@ from river import forest, metrics, tree
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, TopicPartition
 from meander.config import Settings, StreamConfig
+from meander.consumers.loop import Loop, TickClock
 from meander.events import Alert, ModelEvent, decode_batch
-from meander.loop import Loop, TickClock
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime

@@ -1,14 +1,16 @@
-"""The long-running stream processors, one per concern, each runnable as ``meander run NAME``.
+"""The long-running components, one subpackage each, every one runnable as ``meander run NAME``.
 
-:data:`COMPONENTS` names them all, as DESIGN.md and docker-compose.yml do; :data:`AVAILABLE`
-holds those this build ships (all of them), and :mod:`meander.consumers.assembly` builds them.
+:mod:`~meander.consumers.predictor`, :mod:`~meander.consumers.learner`,
+:mod:`~meander.consumers.trainer`, :mod:`~meander.consumers.monitor` and
+:mod:`~meander.consumers.notifier` each hold a component with its own helpers; the sixth, the
+producer, is :mod:`meander.producers.runner`. :mod:`~meander.consumers.assembly` is the one
+builder that starts any of them (``meander run``, ``meander serve --with``), and
+:mod:`~meander.consumers.loop` steps one stream's loop in one thread (backtest, demo,
+benchmarks). :data:`COMPONENTS` names them all, as docker-compose.yml does.
 """
 
 from __future__ import annotations
 
-__all__ = ["AVAILABLE", "COMPONENTS"]
+from meander.vocabulary import COMPONENTS
 
-COMPONENTS = ("predictor", "learner", "monitor", "trainer", "notifier", "producer")
-
-# Every component can run alone or beside the others; meander.consumers.assembly builds them.
-AVAILABLE = frozenset(COMPONENTS)
+__all__ = ["COMPONENTS"]

@@ -30,11 +30,11 @@ def build(
     names: Sequence[str], runtime: Runtime, *, stop: threading.Event | None = None
 ) -> list[Component]:
     """The components called ``names``, in an order that lets them start in one process."""
-    from meander.consumers.learner import Learner
-    from meander.consumers.monitor import Monitor
-    from meander.consumers.notifier import Notifier
-    from meander.consumers.predictor import Predictor
-    from meander.consumers.trainer import Trainer
+    from meander.consumers.learner.learner import Learner
+    from meander.consumers.monitor.monitor import Monitor
+    from meander.consumers.notifier.notifier import Notifier
+    from meander.consumers.predictor.predictor import Predictor
+    from meander.consumers.trainer.trainer import Trainer
     from meander.producers.runner import Producer
 
     streams = runtime.settings.streams

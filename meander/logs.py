@@ -9,12 +9,12 @@ logs as the learner, even in ``meander run all``), else the process's own.
 >>> import io
 >>> out = io.StringIO()
 >>> handler = configure_logging(component="predictor", level="INFO", stream=out)
->>> logging.getLogger("meander.consumers.learner").warning(
+>>> logging.getLogger("meander.consumers.learner.learner").warning(
 ...     "label refused", extra={"stream": "fraud", "event_id": "tx-1"})
 >>> record = orjson.loads(out.getvalue())
 >>> {k: record[k] for k in ("level", "logger", "message", "component", "stream", "event_id")}
 ... # doctest: +NORMALIZE_WHITESPACE
-{'level': 'WARNING', 'logger': 'meander.consumers.learner', 'message': 'label refused',
+{'level': 'WARNING', 'logger': 'meander.consumers.learner.learner', 'message': 'label refused',
  'component': 'learner', 'stream': 'fraud', 'event_id': 'tx-1'}
 >>> logging.getLogger().removeHandler(handler)
 """
@@ -29,27 +29,13 @@ from typing import Any, Literal, TextIO
 import orjson
 
 from meander.config import Settings
+from meander.vocabulary import COMPONENTS
 
 __all__ = ["JsonFormatter", "TextFormatter", "component_of", "configure_logging"]
 
 # The loggers of modules that work for one component, by module (or package) name.
 _COMPONENTS = {
-    "meander.consumers.predictor": "predictor",
-    "meander.consumers.learner": "learner",
-    "meander.consumers.learning": "learner",
-    "meander.consumers.lifecycle": "learner",
-    "meander.consumers.checkpoint": "learner",
-    "meander.consumers.lease": "learner",
-    "meander.consumers.trainer": "trainer",
-    "meander.consumers.retraining": "trainer",
-    "meander.consumers.monitor": "monitor",
-    "meander.consumers.feature_watch": "monitor",
-    "meander.consumers.profile": "monitor",
-    "meander.consumers.notifier": "notifier",
-    "meander.consumers.deliveries": "notifier",
-    "meander.consumers.webhooks": "notifier",
-    "meander.consumers.targets": "notifier",
-    "meander.consumers.subscriptions": "notifier",
+    **{f"meander.consumers.{name}": name for name in COMPONENTS if name != "producer"},
     "meander.producers": "producer",
     "meander.services": "service",
     "uvicorn": "service",
@@ -63,7 +49,7 @@ _STANDARD |= {"color_message"}
 def component_of(logger: str) -> str | None:
     """The component a logger's module works for, if it works for one.
 
-    >>> component_of("meander.consumers.lifecycle")
+    >>> component_of("meander.consumers.learner.lifecycle")
     'learner'
     >>> component_of("meander.producers.runner"), component_of("meander.services.app")
     ('producer', 'service')

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 import redis
 
+from meander import keys
 from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
 from meander.models.versions import Heads, ModelVersion, Status
@@ -55,7 +56,7 @@ class Registry:
         self.store = store
         self.stream = stream
         self.signer = signer
-        self._prefix = f"meander:registry:{stream}:"
+        self._prefix = keys.registry(stream)
         self._known: set[int] = set()  # versions seen to exist; they are never deleted
 
     def register(

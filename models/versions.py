@@ -12,11 +12,14 @@ True
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-__all__ = ["Heads", "ModelVersion", "Status"]
+from meander.config import StreamConfig
+
+__all__ = ["Heads", "ModelVersion", "Status", "config_hash"]
 
 Status = Literal["registered", "challenger", "champion", "retired", "rejected", "rolled_back"]
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -86,3 +89,8 @@ class Heads:
     def live(self) -> tuple[int, ...]:
         """The champion (if any) then the challengers: every version predictors should run."""
         return ((self.champion,) if self.champion is not None else ()) + self.challengers
+
+
+def config_hash(stream: StreamConfig) -> str:
+    """A short fingerprint of the stream's configuration, for the lineage of its models."""
+    return hashlib.sha256(stream.model_dump_json().encode()).hexdigest()[:16]

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from meander.bus import Record
-from meander.component import Component, run_until_stopped, stop_on_signals
+from meander.component import Component
 from meander.config import ProducerSettings, Settings, StreamConfig
 from meander.exceptions import ConfigError
 from meander.producers.exceptions import SourceError
@@ -37,7 +37,7 @@ from meander.producers.synthetic import GENERATORS, SyntheticStream, synthetic
 from meander.runtime import Runtime
 from meander.telemetry.metrics import EVENTS_PRODUCED
 
-__all__ = ["Producer", "main", "open_source"]
+__all__ = ["Producer", "open_source"]
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +147,6 @@ class Producer(Component):
             if self.on_finished is not None:
                 self.on_finished()
         return sent
-
-
-def main(settings: Settings) -> None:
-    """``meander run producer``: publish until the source runs out or a signal stops it."""
-    stop = stop_on_signals()
-    with Runtime.open(settings) as runtime:
-        producer = Producer(runtime, on_finished=stop.set)
-        run_until_stopped([producer], stop)
 
 
 def _target_stream(settings: Settings, producer: ProducerSettings) -> StreamConfig:

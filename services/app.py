@@ -27,37 +27,14 @@ from meander.bus import connect_bus
 from meander.config import Settings
 from meander.exceptions import BusUnavailable, MeanderError, StoreUnavailable
 from meander.runtime import Runtime
-from meander.services import (
-    alerts,
-    batch,
-    dashboard,
-    feeds,
-    models,
-    predict,
-    predictions,
-    publish,
-    streams,
-    subscriptions,
-)
 from meander.services.background import Background
 from meander.services.context import Service, unavailable
 from meander.services.limits import BodyLimit
+from meander.services.routes import API_ROUTERS, dashboard
 from meander.store import open_store
 from meander.telemetry import RequestMetrics
 
 __all__ = ["create_app"]
-
-API_ROUTERS = (
-    publish.router,
-    predict.router,
-    predictions.router,
-    feeds.router,
-    batch.router,
-    alerts.router,
-    subscriptions.router,
-    models.router,
-    streams.router,
-)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:

@@ -24,7 +24,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from meander.service_config import ApiKey, Scope
+from meander.config.service import ApiKey, Scope
 
 __all__ = ["ApiKeys", "Caller", "digest_of", "new_key", "require"]
 

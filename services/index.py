@@ -36,7 +36,7 @@ import logging
 import redis
 from pydantic import BaseModel, Field, ValidationError
 
-from meander import topics
+from meander import keys, topics
 from meander.bus import Message, TopicPartition, next_offsets
 from meander.component import Component
 from meander.deadletter import DeadLetters
@@ -56,7 +56,7 @@ def prediction_key(stream: str, event_id: str) -> str:
     >>> prediction_key("fraud", "tx-1001")
     'meander:fraud:prediction:tx-1001'
     """
-    return f"meander:{stream}:prediction:{event_id}"
+    return keys.prediction(stream, event_id)
 
 
 class PredictionLookup(BaseModel):

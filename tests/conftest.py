@@ -11,6 +11,7 @@ its own fakeredis server, so tests never see each other's topics, registries or 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -248,3 +249,14 @@ def hook_server() -> Iterator[Callable[..., HookServer]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def logging_kept() -> Iterator[None]:
+    """``run`` configures the process's logging: put it back as it was."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel
 from typer.core import TyperGroup
 
-from meander.cli import app
+from meander.cli.app import app
 from meander.config import Settings, load_settings
 from meander.consumers import COMPONENTS
 from meander.services import create_app

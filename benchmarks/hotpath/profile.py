@@ -21,8 +21,8 @@ from pathlib import Path
 
 from benchmarks.hotpath.stage import Stage
 from meander.component import Component
-from meander.consumers.learner import Learner
-from meander.consumers.predictor import Predictor
+from meander.consumers.learner.learner import Learner
+from meander.consumers.predictor.predictor import Predictor
 from meander.infra.kafka import LocalKafka
 from meander.infra.redis import LocalRedis
 from meander.runtime import Runtime

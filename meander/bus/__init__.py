@@ -1,7 +1,8 @@
 """The event bus: Kafka in production, an in-process log for the demo and unit tests.
 
 Both backends keep one contract (:class:`Bus`, :class:`Consumer`); :func:`connect_bus` picks one
-from the settings.
+from the settings. Above the contract, :mod:`meander.bus.ordered` reads several partitions in an
+order that depends on the data alone, and :mod:`meander.bus.inflight` tracks batches in flight.
 """
 
 from __future__ import annotations

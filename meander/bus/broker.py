@@ -15,24 +15,29 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping, Sequence
+from typing import Protocol
 
 from meander.bus.base import Delivered, Message, Record, TopicPartition, unknown_topic
 from meander.bus.partitioner import POSITIVE, murmur2_many
 from meander.exceptions import BusError
 
-if TYPE_CHECKING:
-    from meander.bus.memory import MemoryConsumer
-
 __all__ = ["MemoryBroker", "shared_broker"]
+
+
+class Member(Protocol):
+    """What the broker needs of a group member (a ``MemoryConsumer`` is one): the topics it
+    subscribes to."""
+
+    @property
+    def topics(self) -> Collection[str]: ...
 
 
 class GroupState:
     """A consumer group: its members in join order, their partitions, and its commits."""
 
     def __init__(self) -> None:
-        self.members: list[MemoryConsumer] = []
+        self.members: list[Member] = []
         self.generation = 0
         self.assignments: dict[int, set[TopicPartition]] = {}
         self.committed: dict[TopicPartition, int] = {}
@@ -96,13 +101,13 @@ class MemoryBroker:
     def group(self, name: str) -> GroupState:
         return self._groups.setdefault(name, GroupState())
 
-    def join(self, name: str, member: MemoryConsumer) -> None:
+    def join(self, name: str, member: Member) -> None:
         with self.changed:
             group = self.group(name)
             group.members.append(member)
             self._rebalance(group)
 
-    def leave(self, name: str, member: MemoryConsumer) -> None:
+    def leave(self, name: str, member: Member) -> None:
         with self.changed:
             group = self.group(name)
             if member in group.members:

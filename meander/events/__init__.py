@@ -25,6 +25,7 @@ from meander.events.payloads import (
     ModelEvent,
     Payload,
     Prediction,
+    decision,
 )
 from meander.events.values import Label, Value, new_id, now
 
@@ -42,6 +43,7 @@ __all__ = [
     "Payload",
     "Prediction",
     "Value",
+    "decision",
     "decode",
     "decode_batch",
     "encode",

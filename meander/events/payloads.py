@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meander.bus import Message
 from meander.events.values import Features, Label, new_id
+from meander.vocabulary import Action, Severity
 
 __all__ = [
     "PAYLOADS",
@@ -29,6 +30,7 @@ __all__ = [
     "ModelEvent",
     "Payload",
     "Prediction",
+    "decision",
 ]
 
 
@@ -102,7 +104,7 @@ class Alert(Payload):
         "performance",
     ]
     stream: str
-    severity: Literal["info", "warning", "critical"]
+    severity: Severity
     statistic: str
     value: float
     threshold: float | None = None
@@ -122,14 +124,7 @@ class ModelEvent(Payload):
     """A lifecycle decision, with the evidence behind it, on ``meander.models``."""
 
     type: ClassVar[str] = "io.meander.model.v1"
-    action: Literal[
-        "retrain_requested",
-        "challenger_trained",
-        "validated",
-        "rejected",
-        "promoted",
-        "rolled_back",
-    ]
+    action: Action
     stream: str
     model: str | None = None
     version: int | None = None
@@ -140,6 +135,28 @@ class ModelEvent(Payload):
 
     def key(self) -> str:
         return self.stream
+
+
+def decision(
+    stream: str,
+    action: str,
+    version: int,
+    previous: int | None,
+    reason: str,
+    evidence: dict[str, Any],
+    at_event: str | None = None,
+) -> ModelEvent:
+    """A lifecycle decision about ``version`` of the stream's lineage, with its evidence."""
+    return ModelEvent(
+        action=action,  # type: ignore[arg-type]
+        stream=stream,
+        model=stream,
+        version=version,
+        previous_version=previous,
+        reason=reason,
+        evidence=evidence,
+        at_event=at_event,
+    )
 
 
 class DeadLetter(Payload):

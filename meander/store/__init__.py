@@ -2,6 +2,7 @@
 
 Both speak the redis-py client API, so everything above the store (registry, checkpoints,
 subscriptions) runs one code path; :func:`open_store` picks the backend from the settings.
+:mod:`meander.store.lease` is a claim one process holds at a time (a stream's learner).
 """
 
 from __future__ import annotations

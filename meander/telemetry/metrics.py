@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from meander import vocabulary
 from meander.telemetry.histogram import BatchHistogram
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
     "WEBHOOK_DELIVERIES",
 ]
 
-COMPONENTS = ("learner", "predictor", "trainer", "monitor", "notifier", "producer", "service")
+COMPONENTS = (*vocabulary.COMPONENTS, "service")  # what a series' ``component`` label may say
 REASONS = (
     "undecodable",
     "contract",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import urllib.request
@@ -17,11 +16,11 @@ from meander.component import Component, drain
 from meander.config import Settings
 from meander.consumers import COMPONENTS, assembly
 from meander.consumers.assembly import build
-from meander.consumers.learner import Learner
-from meander.consumers.monitor import Monitor
-from meander.consumers.notifier import Notifier
-from meander.consumers.predictor import Predictor
-from meander.consumers.trainer import Trainer
+from meander.consumers.learner.learner import Learner
+from meander.consumers.monitor.monitor import Monitor
+from meander.consumers.notifier.notifier import Notifier
+from meander.consumers.predictor.predictor import Predictor
+from meander.consumers.trainer.trainer import Trainer
 from meander.exceptions import ConfigError
 from meander.producers.runner import Producer
 from meander.runtime import Runtime
@@ -101,17 +100,6 @@ def test_a_producer_alone_ends_the_process_with_its_source_and_beside_others_idl
     assert stop.is_set()
     assert [type(c) for c in beside] == [Notifier, Producer]
     assert beside[1].on_finished is None  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def logging_kept() -> Iterator[None]:
-    """``run`` configures the process's logging: put it back as it was."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def test_run_builds_on_the_configured_backends_and_runs_until_stopped(

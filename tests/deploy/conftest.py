@@ -4,9 +4,8 @@ The tools are Debian's: ``promtool`` and ``prometheus`` from the prometheus pack
 from prometheus-alertmanager (``make system-deps`` installs both). A missing tool skips its
 tests on a laptop and fails them under CI=true, as the Kafka and Redis fixtures do.
 
-The contract (the metric names of issue 5, /work/helpers/metrics_contract.md) is written out
-once here. Rules and dashboards are checked against it, and it is checked against the names
-meander's code registers.
+The contract (the metric names that deploy/ relies on) is written out once here. Rules and
+dashboards are checked against it, and it is checked against the names meander's code registers.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Usage: ``python tests/integration/learner_process.py CONFIG LABELS PROBE OUT [options]``
 
 It reads the settings from CONFIG (connections and the signing key from ``MEANDER_*`` variables),
-runs a :class:`~meander.consumers.learner.Learner` on the first configured stream until it has
-learned LABELS labels, checkpoints, and pickles to OUT what the test compares: the labels it resumed
-from, the labels it ended with, and the champion's answers (prediction and probabilities) on the
-feature dicts pickled in PROBE. ``--batch`` is the most labels a step takes; ``--pause`` sleeps
+runs a :class:`~meander.consumers.learner.learner.Learner` on the first configured stream until it
+has learned LABELS labels, checkpoints, and pickles to OUT what the test compares: the labels it
+resumed from, the labels it ended with, and the champion's answers (prediction and probabilities) on
+the feature dicts pickled in PROBE. ``--batch`` is the most labels a step takes; ``--pause`` sleeps
 between steps so that a test can kill it midway. It gives up with exit code 3 after ``--deadline``
 seconds.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from meander.config import load_settings
-from meander.consumers.learner import Learner
+from meander.consumers.learner.learner import Learner
 from meander.models.inference import clean, predict_one
 from meander.runtime import Runtime
 

@@ -22,7 +22,7 @@ import pytest
 from meander import topics
 from meander.bus import Record
 from meander.config import Settings, StreamConfig
-from meander.consumers.checkpoint import Checkpoints
+from meander.consumers.learner.checkpoint import Checkpoints
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime

@@ -22,7 +22,7 @@ import pytest
 from meander import topics
 from meander.bus import Bus, Consumer, Message, TopicPartition
 from meander.config import Settings, StreamConfig, load_settings
-from meander.consumers.checkpoint import Checkpoints
+from meander.consumers.learner.checkpoint import Checkpoints
 from meander.events import Alert, ModelEvent, Prediction, decode_batch
 from meander.models.registry import Registry
 from meander.models.signing import signer_for

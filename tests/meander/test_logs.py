@@ -40,7 +40,7 @@ def logged() -> Iterator[Callable[..., Lines]]:
 
 def test_each_record_is_one_json_line_with_its_fields(logged: Callable[..., Lines]) -> None:
     lines = logged(Settings())
-    logging.getLogger("meander.consumers.lifecycle").warning(
+    logging.getLogger("meander.consumers.learner.lifecycle").warning(
         "drift on %s", "fraud", extra={"stream": "fraud", "event_id": "tx-9", "kind": "drift"}
     )
     logging.getLogger("meander.component").info("no stream here")
@@ -52,7 +52,7 @@ def test_each_record_is_one_json_line_with_its_fields(logged: Callable[..., Line
     }
     assert (first["level"], first["logger"], first["message"]) == (
         "WARNING",
-        "meander.consumers.lifecycle",
+        "meander.consumers.learner.lifecycle",
         "drift on fraud",
     )
     assert (first["component"], first["stream"], first["event_id"]) == ("learner", "fraud", "tx-9")
@@ -75,8 +75,8 @@ def test_uvicorn_records_leave_their_terminal_colours_out(logged: Callable[..., 
 
 def test_the_level_comes_from_the_settings(logged: Callable[..., Lines]) -> None:
     lines = logged(Settings(log_level="WARNING"))
-    logging.getLogger("meander.consumers.trainer").info("hidden")
-    logging.getLogger("meander.consumers.trainer").error("shown")
+    logging.getLogger("meander.consumers.trainer.trainer").info("hidden")
+    logging.getLogger("meander.consumers.trainer.trainer").error("shown")
 
     assert [line["message"] for line in lines()] == ["shown"]
 
@@ -119,7 +119,7 @@ def test_by_default_it_writes_to_stderr_as_it_is_when_logging(
     swapped = io.StringIO()
     monkeypatch.setattr(sys, "stderr", swapped)
     try:
-        logging.getLogger("meander.consumers.notifier").warning("to the new stderr")
+        logging.getLogger("meander.consumers.notifier.notifier").warning("to the new stderr")
     finally:
         logging.getLogger().removeHandler(handler)
 
@@ -152,7 +152,10 @@ def test_alerts_and_decisions_are_logged_where_published(logged: Callable[..., L
     )  # fmt: skip
     promoted = ModelEvent(action="promoted", stream="fraud", version=3, at_event="tx-8")
     count_published(
-        "monitor", [alert, promoted], logging.getLogger("meander.consumers.monitor"), "fraud"
+        "monitor",
+        [alert, promoted],
+        logging.getLogger("meander.consumers.monitor.monitor"),
+        "fraud",
     )
 
     first, second = lines()

@@ -25,9 +25,9 @@ from meander import topics
 from meander.bus import Record
 from meander.component import drain
 from meander.config import StreamConfig
-from meander.consumers.notifier import Notifier
+from meander.consumers.loop import Loop
+from meander.consumers.notifier.notifier import Notifier
 from meander.events import DeadLetter, FeatureEvent, Feedback, encode
-from meander.loop import Loop
 from meander.producers.labels import Publisher
 from meander.producers.runner import Producer
 from meander.producers.synthetic import synthetic

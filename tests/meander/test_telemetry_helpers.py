@@ -28,8 +28,8 @@ def decode_reasons(*messages: Message) -> list[str | None]:
 
 
 def test_the_reasons_meander_writes_fall_in_their_classes(make_stream: MakeStream) -> None:
-    from meander.consumers.deliveries import Outcome
-    from meander.consumers.webhooks import Notice, Webhook
+    from meander.consumers.notifier.deliveries import Outcome
+    from meander.consumers.notifier.webhooks import Notice, Webhook
     from meander.models.inference import label_problem
 
     stream = make_stream("reasons")

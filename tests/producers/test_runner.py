@@ -26,11 +26,12 @@ from meander.bus import (
 )
 from meander.component import drain
 from meander.config import Settings
+from meander.consumers import assembly
 from meander.events import FeatureEvent, Feedback, decode
 from meander.exceptions import BusUnavailable, ConfigError
 from meander.producers import SourceError, synthetic
 from meander.producers.pacing import FakeClock, TokenBucket
-from meander.producers.runner import Producer, main
+from meander.producers.runner import Producer
 from meander.runtime import Runtime
 from meander.store import memory_store
 
@@ -216,16 +217,17 @@ def test_without_a_stream_the_producer_says_how_to_configure_one(runtime_for: An
         Producer(runtime_for(_settings("sea", stream="other")))
 
 
-def test_main_publishes_a_finite_source_and_returns() -> None:
+def test_run_producer_publishes_a_finite_source_and_returns(logging_kept: None) -> None:
     stream = f"main-{uuid.uuid4().hex[:8]}"
     settings = _settings(stream, events=500, label_delay=20, stream=stream)
+    settings = settings.model_copy(update={"metrics_port": 0})  # the port is not under test
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        main(settings)
+        assembly.run(["producer"], settings)
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
-    with connect_bus(settings) as bus:  # main used the process-wide embedded broker
+    with connect_bus(settings) as bus:  # run used the process-wide embedded broker
         assert len(_read(bus, topics.events(stream))) == 500
         assert len(_read(bus, topics.feedback(stream))) == 500
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meander.consumers.alertmanager import payload
+from meander.consumers.notifier.alertmanager import payload
 from meander.events import Alert
 
 pytestmark = pytest.mark.integration

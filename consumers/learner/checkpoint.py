@@ -1,0 +1,126 @@
+"""Where a learner's state lives between runs, and what it shares with everyone else.
+
+The checkpoint is the whole :class:`~meander.consumers.learner.learning.LearnerState` (models,
+metrics, detectors, pending events, offsets), pickled, signed like every model blob, and written
+with one ``SET``: a reader sees the old checkpoint or the new one, never half of each. A tampered
+checkpoint is refused before it is unpickled.
+
+What others read is separate and cheap: model snapshots in the registry (predictors serve
+them), the metrics of every live version, and the state of each race (the trainer judges it).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from typing import Any
+
+import orjson
+
+from meander import keys
+from meander.config import StreamConfig
+from meander.consumers.learner.learning import LearnerState
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_detector, build_model, check_task, spec_text
+from meander.models.versions import config_hash
+from meander.runtime import Runtime
+from meander.telemetry import set_model_metrics
+from meander.telemetry.metrics import CHECKPOINT_TIMESTAMP
+
+__all__ = ["Checkpoints", "initial_state"]
+
+
+class Checkpoints:
+    """The learner's checkpoint, metrics and race records for one stream."""
+
+    def __init__(self, runtime: Runtime, stream: StreamConfig) -> None:
+        self.store = runtime.store
+        self.stream = stream
+        self.signer = signer_for(runtime.settings)
+        self.registry = Registry(runtime.store, stream.name, self.signer)
+        self.key = keys.checkpoint(stream.name)
+
+    def save(self, state: LearnerState) -> None:
+        blob = self.signer.sign(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        self.store.set(self.key, blob)
+        # Set only here: a series of 0 before the first checkpoint would read as a very old one.
+        CHECKPOINT_TIMESTAMP.labels(self.stream.name).set(time.time())
+
+    def load(self) -> LearnerState | None:
+        blob = self.store.get(self.key)
+        if blob is None:
+            return None
+        state = pickle.loads(self.signer.verify(blob))
+        if not isinstance(state, LearnerState):
+            return None
+        return state
+
+    def publish_models(self, state: LearnerState) -> None:
+        """Snapshots of the champion and the challengers for the predictors, and the metrics."""
+        shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
+        for version in sorted(shared):
+            self.registry.save(version, state.models[version])
+        report = metrics(state)
+        self.store.set(keys.metrics(self.stream.name), orjson.dumps(report))
+        set_model_metrics(
+            self.stream.name, report["versions"], report["served"].get("champion", {})
+        )
+
+    def write_races(self, state: LearnerState) -> None:
+        with self.store.pipeline(transaction=False) as pipe:
+            for (challenger, baseline), race in state.races.items():
+                key = keys.race(self.stream.name, challenger, baseline)
+                pipe.hset(key, mapping=dict(race.to_dict()))  # type: ignore[arg-type]
+                pipe.expire(key, 86_400)  # a decided race is deleted; a forgotten one fades
+            if state.last_event is not None:
+                pipe.set(keys.last_event(self.stream.name), state.last_event)
+            pipe.execute()
+
+
+def metrics(state: LearnerState) -> dict[str, Any]:
+    """What the learner knows of every live version and of what was served, as JSON."""
+    return {
+        "champion": state.champion,
+        "labels": state.labels,
+        "pending": len(state.join),
+        "expired": state.join.expired,
+        "versions": {str(v): m.report() for v, m in state.metrics.items() if v in state.models},
+        "served": {key: m.report() for key, m in state.served.items()},
+        "counts": dict(state.counts),
+    }
+
+
+def initial_state(
+    runtime: Runtime, stream: StreamConfig, registry: Registry, notices: Any
+) -> LearnerState:
+    """A fresh state around the registry's champion, registering one from the config if none."""
+    champion = registry.champion()
+    if champion is None:
+        model = build_model(stream.model)
+        check_task(model, stream.task)
+        version = registry.register(
+            model,
+            spec=spec_text(stream.model),
+            cause={"reason": "initial champion from the stream's configuration"},
+            config_hash=config_hash(stream),
+        ).version
+        registry.promote(version, reason="initial champion from the stream's configuration")
+        notices.promoted(version, None, "initial champion from the stream's configuration", {})
+        champion = version
+    else:
+        model, _ = registry.load(champion)
+    state = LearnerState.start(
+        stream.task,
+        champion=champion,
+        model=model,
+        detector=build_detector(stream.drift.concept_detector),
+        ttl_seconds=stream.label_window.ttl_seconds,
+        max_pending=stream.label_window.max_pending,
+        replay_window=stream.learning.replay_window,
+        race_window=stream.promotion.min_samples,
+        rollback_window=stream.promotion.rollback_window,
+    )
+    for challenger in registry.challengers():
+        state.add_challenger(challenger, registry.load(challenger)[0])
+    return state

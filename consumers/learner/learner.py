@@ -1,0 +1,269 @@
+"""The learner: joins late labels to their events, learns, evaluates, and watches for drift.
+
+One learner owns a stream's models (a :class:`~meander.store.lease.Lease` keeps it so). Each step:
+
+1. apply lifecycle events from ``meander.models`` (a new challenger, a promotion, a rollback);
+2. take a batch of labels from ``S.feedback`` in a deterministic merged order;
+3. read ``S.events`` and ``S.predictions`` up to where they were when the labels were read,
+   so that every label whose event was published before it finds its features;
+4. per label: test every live model, update metrics, races and the drift detector, then train;
+   labels for unknown or expired events, or of the wrong type, go to the dead-letter topic;
+5. on drift, publish an alert and a retrain request carrying the offsets of the recent window;
+6. now and then, share the models with the predictors (registry snapshots) and write a
+   checkpoint: models, metrics, detectors, pending events and offsets, in one atomic write.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from meander import keys
+from meander.bus import Message
+from meander.component import Component
+from meander.config import StreamConfig
+from meander.consumers.learner.checkpoint import Checkpoints, initial_state
+from meander.consumers.learner.learner_inputs import LearnerInputs
+from meander.consumers.learner.learning import LearnerState, Outcome, lagging
+from meander.consumers.learner.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
+from meander.deadletter import DeadLetters
+from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
+from meander.models.inference import clean, label_problem
+from meander.runtime import Runtime
+from meander.schema import Schema
+from meander.store.lease import Lease
+from meander.telemetry import LagSampler, Meter, Tally, forget_learner
+from meander.telemetry.metrics import FEEDBACK_EXPIRED, FEEDBACK_JOINED, FEEDBACK_UNMATCHED
+
+__all__ = ["Learner"]
+
+log = logging.getLogger(__name__)
+CHECKPOINT_SPACING = 9.0
+
+
+class Learner(Component):
+    """Learns one stream's models from its labels; see the module docstring for a step."""
+
+    name = "learner"
+
+    def __init__(self, runtime: Runtime, stream: StreamConfig, *, batch: int = 500) -> None:
+        self.runtime, self.stream, self.batch = runtime, stream, batch
+        self.bus = runtime.bus
+        self.checkpoints = Checkpoints(runtime, stream)
+        self.registry = self.checkpoints.registry
+        self.notices = LifecycleNotices(runtime.bus, stream, self.registry)
+        self.dead = DeadLetters(runtime.bus, self.name)
+        self.schema = Schema(stream)
+        self.lease = Lease(runtime.store, keys.lease(stream.name), stream.learning.lease_seconds)
+        self.state: LearnerState | None = None
+        self.meter = Meter(self.name, stream.name)
+        self._since_checkpoint = 0
+        self._since_publish = 0
+        self._checkpointed_at = time.monotonic()
+        self._checkpoint_cost = 0.0  # seconds the last checkpoint took
+
+    # -- the step ---------------------------------------------------------------------------
+
+    def step(self, timeout: float = 0.0) -> int:
+        if not self.lease.hold():
+            self._let_go()
+            time.sleep(min(timeout, 0.5))
+            return 0
+        state = self.state or self._resume()
+        for envelope in self._readers.models_batch():
+            apply_model_event(state, envelope.payload, self.registry, self.stream.name)
+        labels = self._readers.feedback.take(self.batch, timeout)
+        handled = self._catch_up(state)
+        self._learn(state, labels)
+        self._count(state, len(labels), handled)
+        handled += len(labels)
+        self._since_checkpoint += len(labels)
+        self._since_publish += len(labels)
+        self._share(state)
+        return handled
+
+    @property
+    def handled_labels(self) -> int:
+        """Labels read so far: learned or dead-lettered."""
+        if self.state is None:
+            return 0
+        return self.state.labels + self.state.counts["rejected_feedback"]
+
+    def close(self) -> None:
+        if self.state is not None and self.lease.held:
+            self.checkpoint()
+        self._let_go()
+        self.lease.release()
+
+    def checkpoint(self) -> None:
+        """Write the whole state now, in one atomic write."""
+        if self.state is None:
+            return
+        started = time.monotonic()
+        self.state.offsets = self._readers.offsets()
+        self.checkpoints.save(self.state)
+        self._since_checkpoint = 0
+        self._checkpointed_at = time.monotonic()
+        self._checkpoint_cost = self._checkpointed_at - started
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _resume(self) -> LearnerState:
+        state = self.checkpoints.load()
+        about = {"stream": self.stream.name}
+        if state is None:
+            state = initial_state(self.runtime, self.stream, self.registry, self.notices)
+            log.info(
+                "%s: no checkpoint; starting with champion v%s",
+                self.stream.name,
+                state.champion,
+                extra=about,
+            )
+        else:
+            log.info("%s: resumed at %d labels", self.stream.name, state.labels, extra=about)
+        self._readers = LearnerInputs(self.runtime, self.stream, state.offsets)
+        feedback, name = self._readers.feedback, self.stream.name
+        self._lag = LagSampler(self.name, feedback.consumer, positions=feedback.offsets)
+        self._joined = Tally(FEEDBACK_JOINED.labels(name), state.labels)
+        self._expired = Tally(FEEDBACK_EXPIRED.labels(name), state.join.expired)
+        self._unmatched = Tally(FEEDBACK_UNMATCHED.labels(name), state.counts["unmatched"])
+        self.state = state
+        return state
+
+    def _let_go(self) -> None:
+        if self.state is not None:
+            self._lag.close()
+            self._readers.close()
+            self.state = None
+            forget_learner(self.stream.name)  # another learner owns the stream from now on
+
+    def _count(self, state: LearnerState, labels: int, caught_up: int) -> None:
+        self.meter.read(labels)
+        self.meter.consumed.inc(caught_up)  # the events and predictions it read to join them
+        self._joined.update(state.labels)
+        self._expired.update(state.join.expired)
+        self._unmatched.update(state.counts["unmatched"])
+        self._lag.sample()
+
+    def _catch_up(self, state: LearnerState) -> int:
+        """Read events and predictions up to their ends, into the join.
+
+        Both ends are taken at one moment: each prediction was published after its event, so
+        the events read include every event the predictions answer; taken at two moments,
+        events first, a prediction of an event published in between would find no event to
+        attach to, and be lost. Bad events are the predictor's to dead-letter; here they are
+        only skipped."""
+        predictions, events = self._readers.caught_up()
+        for envelope in decode_batch(events)[0]:
+            event = envelope.payload
+            # What the predictor dead-letters is never learned either.
+            if isinstance(event, FeatureEvent) and self.schema.violation(event.features) is None:
+                state.join.add_event(
+                    event.id,
+                    clean(event.features),
+                    timestamp_ms=envelope.message.timestamp_ms,
+                    partition=envelope.message.partition,
+                    offset=envelope.message.offset,
+                )
+        for envelope in decode_batch(predictions)[0]:
+            prediction = envelope.payload
+            if not isinstance(prediction, Prediction):
+                continue
+            scored = (prediction.prediction, prediction.probabilities)
+            label = state.join.add_prediction(
+                prediction.event_id,
+                version=prediction.version,
+                role=prediction.role,
+                prediction=scored,
+            )
+            if label is not None:
+                state.late(label, prediction.version, prediction.role, scored)
+        return len(events) + len(predictions)
+
+    def _learn(self, state: LearnerState, messages: list[Message]) -> None:
+        envelopes, rejected = decode_batch(
+            messages, max_bytes=self.runtime.settings.max_event_bytes
+        )
+        for envelope in envelopes:
+            feedback = envelope.payload
+            if not isinstance(feedback, Feedback):
+                rejected.append(
+                    (
+                        envelope.message,
+                        f"expected {Feedback.type} on this topic, got {envelope.type}",
+                    )
+                )
+                continue
+            problem = label_problem(feedback.label, self.stream.task)
+            if problem is not None:
+                rejected.append((envelope.message, problem))
+                continue
+            entry = state.join.take(feedback.event_id, feedback.label)
+            if entry is None:
+                rejected.append((envelope.message, self._unknown(feedback.event_id)))
+                state.counts["unmatched"] += 1
+                continue
+            outcome = state.evaluate(entry.features, feedback.label, entry.served)
+            state.learn(entry.features, feedback.label)
+            state.last_event = feedback.event_id
+            state.recent.append(
+                (entry.partition, entry.offset, envelope.message.partition, envelope.message.offset)
+            )
+            self._watch(state, outcome, feedback.event_id)
+        if rejected:
+            state.counts["rejected_feedback"] += len(rejected)
+            self.dead.send(rejected)
+
+    def _watch(self, state: LearnerState, outcome: Outcome, event_id: str) -> None:
+        if outcome.drift:
+            self.notices.drift(state, event_id, outcome.error)
+        elif outcome.warning:
+            self.notices.warning(state, event_id, outcome.error)
+        elif self._tunes(state):
+            self.notices.tune(state, event_id)
+        elif state.follow_up_at is not None and not state.races:
+            self.notices.follow_up(state, event_id)
+        elif state.follow_ups < MAX_FOLLOW_UPS and lagging(
+            state, self.stream.learning.replay_window, self.stream.task
+        ):
+            self.notices.follow_up(state, event_id, still_behind=True)
+
+    def _tunes(self, state: LearnerState) -> bool:
+        """True at the label that fills the first champion's replay window, when the stream has
+        candidates and nothing has been asked of the trainer yet."""
+        learning = self.stream.learning
+        return (
+            learning.tune_first
+            and bool(self.stream.candidates)
+            and state.labels == learning.replay_window
+            and state.drift_at is None
+            and state.retrain_requested_at is None
+            and not state.races
+        )
+
+    def _share(self, state: LearnerState) -> None:
+        learning = self.stream.learning
+        if state.races:
+            self.checkpoints.write_races(state)
+        # A young model changes fastest: share it up to 16 times as often until it has learned
+        # publish_every labels (with labels // 2 as the gap, the pace halves as it grows).
+        every = learning.publish_every
+        if self._since_publish >= min(every, max(every // 16, state.labels // 2)):
+            self.checkpoints.publish_models(state)
+            self._since_publish = 0
+        since = time.monotonic() - self._checkpointed_at
+        due = self._since_checkpoint >= learning.checkpoint_every or (
+            since >= learning.checkpoint_seconds and self._since_checkpoint
+        )
+        # A checkpoint costs as much as the join holds: with labels far behind their events
+        # it takes seconds. Spacing them by CHECKPOINT_SPACING times the last one's cost keeps
+        # them under a tenth of the time; after a crash, the labels since are learned again.
+        if due and since >= CHECKPOINT_SPACING * self._checkpoint_cost:
+            self.checkpoint()
+
+    def _unknown(self, event_id: str) -> str:
+        ttl = self.stream.label_window.ttl_seconds
+        return (
+            f"no event {event_id!r} is waiting for a label: unknown, already labelled, or older "
+            f"than the label window ({ttl:g} s, {self.stream.label_window.max_pending} events)"
+        )

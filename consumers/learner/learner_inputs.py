@@ -1,0 +1,106 @@
+"""The learner's four inputs, positioned where its checkpoint left them.
+
+Labels come from ``S.feedback`` in a deterministic merged order (:class:`~meander.bus.ordered.
+OrderedReader`); events and predictions are read up to their end at the time of asking
+(:class:`Tail`), so every label whose event was published before it finds its features; and
+``meander.models`` brings the lifecycle decisions the learner follows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from meander import topics
+from meander.bus import Bus, Message, TopicPartition
+from meander.bus.ordered import OrderedReader
+from meander.config import StreamConfig
+from meander.events import ModelEvent, decode_batch
+from meander.runtime import Runtime
+
+__all__ = ["LearnerInputs", "Tail"]
+
+
+class LearnerInputs:
+    """The learner's four inputs, positioned at the checkpoint's offsets."""
+
+    def __init__(self, runtime: Runtime, stream: StreamConfig, offsets: dict[TopicPartition, int]):
+        bus = runtime.bus
+        name = stream.name
+        self.feedback = OrderedReader(bus, topics.feedback(name), offsets)
+        self.events = Tail(bus, topics.events(name), offsets)
+        self.predictions = Tail(bus, topics.predictions(name), offsets)
+        models_start = offsets or {TopicPartition(topics.MODELS, 0): _end(bus, topics.MODELS)}
+        self.models = Tail(bus, topics.MODELS, models_start)
+
+    def models_batch(self) -> list[Any]:
+        envelopes, _ = decode_batch(self.models.read(500))
+        return [e for e in envelopes if isinstance(e.payload, ModelEvent)]
+
+    def caught_up(self) -> tuple[list[Message], list[Message]]:
+        """Predictions and events, each read up to its end as of one request for both ends.
+
+        Every prediction published by then answers an event published before it, so the
+        events read include every event the predictions read answer."""
+        # One request for both topics; the bus asks it on a client that never fetches, so it
+        # does not queue behind a fetch the broker holds open for a tail already at its end.
+        both = [*self.predictions.partitions, *self.events.partitions]
+        ends = self.predictions.consumer.end_offsets(both)
+        return self.predictions.read_to_end(ends), self.events.read_to_end(ends)
+
+    def offsets(self) -> dict[TopicPartition, int]:
+        merged = self.feedback.offsets()
+        for tail in (self.events, self.predictions, self.models):
+            merged.update(tail.offsets())
+        return merged
+
+    def close(self) -> None:
+        for reader in (self.feedback, self.events, self.predictions, self.models):
+            reader.close()
+
+
+class Tail:
+    """Every partition of a topic, read in whatever order, up to the end seen at call time."""
+
+    def __init__(self, bus: Bus, topic: str, offsets: dict[TopicPartition, int]) -> None:
+        self.partitions = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
+        self.consumer = bus.assign(self.partitions)
+        for partition in self.partitions:
+            if partition in offsets:
+                self.consumer.seek(partition, offsets[partition])
+
+    def read(self, limit: int) -> list[Message]:
+        return self.consumer.consume(limit, 0.0)
+
+    def read_to_end(
+        self, ends: Mapping[TopicPartition, int] | None = None, settle: float = 2.0
+    ) -> list[Message]:
+        """Everything up to ``ends`` (the partitions' ends now, when None), or what arrived
+        within ``settle`` seconds."""
+        ends = ends or self.consumer.end_offsets(self.partitions)
+        found: list[Message] = []
+        deadline = time.monotonic() + settle
+        while True:
+            batch = self.consumer.consume(2_000, 0.0)
+            found.extend(batch)
+            behind = any(self.consumer.position(p) < ends[p] for p in self.partitions)
+            if not behind or time.monotonic() > deadline:
+                return found
+            if not batch:
+                time.sleep(0.005)  # a fetch is in flight
+
+    def offsets(self) -> dict[TopicPartition, int]:
+        return {p: self.consumer.position(p) for p in self.partitions}
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _end(bus: Bus, topic: str) -> int:
+    partition = TopicPartition(topic, 0)
+    consumer = bus.assign([partition])
+    try:
+        return int(consumer.end_offsets([partition])[partition])
+    finally:
+        consumer.close()

@@ -1,0 +1,285 @@
+"""What a learner knows and how it learns one label: the part of the learner without I/O.
+
+Each labelled event is first used to judge what the predictors served for it, before any
+model learns from it: prequential evaluation of the live service. The champion and the
+challengers it scored in shadow answered the same event, so their races are paired; the
+champion's error stream feeds the concept drift detector. Then every live model (champion,
+challengers, and the champion a promotion just replaced) learns the event. All of it is one
+picklable :class:`LearnerState`, which the learner checkpoints in one write.
+
+>>> from river import drift, tree
+>>> state = LearnerState.start("binary", champion=1, model=tree.HoeffdingTreeClassifier(),
+...                            detector=drift.ADWIN(), ttl_seconds=60, max_pending=100)
+>>> for i in range(4):
+...     served = {(1, "champion"): (True, None)}  # what a predictor answered
+...     _ = state.evaluate({"x": i % 2}, i % 2 == 0, served)
+...     state.learn({"x": i % 2}, i % 2 == 0)
+>>> state.labels, state.metrics[1].report()["accuracy"]
+(4, 0.5)
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from meander.bus import TopicPartition
+from meander.consumers.learner.join import LabelJoin
+from meander.models.evaluation import Prequential
+from meander.models.inference import Scored, predict_one
+from meander.models.race import RecentRace
+
+__all__ = ["LearnerState", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one label did to the champion's error stream."""
+
+    drift: bool
+    warning: bool
+    error: float
+
+
+@dataclass
+class LearnerState:
+    """Everything a learner must restore to resume exactly where it stopped."""
+
+    task: str
+    champion: int
+    models: dict[int, Any]
+    metrics: dict[int, Prequential]  # of what each version served, by version
+    served: dict[str, Prequential]  # of what was served as the champion, whatever the version
+    races: dict[tuple[int, int], RecentRace]
+    detector: Any
+    warning: Any | None
+    join: LabelJoin
+    recent: deque[tuple[int, int, int, int]]
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    watch: tuple[int, int] | None = None
+    labels: int = 0
+    retrain_requested_at: int | None = None
+    warned_at: int | None = None
+    last_event: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    race_window: int = 500
+    drift_at: int | None = None  # labels seen at the last drift, until a promotion
+    follow_ups: int = 0
+    follow_up_at: int | None = None
+    error_before: float | None = None  # the champion's error level before the last drift
+    promoted_at: int | None = None
+    rollback_window: int = 1_000
+
+    @classmethod
+    def start(
+        cls,
+        task: str,
+        *,
+        champion: int,
+        model: Any,
+        detector: Any,
+        ttl_seconds: float,
+        max_pending: int,
+        replay_window: int = 2_000,
+        race_window: int = 500,
+        rollback_window: int = 1_000,
+    ) -> LearnerState:
+        return cls(
+            task=task,
+            champion=champion,
+            models={champion: model},
+            metrics={champion: Prequential(task)},  # type: ignore[arg-type]
+            served={},
+            races={},
+            detector=detector,
+            warning=_warning_twin(detector),
+            join=LabelJoin(ttl_seconds=ttl_seconds, max_pending=max_pending),
+            recent=deque(maxlen=replay_window),
+            race_window=race_window,
+            rollback_window=rollback_window,
+        )
+
+    # -- learning ---------------------------------------------------------------------------
+
+    def learn(self, x: dict[str, Any], y: Any) -> None:
+        """Train every live model on one labelled event."""
+        for model in self.models.values():
+            model.learn_one(x, y)
+        self.labels += 1
+
+    def evaluate(self, x: dict[str, Any], y: Any, served: dict[tuple[int, str], Scored]) -> Outcome:
+        """Score what the predictors served for the event against its label: per-version
+        metrics, the races, and the champion's error stream for the drift detector.
+
+        Call it before :meth:`learn`. A version that was not served (the champion a promotion
+        just replaced, kept for the rollback watch) answers here, from its current state."""
+        answers: dict[int, Any] = {}
+        champion_error: float | None = None
+        for (version, role), (prediction, proba) in served.items():
+            if version in answers:
+                continue  # a redelivered prediction
+            answers[version] = prediction
+            self._metric(self.metrics, version).update(y, prediction, proba)
+            if role == "champion":
+                self._metric(self.served, "champion").update(y, prediction, proba)
+                champion_error = _error(y, prediction, self.task)
+        for (challenger, baseline), race in self.races.items():
+            for version in (challenger, baseline):
+                if version not in answers and version in self.models:
+                    answers[version] = predict_one(self.models[version], x, self.task)[0]
+            if challenger in answers and baseline in answers:
+                race.update(y, answers[challenger], answers[baseline])
+        if champion_error is None:
+            return Outcome(False, False, float("nan"))
+        level = _level(self.detector)
+        drift = _worse(self.detector, champion_error)
+        if drift and self.error_before is None:
+            self.error_before = level
+        warned = self.warning is not None and _worse(self.warning, champion_error)
+        warned = warned or bool(getattr(self.detector, "warning_detected", False))
+        return Outcome(drift, warned, champion_error)
+
+    def late(self, y: Any, version: int, role: str, scored: Scored) -> None:
+        """A prediction that arrived after its label: it still counts in the metrics."""
+        self._metric(self.metrics, version).update(y, scored[0], scored[1])
+        if role == "champion":
+            self._metric(self.served, "champion").update(y, scored[0], scored[1])
+
+    def _metric(self, table: dict[Any, Prequential], key: Any) -> Prequential:
+        metric = table.get(key)
+        if metric is None:
+            metric = table[key] = Prequential(self.task)  # type: ignore[arg-type]
+        return metric
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def add_challenger(self, version: int, model: Any) -> None:
+        self.models[version] = model
+        self.metrics.setdefault(version, Prequential(self.task))  # type: ignore[arg-type]
+        self.races[(version, self.champion)] = self._race(version, self.champion)
+        self.retrain_requested_at = None
+
+    def drop(self, version: int) -> None:
+        if version == self.champion:
+            return
+        self.models.pop(version, None)
+        self.races = {k: r for k, r in self.races.items() if version not in k}
+        if self.watch is not None and version in self.watch:
+            self.watch = None
+
+    def promote(self, version: int, model: Any | None) -> None:
+        """``version`` becomes the champion; the one it replaces is watched for a rollback."""
+        if model is not None:
+            self.models[version] = model
+            self.metrics.setdefault(version, Prequential(self.task))  # type: ignore[arg-type]
+        previous, self.champion = self.champion, version
+        # The drift episode stays open until the champion errs about as little as before it.
+        self.follow_up_at, self.promoted_at = None, self.labels
+        self.races = {
+            (c, version): self._race(c, version)
+            for (c, _) in self.races
+            if c not in (version, previous)
+        }
+        if previous in self.models and previous != version:
+            self.races[(version, previous)] = self._race(version, previous, self.rollback_window)
+            self.watch = (version, previous)
+        self._fresh_detectors()
+
+    def roll_back(self, restored: int, demoted: int, model: Any | None) -> None:
+        if model is not None:
+            self.models[restored] = model
+            self.metrics.setdefault(restored, Prequential(self.task))  # type: ignore[arg-type]
+        self.champion = restored
+        self.watch = None
+        # A challenger trained during the watch races the restored champion from now on.
+        self.races = {
+            (c, restored): self._race(c, restored)
+            for (c, _) in self.races
+            if c not in (restored, demoted)
+        }
+        self.drop(demoted)
+        self._fresh_detectors()
+
+    def end_watch(self) -> None:
+        if self.watch is not None:
+            _, previous = self.watch
+            self.watch = None
+            self.drop(previous)
+
+    def _race(self, challenger: int, baseline: int, window: int | None = None) -> RecentRace:
+        task: Any = self.task
+        return RecentRace(task, challenger, baseline, window=window or self.race_window)
+
+    def _fresh_detectors(self) -> None:
+        self.detector = self.detector.clone()
+        self.warning = _warning_twin(self.detector)
+        self.retrain_requested_at = None
+
+
+def _error(y: Any, prediction: Any, task: str) -> float:
+    if task == "regression":
+        return abs(float(y) - float(prediction)) if prediction is not None else abs(float(y))
+    return 0.0 if prediction == y else 1.0
+
+
+def _worse(detector: Any, error: float) -> bool:
+    """Update ``detector``; True only for a change for the worse.
+
+    A detector on the error stream also fires when the error falls, as a young model learns;
+    that is no reason to retrain. ADWIN tells the two apart: at a change it drops the oldest
+    part of its window, and the change is for the worse when the part it keeps has a higher
+    mean error than the part it dropped. (Comparing the kept part with the whole window is not
+    enough: the dropped part may hold the high errors of the model's own first steps.) KSWIN's
+    latest values are compared with what it held before. Page-Hinkley keeps no window, so every
+    change counts: give it ``mode="up"`` to watch for rises only."""
+    before, width = _level(detector), getattr(detector, "width", None)
+    detector.update(error)
+    if not detector.drift_detected:
+        return False
+    after = _level(detector)
+    if before is None or after is None:
+        return True
+    kept = getattr(detector, "width", None)
+    if width is not None and kept is not None and width + 1 > kept:
+        total = before * float(width) + error
+        dropped = (total - after * float(kept)) / float(width + 1 - kept)
+        return after > dropped
+    return after > before
+
+
+def lagging(state: LearnerState, settle: int, task: str) -> bool:
+    """True when, ``settle`` labels after the last drift or promotion, the champion still errs
+    clearly more than before the drift; closes the drift episode once it errs about as little.
+    A challenger that won its race may still be a poor model: promoted while the concept was
+    changing, it can be better than the old champion and bad all the same."""
+    before = state.error_before
+    if before is None or state.drift_at is None or state.races:
+        return False
+    now = _level(state.detector)
+    if now is None:
+        return False
+    if task == "regression":
+        back, clearly = before * 1.1, before * 1.5
+    else:
+        back, clearly = before + 0.05, before + 0.1
+    if now <= back:
+        state.error_before = state.drift_at = None
+        return False
+    since = state.labels - max(state.drift_at, state.promoted_at or 0)
+    return since >= settle and now > clearly
+
+
+def _level(detector: Any) -> float | None:
+    """The mean of the errors a detector keeps, when it keeps any."""
+    if hasattr(detector, "estimation"):
+        return float(detector.estimation)
+    window = getattr(detector, "window", None)
+    return sum(window) / len(window) if window else None
+
+
+def _warning_twin(detector: Any) -> Any | None:
+    """A more sensitive copy of a detector that has no warning zone of its own (ADWIN)."""
+    if hasattr(detector, "warning_detected") or not hasattr(detector, "delta"):
+        return None
+    return detector.clone({"delta": min(0.2, detector.delta * 100)})

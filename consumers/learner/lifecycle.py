@@ -1,0 +1,255 @@
+"""The learner's side of the model lifecycle: what it announces, and how it follows decisions.
+
+It announces drift (an alert, and a retrain request carrying the offsets of the recent labelled
+window, so the trainer can replay exactly those events) and warnings. It follows the trainer's
+decisions from ``meander.models``: a trained challenger joins the race, a promotion swaps the
+champion and starts the rollback watch, a rejection or rollback drops a model. It follows a
+person's promotion or rollback (the API's, ``evidence.manual``) the same way, except that no
+rollback watch follows a manual promotion: the trainer never judges one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from meander import topics
+from meander.bus import Bus
+from meander.config import StreamConfig
+from meander.consumers.learner.learning import LearnerState
+from meander.events import Alert, ModelEvent, decision, encode, new_id
+from meander.models.registry import Registry
+from meander.telemetry import count_published
+
+__all__ = ["LifecycleNotices", "apply_model_event", "replay_ranges"]
+
+log = logging.getLogger(__name__)
+SOURCE = "/meander/learner"
+MAX_FOLLOW_UPS = 2  # retrain requests after one drift whose challengers all lost
+
+
+class LifecycleNotices:
+    """Publishes what the learner finds, for one stream."""
+
+    def __init__(self, bus: Bus, stream: StreamConfig, registry: Registry) -> None:
+        self.bus, self.stream, self.registry = bus, stream, registry
+
+    def drift(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
+        """Alert, and ask for a retrain; ``error`` is the champion's error on the label that
+        made the detector fire."""
+        detector = state.detector
+        width = int(getattr(detector, "width", 0)) or None
+        alert_id = new_id()
+        name = type(detector).__name__
+        error = _reported(detector, error)
+        alert = Alert(
+            kind="concept_drift",
+            stream=self.stream.name,
+            severity="critical",
+            statistic=name.lower(),
+            value=error,
+            model=self.stream.name,
+            version=state.champion,
+            window=width,
+            at_event=event_id,
+            message=(
+                f"{name} found a change in the error of champion v{state.champion} after "
+                f"{state.labels} labels; recent error {error:.3f} over {width or '?'} labels"
+            ),
+        )
+        announced: list[Alert | ModelEvent] = [alert]
+        if self._may_request(state):
+            since = _since_change(state, width)
+            reason = f"concept drift in the error of champion v{state.champion}"
+            announced.append(self._request(state, alert_id, since, event_id, reason))
+        # Also during a race: if its challengers lose, the follow-up retrains after this drift.
+        state.drift_at, state.follow_ups = state.labels, 0
+        self._publish(announced, alert_id)
+
+    def follow_up(self, state: LearnerState, event_id: str, *, still_behind: bool = False) -> None:
+        """Ask again once every challenger of a drift lost, or once the champion still errs
+        clearly more than before the drift: by now the labels since the drift are enough to
+        warm-start a model on the new concept alone."""
+        state.follow_up_at = None
+        if state.drift_at is None or self._racing(state):
+            return
+        state.follow_ups += 1
+        ago = state.labels - state.drift_at
+        since = min(ago, len(state.recent))
+        why = (
+            f"champion v{state.champion} still errs more than before the drift"
+            if still_behind
+            else f"no challenger beat champion v{state.champion} after the drift"
+        )
+        reason = f"{why} {ago} labels ago; retraining on the labels since"
+        self._publish([self._request(state, None, since, event_id, reason)])
+
+    def tune(self, state: LearnerState, event_id: str) -> None:
+        """Ask once for the candidates to race the first champion, on every label so far: the
+        stream's spec is a guess made before any data came, and a drift may be long in coming.
+        """
+        reason = (
+            f"first tuning: champion v{state.champion} has learned {state.labels} labels; "
+            "the candidates race it"
+        )
+        self._publish(
+            [self._request(state, None, len(state.recent), event_id, reason, tuning=True)]
+        )
+
+    def warning(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
+        window = self.stream.learning.replay_window
+        if state.warned_at is not None and state.labels - state.warned_at < window:
+            return
+        state.warned_at = state.labels
+        alert = Alert(
+            kind="concept_drift_warning",
+            stream=self.stream.name,
+            severity="warning",
+            statistic=type(state.detector).__name__.lower(),
+            value=_reported(state.detector, error),
+            model=self.stream.name,
+            version=state.champion,
+            at_event=event_id,
+            message=f"the error of champion v{state.champion} may be changing",
+        )
+        self._publish([alert])
+
+    def promoted(
+        self, version: int, previous: int | None, reason: str, evidence: dict[str, Any]
+    ) -> None:
+        self._publish([decision(self.stream.name, "promoted", version, previous, reason, evidence)])
+
+    @staticmethod
+    def _racing(state: LearnerState) -> bool:
+        return any(b == state.champion for (_, b) in state.races)
+
+    def _may_request(self, state: LearnerState) -> bool:
+        if self._racing(state):
+            return False
+        if state.retrain_requested_at is None:
+            return True
+        # No answer after a long while (no trainer running?): ask again.
+        return state.labels - state.retrain_requested_at > 5 * self.stream.learning.replay_window
+
+    def _request(
+        self,
+        state: LearnerState,
+        alert_id: str | None,
+        since: int,
+        event_id: str,
+        reason: str,
+        *,
+        tuning: bool = False,
+    ) -> ModelEvent:
+        window = len(state.recent)
+        state.retrain_requested_at = state.labels
+        marks = {"tuning": True} if tuning else {}
+        return ModelEvent(
+            action="retrain_requested",
+            stream=self.stream.name,
+            model=self.stream.name,
+            version=state.champion,
+            at_event=event_id,
+            reason=reason,
+            evidence={
+                "alert": alert_id,
+                "labels": state.labels,
+                "window": window,
+                "since_change": since,
+                "replay": replay_ranges(state, window),
+            }
+            | marks,
+        )
+
+    def _publish(self, announced: list[Alert | ModelEvent], alert_id: str | None = None) -> None:
+        """Publish alerts (the first with ``alert_id``, which a retrain request refers to) and
+        decisions, then count and log them."""
+        records = [
+            encode(
+                topics.ALERTS if isinstance(payload, Alert) else topics.MODELS,
+                payload,
+                source=SOURCE,
+                subject=self.stream.name,
+                event_id=alert_id if isinstance(payload, Alert) else None,
+            )
+            for payload in announced
+        ]
+        self.bus.publish(records)
+        count_published("learner", announced, log, self.stream.name)
+
+
+def _reported(detector: Any, error: float) -> float:
+    """An alert's value: the detector's estimate of the error or, for a detector that keeps
+    none (Page-Hinkley), the error it fired at. A NaN would be encoded as null, and no reader
+    accepts an alert whose value is not a number."""
+    estimate = getattr(detector, "estimation", None)
+    return float(estimate) if estimate is not None else float(error)
+
+
+def _since_change(state: LearnerState, width: int | None) -> int:
+    """How many of the latest labels likely come after the change: those since the warning
+    that preceded the drift, when it came within the detector's window; else none (the
+    detector caught the change at once, and its window is mostly the old concept)."""
+    since = 0
+    if state.warned_at is not None and state.labels - state.warned_at <= (width or 0):
+        since = state.labels - state.warned_at
+    return min(since, len(state.recent))
+
+
+def replay_ranges(state: LearnerState, window: int) -> dict[str, dict[str, list[int]]]:
+    """Per partition, the half-open offset ranges of the last ``window`` labelled events and
+    of their labels."""
+    recent = list(state.recent)[-window:]
+    events: dict[int, list[int]] = defaultdict(lambda: [2**62, -1])
+    labels: dict[int, list[int]] = defaultdict(lambda: [2**62, -1])
+    for event_partition, event_offset, label_partition, label_offset in recent:
+        _widen(events[event_partition], event_offset)
+        _widen(labels[label_partition], label_offset)
+    return {
+        "events": {str(p): [lo, hi + 1] for p, (lo, hi) in sorted(events.items())},
+        "feedback": {str(p): [lo, hi + 1] for p, (lo, hi) in sorted(labels.items())},
+    }
+
+
+def _widen(bounds: list[int], offset: int) -> None:
+    bounds[0] = min(bounds[0], offset)
+    bounds[1] = max(bounds[1], offset)
+
+
+def apply_model_event(state: LearnerState, event: Any, registry: Registry, stream: str) -> None:
+    """Follow one decision from ``meander.models``."""
+    if not isinstance(event, ModelEvent) or event.stream != stream or event.version is None:
+        return
+    version = event.version
+    if event.action == "challenger_trained" and version not in state.models:
+        state.add_challenger(version, registry.load(version)[0])
+    elif event.action == "rejected":
+        state.drop(version)
+        if state.drift_at is not None and state.follow_ups < MAX_FOLLOW_UPS:
+            state.follow_up_at = state.labels  # once no challenger is left racing
+    elif event.action == "promoted" and version != state.champion:
+        model = None if version in state.models else registry.load(version)[0]
+        state.promote(version, model)
+        if event.evidence.get("manual") is True:
+            _settle_manual(state)
+    elif event.action == "rolled_back" and version != state.champion:
+        model = None if version in state.models else registry.load(version)[0]
+        state.roll_back(version, event.previous_version or state.champion, model)
+        if event.evidence.get("manual") is True:
+            _settle_manual(state)
+    elif event.action == "validated" and event.evidence.get("stage") == "rollback_window":
+        state.end_watch()
+    log.info("%s: followed %s v%s", stream, event.action, version, extra={"stream": stream})
+
+
+def _settle_manual(state: LearnerState) -> None:
+    """After a manual promotion or rollback, keep only the champion and the challengers racing
+    it. The trainer watches only its own promotions, so a watch race here would never be
+    judged; and the replaced champion, or the one a cut-short watch held, would learn forever
+    for nothing.
+    """
+    state.end_watch()
+    racing = {challenger for (challenger, _) in state.races}
+    for version in set(state.models) - racing - {state.champion}:
+        state.drop(version)

@@ -1,0 +1,183 @@
+"""Webhook targets: where a subscription may send, and one attempt at reaching one.
+
+A subscription's URL is given by whoever holds an admin key, and the notifier POSTs from inside
+the deployment: without a check, a subscription could make it call the cloud's metadata service
+or an internal admin port. So a target must be ``http`` or ``https``, and every address its host
+resolves to must be public, unless ``[service] allow_private_webhooks`` says otherwise. The
+check runs again before each delivery attempt (:class:`Poster`), because what a name resolves
+to may change.
+
+>>> try:
+...     check_target("http://127.0.0.1:8080/hook")
+... except UnsafeTarget as refused:
+...     print(refused)  # doctest: +ELLIPSIS
+the host 127.0.0.1 resolves to 127.0.0.1, a loopback address; ...
+>>> check_target("http://127.0.0.1:8080/hook", allow_private=True)
+>>> check_target("ftp://hooks.example/in")
+Traceback (most recent call last):
+  ...
+meander.consumers.notifier.targets.UnsafeTarget: the scheme must be http or https, got 'ftp'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from http.client import HTTPException
+from typing import Annotated, NamedTuple
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from meander.consumers.notifier.webhooks import Notice, Webhook
+from meander.exceptions import MeanderError
+
+__all__ = ["Attempt", "Poster", "UnsafeTarget", "WebhookUrl", "check_target", "refusal"]
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Sequence[str]]
+
+# Checked in this order: the first that applies names the refusal.
+_CLASSES: tuple[tuple[str, Callable[[Address], bool]], ...] = (
+    ("an unspecified", lambda address: address.is_unspecified),
+    ("a loopback", lambda address: address.is_loopback),
+    ("a link-local", lambda address: address.is_link_local),
+    ("a multicast", lambda address: address.is_multicast),
+    ("a private", lambda address: address.is_private),
+    ("a reserved", lambda address: address.is_reserved),
+    # Shared address space (100.64.0.0/10) and the like: not private, not reachable either.
+    ("a non-global", lambda address: not address.is_global),
+)
+
+
+class UnsafeTarget(MeanderError, ValueError):
+    """A webhook URL the notifier must not call; the message says why and what to change."""
+
+
+def refusal(address: str) -> str | None:
+    """Why ``address`` is no place to deliver to (its class), or None for a public address.
+
+    >>> refusal("10.1.2.3"), refusal("169.254.169.254"), refusal("93.184.215.14")
+    ('a private', 'a link-local', None)
+    >>> refusal("::ffff:127.0.0.1")
+    'a loopback'
+    """
+    parsed: Address = ipaddress.ip_address(address.partition("%")[0])
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped  # ::ffff:10.0.0.1 reaches 10.0.0.1
+    for name, applies in _CLASSES:
+        if applies(parsed):
+            return name
+    return None
+
+
+def check_target(url: str, *, allow_private: bool = False, resolve: Resolver | None = None) -> None:
+    """Raise :class:`UnsafeTarget` unless ``url`` may receive deliveries.
+
+    ``resolve(host, port)`` gives the addresses of a host (``getaddrinfo`` by default);
+    with ``allow_private`` only the scheme and the host's presence are checked.
+    """
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise UnsafeTarget("the URL holds spaces or control characters; percent-encode them")
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise UnsafeTarget(f"the URL does not parse: {error}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeTarget(f"the scheme must be http or https, got {parts.scheme!r}")
+    host = parts.hostname
+    if not host:
+        raise UnsafeTarget("the URL names no host; give one, as in https://hooks.example/in")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UnsafeTarget("the port is not a number between 0 and 65535") from None
+    if allow_private:
+        return
+    try:
+        addresses = (resolve or _getaddrinfo)(host, port)
+    except (OSError, UnicodeError) as error:
+        raise UnsafeTarget(f"the host {host} does not resolve: {error}") from None
+    if not addresses:
+        raise UnsafeTarget(f"the host {host} resolves to no address")
+    for address in addresses:
+        if (kind := refusal(address)) is not None:
+            raise UnsafeTarget(
+                f"the host {host} resolves to {address}, {kind} address; webhooks may only "
+                "target public addresses (an operator can set [service] "
+                "allow_private_webhooks = true)"
+            )
+
+
+def _getaddrinfo(host: str, port: int) -> list[str]:
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(sockaddr[0]) for *_, sockaddr in found]
+
+
+def _target_url(url: str) -> str:
+    try:
+        check_target(url, allow_private=True)  # the scheme and host; the addresses when used
+    except UnsafeTarget as error:
+        raise ValueError(str(error)) from None
+    return url
+
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048),
+    AfterValidator(_target_url),
+    Field(examples=["https://hooks.example/meander"]),
+]
+"""A webhook URL in a request: http or https, with a host (addresses are checked apart)."""
+
+
+class Attempt(NamedTuple):
+    """How one POST went: ``error`` is None when it was taken (2xx)."""
+
+    error: str | None
+    http_status: int | None
+    retry: bool
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    # urllib would turn a redirected POST into a GET without the body: fail loudly instead.
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class Poster:
+    """POSTs notices to webhooks, one attempt at a time, saying whether another may help.
+
+    Connection errors, timeouts, 5xx and 429 are worth retrying; other 4xx, redirects and
+    refused targets are not.
+    """
+
+    def __init__(self, timeout: float, *, resolve: Resolver | None = None) -> None:
+        self.timeout = timeout
+        self.resolve = resolve
+        self._opener = urllib.request.build_opener(_RefuseRedirects)
+
+    def post(self, webhook: Webhook, notice: Notice) -> Attempt:
+        """One attempt at delivering ``notice`` to ``webhook``."""
+        try:
+            if webhook.checked:  # at each attempt: what the host resolves to may have changed
+                check_target(webhook.url, resolve=self.resolve)
+            with self._opener.open(webhook.request(notice), timeout=self.timeout) as response:
+                return Attempt(None, response.status, False)
+        except UnsafeTarget as error:
+            return Attempt(f"target refused: {error}", None, False)
+        except urllib.error.HTTPError as error:
+            error.close()
+            if 300 <= error.code < 400:
+                redirect = f"HTTP {error.code} redirect (not followed: configure the final URL)"
+                return Attempt(redirect, error.code, False)
+            return Attempt(f"HTTP {error.code}", error.code, error.code >= 500 or error.code == 429)
+        except urllib.error.URLError as error:
+            return Attempt(f"connection error: {error.reason}", None, True)
+        except TimeoutError:
+            return Attempt(f"no answer within {self.timeout:g} s", None, True)
+        except (OSError, HTTPException) as error:
+            return Attempt(f"connection error: {type(error).__name__}: {error}", None, True)

@@ -1,0 +1,118 @@
+"""Building challengers: replay the recent labelled window, warm-start candidates on it.
+
+The retrain request names the offsets of the labelled events the learner saw last. Replaying
+exactly those (events and labels, joined by event id, in label order) gives every candidate the
+same recent past to learn from: a fresh model of the stream's spec, each configured candidate
+(our hyperparameter search), and each retired version of the lineage, which may fit again if
+its concept has come back. Each is scored prequentially on the window while it learns, and the
+best go on to race the champion on live events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meander import topics
+from meander.bus import Bus, TopicPartition
+from meander.bus.ordered import read_to_end
+from meander.config import StreamConfig
+from meander.events import FeatureEvent, Feedback, decode_batch
+from meander.models.evaluation import Prequential
+from meander.models.inference import clean, label_problem, predict_one
+from meander.models.registry import Registry
+from meander.models.specs import build_model, check_task, spec_text
+
+__all__ = ["Candidate", "candidates", "replay_window"]
+
+Window = list[tuple[dict[str, Any], Any]]
+
+
+@dataclass
+class Candidate:
+    """A warm-started model and how it did on the replayed window."""
+
+    model: Any
+    spec: str
+    origin: str  # "fresh", "fresh_since_change", "candidate" or "past_version"
+    score: float
+    source_version: int | None = None
+    window: Window | None = None  # when it learned a part of the window only
+
+
+def replay_window(
+    bus: Bus, stream: str, replay: Mapping[str, Mapping[str, list[int]]], task: str
+) -> Window:
+    """The labelled events the request points at, as (features, label) in label order."""
+    events = read_to_end(bus, _ranges(topics.events(stream), replay.get("events", {})))
+    labels = read_to_end(bus, _ranges(topics.feedback(stream), replay.get("feedback", {})))
+    features: dict[str, dict[str, Any]] = {}
+    for envelope in decode_batch(events)[0]:
+        if isinstance(envelope.payload, FeatureEvent):
+            features[envelope.payload.id] = clean(envelope.payload.features)
+    labels.sort(key=lambda m: (m.timestamp_ms, m.partition, m.offset))
+    window: Window = []
+    for envelope in decode_batch(labels)[0]:
+        feedback = envelope.payload
+        if not isinstance(feedback, Feedback) or label_problem(feedback.label, task):
+            continue
+        x = features.get(feedback.event_id)
+        if x is not None:
+            window.append((x, feedback.label))
+    return window
+
+
+def candidates(
+    stream: StreamConfig,
+    registry: Registry,
+    window: Window,
+    champion: int | None,
+    since_change: int,
+    *,
+    fresh: bool = True,
+) -> list[Candidate]:
+    """Every candidate, warm-started on the labels that follow the change, best first.
+
+    Labels from before the change teach the concept that left, so each spec (the stream's own,
+    then each configured candidate) learns only the latest ``since_change`` labels of the
+    window, and starts cold when the change was caught at once. Retired versions, which may
+    know a concept that came back, are scored on those labels too. Candidates that saw no
+    label keep their configured order: the stream's own spec first. Without ``fresh`` (the
+    first tuning, where a new model of the stream's spec would only repeat the champion) the
+    configured candidates alone are built."""
+    recent = window[len(window) - since_change :] if since_change > 0 else []
+    built: list[Candidate] = []
+    specs = [("fresh", stream.model)] if fresh else []
+    for origin, spec in specs + [("candidate", c) for c in stream.candidates]:
+        model = build_model(spec)
+        check_task(model, stream.task)
+        score = _warm_start(model, recent, stream.task)
+        built.append(Candidate(model, spec_text(spec), origin, score, window=recent))
+    # The two latest retired versions: the concepts most likely to come back, at a bounded cost.
+    retired = [v for v in registry.versions() if v.status in ("retired", "rolled_back")]
+    for past in retired[-2:]:
+        if past.version == champion or not recent:
+            continue
+        model, _ = registry.load(past.version)
+        score = _warm_start(model, recent, stream.task)
+        built.append(Candidate(model, past.spec, "past_version", score, past.version, recent))
+    if recent:  # scores mean something only when there were labels to score on
+        higher_is_better = stream.task != "regression"
+        built.sort(key=lambda c: c.score, reverse=higher_is_better)
+    return built
+
+
+def _warm_start(model: Any, window: Window, task: str) -> float:
+    """Test-then-train over the window; the prequential score (accuracy, or MAE)."""
+    metric = Prequential(task)  # type: ignore[arg-type]
+    for x, y in window:
+        prediction, proba = predict_one(model, x, task)
+        metric.update(y, prediction, proba)
+        model.learn_one(x, y)
+    report = metric.report()
+    return float(report["mae"] if task == "regression" else report["accuracy"]) if window else 0.0
+
+
+def _ranges(topic: str, ranges: Mapping[str, list[int]]) -> dict[TopicPartition, tuple[int, int]]:
+    return {TopicPartition(topic, int(p)): (int(lo), int(hi)) for p, (lo, hi) in ranges.items()}

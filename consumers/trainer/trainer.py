@@ -1,0 +1,255 @@
+"""The trainer: answers retrain requests with challengers, and judges their races.
+
+On a retrain request (from ``meander.models``) it replays the recent labelled window, warm-starts
+the candidates on it (:mod:`meander.consumers.trainer.retraining`) and registers the best as
+challengers, which the predictors then score in shadow and the learner trains and races against the
+champion on the same live events. Every step it reads the races the learner keeps and asks the
+validation gate: promote, reject, or wait. After a promotion it watches the new champion against the
+one it replaced and rolls back if the new one does worse. Each decision is first written to the
+registry, then announced on ``meander.models`` with its evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from meander import keys, topics
+from meander.component import Component
+from meander.config import StreamConfig
+from meander.consumers.trainer.retraining import Candidate, candidates, replay_window
+from meander.events import ModelEvent, decision, decode_batch, encode
+from meander.models.race import RecentRace
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.validation import Verdict, gate, rollback_check
+from meander.models.versions import config_hash
+from meander.runtime import Runtime
+from meander.telemetry import LagSampler, Meter, count_published
+
+__all__ = ["Trainer"]
+
+log = logging.getLogger(__name__)
+SOURCE = "/meander/trainer"
+LOOKS = 10  # the gate ends a race after 10 x min_samples events
+
+
+class Trainer(Component):
+    """Retraining and the validation gate for one stream."""
+
+    name = "trainer"
+
+    def __init__(self, runtime: Runtime, stream: StreamConfig, *, group: str | None = None) -> None:
+        self.runtime, self.stream = runtime, stream
+        self.store = runtime.store
+        self.registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+        self.consumer = runtime.bus.subscribe(
+            [topics.MODELS], group or f"meander-trainer-{stream.name}"
+        )
+        self.watch_key = keys.watch(stream.name)
+        # The gate looks at a race once per min_samples new events, so at most LOOKS times
+        # before its cap; each look spends an equal share of the significance (Bonferroni), so
+        # looking often does not promote an equal challenger more often than it should.
+        promotion = stream.promotion
+        self._per_look = promotion.model_copy(
+            update={"significance": promotion.significance / LOOKS}
+        )
+        self._looked: dict[tuple[int, int], int] = {}
+        self.meter = Meter(self.name, stream.name)
+        self.lag = LagSampler(self.name, self.consumer)
+
+    def step(self, timeout: float = 0.0) -> int:
+        messages = self.consumer.consume(100, timeout)
+        self.meter.read(len(messages))
+        self.lag.sample()
+        for envelope in decode_batch(messages)[0]:
+            event = envelope.payload
+            if (
+                isinstance(event, ModelEvent)
+                and event.stream == self.stream.name
+                and event.action == "retrain_requested"
+            ):
+                self._retrain(event, envelope.id)
+        if messages:
+            self.consumer.commit()
+        return len(messages) + self._judge()
+
+    def close(self) -> None:
+        self.lag.close()
+        self.consumer.close()
+
+    # -- retraining ---------------------------------------------------------------------------
+
+    def _retrain(self, request: ModelEvent, request_id: str) -> None:
+        champion = self.registry.champion()
+        if champion is None or request.version != champion or self.registry.challengers():
+            log.info(
+                "%s: request %s is stale or a race runs; skipped",
+                self.stream.name,
+                request_id,
+                extra={"stream": self.stream.name, "event_id": request.at_event},
+            )
+            return
+        replay = request.evidence.get("replay", {})
+        window = replay_window(self.runtime.bus, self.stream.name, replay, self.stream.task)
+        since = int(request.evidence.get("since_change", len(window)))
+        tuning = request.evidence.get("tuning") is True
+        ranked = candidates(self.stream, self.registry, window, champion, since, fresh=not tuning)
+        chosen = ranked[: self.stream.learning.max_challengers]
+        events = [self._register(c, champion, request, request_id, len(window)) for c in chosen]
+        self._publish(events)
+
+    def _register(
+        self, candidate: Candidate, champion: int, request: ModelEvent, request_id: str, seen: int
+    ) -> ModelEvent:
+        """Register one warm-started candidate as a challenger; the event announcing it."""
+        replay = request.evidence.get("replay", {})
+        training = {
+            "replay": replay,
+            "window": len(candidate.window) if candidate.window is not None else seen,
+            "origin": candidate.origin,
+            "window_score": candidate.score,
+            "source_version": candidate.source_version,
+        }
+        cause = {
+            "request": request_id,
+            "alert": request.evidence.get("alert"),
+            "reason": request.reason,
+        }
+        entry = self.registry.register(
+            candidate.model,
+            spec=candidate.spec,
+            parent=champion,
+            cause=cause,
+            training=training,
+            config_hash=config_hash(self.stream),
+        )
+        self.registry.add_challenger(entry.version, reason=f"{candidate.origin} warm start")
+        reason = f"{candidate.origin} {candidate.spec}, warm-started on {training['window']} labels"
+        evidence = {k: v for k, v in training.items() if k != "replay" and v is not None}
+        return self._event(
+            "challenger_trained",
+            entry.version,
+            champion,
+            reason,
+            evidence | {"request": request_id},
+            request.at_event,
+        )
+
+    # -- judging ------------------------------------------------------------------------------
+
+    def _judge(self) -> int:
+        champion = self.registry.champion()
+        if champion is None:
+            return 0
+        decided = self._judge_watch(champion)
+        if decided:
+            # After a roll back the races on hand are against the demoted champion: judge them
+            # next step, against the champion as it is then.
+            return decided
+        verdicts: list[tuple[int, Verdict, RecentRace]] = []
+        for challenger in self.registry.challengers():
+            race = self._race(challenger, champion)
+            if race is not None and self._new_look(race):
+                verdicts.append((challenger, gate(race, self._per_look), race))
+        winners = [v for v in verdicts if v[1].decision == "promote"]
+        if winners:
+            best = max(winners, key=lambda v: float(v[1].evidence.get("gain", 0.0)))
+            self._promote(best[0], champion, best[1], best[2])
+            return decided + 1
+        for challenger, verdict, race in verdicts:
+            if verdict.decision == "reject" and race.seen >= self.stream.promotion.patience:
+                self._reject(challenger, champion, verdict)
+                decided += 1
+        return decided
+
+    def _promote(self, challenger: int, champion: int, verdict: Verdict, race: RecentRace) -> None:
+        evidence = dict(verdict.evidence) | {"stage": "gate"}
+        at = self._at_event()
+        events = [self._event("validated", challenger, champion, verdict.reason, evidence, at)]
+        metrics = {
+            "challenger_score": race.challenger_score,
+            "champion_score": race.baseline_score,
+            "n": race.n,
+        }
+        previous = self.registry.promote(challenger, metrics=metrics, reason=verdict.reason)
+        events.append(self._event("promoted", challenger, previous, verdict.reason, evidence, at))
+        # The other challengers race on, now against the new champion: one of them may still be
+        # the better model once it has learned a little more.
+        self.store.set(self.watch_key, orjson.dumps({"new": challenger, "old": previous}))
+        self._publish(events)
+
+    def _reject(self, challenger: int, champion: int, verdict: Verdict) -> None:
+        self.registry.reject(challenger, verdict.reason)
+        self._publish(
+            [
+                self._event(
+                    "rejected",
+                    challenger,
+                    champion,
+                    verdict.reason,
+                    dict(verdict.evidence),
+                    self._at_event(),
+                )
+            ]
+        )
+
+    def _judge_watch(self, champion: int) -> int:
+        raw = self.store.get(self.watch_key)
+        if raw is None:
+            return 0
+        watch = orjson.loads(raw)
+        new, old = int(watch["new"]), int(watch["old"])
+        if new != champion:
+            self.store.delete(self.watch_key)  # someone else changed the champion since
+            return 0
+        race = self._race(new, old)
+        verdict = None if race is None else rollback_check(race, self.stream.promotion)
+        if verdict is None or verdict.decision == "continue":
+            return 0
+        evidence = dict(verdict.evidence) | {"stage": "rollback_window"}
+        if verdict.decision == "roll_back":
+            self.registry.roll_back(old, reason=verdict.reason)
+            event = self._event("rolled_back", old, new, verdict.reason, evidence, self._at_event())
+        else:
+            event = self._event("validated", new, old, verdict.reason, evidence, self._at_event())
+        self.store.delete(self.watch_key, keys.race(self.stream.name, new, old))
+        self._publish([event])
+        return 1
+
+    def _new_look(self, race: RecentRace) -> bool:
+        look = race.seen // self.stream.promotion.min_samples
+        key = (race.challenger, race.baseline)
+        if look == 0 or self._looked.get(key) == look:
+            return False
+        self._looked[key] = look
+        return True
+
+    def _race(self, challenger: int, baseline: int) -> RecentRace | None:
+        raw = self.store.hgetall(keys.race(self.stream.name, challenger, baseline))
+        return RecentRace.from_dict(raw) if raw else None  # type: ignore[arg-type]
+
+    def _at_event(self) -> str | None:
+        raw = self.store.get(keys.last_event(self.stream.name))
+        return raw.decode() if raw else None
+
+    def _event(
+        self,
+        action: str,
+        version: int,
+        previous: int | None,
+        reason: str,
+        evidence: dict[str, Any],
+        at: str | None,
+    ) -> ModelEvent:
+        return decision(self.stream.name, action, version, previous, reason, evidence, at)
+
+    def _publish(self, events: list[ModelEvent]) -> None:
+        if events:
+            records = [
+                encode(topics.MODELS, e, source=SOURCE, subject=self.stream.name) for e in events
+            ]
+            self.runtime.bus.publish(records)
+            count_published(self.name, events, log, self.stream.name)

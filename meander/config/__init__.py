@@ -1,0 +1,41 @@
+"""meander's configuration: one settings object (:mod:`meander.config.settings`), with the
+notifier's (:mod:`meander.config.notifier`) and the HTTP service's (:mod:`meander.config.service`)
+sections in modules of their own."""
+
+from meander.config.notifier import NotifierSettings, WebhookSettings
+from meander.config.service import SCOPES, ApiKey, Scope, ServiceSettings
+from meander.config.settings import (
+    DEFAULT_MODELS,
+    STREAM_NAME,
+    DriftSettings,
+    Feature,
+    LabelWindow,
+    LearningSettings,
+    ProducerSettings,
+    PromotionSettings,
+    Settings,
+    StreamConfig,
+    Task,
+    load_settings,
+)
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "SCOPES",
+    "STREAM_NAME",
+    "ApiKey",
+    "DriftSettings",
+    "Feature",
+    "LabelWindow",
+    "LearningSettings",
+    "NotifierSettings",
+    "ProducerSettings",
+    "PromotionSettings",
+    "Scope",
+    "ServiceSettings",
+    "Settings",
+    "StreamConfig",
+    "Task",
+    "WebhookSettings",
+    "load_settings",
+]

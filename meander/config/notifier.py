@@ -1,0 +1,73 @@
+"""The notifier's settings (``[notifier]``): configured webhooks, retries, its consumer group.
+
+Subscriptions made through the API live in Redis (:mod:`meander.consumers.notifier.subscriptions`);
+these are the ones a deployment fixes in its config file.
+
+>>> NotifierSettings(webhooks=[{"url": "https://hooks.example/in"}]).webhooks[0].min_severity
+'info'
+>>> WebhookSettings(url="ftp://hooks.example/in")
+Traceback (most recent call last):
+  ...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for WebhookSettings
+url
+  Value error, must be an http:// or https:// URL, got 'ftp://hooks.example/in' ...
+"""
+
+from __future__ import annotations
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    SecretStr,
+    field_validator,
+)
+
+from meander.vocabulary import Severity
+
+__all__ = ["NotifierSettings", "WebhookSettings"]
+
+
+class WebhookSettings(BaseModel):
+    """One subscriber that receives alerts and model events as JSON POSTs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    kinds: list[str] = Field(
+        default_factory=list, description="alert kinds or model actions to send; empty sends all"
+    )
+    streams: list[str] = Field(default_factory=list, description="empty sends every stream")
+    min_severity: Severity = "info"
+    secret: SecretStr | None = Field(
+        default=None,
+        description="signs each delivery: X-Meander-Signature is the HMAC-SHA256 of "
+        "'<X-Meander-Timestamp>.<body>'",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {url[:40]!r}")
+        return url
+
+
+class NotifierSettings(BaseModel):
+    """Where the notifier delivers alerts and model events, and how hard it tries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    retries: NonNegativeInt = 3
+    timeout_seconds: PositiveFloat = 5.0
+    backoff_seconds: PositiveFloat = Field(
+        default=0.5, description="the first retry's delay; each further retry waits twice as long"
+    )
+    group: str = Field(
+        default="meander-notifier",
+        min_length=1,
+        description="the notifiers' consumer group: each event is announced once per group",
+    )

@@ -1,0 +1,100 @@
+"""Redis keys and pub/sub channels: every name meander keeps in the store, built here.
+
+Per stream ``S``: the learner's checkpoint and lease, the metrics of its live versions, the
+state of each race, the last labelled event, the trainer's watch, the monitor's profile and the
+service's prediction index; the registry's versions sit under :func:`registry`. Shared: the
+notifier's channels and logs, and the webhook subscriptions.
+
+>>> checkpoint("fraud"), metrics("fraud"), race("fraud", 3, 2)
+('meander:fraud:learner:checkpoint', 'meander:fraud:metrics', 'meander:fraud:race:3:2')
+>>> channel("alerts"), channel("models", "fraud"), log("alerts")
+('meander:alerts', 'meander:models:fraud', 'meander:alerts:log')
+>>> prediction("fraud", "tx-1001"), registry("fraud")
+('meander:fraud:prediction:tx-1001', 'meander:registry:fraud:')
+>>> deliveries("sub_1")
+'meander:subscriptions:sub_1:deliveries'
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SUBSCRIPTIONS",
+    "SUBSCRIPTIONS_REVISION",
+    "SUBSCRIPTION_SECRETS",
+    "channel",
+    "checkpoint",
+    "deliveries",
+    "last_event",
+    "lease",
+    "log",
+    "metrics",
+    "prediction",
+    "profile",
+    "race",
+    "registry",
+    "watch",
+]
+
+SUBSCRIPTIONS = "meander:subscriptions"
+SUBSCRIPTION_SECRETS = "meander:subscriptions:secrets"
+SUBSCRIPTIONS_REVISION = "meander:subscriptions:revision"
+
+
+def deliveries(subscription: str) -> str:
+    """The capped stream of ``subscription``'s delivery records."""
+    return f"{SUBSCRIPTIONS}:{subscription}:deliveries"
+
+
+def checkpoint(stream: str) -> str:
+    """The learner's whole state, written in one ``SET``."""
+    return f"meander:{stream}:learner:checkpoint"
+
+
+def lease(stream: str) -> str:
+    """Who owns the stream's learner."""
+    return f"meander:{stream}:learner:lease"
+
+
+def metrics(stream: str) -> str:
+    """The prequential metrics of the stream's live versions (the learner writes them)."""
+    return f"meander:{stream}:metrics"
+
+
+def race(stream: str, challenger: int, baseline: int) -> str:
+    """The state of ``challenger``'s race against ``baseline`` (the trainer judges it)."""
+    return f"meander:{stream}:race:{challenger}:{baseline}"
+
+
+def last_event(stream: str) -> str:
+    """The id of the last event the learner learnt from."""
+    return f"meander:{stream}:last_event"
+
+
+def watch(stream: str) -> str:
+    """What the trainer watches after a promotion, to roll it back if it does worse."""
+    return f"meander:{stream}:watch"
+
+
+def profile(stream: str) -> str:
+    """The live profile of the stream's features (the monitor writes it)."""
+    return f"meander:{stream}:profile"
+
+
+def prediction(stream: str, event_id: str) -> str:
+    """The hash holding every model version's prediction for one event."""
+    return f"meander:{stream}:prediction:{event_id}"
+
+
+def registry(stream: str) -> str:
+    """The prefix of every key of the stream's model registry."""
+    return f"meander:registry:{stream}:"
+
+
+def channel(family: str, stream: str | None = None) -> str:
+    """The pub/sub channel of ``family`` ("alerts" or "models"), or of one of its streams."""
+    return f"meander:{family}" if stream is None else f"meander:{family}:{stream}"
+
+
+def log(family: str) -> str:
+    """The Redis stream that keeps the latest events of ``family`` ("alerts" or "models")."""
+    return f"meander:{family}:log"

@@ -1,0 +1,41 @@
+"""The words meander's parts share, each defined once: alert severities, model lifecycle actions,
+the components' names, and the source of the predictions the service serves itself.
+
+Each word list is a ``Literal`` type (what pydantic models and mypy check against); the tuples
+beside them are derived from it, in order.
+
+>>> SEVERITIES
+('info', 'warning', 'critical')
+>>> COMPONENTS
+('predictor', 'learner', 'monitor', 'trainer', 'notifier', 'producer')
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "ACTIONS",
+    "COMPONENTS",
+    "SERVED_SOURCE",
+    "SEVERITIES",
+    "Action",
+    "ComponentName",
+    "Severity",
+]
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # least severe first
+
+Action = Literal[
+    "retrain_requested", "challenger_trained", "validated", "rejected", "promoted", "rolled_back"
+]
+ACTIONS: tuple[Action, ...] = get_args(Action)
+
+ComponentName = Literal["predictor", "learner", "monitor", "trainer", "notifier", "producer"]
+COMPONENTS: tuple[ComponentName, ...] = get_args(ComponentName)  # each is `meander run NAME`
+
+SERVED_SOURCE = "/meander/service/predict"
+"""The CloudEvents source of events the service scored synchronously (``POST .../predict``):
+their champion prediction is already on ``S.predictions``, so predictors pass them by; the
+learner and the monitor read them like any other."""

@@ -1,0 +1,413 @@
+"""The learner joins labels to events, learns, checkpoints, resumes, and asks for retraining."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+from river import tree
+
+from meander import topics
+from meander.bus import Record
+from meander.component import drain
+from meander.config import StreamConfig
+from meander.consumers.learner.learner import Learner
+from meander.consumers.predictor.predictor import Predictor
+from meander.events import Alert, DeadLetter, FeatureEvent, Feedback, ModelEvent, encode
+from meander.exceptions import ModelTampered
+from meander.keys import race as race_key
+from meander.models.inference import predict_one
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.producers.labels import Publisher
+from meander.producers.synthetic import synthetic
+from meander.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples, ReadTopic
+
+# No snapshot or checkpoint unless a test asks for one.
+QUIET = {"publish_every": 1_000_000, "checkpoint_every": 1_000_000, "checkpoint_seconds": 3_600}
+
+
+@dataclass
+class Site:
+    runtime: Runtime
+    stream: StreamConfig
+    registry: Registry
+    predictor: Predictor
+
+
+@pytest.fixture
+def site(make_stream: MakeStream, make_runtime: MakeRuntime) -> Iterator[Site]:
+    stream = make_stream("s", learning=QUIET)
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    predictor = Predictor(runtime, stream)
+    yield Site(runtime, stream, registry, predictor)
+    predictor.close()
+
+
+def serve(site: Site, publish_samples: PublishSamples, count: int, start: int = 0) -> list[Record]:
+    """Publish ``count`` events and score them; their feedback, not yet published."""
+    published = publish_samples(site.runtime, site.stream, count, start=start, labels=False)
+    drain([site.predictor])
+    return published.feedback
+
+
+def models_events(site: Site, read_topic: ReadTopic) -> list[ModelEvent]:
+    found = read_topic(site.runtime, topics.MODELS)
+    return [e.payload for e in found if isinstance(e.payload, ModelEvent)]
+
+
+def test_the_first_step_registers_and_announces_the_configured_champion(
+    site: Site, read_topic: ReadTopic
+) -> None:
+    learner = Learner(site.runtime, site.stream)
+
+    learner.step()
+
+    champion = site.registry.champion()
+    assert champion is not None and learner.state is not None
+    assert learner.state.champion == champion
+    assert site.registry.get(champion).spec == "tree.HoeffdingTreeClassifier"
+    [event] = models_events(site, read_topic)
+    assert (event.action, event.version, event.previous_version) == ("promoted", champion, None)
+
+
+def test_labels_are_joined_to_their_served_events_and_learned(
+    site: Site, publish_samples: PublishSamples
+) -> None:
+    learner = Learner(site.runtime, site.stream, batch=100)
+    learner.step()
+    feedback = serve(site, publish_samples, 300)
+    site.runtime.bus.publish(feedback)
+
+    drain([learner])
+
+    state = learner.state
+    assert state is not None
+    assert state.labels == 300 and len(state.join) == 0
+    assert state.metrics[state.champion].report()["n"] == 300
+    assert state.served["champion"].report()["n"] == 300
+    probe = {"x0": 5.0, "x1": 5.0, "x2": 5.0}
+    assert predict_one(state.models[state.champion], probe, "binary")[0] is not None
+    assert len(state.recent) == 300
+    assert learner.handled_labels == 300
+
+
+def test_feedback_that_cannot_be_learned_is_dead_lettered_with_the_reason(
+    site: Site, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    learner = Learner(site.runtime, site.stream)
+    learner.step()
+    feedback = serve(site, publish_samples, 3)
+    where = topics.feedback("s")
+    bad = [
+        encode(where, Feedback(event_id="nobody", label=True), source="/test"),
+        encode(where, Feedback(event_id="sea-7-00000001", label=0.5), source="/test"),
+        encode(where, FeatureEvent(id="e", features={"x0": 1.0}), source="/test"),
+        Record(where, b"not an event", partition=0),
+    ]
+    site.runtime.bus.publish([*feedback[:1], *bad])
+
+    drain([learner])
+
+    assert learner.state is not None
+    assert learner.state.labels == 1
+    assert learner.state.counts["rejected_feedback"] == len(bad)
+    letters = [
+        e.payload
+        for e in read_topic(site.runtime, topics.DEADLETTER)
+        if isinstance(e.payload, DeadLetter)
+    ]
+    assert {(d.component, d.topic) for d in letters} == {("learner", where)}
+    reasons = " | ".join(sorted(d.reason for d in letters))
+    assert "no event 'nobody' is waiting for a label" in reasons
+    assert "label 0.5 (float) is not a class label" in reasons
+    assert f"expected {Feedback.type} on this topic, got {FeatureEvent.type}" in reasons
+    assert "not a CloudEvents" in reasons
+    assert len(letters) == len(bad)
+    # The event whose label had the wrong type still waits for a good one.
+    assert "sea-7-00000001" in learner.state.join.pending
+
+
+def summary(learner: Learner) -> dict[str, Any]:
+    """Everything a learner would go on from: equal summaries, equal learners."""
+    state = learner.state
+    assert state is not None
+    probes = [s.features for s in synthetic("sea", seed=99).samples(30)]
+    return {
+        "labels": state.labels,
+        "metrics": {v: m.report() for v, m in state.metrics.items()},
+        "served": {k: m.report() for k, m in state.served.items()},
+        "detector": (state.detector.width, state.detector.estimation),
+        "recent": list(state.recent),
+        "pending": sorted(state.join.pending),
+        "predictions": [predict_one(state.models[state.champion], x, "binary") for x in probes],
+    }
+
+
+def test_a_learner_resumes_from_the_checkpoint_and_ends_as_if_never_stopped(
+    site: Site, publish_samples: PublishSamples
+) -> None:
+    crashed = Learner(site.runtime, site.stream, batch=100)
+    crashed.step()
+    site.runtime.bus.publish(serve(site, publish_samples, 600))
+    while crashed.handled_labels < 200:
+        crashed.step()
+    crashed.checkpoint()
+    at_checkpoint = crashed.handled_labels
+    crashed.step()
+    crashed.step()  # learned past the checkpoint, then died without writing another
+    assert at_checkpoint < crashed.handled_labels < 600
+    crashed.lease.release()
+
+    resumed = Learner(site.runtime, site.stream, batch=100)
+    drain([resumed])
+    resumed.lease.release()
+
+    site.runtime.store.delete("meander:s:learner:checkpoint")
+    uninterrupted = Learner(site.runtime, site.stream, batch=100)
+    drain([uninterrupted])
+
+    assert summary(resumed) == summary(uninterrupted)
+    assert summary(resumed)["labels"] == 600
+
+
+def test_a_checkpoint_holds_the_offsets_it_was_taken_at(
+    site: Site, publish_samples: PublishSamples
+) -> None:
+    learner = Learner(site.runtime, site.stream, batch=100)
+    learner.step()
+    site.runtime.bus.publish(serve(site, publish_samples, 250))
+    drain([learner])
+    learner.checkpoint()
+    saved = learner.checkpoints.load()
+    assert saved is not None
+    learner.lease.release()
+
+    again = Learner(site.runtime, site.stream, batch=100)
+    again.step()
+
+    assert again.state is not None
+    by_topic: dict[str, int] = {}
+    for partition, offset in saved.offsets.items():
+        by_topic[partition.topic] = by_topic.get(partition.topic, 0) + offset
+    assert by_topic[topics.feedback("s")] == 250 == by_topic[topics.events("s")]
+    assert by_topic[topics.predictions("s")] == 250
+    assert again.state.labels == 250
+    assert again.state.offsets == saved.offsets
+
+
+def test_a_tampered_checkpoint_is_refused(site: Site, publish_samples: PublishSamples) -> None:
+    site.runtime.bus.publish(serve(site, publish_samples, 50))
+    learner = Learner(site.runtime, site.stream)
+    drain([learner])
+    learner.checkpoint()
+    learner.lease.release()
+    key = "meander:s:learner:checkpoint"
+    blob = site.runtime.store.get(key)
+    assert blob is not None
+    site.runtime.store.set(key, blob[:-1] + bytes([blob[-1] ^ 1]))
+
+    with pytest.raises(ModelTampered):
+        Learner(site.runtime, site.stream).step()
+
+
+def test_closing_checkpoints_and_lets_a_standby_take_over(
+    site: Site, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    site.runtime.bus.publish(serve(site, publish_samples, 120))
+    active, standby = Learner(site.runtime, site.stream), Learner(site.runtime, site.stream)
+    drain([active])
+    published = len(models_events(site, read_topic))
+
+    assert standby.step() == 0
+    assert standby.state is None
+    assert len(models_events(site, read_topic)) == published
+
+    active.close()
+    drain([standby])
+
+    assert standby.state is not None and standby.state.labels == 120
+
+
+def test_models_and_metrics_are_shared_every_publish_every_labels(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    stream = make_stream("s", learning={**QUIET, "publish_every": 100})
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream, batch=100)
+    learner.step()
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.champion()
+    assert champion is not None
+
+    publish_samples(runtime, stream, 250)
+    drain([learner])
+
+    # Registered, then a snapshot at least every 100 labels, and (while the model is young) up
+    # to 16 times as often, never more: how often depends on how the labels were batched.
+    assert 1 + 250 // 100 <= registry.heads().revisions[champion] <= 1 + 250 // (100 // 16)
+    metrics = orjson.loads(runtime.store.get("meander:s:metrics") or b"{}")
+    assert metrics["champion"] == champion and 100 <= metrics["labels"] <= 250
+    shared, _ = registry.load(champion)
+    probe = {"x0": 5.0, "x1": 5.0, "x2": 5.0}
+    assert predict_one(shared, probe, "binary")[0] is not None
+
+
+def test_a_trained_challenger_joins_and_its_race_is_written_for_the_trainer(
+    site: Site, publish_samples: PublishSamples
+) -> None:
+    learner = Learner(site.runtime, site.stream)
+    learner.step()
+    challenger = site.registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    site.registry.add_challenger(challenger)
+    event = ModelEvent(action="challenger_trained", stream="s", version=challenger)
+    site.runtime.bus.publish([encode(topics.MODELS, event, source="/test")])
+
+    site.runtime.bus.publish(serve(site, publish_samples, 80))
+    drain([learner])
+
+    assert learner.state is not None and challenger in learner.state.models
+    champion = learner.state.champion
+    race = site.runtime.store.hgetall(race_key("s", challenger, champion))
+    assert int(race[b"seen"]) == 80
+
+
+def test_a_drift_after_the_change_point_asks_for_a_retrain_with_the_window_to_replay(
+    make_runtime: MakeRuntime, read_topic: ReadTopic
+) -> None:
+    change = 1_500
+    # Stagger: a tree learns each concept almost perfectly, so the error rises at the change
+    # and only there.
+    source = synthetic("stagger", drift_every=change, seed=7)
+    stream = source.stream_config(
+        "stagger", model="tree.HoeffdingTreeClassifier", learning={"replay_window": 500}
+    )
+    runtime = make_runtime(stream)
+    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
+    learner.step()
+    publisher = Publisher("stagger")
+    samples = list(source.samples(3_000))
+    for start in range(0, len(samples), 100):
+        events, feedback = publisher.push(samples[start : start + 100])
+        runtime.bus.publish(events)
+        drain([predictor])
+        runtime.bus.publish(feedback)
+        drain([learner])
+    predictor.close()
+
+    requests = [
+        e.payload
+        for e in read_topic(runtime, topics.MODELS)
+        if isinstance(e.payload, ModelEvent) and e.payload.action == "retrain_requested"
+    ]
+    assert requests, "no retrain request after the concept changed"
+    at = [int((r.at_event or "").rsplit("-", 1)[1]) for r in requests]
+    assert min(at) >= change
+    first = requests[0]
+    assert first.evidence["labels"] > change and first.evidence["window"] == 500
+    replay = first.evidence["replay"]
+    assert sum(hi - lo for lo, hi in replay["feedback"].values()) == 500
+    assert sum(hi - lo for lo, hi in replay["events"].values()) >= 500
+    alerts = [
+        e.payload
+        for e in read_topic(runtime, topics.ALERTS)
+        if isinstance(e.payload, Alert) and e.payload.kind == "concept_drift"
+    ]
+    assert alerts and first.evidence["alert"] is not None
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_labels_are_counted_joined_unmatched_or_expired_and_each_once(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    name = f"labels{uuid.uuid4().hex[:8]}"
+    stream = make_stream(name, learning=QUIET, label_window={"max_pending": 5}, partitions=1)
+    runtime = make_runtime(stream)
+    predictor, learner = Predictor(runtime, stream), Learner(runtime, stream)
+    learner.step()
+    counted = ("joined", "unmatched", "expired")
+    before = {c: metric(f"meander_feedback_{c}_total", stream=name) for c in counted}
+    published = publish_samples(runtime, stream, 12, labels=False)
+    drain([predictor])
+    stranger = encode(topics.feedback(name), Feedback(event_id="nobody", label=True), source="/t")
+    runtime.bus.publish([*published.feedback[-3:], stranger])
+    drain([learner])
+    learner.checkpoint()
+    learner.close()
+    resumed = Learner(runtime, stream)  # resumes from the checkpoint: nothing counts twice
+    drain([resumed])
+
+    after = {c: metric(f"meander_feedback_{c}_total", stream=name) for c in counted}
+    # 12 events wait in a window of 5: the 7 oldest expire unlabelled.
+    assert {c: after[c] - before[c] for c in counted} == {"joined": 3, "unmatched": 1, "expired": 7}
+    resumed.close()
+    predictor.close()
+
+
+def test_the_checkpoint_time_is_set_by_a_checkpoint_and_goes_with_the_stream(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    name = f"ckpt{uuid.uuid4().hex[:8]}"
+    stream = make_stream(name, learning=QUIET)
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    learner.step()
+    labels = {"stream": name}
+    # No series before the first checkpoint: a 0 would read as a checkpoint from 1970.
+    assert REGISTRY.get_sample_value("meander_checkpoint_timestamp_seconds", labels) is None
+
+    started = time.time()
+    learner.checkpoint()
+    assert metric("meander_checkpoint_timestamp_seconds", **labels) >= started
+
+    learner.close()  # another learner takes the stream: this one's checkpoint time must not age
+    assert REGISTRY.get_sample_value("meander_checkpoint_timestamp_seconds", labels) is None
+
+
+@pytest.mark.parametrize("tune_first", [True, False])
+def test_the_first_champion_races_the_candidates_once_its_window_fills(
+    tune_first: bool,
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> None:
+    stream = make_stream(
+        "s",
+        candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=1)"],
+        learning=QUIET | {"replay_window": 200, "tune_first": tune_first},
+    )
+    runtime = make_runtime(stream)
+    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
+    learner.step()
+    for start in range(0, 600, 100):
+        publish_samples(runtime, stream, 100, start=start)
+        drain([predictor, learner])
+    predictor.close()
+
+    requests = [
+        e.payload
+        for e in read_topic(runtime, topics.MODELS)
+        if isinstance(e.payload, ModelEvent) and e.payload.action == "retrain_requested"
+    ]
+    if not tune_first:
+        assert requests == []
+        return
+    assert len(requests) == 1, "tuning is asked for once, not at every label after the window"
+    tuning = requests[0]
+    assert tuning.evidence["tuning"] is True and tuning.evidence["labels"] == 200
+    assert tuning.evidence["window"] == tuning.evidence["since_change"] == 200
+    assert tuning.reason.startswith("first tuning")

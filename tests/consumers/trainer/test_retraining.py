@@ -1,0 +1,141 @@
+"""Challengers learn the replayed window of a retrain request, in the order the learner saw it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from river import tree
+
+from meander import topics
+from meander.bus import Record, TopicPartition
+from meander.bus.ordered import OrderedReader
+from meander.consumers.trainer.retraining import candidates, replay_window
+from meander.events import Feedback, decode, encode
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import spec_text
+from meander.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples
+
+
+def whole(runtime: Runtime, topic: str) -> dict[str, list[int]]:
+    partitions = [TopicPartition(topic, p) for p in range(runtime.bus.partitions(topic))]
+    with runtime.bus.assign(partitions) as consumer:
+        ends = consumer.end_offsets(partitions)
+    return {str(p.partition): [0, ends[p]] for p in partitions}
+
+
+def learned_order(runtime: Runtime, stream: str) -> list[str]:
+    """The event ids of the feedback in the order a learner reads it."""
+    reader = OrderedReader(runtime.bus, topics.feedback(stream))
+    ids = []
+    while batch := reader.take(1_000):
+        for message in batch:
+            feedback = decode(message).payload
+            assert isinstance(feedback, Feedback)
+            ids.append(feedback.event_id)
+    reader.close()
+    return ids
+
+
+def test_the_window_is_the_labelled_events_in_the_order_the_learner_learned_them(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    stream = make_stream("s")
+    runtime = make_runtime(stream)
+    published = publish_samples(runtime, stream, 200)
+    replay = {
+        "events": whole(runtime, topics.events("s")),
+        "feedback": whole(runtime, topics.feedback("s")),
+    }
+
+    window = replay_window(runtime.bus, "s", replay, "binary")
+
+    by_id = {s.event_id: (s.features, s.label) for s in published.samples}
+    assert window == [by_id[i] for i in learned_order(runtime, "s")]
+
+
+def test_only_the_ranges_named_are_replayed_and_bad_or_unjoined_labels_are_left_out(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    stream = make_stream("s", partitions=1)
+    runtime = make_runtime(stream)
+    published = publish_samples(runtime, stream, 30)
+    where = topics.feedback("s")
+    late = published.samples[25].event_id
+    runtime.bus.publish(
+        [
+            encode(where, Feedback(event_id=late, label=2.5), source="/t"),
+            encode(where, Feedback(event_id="never published", label=True), source="/t"),
+            Record(where, b"garbage"),
+        ]
+    )
+    replay = {"events": {"0": [0, 30]}, "feedback": {"0": [10, 33]}}
+
+    window = replay_window(runtime.bus, "s", replay, "binary")
+
+    assert window == [(s.features, s.label) for s in published.samples[10:30]]
+    only_events = {"events": {"0": [20, 30]}, "feedback": {"0": [10, 30]}}
+    assert len(replay_window(runtime.bus, "s", only_events, "binary")) == 10
+
+
+def rows(count: int) -> list[tuple[dict[str, Any], Any]]:
+    return [({"x0": float(i % 10), "x1": 1.0, "x2": 0.0}, i % 10 >= 5) for i in range(count)]
+
+
+def test_every_spec_learns_the_labels_since_the_change_and_the_best_comes_first(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    configured = ["naive_bayes.GaussianNB", "tree.HoeffdingTreeClassifier(grace_period=20)"]
+    stream = make_stream("s", candidates=configured)
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    window = rows(300)
+
+    built = candidates(stream, registry, window, champion=None, since_change=120)
+
+    assert sorted(c.spec for c in built) == sorted(
+        spec_text(s) for s in ["tree.HoeffdingTreeClassifier", *configured]
+    )
+    assert {c.origin for c in built} == {"fresh", "candidate"}
+    assert all(c.window == window[-120:] for c in built)
+    assert [c.score for c in built] == sorted((c.score for c in built), reverse=True)
+    assert all(0.0 <= c.score <= 1.0 for c in built) and built[0].score > 0.5
+
+
+def test_without_labels_since_the_change_every_spec_starts_cold_in_configured_order(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    stream = make_stream("s", candidates=["naive_bayes.GaussianNB"])
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    old = registry.register(tree.HoeffdingTreeClassifier(), spec="tree.HoeffdingTreeClassifier")
+    registry.promote(old.version)
+    registry.promote(registry.register(tree.HoeffdingTreeClassifier(), spec="x").version)
+
+    built = candidates(stream, registry, rows(300), champion=None, since_change=0)
+
+    assert [c.origin for c in built] == ["fresh", "candidate"]
+    assert all(c.window == [] and c.score == 0.0 for c in built)
+
+
+def test_retired_versions_of_the_lineage_compete_but_never_the_champion(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    stream = make_stream("s")
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    versions = []
+    for _ in range(4):
+        model = tree.HoeffdingTreeClassifier()
+        versions.append(registry.register(model, spec="tree.HoeffdingTreeClassifier").version)
+        registry.promote(versions[-1])  # each one retires the one before
+    champion = versions[-1]
+
+    built = candidates(stream, registry, rows(200), champion=champion, since_change=100)
+
+    past = sorted(c.source_version for c in built if c.origin == "past_version")  # type: ignore[type-var]
+    assert past == versions[1:3]  # the two latest retired ones
+    assert champion not in past

@@ -1,0 +1,374 @@
+"""The trainer answers retrain requests with challengers and judges races, watches and rollbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+from river import tree
+
+from meander import topics
+from meander.bus import TopicPartition
+from meander.config import StreamConfig
+from meander.consumers.trainer.trainer import Trainer
+from meander.events import ModelEvent, encode
+from meander.keys import race as race_key
+from meander.models.inference import predict_one
+from meander.models.race import RecentRace
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples, ReadTopic
+
+MIN_SAMPLES, PATIENCE, ROLLBACK_WINDOW = 100, 300, 200
+
+
+@dataclass
+class Bench:
+    runtime: Runtime
+    stream: StreamConfig
+    registry: Registry
+    trainer: Trainer
+    champion: int
+
+
+@pytest.fixture
+def bench(make_stream: MakeStream, make_runtime: MakeRuntime) -> Iterator[Bench]:
+    stream = make_stream(
+        "s",
+        promotion={
+            "min_samples": MIN_SAMPLES,
+            "patience": PATIENCE,
+            "rollback_window": ROLLBACK_WINDOW,
+        },
+    )
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    registry.promote(champion)
+    runtime.store.set("meander:s:last_event", b"e-last")
+    trainer = Trainer(runtime, stream)
+    yield Bench(runtime, stream, registry, trainer, champion)
+    trainer.close()
+
+
+def decisions(bench: Bench, read_topic: ReadTopic) -> list[ModelEvent]:
+    found = read_topic(bench.runtime, topics.MODELS)
+    return [
+        e.payload
+        for e in found
+        if isinstance(e.payload, ModelEvent) and e.payload.action != "retrain_requested"
+    ]
+
+
+def whole(runtime: Runtime, topic: str) -> dict[str, list[int]]:
+    partitions = [TopicPartition(topic, p) for p in range(runtime.bus.partitions(topic))]
+    with runtime.bus.assign(partitions) as consumer:
+        ends = consumer.end_offsets(partitions)
+    return {str(p.partition): [0, ends[p]] for p in partitions}
+
+
+def request(bench: Bench, version: int, request_id: str = "req-1", **evidence: Any) -> None:
+    event = ModelEvent(
+        action="retrain_requested",
+        stream="s",
+        version=version,
+        at_event="e-drift",
+        reason="concept drift in the error of champion",
+        evidence={"alert": "alert-1"} | evidence,
+    )
+    bench.runtime.bus.publish([encode(topics.MODELS, event, source="/test", event_id=request_id)])
+
+
+def test_a_retrain_request_registers_challengers_with_their_lineage(
+    bench: Bench, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    publish_samples(bench.runtime, bench.stream, 300)
+    replay = {
+        "events": whole(bench.runtime, topics.events("s")),
+        "feedback": whole(bench.runtime, topics.feedback("s")),
+    }
+    request(bench, bench.champion, replay=replay, since_change=150)
+
+    bench.trainer.step()
+
+    challengers = bench.registry.challengers()
+    assert 1 <= len(challengers) <= bench.stream.learning.max_challengers
+    for version in challengers:
+        entry = bench.registry.get(version)
+        assert entry.status == "challenger" and entry.parent == bench.champion
+        assert entry.cause == {
+            "request": "req-1",
+            "alert": "alert-1",
+            "reason": "concept drift in the error of champion",
+        }
+        assert entry.training["replay"] == replay
+        assert 0 < entry.training["window"] <= 300
+        model, _ = bench.registry.load(version)
+        assert predict_one(model, {"x0": 1.0, "x1": 2.0, "x2": 3.0}, "binary")[0] is not None
+    trained = decisions(bench, read_topic)
+    assert {e.version for e in trained} == set(challengers)
+    assert {(e.action, e.previous_version, e.at_event) for e in trained} == {
+        ("challenger_trained", bench.champion, "e-drift")
+    }
+    assert all(e.evidence["request"] == "req-1" for e in trained)
+
+
+def test_a_first_tuning_races_the_candidates_and_no_copy_of_the_champion(
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> None:
+    candidates = [
+        "tree.HoeffdingAdaptiveTreeClassifier(seed=1)",
+        "preprocessing.StandardScaler | linear_model.LogisticRegression",
+    ]
+    stream = make_stream("s", candidates=candidates, learning={"max_challengers": 3})
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    registry.promote(champion)
+    publish_samples(runtime, stream, 300)
+    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
+    replay = {
+        "events": whole(runtime, topics.events("s")),
+        "feedback": whole(runtime, topics.feedback("s")),
+    }
+    request(bench, champion, replay=replay, since_change=300, tuning=True)
+
+    bench.trainer.step()
+    bench.trainer.close()
+
+    trained = [registry.get(v) for v in registry.challengers()]
+    assert sorted(entry.spec for entry in trained) == sorted(candidates)
+    assert {entry.training["origin"] for entry in trained} == {"candidate"}
+    assert all(entry.training["window"] == 300 for entry in trained)
+    assert len(decisions(bench, read_topic)) == len(candidates)
+
+
+def test_stale_requests_and_requests_during_a_race_are_skipped(
+    bench: Bench, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    publish_samples(bench.runtime, bench.stream, 50)
+    replay = {"feedback": whole(bench.runtime, topics.feedback("s"))}
+    request(bench, bench.champion + 1, "for another champion", replay=replay)
+    other = ModelEvent(action="retrain_requested", stream="other", version=bench.champion)
+    bench.runtime.bus.publish([encode(topics.MODELS, other, source="/test")])
+    bench.trainer.step()
+    assert bench.registry.challengers() == ()
+
+    request(bench, bench.champion, "first", replay=replay)
+    request(bench, bench.champion, "second", replay=replay)
+    bench.trainer.step()
+
+    causes = {bench.registry.get(v).cause["request"] for v in bench.registry.challengers()}
+    assert causes == {"first"}
+
+
+def challenger(bench: Bench) -> int:
+    version = bench.registry.register(
+        tree.HoeffdingTreeClassifier(), spec="tree", parent=bench.champion
+    ).version
+    bench.registry.add_challenger(version)
+    return version
+
+
+def race(
+    bench: Bench, challenger: int, baseline: int, events: list[tuple[bool, bool]], window: int = 500
+) -> None:
+    """Write the race the learner would keep: per event, (challenger right, baseline right)."""
+    kept = RecentRace("binary", challenger, baseline, window=window)
+    for challenger_right, baseline_right in events:
+        kept.update(True, challenger_right, baseline_right)
+    key = race_key("s", challenger, baseline)
+    bench.runtime.store.delete(key)
+    bench.runtime.store.hset(key, mapping=dict(kept.to_dict()))  # type: ignore[arg-type]
+
+
+def better(count: int) -> list[tuple[bool, bool]]:
+    return [(True, i % 2 == 0) for i in range(count)]
+
+
+def worse(count: int) -> list[tuple[bool, bool]]:
+    return [(i % 2 == 0, True) for i in range(count)]
+
+
+def even(count: int) -> list[tuple[bool, bool]]:
+    return [(i % 2 == 0, i % 2 == 0) for i in range(count)]
+
+
+def test_a_challenger_that_clearly_wins_is_validated_and_promoted(
+    bench: Bench, read_topic: ReadTopic
+) -> None:
+    winner, other = challenger(bench), challenger(bench)
+    race(bench, winner, bench.champion, better(200))
+    race(bench, other, bench.champion, even(200))
+
+    assert bench.trainer.step() == 1
+
+    assert bench.registry.champion() == winner
+    assert bench.registry.get(bench.champion).status == "retired"
+    assert bench.registry.get(winner).metrics["challenger_score"] == 1.0
+    assert bench.registry.challengers() == (other,)  # it races on, against the new champion
+    made = decisions(bench, read_topic)
+    assert [(e.action, e.version, e.previous_version) for e in made] == [
+        ("validated", winner, bench.champion),
+        ("promoted", winner, bench.champion),
+    ]
+    assert all(e.evidence["stage"] == "gate" and e.at_event == "e-last" for e in made)
+    watch = orjson.loads(bench.runtime.store.get("meander:s:watch") or b"null")
+    assert watch == {"new": winner, "old": bench.champion}
+
+
+def test_the_best_of_several_winners_is_promoted(bench: Bench) -> None:
+    good, best = challenger(bench), challenger(bench)
+    race(bench, good, bench.champion, [(True, i % 3 != 0) for i in range(300)])
+    race(bench, best, bench.champion, better(300))
+
+    bench.trainer.step()
+
+    assert bench.registry.champion() == best
+
+
+def test_a_race_is_judged_once_per_min_samples_events(bench: Bench, read_topic: ReadTopic) -> None:
+    version = challenger(bench)
+    race(bench, version, bench.champion, even(50))
+    assert bench.trainer.step() == 0  # too short to be judged
+
+    race(bench, version, bench.champion, even(100) + better(6))
+    bench.trainer.step()  # judged at its first look: undecided
+    race(bench, version, bench.champion, even(100) + better(90))
+    bench.trainer.step()  # the same look: not judged again, though it now clearly leads
+
+    assert bench.registry.champion() == bench.champion
+    race(bench, version, bench.champion, even(100) + better(100))
+    bench.trainer.step()
+    assert bench.registry.champion() == version
+
+
+def test_a_worse_challenger_is_rejected_only_after_its_patience(
+    bench: Bench, read_topic: ReadTopic
+) -> None:
+    version = challenger(bench)
+    race(bench, version, bench.champion, worse(PATIENCE - MIN_SAMPLES))
+
+    bench.trainer.step()
+    assert bench.registry.get(version).status == "challenger"
+    assert decisions(bench, read_topic) == []
+
+    race(bench, version, bench.champion, worse(PATIENCE))
+    bench.trainer.step()
+
+    assert bench.registry.get(version).status == "rejected"
+    assert bench.registry.challengers() == ()
+    [rejected] = decisions(bench, read_topic)
+    assert (rejected.action, rejected.version, rejected.previous_version) == (
+        "rejected",
+        version,
+        bench.champion,
+    )
+    assert "significantly worse" in rejected.reason
+
+
+def promoted_with_watch(bench: Bench) -> tuple[int, int]:
+    old = bench.champion
+    new = challenger(bench)
+    bench.registry.promote(new)
+    bench.runtime.store.set("meander:s:watch", orjson.dumps({"new": new, "old": old}))
+    return new, old
+
+
+def test_a_new_champion_worse_than_the_old_one_is_rolled_back(
+    bench: Bench, read_topic: ReadTopic
+) -> None:
+    new, old = promoted_with_watch(bench)
+    race(bench, new, old, worse(ROLLBACK_WINDOW - 1), window=ROLLBACK_WINDOW)
+    bench.trainer.step()
+    assert bench.registry.champion() == new  # still watching
+
+    race(bench, new, old, worse(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+    bench.trainer.step()
+
+    assert bench.registry.champion() == old
+    assert bench.registry.get(new).status == "rolled_back"
+    [event] = decisions(bench, read_topic)
+    assert (event.action, event.version, event.previous_version) == ("rolled_back", old, new)
+    assert event.evidence["stage"] == "rollback_window"
+    assert bench.runtime.store.get("meander:s:watch") is None
+    assert not bench.runtime.store.exists(race_key("s", new, old))
+
+
+def test_a_new_champion_that_holds_up_is_validated_at_the_end_of_the_watch(
+    bench: Bench, read_topic: ReadTopic
+) -> None:
+    new, old = promoted_with_watch(bench)
+    race(bench, new, old, even(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+
+    bench.trainer.step()
+
+    assert bench.registry.champion() == new
+    [event] = decisions(bench, read_topic)
+    assert (event.action, event.version, event.evidence["stage"]) == (
+        "validated",
+        new,
+        "rollback_window",
+    )
+    assert bench.runtime.store.get("meander:s:watch") is None
+
+
+def test_a_watch_whose_champion_changed_since_is_dropped(
+    bench: Bench, read_topic: ReadTopic
+) -> None:
+    new, old = promoted_with_watch(bench)
+    bench.registry.roll_back(old, reason="a person decided")
+    race(bench, new, old, worse(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+
+    bench.trainer.step()
+
+    assert bench.runtime.store.get("meander:s:watch") is None
+    assert decisions(bench, read_topic) == []
+
+
+def test_a_roll_back_is_not_followed_by_a_promotion_judged_against_the_demoted_champion(
+    bench: Bench,
+) -> None:
+    new, old = promoted_with_watch(bench)
+    late = challenger(bench)  # trained after a drift of the new champion, during the watch
+    race(bench, new, old, worse(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+    race(bench, late, new, better(200))  # it beats the new champion, which is being demoted
+
+    bench.trainer.step()
+
+    assert bench.registry.champion() == old
+    assert bench.registry.challengers() == (late,)  # it must now race the restored one
+
+
+def decided(action: str) -> float:
+    labels = {"stream": "s", "action": action}
+    return REGISTRY.get_sample_value("meander_model_decisions_total", labels) or 0.0
+
+
+def test_decisions_are_counted_by_action_when_published_and_reads_by_batch(bench: Bench) -> None:
+    actions = ("validated", "promoted", "rolled_back")
+    before = {action: decided(action) for action in actions}
+    consumed = ("meander_events_consumed_total", {"component": "trainer", "stream": "s"})
+    read_before = REGISTRY.get_sample_value(*consumed) or 0.0
+    winner = challenger(bench)
+    race(bench, winner, bench.champion, better(200))
+    request(bench, 999)  # stale: read and skipped
+
+    bench.trainer.step()
+    race(bench, winner, bench.champion, worse(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+    bench.trainer.step()
+
+    after = {action: decided(action) for action in actions}
+    assert {a: after[a] - before[a] for a in actions} == dict.fromkeys(actions, 1.0)
+    # The request, then (next step) its own validation and promotion, read back from the topic.
+    assert (REGISTRY.get_sample_value(*consumed) or 0.0) - read_before == 3
