@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
+from meander.vocabulary import ComponentName
+
 __all__ = ["SCOPES", "ApiKey", "Scope", "ServiceSettings"]
 
 Scope = Literal["publish", "read", "admin"]
@@ -71,9 +73,7 @@ class ServiceSettings(BaseModel):
         default=False,
         description="let subscriptions target loopback, link-local and private addresses",
     )
-    components: list[
-        Literal["learner", "predictor", "trainer", "monitor", "notifier", "producer"]
-    ] = Field(
+    components: list[ComponentName] = Field(
         default_factory=list,
         description="loop components to run inside the service process (`meander serve --with`)",
     )
