@@ -34,6 +34,7 @@ from meander.bus.base import (
     unknown_topic,
 )
 from meander.bus.kafka_consumer import KafkaGroupConsumer
+from meander.bus.kafka_records import read_into_messages
 from meander.bus.partitioner import partitions_of
 from meander.exceptions import BusError, BusUnavailable, MessageTooLarge
 
@@ -160,7 +161,7 @@ class KafkaBus(Bus):
         self._admin.close()
 
     def _consumer(self, *, group_id: str | None, from_beginning: bool) -> KafkaConsumer:
-        return _connect(
+        consumer = _connect(
             KafkaConsumer,
             self.bootstrap,
             group_id=group_id,
@@ -168,6 +169,7 @@ class KafkaBus(Bus):
             **self._common,
             **self._consumer_options,
         )
+        return read_into_messages(consumer)
 
     def _prober(self) -> KafkaConsumer:
         return self._consumer(group_id=None, from_beginning=True)

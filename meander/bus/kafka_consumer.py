@@ -44,11 +44,10 @@ class KafkaGroupConsumer(Consumer):
             # stepped without waiting): so a join is always waited for to its end.
             coordinator.ensure_active_group(timeout_ms=int(JOIN_WAIT * 1000))
         polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        return [
-            Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp)
-            for records in polled.values()
-            for r in records
-        ]
+        if len(polled) == 1:
+            (messages,) = polled.values()
+            return messages  # type: ignore[no-any-return]  # read as Messages (kafka_records)
+        return [message for messages in polled.values() for message in messages]
 
     def commit(
         self, offsets: Mapping[TopicPartition, int] | None = None, *, asynchronous: bool = False
