@@ -20,6 +20,7 @@ longer than the ``timeout`` it is given, so one thread can drive many components
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -28,7 +29,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-__all__ = ["Component", "drain", "run_in_threads", "run_until_stopped", "stop_on_signals"]
+__all__ = [
+    "Component",
+    "drain",
+    "freeze_heap",
+    "run_in_threads",
+    "run_until_stopped",
+    "stop_on_signals",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +73,11 @@ def run_until_stopped(
 
     A failing step is logged and the loop goes on: a bad batch must never stop a component.
     When a whole round handled nothing, the next waits up to ``idle_timeout`` on each consume.
+    After the first round that handled something (clients connected, models loaded), what is
+    alive is left out of later garbage collections (:func:`freeze_heap`).
     """
     timeout = 0.0
+    frozen = False
     try:
         while not stop.is_set():
             handled = 0
@@ -77,9 +88,24 @@ def run_until_stopped(
                     log.exception("%s: step failed; carrying on", component.name)
                     time.sleep(min(1.0, idle_timeout))
             timeout = 0.0 if handled else idle_timeout
+            if handled and not frozen:
+                freeze_heap()
+                frozen = True
     finally:
         for component in components:
             component.close()
+
+
+def freeze_heap() -> None:
+    """Collect garbage once, then leave every object alive now out of later collections.
+
+    A full collection visits every object the process holds: with River, pandas, pydantic and
+    kafka-python loaded, over 200,000, which took 60-110 ms of CPU (seen as 850 ms on a loaded
+    machine) in the middle of whatever step it fell in. Frozen, the libraries' and clients'
+    objects are no longer visited; what is freed later is freed by reference counting as ever.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run_in_threads(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
 
-from meander.component import Component, run_in_threads
+from meander.component import Component, run_in_threads, run_until_stopped
 
 
 class Recorder(Component):
@@ -42,3 +43,31 @@ def test_each_component_steps_in_its_own_thread_until_stopped(
     assert first.threads == {"meander first"} and second.threads == {"meander second"}
     assert first.closed and second.closed  # a failing step neither stops nor leaks the other
     assert "second: step failed; carrying on" in caplog.text
+
+
+class Twice(Component):
+    name = "twice"
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop, self.rounds, self.frozen_at = stop, 0, [0, 0, 0]
+
+    def step(self, timeout: float = 0.0) -> int:
+        self.frozen_at[self.rounds] = gc.get_freeze_count()
+        self.rounds += 1
+        if self.rounds == 3:
+            self.stop.set()
+        return 1
+
+
+def test_what_is_alive_after_the_first_busy_round_is_left_out_of_collections() -> None:
+    stop = threading.Event()
+    component = Twice(stop)
+    gc.unfreeze()
+    try:
+        run_until_stopped([component], stop)
+        # Nothing frozen before the first round's work, everything alive after it.
+        assert component.frozen_at[0] == 0
+        assert component.frozen_at[1] > 10_000
+        assert component.frozen_at[2] == component.frozen_at[1]
+    finally:
+        gc.unfreeze()
