@@ -113,9 +113,9 @@ def run_in_threads(
 ) -> None:
     """Step each component in a thread of its own until ``stop`` is set; return when all ended.
 
-    kafka-python 3.0 can stall forming a consumer group when two group consumers are polled in
-    turn from one thread (seen in 5 joins of 12 for a bare pair of consumers, none from two
-    threads), so components of one process that read Kafka each get a thread.
+    A slow step of one (a learner's checkpoint, a trainer's race) then never delays another's
+    (a predictor's next batch). Group consumers no longer need it: every consume finishes a
+    pending join (see :func:`meander.bus.kafka_consumer.finish_join`).
     """
     threads = [
         threading.Thread(

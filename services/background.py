@@ -5,9 +5,8 @@ processes share its consumer group, so each prediction is indexed once). ``[serv
 components`` adds loop components: the demo serves its dashboard beside the whole loop on the
 embedded backends, which exist only in-process; a deployment may also run the notifier here.
 Every component, and the index, steps in a thread of its own (see
-:func:`~meander.component.run_in_threads`: kafka-python can stall forming a group when two group
-consumers are polled in turn from one thread; a notifier stepped beside the index once waited
-over a minute for its partitions), and all stop with the app.
+:func:`~meander.component.run_in_threads`: a slow step never delays another component), and all
+stop with the app.
 
 Each thread connects to the backends itself, retrying until they answer, so the service comes
 up (and says on ``/readyz`` what is missing) while Kafka or Redis is still down.

@@ -138,13 +138,8 @@ class KafkaBus(Bus):
         self, topics: Sequence[str], group: str, *, from_beginning: bool = True
     ) -> Consumer:
         consumer = self._consumer(group_id=group, from_beginning=from_beginning)
-        # Fetch the topics' partitions before joining: a first join without them assigns
-        # nothing and must rejoin, and kafka-python 3.0.12 was seen to hang for good in that
-        # second join (a notifier that never got meander.alerts).
-        for topic in topics:
-            consumer.partitions_for_topic(topic)
         consumer.subscribe(list(topics))
-        return KafkaGroupConsumer(consumer, group, self._prober)
+        return KafkaGroupConsumer(consumer, group, self._prober, join_timeout=self.timeout)
 
     def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
         for topic in {p.topic for p in partitions}:

@@ -1,4 +1,9 @@
-"""The Kafka consumer behind the bus contract: group or self-assigned reads, manual commits."""
+"""The Kafka consumer behind the bus contract: group or self-assigned reads, manual commits.
+
+A group member's join is always finished before and right after each poll (see
+:func:`finish_join`): kafka-python 3.0.12 strands a join that a poll with a short timeout began,
+and a member stepped without waiting then fetches for good while every commit is refused.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,35 @@ from kafka.structs import OffsetAndMetadata
 from meander.bus.base import Consumer, Message, TopicPartition
 from meander.exceptions import BusError
 
-__all__ = ["KafkaGroupConsumer"]
+__all__ = ["KafkaGroupConsumer", "finish_join"]
 
 log = logging.getLogger(__name__)
 
-JOIN_WAIT = 10.0  # seconds; the broker delays a new group's first join by 3 s
+
+def finish_join(consumer: KafkaConsumer, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for ``consumer``'s group join when one is needed or under
+    way; nothing to do (two attribute reads) when the member is stable.
+
+    kafka-python 3.0.12 runs JoinGroup -> SyncGroup as a task that ``poll`` awaits for as long
+    as its own timeout, and a later ``poll`` awaits it again only while ``need_rejoin()`` holds.
+    So a member stepped with short polls loses its join in two ways:
+
+    - ``need_rejoin()`` is also true when the leader's metadata snapshot changed (the topics'
+      partitions were not yet known at the last join, or partitions were added), and the
+      leader's assignment, made inside the task, makes it false again: no later poll awaits the
+      task, so the member stays "rebalancing" for good (every commit refused, no heartbeats)
+      while it fetches with its old partitions;
+    - a task that ended while no poll waited for it is thrown away and a new JoinGroup sent
+      (another generation): polled with timeout 0, a member never becomes stable.
+
+    ``request_rejoin()`` makes kafka-python await the task in flight, and waiting here from
+    its start to its end means it is never found finished unawaited.
+    """
+    coordinator = consumer._coordinator
+    if coordinator._join_task is None and not coordinator.need_rejoin():
+        return
+    coordinator.request_rejoin()
+    coordinator.ensure_active_group(timeout_ms=int(timeout * 1000))
 
 
 class KafkaGroupConsumer(Consumer):
@@ -29,21 +58,21 @@ class KafkaGroupConsumer(Consumer):
         consumer: KafkaConsumer,
         group: str | None,
         prober: Callable[[], KafkaConsumer] | None = None,
+        *,
+        join_timeout: float = 10.0,
     ) -> None:
         self._consumer = consumer
         self.group = group
+        self.join_timeout = join_timeout
         self._prober = prober
         self._probe: KafkaConsumer | None = None
 
     def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
-        coordinator = self._consumer._coordinator
-        if self.group is not None and coordinator.need_rejoin():
-            # kafka-python 3.0.12 can leave a member for good in a rebalancing state, every
-            # commit refused, when a poll gives up on a join before it completes and the next
-            # poll no longer sees the need to rejoin (seen in every `meander run predictor`
-            # stepped without waiting): so a join is always waited for to its end.
-            coordinator.ensure_active_group(timeout_ms=int(JOIN_WAIT * 1000))
+        if self.group is not None:
+            finish_join(self._consumer, self.join_timeout)
         polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        if self.group is not None and not polled:
+            finish_join(self._consumer, self.join_timeout)  # one this poll began and gave up on
         if len(polled) == 1:
             (messages,) = polled.values()
             return messages  # type: ignore[no-any-return]  # read as Messages (kafka_records)

@@ -107,7 +107,6 @@ def test_demo_kafka_needs_the_servers_named() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.flaky(reruns=1, reruns_delay=2)  # kafka-python can stall forming a group, rarely
 def test_demo_on_real_kafka_and_redis(
     kafka_bootstrap: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -111,9 +111,6 @@ def accuracy(served: dict[str, Any], samples: Sequence[Sample]) -> float:
 
 
 @pytest.mark.integration
-# Separate processes on a shared 2-core machine: a race can end either way and a group can be
-# slow to form. One retry; a second failure is a real one.
-@pytest.mark.flaky(reruns=1, reruns_delay=2)
 def test_the_loop_closes_itself_on_kafka_and_redis(
     stream_name: str,
     real_settings: Callable[..., Settings],
