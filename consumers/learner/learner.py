@@ -154,16 +154,20 @@ class Learner(Component):
         attach to, and be lost. Bad events are the predictor's to dead-letter; here they are
         only skipped."""
         predictions, events = self._readers.caught_up()
+        read: list[tuple[FeatureEvent, Message]] = []
         for envelope in decode_batch(events)[0]:
-            event = envelope.payload
-            # What the predictor dead-letters is never learned either.
-            if isinstance(event, FeatureEvent) and self.schema.violation(event.features) is None:
-                state.join.add_event(
+            if isinstance(envelope.payload, FeatureEvent):
+                read.append((envelope.payload, envelope.message))
+        problems = self.schema.violations([event.features for event, _ in read])
+        add = state.join.add_event
+        for (event, message), problem in zip(read, problems, strict=True):
+            if problem is None:  # what the predictor dead-letters is never learned either
+                add(
                     event.id,
                     clean(event.features),
-                    timestamp_ms=envelope.message.timestamp_ms,
-                    partition=envelope.message.partition,
-                    offset=envelope.message.offset,
+                    timestamp_ms=message.timestamp_ms,
+                    partition=message.partition,
+                    offset=message.offset,
                 )
         for envelope in decode_batch(predictions)[0]:
             prediction = envelope.payload

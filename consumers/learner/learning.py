@@ -133,7 +133,7 @@ class LearnerState:
         if champion_error is None:
             return Outcome(False, False, float("nan"))
         level = _level(self.detector)
-        drift = _worse(self.detector, champion_error)
+        drift = _worse(self.detector, champion_error, level)
         if drift and self.error_before is None:
             self.error_before = level
         warned = self.warning is not None and _worse(self.warning, champion_error)
@@ -223,7 +223,7 @@ def _error(y: Any, prediction: Any, task: str) -> float:
     return 0.0 if prediction == y else 1.0
 
 
-def _worse(detector: Any, error: float) -> bool:
+def _worse(detector: Any, error: float, before: float | None = None) -> bool:
     """Update ``detector``; True only for a change for the worse.
 
     A detector on the error stream also fires when the error falls, as a young model learns;
@@ -233,7 +233,9 @@ def _worse(detector: Any, error: float) -> bool:
     enough: the dropped part may hold the high errors of the model's own first steps.) KSWIN's
     latest values are compared with what it held before. Page-Hinkley keeps no window, so every
     change counts: give it ``mode="up"`` to watch for rises only."""
-    before, width = _level(detector), getattr(detector, "width", None)
+    # ``before``: the detector's level before this error, when the caller knows it already.
+    before = _level(detector) if before is None else before
+    width = getattr(detector, "width", None)
     detector.update(error)
     if not detector.drift_detected:
         return False

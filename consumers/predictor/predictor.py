@@ -22,8 +22,9 @@ from meander.bus import Message, Record
 from meander.bus.inflight import InFlight
 from meander.component import Component
 from meander.config import StreamConfig
+from meander.consumers.predictor.predictions import PredictionWriter
 from meander.deadletter import DeadLetters
-from meander.events import FeatureEvent, Prediction, decode_batch, encode
+from meander.events import Envelope, FeatureEvent, decode_batch
 from meander.exceptions import BusError, RegistryError
 from meander.models.inference import Scored, clean, predict_many, predict_one
 from meander.models.registry import Heads, Registry
@@ -67,6 +68,7 @@ class Predictor(Component):
         self.in_flight = InFlight(self.consumer, timeout=runtime.settings.kafka_timeout_seconds)
         self.dead = DeadLetters(runtime.bus, self.name)
         self.topic = topics.predictions(stream.name)
+        self.writer = PredictionWriter(self.topic, stream.name, source=SOURCE)
         self.models: dict[int, tuple[Any, int]] = {}
         self.champion: int | None = None
         self.challengers: tuple[int, ...] = ()
@@ -91,23 +93,7 @@ class Predictor(Component):
         envelopes, rejected = decode_batch(
             messages, max_bytes=self.runtime.settings.max_event_bytes
         )
-        events: list[FeatureEvent] = []
-        read: list[Message] = []
-        for envelope in envelopes:
-            if envelope.source == SERVED_SOURCE:
-                self.served_elsewhere += 1
-                continue
-            event = envelope.payload
-            problem = (
-                f"expected {FeatureEvent.type} on {envelope.message.topic}, got {envelope.type}"
-                if not isinstance(event, FeatureEvent)
-                else self.schema.violation(event.features)
-            )
-            if problem is None:
-                events.append(event)  # type: ignore[arg-type]
-                read.append(envelope.message)
-            else:
-                rejected.append((envelope.message, problem))
+        events, read = self._admit(envelopes, rejected)
         records, events = self._score(events, read, rejected)
         self.dead.send(rejected)
         # Not waiting for the acknowledgements: the next batch is read and scored meanwhile,
@@ -135,6 +121,31 @@ class Predictor(Component):
             log.error("%s: predictions not all committed on close: %s", self.stream.name, error)
         finally:
             self.consumer.close()
+
+    def _admit(
+        self, envelopes: list[Envelope], rejected: list[tuple[Message, str]]
+    ) -> tuple[list[FeatureEvent], list[Message]]:
+        """The feature events to score and their messages; what is not one, or breaks the
+        schema, joins ``rejected`` with the reason. Events the service scored are passed by."""
+        events: list[FeatureEvent] = []
+        read: list[Message] = []
+        for envelope in envelopes:
+            event = envelope.payload
+            if envelope.source == SERVED_SOURCE:
+                self.served_elsewhere += 1
+            elif isinstance(event, FeatureEvent):
+                events.append(event)
+                read.append(envelope.message)
+            else:
+                topic = envelope.message.topic
+                problem = f"expected {FeatureEvent.type} on {topic}, got {envelope.type}"
+                rejected.append((envelope.message, problem))
+        problems = self.schema.violations([event.features for event in events])
+        if not any(problems):
+            return events, read
+        rejected += [(m, p) for m, p in zip(read, problems, strict=True) if p is not None]
+        kept = [i for i, problem in enumerate(problems) if problem is None]
+        return [events[i] for i in kept], [read[i] for i in kept]
 
     def _refresh(self, heads: Heads) -> bool:
         """Load whatever version or revision changed; False while there is no champion."""
@@ -175,7 +186,11 @@ class Predictor(Component):
         """
         if not events:
             return [], []
-        xs = [clean(event.features) for event in events]
+        # Scoring never changes its input: an event's own features do, unless some are missing.
+        xs = [
+            features if None not in features.values() else clean(features)
+            for features in (event.features for event in events)
+        ]
         failed: dict[int, str] = {}
         scored: list[tuple[int, str, list[Scored | None], float]] = []
         roles = [(self.champion, "champion")] + [(v, "challenger") for v in self.challengers]
@@ -185,33 +200,17 @@ class Predictor(Component):
             answers = self._predict(version, xs, failed if role == "champion" else {})
             scored.append((version, role, answers, time.perf_counter() - started))
         rejected += [(read[index], reason) for index, reason in failed.items()]
-        served = [index for index in range(len(events)) if index not in failed]
+        if failed:
+            events = [events[index] for index in range(len(events)) if index not in failed]
         records: list[Record] = []
         for version, role, answers, seconds in scored:
             self._model_time.observe(seconds / len(xs), count=len(xs))
-            latency_ms = seconds * 1000 / len(xs)
-            count = 0
-            for index in served:
-                answer = answers[index]
-                if answer is None:
-                    continue
-                event = events[index]
-                prediction = Prediction(
-                    event_id=event.id,
-                    model=self.stream.name,
-                    version=version,
-                    role=role,  # type: ignore[arg-type]
-                    prediction=answer[0],
-                    probabilities=answer[1],
-                    latency_ms=latency_ms,
-                    event_time=event.time,
-                )
-                records.append(
-                    encode(self.topic, prediction, source=SOURCE, subject=self.stream.name)
-                )
-                count += 1
-            self._predictions[role].inc(count)
-        return records, [events[index] for index in served]
+            if failed:
+                answers = [answers[index] for index in range(len(answers)) if index not in failed]
+            written = self.writer.records(events, answers, version, role, seconds * 1000 / len(xs))
+            records += written
+            self._predictions[role].inc(len(written))
+        return records, events
 
     def _predict(
         self, version: int, xs: list[dict[str, Any]], failed: dict[int, str]

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from meander.config import StreamConfig
 from meander.schema import Schema, infer_features
@@ -140,3 +142,41 @@ def test_inferred_schema_accepts_the_rows_it_came_from() -> None:
     schema = Schema(StreamConfig(name="s", task="binary", features=infer_features(frame)))
     rows = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
     assert [schema.violation(row) for row in rows] == [None] * len(rows)
+
+
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**300), max_value=10**300) | st.integers(-200, 200),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["bike", "car", "Lyon", ""]),
+    st.sampled_from([np.int64(3), np.float64(40.0), 3]),
+)
+_NAMES = st.sampled_from(["age", "salary", "car", "city", "vip", "colour"])
+# Mostly valid events with one value changed or left out, so that a batch often has a single
+# problem for the batch check to find; and anything at all now and then.
+_FEATURES = st.one_of(
+    st.builds(lambda name, value: {**VALID, name: value}, _NAMES, _ANY_VALUE),
+    st.builds(lambda name: {k: v for k, v in VALID.items() if k != name}, _NAMES),
+    st.dictionaries(_NAMES, _ANY_VALUE, max_size=6),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_FEATURES | st.just(VALID), max_size=8))
+@example([VALID, {**VALID, "salary": math.nan}])
+@example([{**VALID, "salary": -math.inf}])
+@example([{**VALID, "age": True}])
+@example([{**VALID, "age": 10**300}])
+@example([{**VALID, "salary": 10**300}, VALID])
+@example([{**VALID, "salary": np.float64(1.5)}])
+@example([{**VALID, "car": np.int64(3)}, {**VALID, "car": 3.0}])
+@example([{**VALID, "vip": 1}])
+@example([{**VALID, "age": None}])
+@example([VALID, {k: v for k, v in VALID.items() if k != "car"}])
+def test_a_batch_is_checked_as_each_of_its_events_is(
+    schema: Schema, batch: list[dict[str, Any]]
+) -> None:
+    assert schema.violations(batch) == [schema.violation(features) for features in batch]
