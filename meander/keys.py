@@ -21,6 +21,7 @@ __all__ = [
     "SUBSCRIPTIONS",
     "SUBSCRIPTIONS_REVISION",
     "SUBSCRIPTION_SECRETS",
+    "announced",
     "channel",
     "checkpoint",
     "deliveries",
@@ -38,6 +39,12 @@ __all__ = [
 SUBSCRIPTIONS = "meander:subscriptions"
 SUBSCRIPTION_SECRETS = "meander:subscriptions:secrets"
 SUBSCRIPTIONS_REVISION = "meander:subscriptions:revision"
+
+
+def announced(event_id: str) -> str:
+    """Whom the notifier told of ``event_id``: a field per subscriber (see
+    :mod:`meander.consumers.notifier.announced`)."""
+    return f"meander:announced:{event_id}"
 
 
 def deliveries(subscription: str) -> str:

@@ -16,14 +16,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meander.bus import Message
 from meander.config import NotifierSettings
 from meander.consumers.notifier.targets import Poster, Resolver
 from meander.consumers.notifier.webhooks import Notice, Webhook
@@ -51,7 +50,9 @@ class Delivery(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one delivery of ``notice`` to ``webhook`` ended: ``error`` (the last attempt's) is
-    None when it was delivered; ``attempts`` is 0 when none was made."""
+    None when it was delivered; ``attempts`` is 0 when none was made. ``left`` says why a
+    delivery was left unfinished: "deleted" (its subscription was, so nobody wants it) or
+    "stopped" (the notifier stopped: whoever reads the event next makes it)."""
 
     webhook: Webhook
     notice: Notice
@@ -59,6 +60,7 @@ class Outcome:
     error: str | None
     http_status: int | None
     finished_at: float = field(default_factory=time.time)
+    left: Literal["deleted", "stopped"] | None = None
 
     @property
     def reason(self) -> str:
@@ -104,6 +106,7 @@ class Webhooks:
         backoff: float = 0.5,
         capacity: int = 1_000,
         resolve: Resolver | None = None,
+        on_delivered: Callable[[Webhook, Notice], None] | None = None,
     ) -> None:
         self.retries = settings.retries
         self.timeout = settings.timeout_seconds
@@ -114,8 +117,10 @@ class Webhooks:
         self._configured = [_Outbox(Webhook.from_settings(hook)) for hook in settings.webhooks]
         self._subscribed: dict[str, _Outbox] = {}
         self._poster = Poster(self.timeout, resolve=resolve)
+        # Told in the delivery's own thread the moment the receiver said yes, so that the
+        # window in which a crash makes a delivery twice stays a few milliseconds wide.
+        self._on_delivered = on_delivered
         self._changed = threading.Condition()
-        self._failures: list[tuple[Message, str]] = []
         self._outcomes: list[Outcome] = []
         self._stopping = threading.Event()
 
@@ -123,7 +128,8 @@ class Webhooks:
         """Deliver from now on to ``webhooks`` (keyed by subscription) besides the configured.
 
         A subscription that is gone gets nothing more: its queued notices are dropped, as
-        its owner asked, and a delivery under way makes no further attempt.
+        its owner asked (each an outcome left "deleted"), and a delivery under way makes no
+        further attempt.
         """
         wanted = {hook.subscription: hook for hook in webhooks if hook.subscription is not None}
         with self._changed:
@@ -132,7 +138,8 @@ class Webhooks:
                     if box.pending:
                         dropped = len(box.pending)
                         log.info("subscription %s deleted: %d queued notices dropped", key, dropped)
-                    box.pending.clear()
+                    while box.pending:
+                        self._leave(box.webhook, box.pending.popleft(), "deleted")
                     box.retired = True
                     del self._subscribed[key]
             for key, hook in wanted.items():
@@ -152,14 +159,28 @@ class Webhooks:
         with self._changed:
             return self._changed.wait_for(lambda: self._room() > 0, timeout)
 
-    def submit(self, notice: Notice) -> int:
-        """Queue ``notice`` for every webhook that wants it; returns how many want it."""
+    def targets(self, notice: Notice) -> list[Webhook]:
+        """The webhooks that want ``notice`` now."""
+        with self._changed:
+            return [box.webhook for box in self._outboxes() if box.webhook.accepts(notice)]
+
+    def submit(self, notice: Notice, webhooks: Sequence[Webhook] | None = None) -> int:
+        """Queue ``notice`` for ``webhooks`` (by default every one that wants it); returns
+        how many it was queued for. One that is gone meanwhile (a subscription deleted) gets
+        an outcome left "deleted" instead."""
         with self._changed:
             if self._stopping.is_set():
                 raise RuntimeError("the webhooks are closed; submit before close()")
-            wanted = [box for box in self._outboxes() if box.webhook.accepts(notice)]
-            for box in wanted:
+            boxes = {box.webhook.key: box for box in self._outboxes()}
+            chosen = self.targets(notice) if webhooks is None else webhooks
+            queued = 0
+            for hook in chosen:
+                box = boxes.get(hook.key)
+                if box is None:
+                    self._leave(hook, notice, "deleted")
+                    continue
                 box.pending.append(notice)
+                queued += 1
                 if box.thread is None:
                     box.thread = threading.Thread(
                         target=self._run, args=(box,), name=f"webhook {box.webhook.label}"
@@ -167,16 +188,10 @@ class Webhooks:
                     box.thread.daemon = True  # an endpoint that hangs must not hang the exit
                     box.thread.start()
             self._changed.notify_all()
-        return len(wanted)
-
-    def take_failures(self) -> list[tuple[Message, str]]:
-        """The (original message, reason) of every delivery that failed since the last call."""
-        with self._changed:
-            failures, self._failures = self._failures, []
-        return failures
+        return queued
 
     def take_outcomes(self) -> list[Outcome]:
-        """How every delivery to a subscription ended, since the last call."""
+        """How every delivery ended (or was left), since the last call."""
         with self._changed:
             outcomes, self._outcomes = self._outcomes, []
         return outcomes
@@ -187,19 +202,18 @@ class Webhooks:
             return self._changed.wait_for(self._idle, timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued for up to ``timeout`` seconds, then give up on the rest.
-
-        What is still queued then becomes a failure (see :meth:`take_failures`), and a delivery
-        under way makes no further attempt.
-        """
+        """Deliver what is queued for up to ``timeout`` seconds, then leave the rest: each is an
+        outcome left "stopped", and a delivery under way makes no further attempt."""
         self.wait_idle(timeout)
         with self._changed:
             self._stopping.set()
             boxes = self._outboxes()
+            left = sum(len(box.pending) for box in boxes)
+            if left:
+                log.info("%d queued deliveries left for whoever reads their events next", left)
             for box in boxes:
                 while box.pending:
-                    notice, stopped = box.pending.popleft(), "the notifier stopped first"
-                    self._finish(Outcome(box.webhook, notice, 0, stopped, None))
+                    self._leave(box.webhook, box.pending.popleft(), "stopped")
             self._changed.notify_all()
         for box in boxes:
             if box.thread is not None:
@@ -215,16 +229,19 @@ class Webhooks:
     def _idle(self) -> bool:
         return not any(box.pending or box.busy for box in self._outboxes())
 
+    def _leave(self, webhook: Webhook, notice: Notice, why: Literal["deleted", "stopped"]) -> None:
+        self._outcomes.append(Outcome(webhook, notice, 0, None, None, left=why))
+
     def _finish(self, outcome: Outcome) -> None:
-        if outcome.webhook.subscription is not None:
-            self._outcomes.append(outcome)
+        self._outcomes.append(outcome)
+        if outcome.left is not None:
+            return
         if outcome.error is None:
             self.delivered += 1
             _DELIVERED.inc()
         else:
             self.failed += 1
             _FAILED.inc()
-            self._failures.append((outcome.notice.message, outcome.reason))
 
     def _run(self, box: _Outbox) -> None:
         while True:
@@ -247,6 +264,19 @@ class Webhooks:
                 self._finish(outcome)
                 self._changed.notify_all()
 
+    def _delivered(self, webhook: Webhook, notice: Notice) -> None:
+        if self._on_delivered is None:
+            return
+        try:
+            self._on_delivered(webhook, notice)
+        except Exception as error:  # the outcome still says so, and is handled later
+            log.warning(
+                "webhook %s: delivery of %s not noted yet: %s",
+                webhook.label,
+                notice.event_id,
+                error,
+            )
+
     def _deliver(self, box: _Outbox, notice: Notice) -> Outcome:
         attempts = 0
         while True:
@@ -254,9 +284,11 @@ class Webhooks:
             webhook = box.webhook  # each attempt with the subscription as it is now
             error, status, retry = self._poster.post(webhook, notice)
             if error is None:
+                self._delivered(webhook, notice)
                 return Outcome(webhook, notice, attempts, None, status)
-            delay = self.backoff * 2 ** (attempts - 1)
-            if not retry or attempts > self.retries or box.retired or self._stopping.wait(delay):
+            if box.retired:
+                return Outcome(webhook, notice, attempts, error, status, left="deleted")
+            if not retry or attempts > self.retries:
                 outcome = Outcome(webhook, notice, attempts, error, status)
                 log.warning(
                     "event %s: %s",
@@ -265,3 +297,5 @@ class Webhooks:
                     extra={"stream": notice.stream, "event_id": notice.event_id},
                 )
                 return outcome
+            if self._stopping.wait(self.backoff * 2 ** (attempts - 1)):
+                return Outcome(webhook, notice, attempts, error, status, left="stopped")

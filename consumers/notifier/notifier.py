@@ -16,8 +16,12 @@ Notifiers share a consumer group, so each event is delivered by one of them howe
 Each reloads the subscriptions when their revision counter moved, checked after every read, so
 a subscription made before an event was published receives it.
 
-Offsets are committed once an event is on Redis and in the webhook outboxes, so an event is
-announced at least once; a webhook's ``X-Meander-Event-Id`` lets it drop repeats.
+Each event is announced once per subscriber (:mod:`meander.consumers.notifier.announced`): the
+Redis announcement and its record are written together, and an event read again (a failed
+commit, a restart, another notifier taking its partition over) is never announced twice. The
+group commits an event only once its deliveries have ended
+(:mod:`meander.consumers.notifier.progress`), so a notifier killed with deliveries queued
+loses none: whoever reads those events next makes them.
 
 >>> import fakeredis
 >>> from meander.bus import MemoryBroker, MemoryBus
@@ -40,20 +44,27 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from meander import keys, topics
-from meander.bus import Message, TopicPartition, next_offsets
+from meander.bus import Message, TopicPartition
 from meander.component import Component
-from meander.consumers.notifier.deliveries import Delivery, Webhooks
+from meander.consumers.notifier.announced import Announcements
+from meander.consumers.notifier.deliveries import Delivery, Outcome, Webhooks
+from meander.consumers.notifier.progress import Progress
 from meander.consumers.notifier.subscriptions import Subscriptions
 from meander.consumers.notifier.webhooks import Notice, Webhook, structured
 from meander.deadletter import DeadLetters
 from meander.events import Alert, Envelope, ModelEvent, decode_batch
+from meander.exceptions import BusError
 from meander.runtime import Runtime
 from meander.telemetry import LagSampler
 from meander.telemetry.metrics import BATCH_SIZE, EVENTS_CONSUMED
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
 
 __all__ = ["LOG_LENGTH", "Notifier", "structured"]
 
@@ -90,16 +101,23 @@ class Notifier(Component):
         self.batch_size = batch_size
         self.close_timeout = close_timeout
         self.published = 0
-        self._undelivered: list[tuple[Message, str]] = []
-        self._unrecorded: list[tuple[str, Delivery]] = []
+        self._failed: list[tuple[Message, str]] = []  # each list kept until its part is done
+        self._records: list[tuple[str, Delivery]] = []
+        self._ended: list[Outcome] = []
+        self._committed: dict[TopicPartition, int] = {}
         self.dead = DeadLetters(runtime.bus, component=self.name)
         notifier = runtime.settings.notifier
+        self.announcements = Announcements(
+            runtime.store, instance=uuid.uuid4().hex, remember=notifier.remember_seconds
+        )
         self.webhooks = Webhooks(
             notifier,
             backoff=notifier.backoff_seconds if backoff is None else backoff,
             capacity=capacity,
+            on_delivered=lambda hook, notice: self.announcements.ended([(hook, notice)]),
         )
         self.subscriptions: Subscriptions = Subscriptions(runtime.store)
+        self.progress = Progress()
         self.revision: int | None = None
         self.consumer = runtime.bus.subscribe(
             [topics.ALERTS, topics.MODELS], group=group or notifier.group
@@ -118,8 +136,7 @@ class Notifier(Component):
         return self.webhooks.failed
 
     def step(self, timeout: float = 0.0) -> int:
-        self._dead_letter_failures()
-        self._record_outcomes()
+        self._settle()
         deadline = time.monotonic() + timeout
         if self.webhooks.room() == 0 and not self.webhooks.wait_for_room(timeout):
             return 0  # a webhook is that far behind: read more only once it catches up
@@ -128,22 +145,23 @@ class Notifier(Component):
         self.lag.sample()
         if not messages:
             self.reload()
-            return 0
-        try:
-            self.reload()
-            self._announce(messages)
-        except BaseException:
-            # Without the rewind the next batch would be committed past these unannounced ones.
-            self._rewind(messages)
-            raise
+        else:
+            try:
+                self.reload()
+                self._announce(messages)
+            except BaseException:
+                # Nothing of this batch was announced: it is read again.
+                self._rewind(messages)
+                raise
+        self._commit()
         return len(messages)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait up to ``timeout`` seconds for queued deliveries, then dead-letter the failures;
-        False when deliveries were still under way."""
+        """Wait up to ``timeout`` seconds for queued deliveries, then settle how they ended
+        (dead letters, records) and commit; False when deliveries were still under way."""
         idle = self.webhooks.wait_idle(timeout)
-        self._dead_letter_failures()
-        self._record_outcomes()
+        self._settle()
+        self._commit()
         return idle
 
     def reload(self) -> bool:
@@ -158,30 +176,39 @@ class Notifier(Component):
         return True
 
     def close(self) -> None:
-        """Deliver what is queued (for up to ``close_timeout``), dead-letter what was not, and
-        leave the group."""
+        """Deliver what is queued (for up to ``close_timeout``), commit what has ended, and
+        leave the group; deliveries left unmade are made by whoever reads their events next."""
         try:
             self.webhooks.close(self.close_timeout)
-            self._dead_letter_failures()
-            self._record_outcomes()
+            self._settle()
+            self._commit()
         finally:
             self.lag.close()
             self.consumer.close()
 
-    def _dead_letter_failures(self) -> None:
-        # Kept until the bus took them: a failed delivery is never just forgotten.
-        self._undelivered.extend(self.webhooks.take_failures())
-        if self._undelivered:
-            self.dead.send(self._undelivered)
-            self._undelivered = []
-
-    def _record_outcomes(self) -> None:
+    def _settle(self) -> None:
+        """Dead-letter the deliveries that failed, record how each to a subscription ended,
+        then mark them ended (for the records and the commit), in that order: each list is
+        kept until its part is done, so a failure is never just forgotten."""
         for outcome in self.webhooks.take_outcomes():
-            assert outcome.webhook.subscription is not None  # only subscriptions report
-            self._unrecorded.append((outcome.webhook.subscription, outcome.record()))
-        if self._unrecorded:  # kept until Redis took them, as failures are until the bus did
-            self.subscriptions.record(self._unrecorded)
-            self._unrecorded = []
+            if outcome.left == "stopped":
+                continue  # whoever reads the event next makes the delivery
+            if outcome.left is None and outcome.error is not None:
+                self._failed.append((outcome.notice.message, outcome.reason))
+            if outcome.left is None and outcome.webhook.subscription is not None:
+                self._records.append((outcome.webhook.subscription, outcome.record()))
+            self._ended.append(outcome)
+        if self._failed:
+            self.dead.send(self._failed)
+            self._failed = []
+        if self._records:
+            self.subscriptions.record(self._records)
+            self._records = []
+        if self._ended:
+            self.announcements.ended([(o.webhook, o.notice) for o in self._ended])
+            for outcome in self._ended:
+                self.progress.ended(outcome.notice.message)
+            self._ended = []
 
     def _announce(self, messages: list[Message]) -> None:
         envelopes, rejected = decode_batch(messages, max_bytes=self.settings.max_event_bytes)
@@ -193,10 +220,31 @@ class Notifier(Component):
             else:
                 rejected.append((envelope.message, _misplaced(envelope)))
         self.dead.send(rejected)
-        self._publish(notices)
-        for notice in notices:
-            self.webhooks.submit(notice)
-        self.consumer.commit(next_offsets(messages))
+        told, deliveries = self.announcements.announce(notices, self.webhooks.targets, _on_redis)
+        self.published += told
+        self.progress.read(messages)
+        for hook, notice in deliveries:
+            self.progress.wait(notice.message)
+            self.webhooks.submit(notice, [hook])
+
+    def _commit(self) -> None:
+        # Only partitions this notifier still reads, and only what moved: a partition another
+        # notifier took over keeps its commits.
+        assigned = self.consumer.assignment()
+        moved = {
+            p: o
+            for p, o in self.progress.committable().items()
+            if p in assigned and self._committed.get(p) != o
+        }
+        if not moved:
+            return
+        try:
+            self.consumer.commit(moved)
+        except BusError as error:
+            # Everything read is announced or queued: the next commit covers these offsets.
+            log.warning("notifier: commit failed, retried with the next: %s", error)
+            return
+        self._committed.update(moved)
 
     def _count(self, envelopes: list[Envelope], messages: int) -> None:
         # By the stream an event is about when that is a configured one, so the label stays
@@ -207,30 +255,21 @@ class Notifier(Component):
             EVENTS_CONSUMED.labels(self.name, stream if stream in self._streams else "").inc(count)
         BATCH_SIZE.labels(self.name).observe(messages)
 
-    def _publish(self, notices: Sequence[Notice]) -> None:
-        if not notices:
-            return
-        with self.store.pipeline(transaction=False) as pipe:
-            for notice in notices:
-                family = notice.family
-                pipe.publish(keys.channel(family), notice.body)
-                pipe.publish(keys.channel(family, notice.stream), notice.body)
-                entry = {
-                    "id": notice.event_id,
-                    "kind": notice.kind,
-                    "stream": notice.stream,
-                    "event": notice.body,
-                }
-                pipe.xadd(keys.log(family), entry, maxlen=LOG_LENGTH, approximate=True)
-            pipe.execute()
-        self.published += len(notices)
-
     def _rewind(self, messages: list[Message]) -> None:
         first: dict[TopicPartition, int] = {}
         for message in messages:
             first.setdefault(message.topic_partition, message.offset)
         for partition, offset in first.items():
             self.consumer.seek(partition, offset)
+
+
+def _on_redis(pipe: Pipeline[bytes], notice: Notice) -> None:
+    """Announce ``notice`` on its pub/sub channels and in its capped log."""
+    family = notice.family
+    pipe.publish(keys.channel(family), notice.body)
+    pipe.publish(keys.channel(family, notice.stream), notice.body)
+    entry = {"id": notice.event_id, "kind": notice.kind, "stream": notice.stream}
+    pipe.xadd(keys.log(family), entry | {"event": notice.body}, maxlen=LOG_LENGTH, approximate=True)
 
 
 def _misplaced(envelope: Envelope) -> str:

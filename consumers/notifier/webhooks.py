@@ -212,6 +212,7 @@ class Webhook:
         # urllib ignores credentials in a URL: send them as basic auth, keep them out of logs.
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self.label = redact(url)
+        self._target = url  # as configured, credentials included: two differ if those do
         self.authorization: str | None = None
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -250,6 +251,14 @@ class Webhook:
             subscription=subscription.id,
             checked=checked,
         )
+
+    @property
+    def key(self) -> str:
+        """Who this receiver is, across restarts: a subscription's id, or a digest of a
+        configured webhook's URL (never the URL itself, which may hold a secret)."""
+        if self.subscription is not None:
+            return f"subscription:{self.subscription}"
+        return "webhook:" + hashlib.sha256(self._target.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:  # never the secret, nor credentials in the URL
         return f"Webhook({self.label!r}, subscription={self.subscription!r})"

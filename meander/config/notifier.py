@@ -71,3 +71,9 @@ class NotifierSettings(BaseModel):
         min_length=1,
         description="the notifiers' consumer group: each event is announced once per group",
     )
+    remember_seconds: PositiveFloat = Field(
+        default=7 * 24 * 3600.0,
+        description="how long the notifier remembers whom it told of an event, so that reading "
+        "it again (a restart, a failed commit) never announces it twice; Kafka keeps a group's "
+        "offsets as long by default",
+    )

@@ -161,7 +161,8 @@ def test_a_target_that_now_resolves_privately_is_refused_at_delivery_without_ret
     assert outcome.error is not None and outcome.error.startswith(
         "target refused: the host hooks.example resolves to 10.0.0.7, a private address"
     )
-    ((message, reason),) = webhooks.take_failures()
-    assert message is sent.message
-    assert reason == f"webhook https://hooks.example/in failed after 1 attempt: {outcome.error}"
+    assert outcome.notice is sent and outcome.left is None
+    assert outcome.reason == (
+        f"webhook https://hooks.example/in failed after 1 attempt: {outcome.error}"
+    )
     webhooks.close(1)
