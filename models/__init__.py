@@ -4,7 +4,8 @@
   ``"preprocessing.StandardScaler | linear_model.LinearRegression"``) or TOML, without ``eval``.
 - :mod:`meander.models.registry` keeps a stream's versions in Redis: signed model snapshots, the
   champion and challenger aliases, lineage, and the reasons behind every status change.
-- :mod:`meander.models.signing` signs model blobs so nothing unverified is ever unpickled.
+- :mod:`meander.models.signing` signs model blobs so nothing unverified is ever unpickled;
+  :mod:`meander.models.blobs` pickles them without the random states no tree reads.
 - :mod:`meander.models.export` writes a version as a plain pickle that needs only River to load.
 - :mod:`meander.models.evaluation`, :mod:`meander.models.validation` and
   :mod:`meander.models.inference` score models, gate promotions and run predictions.

@@ -35,6 +35,7 @@ import redis
 from meander import keys
 from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
+from meander.models.blobs import dumps
 from meander.models.versions import Heads, ModelVersion, Status
 
 if TYPE_CHECKING:
@@ -312,8 +313,7 @@ class Registry:
         return [int(v) for v in self.store.zrange(self._key("versions"), 0, -1)]
 
     def _sign(self, version: int, model: Any) -> bytes:
-        data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        return self.signer.sign(data, context=self._context(version))
+        return self.signer.sign(dumps(model), context=self._context(version))
 
     def _context(self, version: int) -> bytes:
         return f"{self._prefix}{version}".encode()

@@ -20,6 +20,7 @@ import orjson
 from meander import keys
 from meander.config import StreamConfig
 from meander.consumers.learner.learning import LearnerState
+from meander.models.blobs import dumps
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.models.specs import build_detector, build_model, check_task, spec_text
@@ -42,7 +43,7 @@ class Checkpoints:
         self.key = keys.checkpoint(stream.name)
 
     def save(self, state: LearnerState) -> None:
-        blob = self.signer.sign(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        blob = self.signer.sign(dumps(state))
         self.store.set(self.key, blob)
         # Set only here: a series of 0 before the first checkpoint would read as a very old one.
         CHECKPOINT_TIMESTAMP.labels(self.stream.name).set(time.time())

@@ -1,0 +1,61 @@
+"""Pickling models without what no prediction or learning ever reads.
+
+River's Gaussian splitter, at the heart of every Hoeffding tree, keeps a ``proba.Gaussian`` per
+leaf, numeric feature and class, and each Gaussian owns a ``random.Random``: 2.5 KB of Mersenne
+Twister state, seeded from the operating system and used only by ``Gaussian.sample()``, which
+no tree calls. They made up about 6.4 of the 7.2 MB of an ``ARFClassifier(n_models=10)`` after
+5,000 events, and most of the time spent pickling it. :func:`dumps` leaves the state of such an
+unseeded generator out; the model is unpickled with :func:`pickle.loads` as ever, and its
+Gaussians get a generator that is just as unseeded. A seeded distribution keeps its state, so
+a model that samples reproducibly still does.
+
+>>> import pickle
+>>> from river import proba
+>>> gaussian = proba.Gaussian()
+>>> for value in (1.0, 2.0, 4.0):
+...     gaussian.update(value)
+>>> len(dumps(gaussian)) < len(pickle.dumps(gaussian)) // 10
+True
+>>> pickle.loads(dumps(gaussian)).mu == gaussian.mu
+True
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import pickle
+import random
+from typing import Any
+
+from river import proba
+
+__all__ = ["dumps"]
+
+_UNSEEDED = random.Random()  # shared by every restored unseeded distribution
+
+
+def _restore(cls: type[proba.Gaussian], state: dict[str, Any]) -> proba.Gaussian:
+    distribution = cls.__new__(cls)
+    distribution.__dict__.update(state)
+    distribution._rng = _UNSEEDED
+    return distribution
+
+
+def _reduce(distribution: proba.Gaussian) -> Any:
+    if distribution.seed is not None:
+        return distribution.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+    state = {k: v for k, v in distribution.__dict__.items() if k != "_rng"}
+    return _restore, (type(distribution), state)
+
+
+class _Pickler(pickle.Pickler):
+    dispatch_table = copyreg.dispatch_table.copy()
+    dispatch_table[proba.Gaussian] = _reduce
+
+
+def dumps(obj: Any) -> bytes:
+    """``pickle.dumps(obj)``, less the state of unseeded random generators nobody reads."""
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()

@@ -1,0 +1,56 @@
+"""The lean pickle: models lose only unseeded random states, and predict and learn as before."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+from river import datasets, forest, proba, tree
+
+from meander.models.blobs import dumps
+
+
+def _trained(model: object, events: int = 1_000) -> object:
+    for x, y in datasets.synth.Agrawal(seed=1).take(events):
+        model.learn_one(x, y)  # type: ignore[attr-defined]
+    return model
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tree.HoeffdingTreeClassifier(grace_period=50),
+        lambda: tree.HoeffdingAdaptiveTreeClassifier(grace_period=50, seed=1),
+        lambda: forest.ARFClassifier(n_models=3, seed=1),
+    ],
+    ids=["ht", "hat", "arf3"],
+)
+def test_a_restored_model_predicts_and_learns_as_the_original(make: object) -> None:
+    model = _trained(make())  # type: ignore[operator]
+    lean = dumps(model)
+    assert len(lean) < len(pickle.dumps(model)) / 3
+    twin = pickle.loads(lean)
+    rest = list(datasets.synth.Agrawal(seed=2).take(300))
+    for x, y in rest:
+        assert twin.predict_proba_one(x) == model.predict_proba_one(x)
+        model.learn_one(x, y)
+        twin.learn_one(x, y)
+
+
+def test_a_seeded_gaussian_keeps_its_generator() -> None:
+    gaussian = proba.Gaussian(seed=7)
+    for value in (1.0, 2.0, 4.0):
+        gaussian.update(value)
+    twin = pickle.loads(dumps(gaussian))
+    assert [twin.sample() for _ in range(3)] == [gaussian.sample() for _ in range(3)]
+
+
+def test_an_unseeded_gaussian_gets_a_working_generator() -> None:
+    gaussian = proba.Gaussian()
+    for value in (1.0, 2.0, 4.0):
+        gaussian.update(value)
+    twin = pickle.loads(dumps(gaussian))
+    assert isinstance(twin._rng, random.Random)
+    assert (twin.mu, twin.sigma) == (gaussian.mu, gaussian.sigma)
+    assert isinstance(twin.sample(), float)
