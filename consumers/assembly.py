@@ -22,6 +22,11 @@ from meander.telemetry import serve_metrics
 
 __all__ = ["build", "run"]
 
+# A predictor run on its own asks the registry for model changes, and commits its offsets, at
+# most this often (seconds) rather than on every step: under load its steps are short.
+REFRESH_EVERY = 0.1
+COMMIT_EVERY = 0.1
+
 # The learner first: it registers a stream's first champion, which the predictor waits for.
 ORDER = ("learner", "predictor", "trainer", "monitor", "notifier", "producer")
 
@@ -43,7 +48,10 @@ def build(
         if name == "learner":
             built += [Learner(runtime, stream) for stream in streams]
         elif name == "predictor":
-            built += [Predictor(runtime, stream) for stream in streams]
+            built += [
+                Predictor(runtime, stream, refresh_every=REFRESH_EVERY, commit_every=COMMIT_EVERY)
+                for stream in streams
+            ]
         elif name == "trainer":
             built += [Trainer(runtime, stream) for stream in streams]
         elif name == "monitor":

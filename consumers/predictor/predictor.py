@@ -58,14 +58,25 @@ class Predictor(Component):
         *,
         group: str | None = None,
         batch: int = 500,
+        refresh_every: float = 0.0,
+        commit_every: float = 0.0,
     ) -> None:
         self.runtime, self.stream, self.batch = runtime, stream, batch
+        # Asking the registry is a round trip: a predictor run as a process, whose steps under
+        # load are a few events each, asks at most every ``refresh_every`` seconds. At 0 (the
+        # in-process loop, whose runs must not depend on timing) it asks before every batch.
+        self.refresh_every = refresh_every
+        self._refreshed_at = float("-inf")
         self.registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
         self.schema = Schema(stream)
         self.consumer = runtime.bus.subscribe(
             [topics.events(stream.name)], group or f"meander-predictor-{stream.name}"
         )
-        self.in_flight = InFlight(self.consumer, timeout=runtime.settings.kafka_timeout_seconds)
+        self.in_flight = InFlight(
+            self.consumer,
+            timeout=runtime.settings.kafka_timeout_seconds,
+            commit_every=commit_every,
+        )
         self.dead = DeadLetters(runtime.bus, self.name)
         self.topic = topics.predictions(stream.name)
         self.writer = PredictionWriter(self.topic, stream.name, source=SOURCE)
@@ -83,9 +94,12 @@ class Predictor(Component):
     def step(self, timeout: float = 0.0) -> int:
         self.lag.sample()  # also while there is no champion: that is when lag grows
         self.in_flight.settle()
-        if not self._refresh(self.registry.heads()):
-            time.sleep(min(timeout, 0.2))  # nothing to serve with yet: leave the events waiting
-            return 0
+        now = time.monotonic()
+        if self.champion is None or now - self._refreshed_at >= self.refresh_every:
+            self._refreshed_at = now
+            if not self._refresh(self.registry.heads()):
+                time.sleep(min(timeout, 0.2))  # nothing to serve with yet: leave events waiting
+                return 0
         messages = self.consumer.consume(self.batch, timeout)
         if not messages:
             return 0

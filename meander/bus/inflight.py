@@ -27,6 +27,7 @@ still in flight and the error is raised: the loop logs it and reads those events
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -67,10 +68,23 @@ class _Flight(NamedTuple):
 class InFlight:
     """The output of read batches on its way to the bus, and the commits that wait for it."""
 
-    def __init__(self, consumer: Consumer, *, max_batches: int = 8, timeout: float = 30.0):
+    def __init__(
+        self,
+        consumer: Consumer,
+        *,
+        max_batches: int = 8,
+        timeout: float = 30.0,
+        commit_every: float = 0.0,
+    ):
         self.consumer = consumer
         self.max_batches = max_batches
         self.timeout = timeout
+        # Under load a step can be a few events long, and a commit per step is a request per
+        # step (kafka-python refuses some when its connection has too many in flight). What
+        # landed is committed at most every ``commit_every`` seconds: a crash reads again what
+        # landed since, at least once as ever.
+        self.commit_every = commit_every
+        self._committed_at = float("-inf")
         self._flights: deque[_Flight] = deque()
         self._acknowledged: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -89,13 +103,15 @@ class InFlight:
 
     def settle(self) -> int:
         """Commit, asynchronously, the input of every acknowledged batch older than the first
-        that is not; returns how many messages that covers. Never blocks."""
+        that is not, at most every ``commit_every`` seconds; returns how many messages landed.
+        Never blocks."""
         landed = 0
         try:
             while self._flights and self._flights[0].sending.done():
                 landed += self._land(self._flights[0], 0.0)
         finally:
-            if landed:  # also when a later batch failed: what landed before it stays landed
+            # Also when a later batch failed: what landed before it stays landed.
+            if time.monotonic() - self._committed_at >= self.commit_every:
                 self._commit(asynchronous=True)
         return landed
 
@@ -115,6 +131,7 @@ class InFlight:
         if moved:
             self.consumer.commit(moved, asynchronous=asynchronous)
             self._committed.update(moved)
+            self._committed_at = time.monotonic()
 
     def _land(self, flight: _Flight, timeout: float) -> int:
         try:

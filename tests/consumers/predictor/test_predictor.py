@@ -142,6 +142,31 @@ def test_a_new_revision_of_the_champion_serves_from_the_next_batch(
     assert {answers[i] for i in after} == {(champion, False)}
 
 
+def test_a_paced_predictor_sees_a_new_revision_once_refresh_every_has_passed(
+    serving: Serving,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("meander.consumers.predictor.predictor.time.monotonic", lambda: clock[0])
+    serving.predictor.close()  # the same group: its partitions go to the paced one
+    serving.predictor = Predictor(serving.runtime, serving.stream, batch=50, refresh_every=1.0)
+    champion = register(serving, taught(True), promote=True)
+    before = feed(serving, publish_samples, start=0)
+
+    serving.registry.save(champion, taught(False))
+    clock[0] += 0.9  # within the second: the registry is not asked again
+    within = feed(serving, publish_samples, start=20)
+    clock[0] += 0.1
+    after = feed(serving, publish_samples, start=40)
+    serving.predictor.close()
+
+    answers = {p.event_id: p.prediction for p in predictions(serving, read_topic)}
+    assert {answers[i] for i in before | within} == {True}
+    assert {answers[i] for i in after} == {False}
+
+
 def test_a_promotion_serves_the_new_champion_from_the_next_batch(
     serving: Serving, publish_samples: PublishSamples, read_topic: ReadTopic
 ) -> None:

@@ -118,3 +118,24 @@ def test_a_batch_that_read_nothing_is_not_tracked(consumer: Consumer) -> None:
     flights = InFlight(consumer)
     flights.add(Held(), [])
     assert len(flights) == 0
+
+
+def test_commits_are_paced_and_flush_commits_what_waited(
+    consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("meander.bus.inflight.time.monotonic", lambda: clock[0])
+    flights = InFlight(consumer, commit_every=0.5)
+    for _ in range(3):
+        stored = Held()
+        stored.outcome = None
+        flights.add(stored, consumer.consume(5))
+        clock[0] += 0.2
+        flights.settle()
+    # At 100.2 the first batch was committed; 100.4 and 100.6 were within 0.5 s of it.
+    assert consumer.committed(IN) == 5
+    clock[0] += 0.2  # 100.8: half a second since the last commit
+    assert flights.settle() == 0 and consumer.committed(IN) == 15
+    flights.add(Held(), consumer.consume(5))
+    flights.flush(timeout=1.0)
+    assert consumer.committed(IN) == 20
