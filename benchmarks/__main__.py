@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m benchmarks [--events N] [--only NAME ...] [--no-kafka]``.
 
-``--quick`` makes the hot-path benchmark a run of under a minute; ``--memory-events N`` sets
-the length of its memory run.
+``--quick`` makes each run of the hot-path benchmark under a minute; ``--runs N`` repeats its
+figures N times (3 by default); ``--memory-events N`` sets the length of its memory run.
 
 Each writes its JSON to artifacts/bench/; docs/benchmarks.md says what they measure.
 """
@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument(
         "--memory-events", type=int, default=None, help="hotpath: events of the memory run"
     )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="hotpath: runs of every figure (default 3)"
+    )
     args = parser.parse_args()
     events = args.events or 40_000
     if "codec" in args.only:
@@ -40,7 +43,9 @@ def main() -> None:
     if "service" in args.only and not args.no_kafka:
         service.main()
     if "hotpath" in args.only and not args.no_kafka:
-        hotpath.main(args.events, quick=args.quick, memory_events=args.memory_events)
+        hotpath.main(
+            args.events, quick=args.quick, memory_events=args.memory_events, runs=args.runs
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ __all__ = ["JSON", "PNG", "plot", "write"]
 
 JSON = Path("artifacts/bench/hotpath.json")
 PNG = Path("artifacts/bench/hotpath.png")
+TARGET_P99_MS = 25.0
 
 
 def write(results: dict[str, Any], path: Path = JSON) -> None:
@@ -24,32 +25,44 @@ def write(results: dict[str, Any], path: Path = JSON) -> None:
 
 
 def plot(results: dict[str, Any], path: Path = PNG) -> None:
-    """Throughput bars, latency percentiles per offered load, and the predictor's RSS series."""
+    """Throughput medians with the runs' range, latency percentiles per offered load (one line
+    per run), and the predictor's RSS series of the first run that measured it."""
     figure, (bars, lines, memory) = plt.subplots(1, 3, figsize=(16, 4.5))
-    throughput = results.get("throughput", {})
-    names = [n for n in ("ceiling", "naive", "meander") if n in throughput]
-    rates = [throughput[n]["events_per_second"] or 0 for n in names]
-    bars.bar(names, rates, color=["grey", "tab:orange", "tab:blue"][: len(names)])
-    for x, value in enumerate(rates):
-        bars.annotate(f"{value:,}", (x, value), ha="center", va="bottom")
-    bars.set_title(f"Throughput ({throughput.get('events', '?'):,} events)")
+    runs = results.get("runs", [])
+    found = results.get("summary", {})
+    names = [n for n in ("ceiling", "naive", "meander") if f"{n} events/s" in found]
+    medians = [found[f"{n} events/s"]["median"] or 0 for n in names]
+    low = [m - (found[f"{n} events/s"]["min"] or m) for n, m in zip(names, medians, strict=True)]
+    high = [(found[f"{n} events/s"]["max"] or m) - m for n, m in zip(names, medians, strict=True)]
+    bars.bar(
+        names, medians, yerr=[low, high], color=["grey", "tab:orange", "tab:blue"][: len(names)]
+    )
+    for x, value in enumerate(medians):
+        bars.annotate(f"{value:,.0f}", (x, value), ha="center", va="bottom")
+    events = results.get("events", "?")
+    bars.set_title(f"Throughput, median of {len(runs)} run(s) ({events:,} events)")
     bars.set_ylabel("events / s")
-    loads = results.get("latency", [])
-    for q in ("p50_ms", "p95_ms", "p99_ms"):
-        lines.plot(
-            [load["offered_per_second"] for load in loads],
-            [load[q] for load in loads],
-            marker="o",
-            label=q.removesuffix("_ms"),
-        )
+    for run in runs:
+        loads = run.get("latency", [])
+        for q, style in (("p50_ms", ":"), ("p99_ms", "-")):
+            lines.plot(
+                [load["offered_per_second"] for load in loads],
+                [load[q] for load in loads],
+                style,
+                marker="o",
+                label=f"run {run['run']} {q.removesuffix('_ms')}",
+            )
+    lines.axhline(TARGET_P99_MS, color="grey", linestyle="--", linewidth=1, label="p99 target")
     lines.set_xscale("log")
     lines.set_yscale("log")
     lines.set_xlabel("offered events / s")
     lines.set_ylabel("publish to prediction readable (ms)")
     lines.set_title("End-to-end latency")
-    if loads:
-        lines.legend()
-    series = results.get("memory", {}).get("series", [])
+    if any(run.get("latency") for run in runs):
+        lines.legend(fontsize="small")
+    series: list[dict[str, Any]] = next(
+        (run["memory"]["series"] for run in runs if run.get("memory")), []
+    )
     if series:
         memory.plot([s["predictions"] for s in series], [s["rss_mib"] for s in series])
         memory.set_xlabel("predictions")

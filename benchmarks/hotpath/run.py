@@ -1,21 +1,24 @@
 """Run the hot-path benchmark: throughput, learner pace, latency under load, memory.
 
-``python -m benchmarks --only hotpath [--quick] [--events N] [--memory-events N]``; writes
+``python -m benchmarks --only hotpath [--quick] [--runs N] [--events N] [--memory-events N]``;
+every figure is measured in each of ``--runs`` runs (3 by default), each run on streams of its
+own, and given as the runs' values with their least, median and greatest. The machine, and per
+run the load averages and how busy the CPUs were, are recorded beside them. Writes
 artifacts/bench/hotpath.json and hotpath.png, and prints each figure with its command.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmarks.hotpath import latency, learner, memory, report, throughput
+from benchmarks.hotpath import latency, learner, machine, memory, report, throughput
 from benchmarks.hotpath.stage import MODEL, Stage
+from benchmarks.hotpath.summary import LOADS, say_summary, summary
 from meander.infra.kafka import LocalKafka
 from meander.infra.redis import LocalRedis
 
@@ -24,28 +27,30 @@ __all__ = ["main"]
 EVENTS = 200_000
 QUICK_EVENTS = 20_000
 MEMORY_EVENTS = 1_000_000
-LOADS = (1_000.0, 5_000.0, 20_000.0)
-
-
-def _say(figure: str, command: str) -> None:
-    print(f"{figure}\n    reproduce: {command}", flush=True)
+RUNS = 3
 
 
 def main(
-    events: int | None = None, *, quick: bool = False, memory_events: int | None = None
+    events: int | None = None,
+    *,
+    quick: bool = False,
+    memory_events: int | None = None,
+    runs: int = RUNS,
 ) -> dict[str, Any]:
-    """Run every part on one broker and one Redis; returns what it writes to hotpath.json."""
+    """Run every part ``runs`` times on one broker and one Redis; returns what it writes to
+    hotpath.json."""
     n = events or (QUICK_EVENTS if quick else EVENTS)
     command = "python -m benchmarks --only hotpath" + (" --quick" if quick else "")
     if events:
         command += f" --events {events}"
     results: dict[str, Any] = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
+        "command": command,
+        "machine": machine.describe(),
         "model": MODEL,
         "quick": quick,
+        "events": n,
+        "runs": [],
     }
-    run = uuid.uuid4().hex[:6]
     with ExitStack() as stack:
         kafka = (
             os.environ.get("MEANDER_KAFKA_BOOTSTRAP") or stack.enter_context(LocalKafka()).bootstrap
@@ -53,12 +58,28 @@ def main(
         redis = os.environ.get("MEANDER_REDIS_URL") or stack.enter_context(LocalRedis()).url
         stage = Stage(kafka, redis, Path(stack.enter_context(tempfile.TemporaryDirectory())))
         try:
-            _parts(stage, run, n, quick, memory_events, command, results)
+            for index in range(runs):
+                run: dict[str, Any] = {"run": index + 1}
+                results["runs"].append(run)
+                print(f"run {index + 1} of {runs}", flush=True)
+                with machine.load(run):
+                    _parts(stage, uuid.uuid4().hex[:6], n, quick, memory_events, command, run)
+                print(
+                    f"    load average {run['load_before'][0]} -> {run['load_after'][0]}, "
+                    f"CPUs {run['cpu_busy_share']:.0%} busy",
+                    flush=True,
+                )
         finally:
+            results["summary"] = summary(results["runs"])
             report.write(results)
             report.plot(results)
+            say_summary(results["summary"], command)
             print(f"written to {report.JSON} and {report.PNG}")
     return results
+
+
+def _say(figure: str, command: str) -> None:
+    print(f"{figure}\n    reproduce: {command}", flush=True)
 
 
 def _parts(

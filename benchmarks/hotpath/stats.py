@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Pacer", "percentiles", "rate", "read_rss_kib", "rss_kib"]
+__all__ = ["Pacer", "percentiles", "rate", "read_rss_kib", "rss_kib", "spread"]
 
 
 def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 95, 99)) -> dict[str, float]:
@@ -28,6 +28,23 @@ def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 95, 99)) -> di
         raise ValueError("no latencies were measured: did any prediction arrive?")
     array = np.asarray(values, dtype=float)
     return {f"p{q}_ms": round(float(np.percentile(array, q)), 2) for q in qs}
+
+
+def spread(values: Sequence[float | None]) -> dict[str, object]:
+    """The runs' values of one figure, with their least, median and greatest.
+
+    >>> spread([3.0, 1.0, 2.0])
+    {'values': [3.0, 1.0, 2.0], 'min': 1.0, 'median': 2.0, 'max': 3.0}
+    """
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return {"values": list(values), "min": None, "median": None, "max": None}
+    return {
+        "values": list(values),
+        "min": known[0],
+        "median": round(float(np.median(known)), 2),
+        "max": known[-1],
+    }
 
 
 def rate(events: int, seconds: float) -> float:

@@ -7,8 +7,10 @@ import os
 import pytest
 
 from benchmarks.hotpath.learner import scrape
+from benchmarks.hotpath.machine import busy_share, cpu_times
 from benchmarks.hotpath.stage import samples
-from benchmarks.hotpath.stats import Pacer, percentiles, rate, read_rss_kib, rss_kib
+from benchmarks.hotpath.stats import Pacer, percentiles, rate, read_rss_kib, rss_kib, spread
+from benchmarks.hotpath.summary import summary
 
 
 def test_percentiles_interpolate_and_refuse_an_empty_sample() -> None:
@@ -62,3 +64,39 @@ def test_scrape_reads_one_streams_feedback_counters() -> None:
         "meander_feedback_joined_total": 1500.0,
         "meander_feedback_unmatched_total": 3.0,
     }
+
+
+def test_spread_gives_least_median_greatest_and_keeps_missing_runs() -> None:
+    assert spread([3.0, None, 1.0, 2.0]) == {
+        "values": [3.0, None, 1.0, 2.0],
+        "min": 1.0,
+        "median": 2.0,
+        "max": 3.0,
+    }
+    assert spread([None])["median"] is None
+
+
+def test_summary_collects_each_figure_and_each_loads_latency_over_the_runs() -> None:
+    runs = [
+        {
+            "throughput": {"meander": {"events_per_second": rate_}},
+            "latency": [{"offered_per_second": 1_000.0, "p99_ms": p99}],
+        }
+        for rate_, p99 in ((9_000, 20.0), (8_000, 30.0), (10_000, 10.0))
+    ]
+    found = summary(runs)
+    assert found["meander events/s"]["median"] == 9_000.0
+    assert found["p99_ms at 1,000/s"] == {
+        "values": [20.0, 30.0, 10.0],
+        "min": 10.0,
+        "median": 20.0,
+        "max": 30.0,
+    }
+    assert "learner labels/s" not in found  # no run measured it
+
+
+def test_cpu_busy_share_is_read_from_proc_stat() -> None:
+    stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n"
+    assert cpu_times(stat) == (150, 1000)
+    assert busy_share((150, 1000), (250, 1200)) == 0.5
+    assert busy_share((150, 1000), (150, 1000)) is None

@@ -1,0 +1,69 @@
+"""Each figure of the hot-path benchmark over its runs: the values, least, median, greatest.
+
+>>> runs = [{"throughput": {"meander": {"events_per_second": v}}} for v in (3, 1, 2)]
+>>> summary(runs)["meander events/s"]["median"]
+2.0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.hotpath.stats import spread
+
+__all__ = ["FIGURES", "LOADS", "say_summary", "summary"]
+
+LOADS = (1_000.0, 5_000.0, 20_000.0)
+
+FIGURES: dict[str, tuple[str | int, ...]] = {
+    "ceiling events/s": ("throughput", "ceiling", "events_per_second"),
+    "naive events/s": ("throughput", "naive", "events_per_second"),
+    "meander events/s": ("throughput", "meander", "events_per_second"),
+    "meander / naive": ("throughput", "meander_over_naive"),
+    "meander / ceiling": ("throughput", "meander_over_ceiling"),
+    "learner labels/s": ("learner", "feedback_per_second"),
+    "learner / predictor": ("learner", "over_predictor"),
+    "predictor RSS growth after warm-up (MiB)": ("memory", "growth_after_warm_up_mib"),
+    "load average before": ("load_before", 0),
+    "CPUs busy": ("cpu_busy_share",),
+}
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's values over the runs, with their least, median and greatest."""
+    found: dict[str, Any] = {}
+    for name, path in FIGURES.items():
+        values = [_at(run, path) for run in runs]
+        if any(v is not None for v in values):
+            found[name] = spread(values)
+    for load in LOADS:
+        for q in ("p50_ms", "p95_ms", "p99_ms", "missing_after_drain"):
+            values = [_latency(run, load, q) for run in runs]
+            if any(v is not None for v in values):
+                found[f"{q} at {load:,.0f}/s"] = spread(values)
+    return found
+
+
+def _at(run: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    value: Any = run
+    for key in path:
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def _latency(run: dict[str, Any], load: float, q: str) -> Any:
+    for found in run.get("latency", []):
+        if found["offered_per_second"] == load:
+            return found.get(q)
+    return None
+
+
+def say_summary(found: dict[str, Any], command: str) -> None:
+    print(f"over {len(next(iter(found.values()))['values']) if found else 0} run(s):")
+    for name, values in found.items():
+        shown = ", ".join("-" if v is None else f"{v:,}" for v in values["values"])
+        print(f"    {name}: median {values['median']:,} (runs: {shown})")
+    print(f"    reproduce: {command}", flush=True)
