@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import deque
 from collections.abc import Callable, Iterator
 
-from meander.bus import Record
+from meander.bus import Outbox
 from meander.component import Component
 from meander.config import ProducerSettings, Settings, StreamConfig
 from meander.exceptions import ConfigError
@@ -71,7 +70,7 @@ class Producer(Component):
 
     ``on_finished`` is called once, after the last label of a finite source is published.
     With a rate, a step waits at most its ``timeout`` for tokens and handles 0 when none came.
-    Records a failed publish left unsent are sent again, first, by the next step.
+    A batch not acknowledged in time is waited on again by the next step, never published twice.
     """
 
     name = "producer"
@@ -100,13 +99,13 @@ class Producer(Component):
         rows = self.source.rows() if isinstance(self.source, FileSource) else None
         total = settings.events or rows
         self._bar = progress_bar(total, f"producer {self.stream.name}", enabled=settings.progress)
-        self._unsent: deque[list[Record]] = deque()
+        self.outbox = Outbox(self.bus)
         self.produced = EVENTS_PRODUCED.labels(self.name, self.stream.name)
         self._exhausted = self.finished = False
         log.info("producer: publishing %s to stream %s", settings.source, self.stream.name)
 
     def step(self, timeout: float = 0.0) -> int:
-        if self._unsent or self._exhausted:
+        if self.outbox or self._exhausted:
             return self._send()
         wanted = self.batch
         if self._bucket is not None:
@@ -116,10 +115,12 @@ class Producer(Component):
         chunk = list(itertools.islice(self._samples, wanted))
         if chunk:
             events, feedback = self.publisher.push(chunk)
-            self._unsent.extend(records for records in (events, feedback) if records)
+            self.outbox.add(events, lambda: self.produced.inc(len(events)))
+            self.outbox.add(feedback, lambda: self.produced.inc(len(feedback)))
             self._bar.update(len(chunk))
         else:
-            self._unsent.append(self.publisher.flush())
+            last = self.publisher.flush()
+            self.outbox.add(last, lambda: self.produced.inc(len(last)))
             self._exhausted = True
         return self._send()
 
@@ -127,13 +128,9 @@ class Producer(Component):
         self._bar.close()
 
     def _send(self) -> int:
-        # A batch leaves the queue only once the bus has it, so a failed publish is retried.
-        sent = 0
-        while self._unsent:
-            if self._unsent[0]:
-                self.bus.publish(self._unsent[0])
-                self.produced.inc(len(self._unsent[0]))
-            sent += len(self._unsent.popleft())
+        # A batch leaves the outbox once the bus has it; one not acknowledged in time is
+        # waited on again by the next step, never published twice.
+        sent = len(self.outbox.flush())
         if self._exhausted and not self.finished:
             self.finished = True
             self._bar.close()

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from meander.bus import Delivered, Record
+from meander.bus import Delivered, Outbox, Record
 from meander.config import Settings, StreamConfig
 from meander.exceptions import BusError, MessageTooLarge, StoreUnavailable
 from meander.runtime import Runtime
@@ -84,11 +84,12 @@ class Service:
         published counts in ``meander_events_produced_total`` under ``stream``.
         """
         service = self.settings.service
+        # Retrying waits on the same records: sending them again could store them twice.
+        outbox = Outbox(self.runtime.bus, timeout=service.publish_timeout_seconds)
+        outbox.add(records)
         for attempt in range(service.publish_attempts):
             try:
-                delivered = self.runtime.bus.publish(
-                    records, timeout=service.publish_timeout_seconds
-                )
+                delivered = outbox.flush()
                 EVENTS_PRODUCED.labels("service", stream).inc(len(records))
                 return delivered
             except MessageTooLarge as error:
@@ -101,7 +102,8 @@ class Service:
 
 
 def unavailable(settings: Settings, reason: Exception | str) -> HTTPException:
-    """503 with Retry-After: the request was not done, and may be sent again as it is."""
+    """503 with Retry-After: the request was not done (or not acknowledged: records handed to
+    the broker may still be stored), and may be sent again as it is."""
     return HTTPException(
         503,
         f"{reason}; send the request again later (event ids make a repeat recognisable)",

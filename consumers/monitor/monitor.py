@@ -36,7 +36,7 @@ import orjson
 import redis
 
 from meander import keys, topics
-from meander.bus import Message
+from meander.bus import Message, Outbox
 from meander.component import Component
 from meander.config import StreamConfig
 from meander.consumers.monitor.feature_watch import Latch, severity, watch_for
@@ -106,7 +106,7 @@ class Monitor(Component):
         self.windows = 0
         self.events = 0
         self.started_at = datetime.now(UTC)
-        self._pending: list[Alert] = []
+        self.outbox = Outbox(runtime.bus)
         self.consumer = runtime.bus.subscribe(
             [topics.events(stream.name)], group or f"meander-monitor-{stream.name}"
         )
@@ -118,18 +118,16 @@ class Monitor(Component):
         self.meter.read(len(messages))
         self.lag.sample()
         if messages:
-            self._pending += self._observe(messages)
-        # Alerts a failed publish left behind go out before anything is committed past them.
-        published = bool(self._pending)
-        if published:
-            self.runtime.bus.publish(
-                [
-                    encode(topics.ALERTS, alert, source=SOURCE, subject=self.stream.name)
-                    for alert in self._pending
-                ]
+            alerts = self._observe(messages)
+            self.outbox.add(
+                [encode(topics.ALERTS, a, source=SOURCE, subject=self.stream.name) for a in alerts],
+                lambda: count_published(self.name, alerts, log, self.stream.name),
             )
-            count_published(self.name, self._pending, log, self.stream.name)
-            self._pending.clear()
+        # Alerts not acknowledged yet go out (waited on, never sent twice) before anything is
+        # committed past them.
+        published = bool(self.outbox)
+        if published:
+            self.outbox.flush()
         if messages or published:
             self.consumer.commit()
         return len(messages)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from meander import keys, topics
+from meander.bus import Outbox
 from meander.component import Component
 from meander.config import StreamConfig
 from meander.consumers.trainer.retraining import Candidate, candidates, replay_window
@@ -48,6 +49,7 @@ class Trainer(Component):
         self.consumer = runtime.bus.subscribe(
             [topics.MODELS], group or f"meander-trainer-{stream.name}"
         )
+        self.outbox = Outbox(runtime.bus)
         self.watch_key = keys.watch(stream.name)
         # The gate looks at a race once per min_samples new events, so at most LOOKS times
         # before its cap; each look spends an equal share of the significance (Bonferroni), so
@@ -72,9 +74,14 @@ class Trainer(Component):
                 and event.action == "retrain_requested"
             ):
                 self._retrain(event, envelope.id)
+        judged = self._judge()
+        # Decisions not acknowledged yet are waited on (never sent twice) before anything is
+        # committed past them.
+        if self.outbox:
+            self.outbox.flush()
         if messages:
             self.consumer.commit()
-        return len(messages) + self._judge()
+        return len(messages) + judged
 
     def close(self) -> None:
         self.lag.close()
@@ -251,5 +258,6 @@ class Trainer(Component):
             records = [
                 encode(topics.MODELS, e, source=SOURCE, subject=self.stream.name) for e in events
             ]
-            self.runtime.bus.publish(records)
-            count_published(self.name, events, log, self.stream.name)
+            self.outbox.add(
+                records, lambda: count_published(self.name, events, log, self.stream.name)
+            )

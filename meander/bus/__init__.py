@@ -21,6 +21,7 @@ from meander.bus.base import (
     next_offsets,
 )
 from meander.bus.memory import MemoryBroker, MemoryBus
+from meander.bus.outbox import Outbox
 
 if TYPE_CHECKING:
     from meander.config import Settings
@@ -32,6 +33,7 @@ __all__ = [
     "MemoryBroker",
     "MemoryBus",
     "Message",
+    "Outbox",
     "Record",
     "Sending",
     "Sent",

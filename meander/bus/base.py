@@ -156,6 +156,9 @@ class Sending(ABC):
     A component that must not wait for every acknowledgement (the predictor) sends a batch,
     goes on with the next one, and asks :meth:`done` later; :meth:`wait` blocks, and raises
     the bus's error (``BusError`` or a subclass) when a record could not be stored.
+    ``BusUnavailable`` (not acknowledged in time) is not a failure: the records may still be
+    stored, so wait on the same sending again rather than send them again
+    (:class:`~meander.bus.outbox.Outbox` does).
     """
 
     @abstractmethod
@@ -165,6 +168,11 @@ class Sending(ABC):
     @abstractmethod
     def wait(self, timeout: float | None = None) -> list[Delivered]:
         """Where the bus stored each record, in order, once all are; raises when one failed."""
+
+    def refused(self) -> list[int] | None:
+        """Once :meth:`wait` raised a BusError other than BusUnavailable, the positions of the
+        records the bus refused (the others are stored); None when it cannot tell which."""
+        return None
 
 
 class Sent(Sending):

@@ -8,7 +8,9 @@ crash loses nothing (what was read but not acknowledged is read again, at least 
 nothing is committed ahead of its output.
 
 When a batch fails to be stored, the consumer is rewound to the first offset of every batch
-still in flight and the error is raised: the loop logs it and reads those events again.
+still in flight and the error is raised: the loop logs it and reads those events again. A batch
+not acknowledged in time has not failed: it stays with the producer, which keeps trying, and is
+waited on again (reading its events again would publish their output twice).
 
 >>> from meander.bus import MemoryBroker, MemoryBus, Record
 >>> bus = MemoryBus(MemoryBroker())
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from meander.bus.base import Consumer, Message, Sending, TopicPartition
-from meander.exceptions import BusError
+from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["InFlight", "offset_ranges"]
 
@@ -136,6 +138,8 @@ class InFlight:
     def _land(self, flight: _Flight, timeout: float) -> int:
         try:
             flight.sending.wait(timeout)
+        except BusUnavailable:
+            raise  # still on its way: the next settle or flush waits for it again
         except BusError as error:
             rewound = self._rewind()
             raise BusError(

@@ -9,8 +9,8 @@ new one-partition topic.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -20,7 +20,6 @@ from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
-    MessageSizeTooLargeError,
     TopicAlreadyExistsError,
 )
 
@@ -35,12 +34,13 @@ from meander.bus.base import (
 )
 from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
-from meander.bus.partitioner import partitions_of
-from meander.exceptions import BusError, BusUnavailable, MessageTooLarge
+from meander.bus.kafka_sending import KafkaSending, delivery_errors, place
+from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["KafkaBus", "KafkaSending"]
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+NEVER_GIVE_UP_MS = 2**31 - 1  # the Java client's largest delivery.timeout.ms, ~24.8 days
 
 
 class KafkaBus(Bus):
@@ -73,6 +73,11 @@ class KafkaBus(Bus):
             "batch_size": 256 * 1024,
             "max_request_size": max(max_message_bytes + 4096, 1_048_576),
             "max_block_ms": timeout_ms,
+            # Never give a record up: the idempotent producer retries it through any outage and
+            # the broker drops the repeats, whereas a record given up on may have been stored
+            # and could only be sent again (stored twice). Bounded by the buffer: once it is
+            # full, send() refuses new records (known unsent) after max_block_ms.
+            "delivery_timeout_ms": NEVER_GIVE_UP_MS,
             "allow_auto_create_topics": False,
             **(producer_options or {}),
         }
@@ -102,6 +107,17 @@ class KafkaBus(Bus):
             pass  # another process created it between our look and our request
         except KafkaError as error:
             raise BusError(f"could not create topics {sorted(missing)}: {error}") from error
+        # The controller answers once it created them; the broker's metadata, which describe
+        # and the clients read, catches up a moment later.
+        deadline = time.monotonic() + self.timeout
+        for name in missing:
+            while self._describe(name) is None:
+                if time.monotonic() > deadline:
+                    raise BusUnavailable(
+                        f"Kafka at {self.bootstrap} created {name!r} but did not show it "
+                        f"within {self.timeout:.0f}s"
+                    )
+                time.sleep(0.05)
         self._known_topics.update(missing)
 
     def partitions(self, topic: str) -> int:
@@ -119,20 +135,12 @@ class KafkaBus(Bus):
             if not self._exists(topic):
                 raise unknown_topic(topic)
         producer = self._ensure_producer()
-        with _delivery_errors(self.bootstrap, len(records), self.timeout):
-            placed = _place(producer, records)
-            futures = [
-                producer.send(
-                    r.topic,
-                    value=r.value,
-                    key=r.key,
-                    headers=list(r.headers),
-                    partition=partition,
-                    timestamp_ms=r.timestamp_ms,
-                )
-                for r, partition in zip(records, placed, strict=True)
-            ]
-        return KafkaSending(futures, producer, self.bootstrap, self.timeout)
+        with delivery_errors(self.bootstrap, len(records), self.timeout):
+            placed = place(producer, records)
+            sending = KafkaSending(records, placed, producer, self.bootstrap, self.timeout)
+            # What the producer cannot take yet (no metadata, a full buffer) goes with wait().
+            sending.hand_over()
+        return sending
 
     def subscribe(
         self, topics: Sequence[str], group: str, *, from_beginning: bool = True
@@ -193,42 +201,6 @@ class KafkaBus(Bus):
         return dict(described)
 
 
-def _place(producer: KafkaProducer, records: Sequence[Record]) -> list[int | None]:
-    """The partition of each record, as Kafka's default partitioner places keys.
-
-    kafka-python hashes each key in pure Python as it sends it; hashing a batch's keys together
-    (:func:`~meander.bus.partitioner.partitions_of`) costs a fraction of that. Keyless records
-    are left to the producer.
-    """
-    placed = [record.partition for record in records]
-    keyed: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        if record.partition is None and record.key is not None:
-            keyed.setdefault(record.topic, []).append(index)
-    for topic, indices in keyed.items():
-        count = len(producer.partitions_for(topic))
-        keys = [records[index].key or b"" for index in indices]
-        for index, partition in zip(indices, partitions_of(keys, count), strict=True):
-            placed[index] = partition
-    return placed
-
-
-@contextmanager
-def _delivery_errors(bootstrap: str, records: int, seconds: float) -> Iterator[None]:
-    """kafka-python's errors in sending as the bus's, saying what to do about them."""
-    try:
-        yield
-    except MessageSizeTooLargeError as error:
-        raise MessageTooLarge(f"the broker refused a record as too large: {error}") from error
-    except KafkaTimeoutError as error:
-        raise BusUnavailable(
-            f"Kafka at {bootstrap} did not acknowledge {records} record(s) within "
-            f"{seconds:.0f}s: is the broker up?"
-        ) from error
-    except KafkaError as error:
-        raise BusError(f"publishing to Kafka failed: {error}") from error
-
-
 def _connect(client: Any, bootstrap: str, **options: Any) -> Any:
     try:
         return client(**options)
@@ -253,31 +225,3 @@ def _unavailable(bootstrap: str, seconds: float) -> BusUnavailable:
         f"no Kafka broker answered at {bootstrap} within {seconds:.0f}s; start one "
         f"(make infra-up) or point MEANDER_KAFKA_BOOTSTRAP at yours"
     )
-
-
-class KafkaSending(Sending):
-    """A batch in kafka-python's producer: one future per record, completed by its sender
-    thread as the broker acknowledges them."""
-
-    def __init__(
-        self, futures: list[Any], producer: KafkaProducer, bootstrap: str, timeout: float
-    ) -> None:
-        self._futures = futures
-        self._producer = producer
-        self._bootstrap = bootstrap
-        self._timeout = timeout
-        self._checked = 0  # futures before this index are known to be done
-
-    def done(self) -> bool:
-        futures = self._futures
-        while self._checked < len(futures) and futures[self._checked].is_done:
-            self._checked += 1
-        return self._checked == len(futures)
-
-    def wait(self, timeout: float | None = None) -> list[Delivered]:
-        seconds = self._timeout if timeout is None else timeout
-        with _delivery_errors(self._bootstrap, len(self._futures), seconds):
-            if not self.done():
-                self._producer.flush(timeout=seconds)  # rather than wait out the linger
-            metadata = [future.get(timeout=seconds) for future in self._futures]
-        return [Delivered(m.topic, m.partition, m.offset) for m in metadata]

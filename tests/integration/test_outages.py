@@ -1,0 +1,186 @@
+"""Through a broker that stops answering, nothing is stored twice and nothing is lost.
+
+These tests pause a broker of their own (SIGSTOP: connections stay open, nothing is answered,
+as in a network partition or a long GC pause) while records are on their way, so that the bus's
+acknowledgement time-outs fire; the session's broker is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from meander import topics
+from meander.bus import Bus, Outbox, Record, TopicPartition
+from meander.bus.kafka import KafkaBus
+from meander.exceptions import BusUnavailable
+from meander.infra.kafka import LocalKafka
+from meander.producers.synthetic import synthetic
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Child
+
+pytestmark = pytest.mark.integration
+
+MEANDER = str(Path(sys.executable).parent / "meander")
+
+
+class Broker:
+    """A broker of this module's own, started on first use, that can be paused."""
+
+    def __init__(self, root: Path) -> None:
+        self.kafka = LocalKafka(data_dir=root / "kafka")
+
+    def started(self) -> LocalKafka:
+        if not self.kafka.running:
+            self.kafka.start(timeout=120)
+        return self.kafka
+
+    def pause(self, seconds: float) -> threading.Thread:
+        """Stop the broker's process for ``seconds``, from now, in the background."""
+        pid = self.kafka.pid
+        assert pid is not None, "the broker is not running"
+        os.kill(pid, signal.SIGSTOP)
+
+        def resume() -> None:
+            time.sleep(seconds)
+            os.kill(pid, signal.SIGCONT)
+
+        thread = threading.Thread(target=resume, daemon=True)
+        thread.start()
+        return thread
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    own = Broker(tmp_path_factory.mktemp("outage"))
+    try:
+        yield own
+    finally:
+        if own.kafka.pid is not None:
+            os.kill(own.kafka.pid, signal.SIGCONT)  # a failed test may leave it paused
+        own.kafka.stop()
+
+
+def stored_on(bus: Bus, topic: str) -> Counter[tuple[bytes | None, bytes | None]]:
+    """How many times each (key, value) is stored in ``topic``."""
+    partitions = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
+    found: Counter[tuple[bytes | None, bytes | None]] = Counter()
+    with bus.assign(partitions) as reader:
+        ends = reader.end_offsets(partitions)
+        deadline = time.monotonic() + 60
+        while any(reader.position(p) < ends[p] for p in partitions):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            found.update((m.key, m.value) for m in reader.consume(5_000, 0.5))
+    return found
+
+
+def test_an_outbox_waits_through_a_pause_and_stores_each_record_once(broker: Broker) -> None:
+    kafka = broker.started()
+    with KafkaBus(kafka.bootstrap, timeout=2.0) as bus:
+        topic = f"outage.{os.urandom(5).hex()}"
+        bus.create_topics({topic: 3})
+        outbox = Outbox(bus)
+        timeouts = 0
+        resumed: threading.Thread | None = None
+        for batch in range(40):
+            outbox.add([Record(topic, b"x", key=f"{batch}-{i}".encode()) for i in range(50)])
+            if batch == 10:
+                resumed = broker.pause(6.0)  # with records in flight, acknowledgements stop
+            try:
+                outbox.flush()
+            except BusUnavailable:
+                timeouts += 1  # what was handed over stays with the producer: wait again
+            time.sleep(0.05)
+        assert resumed is not None
+        resumed.join()
+        deadline = time.monotonic() + 60
+        while outbox:
+            assert time.monotonic() < deadline, "the outbox never emptied after the pause"
+            try:
+                outbox.flush()
+            except BusUnavailable:
+                timeouts += 1
+        stored = stored_on(bus, topic)
+    assert timeouts > 0, "the pause never made an acknowledgement time out"
+    assert len(stored) == 40 * 50
+    assert [key for key, count in stored.items() if count > 1] == []
+
+
+def test_records_the_producer_could_not_take_are_sent_once_it_can(broker: Broker) -> None:
+    kafka = broker.started()
+    with KafkaBus(kafka.bootstrap, timeout=2.0) as bus:
+        warm, topic = (f"outage.{os.urandom(5).hex()}" for _ in range(2))
+        bus.create_topics({warm: 1, topic: 2})
+        bus.publish([Record(warm, b"producer connected")])
+        resumed = broker.pause(5.0)
+        outbox = Outbox(bus)
+        # Keyless, to a topic the producer has no metadata for: send() cannot take them.
+        outbox.add([Record(topic, str(i).encode()) for i in range(100)])
+        with pytest.raises(BusUnavailable):
+            outbox.flush()
+        resumed.join()
+        deadline = time.monotonic() + 60
+        while outbox:
+            assert time.monotonic() < deadline, "the outbox never emptied after the pause"
+            with contextlib.suppress(BusUnavailable):
+                outbox.flush()
+        stored = stored_on(bus, topic)
+    assert sorted(int(value or b"") for _, value in stored) == list(range(100))
+    assert set(stored.values()) == {1}
+
+
+def test_the_producer_publishes_each_event_and_label_once_through_a_pause(
+    broker: Broker,
+    stream_name: str,
+    write_config: Callable[..., Path],
+    spawn: Callable[..., Child],
+) -> None:
+    kafka = broker.started()
+    stream = synthetic("sea").stream_config(stream_name)
+    env = {
+        "MEANDER_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "MEANDER_KAFKA_TIMEOUT_SECONDS": "2",
+        "MEANDER_PRODUCER__SOURCE": "sea",
+        "MEANDER_PRODUCER__EVENTS": "6000",
+        "MEANDER_PRODUCER__RATE": "500",
+        "MEANDER_PRODUCER__LABEL_DELAY": "100",
+        "MEANDER_PRODUCER__PROGRESS": "false",
+    }
+    producer = spawn(
+        "producer", [MEANDER, "run", "producer", "--config", str(write_config(stream))], env
+    )
+    with KafkaBus(kafka.bootstrap) as bus:
+        events = topics.events(stream_name)
+        deadline = time.monotonic() + 120
+        while not _has(bus, events, 1_000):
+            assert producer.process.poll() is None, producer.output()
+            assert time.monotonic() < deadline, f"nothing published:\n{producer.output()}"
+            time.sleep(0.2)
+        broker.pause(6.0).join()
+        assert producer.process.wait(120) == 0, producer.output()
+        assert "not acknowledge" in producer.output()  # the pause made a publish time out
+        for topic in (events, topics.feedback(stream_name)):
+            stored = stored_on(bus, topic)
+            assert len(stored) == 6_000, f"{topic}: {len(stored)} distinct records"
+            repeated = [key for key, count in stored.items() if count > 1]
+            assert repeated == [], f"{topic}: {len(repeated)} records stored more than once"
+
+
+def _has(bus: Bus, topic: str, count: int) -> bool:
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
+    except Exception:  # not created yet
+        return False
+    with bus.assign(partitions) as reader:
+        return sum(reader.end_offsets(partitions).values()) >= count
