@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -28,6 +30,7 @@ from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
 from meander.config import Settings, StreamConfig
 from meander.events import Envelope, decode_batch
 from meander.infra.kafka import LocalKafka
+from meander.infra.kafka_tools import ConsoleTools
 from meander.infra.process import InfraError
 from meander.infra.redis import LocalRedis
 from meander.producers.labels import Publisher
@@ -78,6 +81,30 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def console_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding ``bin/kafka-console-producer.sh`` and ``-consumer.sh``, as a Kafka
+    distribution has them, running Kafka's own tools from their jars (cached in .cache/)."""
+    try:
+        tools = ConsoleTools()
+        tools.ensure_jars()
+    except InfraError as error:
+        _unavailable("Kafka's console tools", error)
+    home = tmp_path_factory.mktemp("kafka-distribution")
+    tools.scripts(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def kcat() -> str:
+    """The kcat executable (Debian's package kcat; `make system-deps` installs it)."""
+    path = shutil.which("kcat")
+    if path is None:
+        _unavailable("kcat", FileNotFoundError("apt-get install kcat, or make system-deps"))
+    assert path is not None
+    return path
 
 
 @dataclass

@@ -47,3 +47,4 @@ def test_the_wheel_holds_only_the_meander_package_with_its_data(tmp_path: Path) 
     assert "meander/services/routes/predict.py" in names
     assert "meander/services/static/dashboard.html" in names
     assert "meander/infra/kafka-pom.xml" in names
+    assert "meander/infra/kafka-tools-pom.xml" in names

@@ -7,21 +7,19 @@ The broker's jars come from Maven Central through ``kafka-pom.xml`` and are cach
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from meander.infra.maven import cached_jars
 from meander.infra.process import (
     LOOPBACK,
     InfraError,
     LocalServer,
     cache_dir,
-    file_lock,
     find_executable,
     free_port,
     port_open,
@@ -32,7 +30,6 @@ __all__ = ["KAFKA_VERSION", "LocalKafka"]
 KAFKA_VERSION = "4.1.1"
 _POM = Path(__file__).with_name("kafka-pom.xml")
 _JDK_HINT = "a JDK 17 or newer is needed to run Kafka (apt-get install openjdk-17-jdk-headless)"
-_MAVEN_HINT = "Maven is needed to fetch the Kafka jars (apt-get install maven)"
 
 # WARN keeps the log short enough that the tail quoted in a start failure shows the cause.
 _LOG4J2_YAML = """\
@@ -85,17 +82,7 @@ class LocalKafka(LocalServer):
 
     def ensure_jars(self) -> Path:
         """Fetch the broker's jars with Maven unless cached; return the directory holding them."""
-        home = cache_dir() / "kafka" / self.version
-        libs, stamp = home / "libs", home / "complete.stamp"
-        if stamp.exists():
-            return libs
-        mvn = find_executable("mvn", ["/usr/bin/mvn"], _MAVEN_HINT)
-        with file_lock(home / ".lock"):
-            if not stamp.exists():  # another process may have finished while we waited
-                _download_jars(mvn, self.version, libs)
-                # Written last: a download cut short leaves no stamp and is redone next time.
-                stamp.write_text(f"{datetime.now(UTC).isoformat()}\n")
-        return libs
+        return cached_jars(_POM, cache_dir() / "kafka" / self.version, self.version)
 
     def _command(self) -> list[str]:
         assert self.data_dir is not None  # set by start()
@@ -137,32 +124,6 @@ class LocalKafka(LocalServer):
             return False
         finally:
             admin.close()
-
-
-def _download_jars(mvn: str, version: str, libs: Path) -> None:
-    partial = libs.with_name("libs.partial")
-    for stale in (partial, libs):
-        shutil.rmtree(stale, ignore_errors=True)
-    command = [
-        mvn,
-        "-q",
-        "-B",
-        "-f",
-        str(_POM),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={partial}",
-        "-DincludeScope=runtime",
-        f"-Dkafka.version={version}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        output = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise InfraError(
-            f"Maven could not fetch org.apache.kafka:kafka_2.13:{version} "
-            f"(exit {done.returncode}); check access to Maven Central (or the mirror in "
-            f"~/.m2/settings.xml) and retry:\n{output}"
-        )
-    partial.rename(libs)
 
 
 def _format_storage(java_and_classpath: list[str], config: Path) -> None:
