@@ -1,7 +1,8 @@
 """meander's configuration: one settings object (:mod:`meander.config.settings`), with the
-notifier's (:mod:`meander.config.notifier`) and the HTTP service's (:mod:`meander.config.service`)
-sections in modules of their own."""
+notifier's (:mod:`meander.config.notifier`), the HTTP service's (:mod:`meander.config.service`) and
+a stream's encoding (:mod:`meander.config.encoding`) sections in modules of their own."""
 
+from meander.config.encoding import EncodingSettings
 from meander.config.notifier import NotifierSettings, WebhookSettings
 from meander.config.service import SCOPES, ApiKey, Scope, ServiceSettings
 from meander.config.settings import (
@@ -25,6 +26,7 @@ __all__ = [
     "STREAM_NAME",
     "ApiKey",
     "DriftSettings",
+    "EncodingSettings",
     "Feature",
     "LabelWindow",
     "LearningSettings",

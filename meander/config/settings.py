@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from meander.config.encoding import EncodingSettings
 from meander.config.notifier import NotifierSettings, WebhookSettings
 from meander.config.service import ServiceSettings
 from meander.exceptions import ConfigError
@@ -188,6 +189,7 @@ class StreamConfig(_Section):
     promotion: PromotionSettings = PromotionSettings()
     label_window: LabelWindow = LabelWindow()
     learning: LearningSettings = LearningSettings()
+    encoding: EncodingSettings = EncodingSettings()
     partitions: PositiveInt = 3
 
     @field_validator("name")
@@ -206,6 +208,17 @@ class StreamConfig(_Section):
         if isinstance(features, dict):
             return {k: {"type": v} if isinstance(v, str) else v for k, v in features.items()}
         return features
+
+    @model_validator(mode="after")
+    def _encoding_fields_are_not_features(self) -> StreamConfig:
+        for setting in ("id_field", "time_field"):
+            field = getattr(self.encoding, setting)
+            if field in self.features:
+                raise ValueError(
+                    f"encoding.{setting} {field!r} is also a feature: a flat event's {setting} "
+                    "is not one of its features; rename one of them"
+                )
+        return self
 
     @model_validator(mode="after")
     def _default_model(self) -> StreamConfig:

@@ -2,7 +2,9 @@
 
 :mod:`~meander.events.payloads` holds the payloads, made of :mod:`~meander.events.values`;
 :mod:`~meander.events.codec` puts them on the wire and reads them back, their CloudEvents
-attributes as :mod:`~meander.events.headers`.
+attributes as :mod:`~meander.events.headers`. What people write to a stream's topics may also be
+structured-mode CloudEvents (:mod:`~meander.events.structured`) or plain JSON
+(:mod:`~meander.events.plain`), told apart per record.
 
 >>> event = FeatureEvent(id="e1", features={"amount": 12.5, "country": "FR"})
 >>> record = encode("fraud.events", event, source="/meander/producer", subject="fraud")
@@ -14,8 +16,8 @@ b'io.meander.event.v1'
 
 from __future__ import annotations
 
-from meander.events.codec import Envelope, decode, decode_batch, encode
-from meander.events.headers import CONTENT_TYPE, SPECVERSION
+from meander.events.codec import Envelope, decode, decode_batch, encode, encode_json
+from meander.events.headers import CONTENT_TYPE, SPECVERSION, STRUCTURED_CONTENT_TYPE
 from meander.events.payloads import (
     PAYLOADS,
     Alert,
@@ -27,18 +29,22 @@ from meander.events.payloads import (
     Prediction,
     decision,
 )
+from meander.events.plain import Encoding, Layout
 from meander.events.values import Label, Value, new_id, now
 
 __all__ = [
     "CONTENT_TYPE",
     "PAYLOADS",
     "SPECVERSION",
+    "STRUCTURED_CONTENT_TYPE",
     "Alert",
     "DeadLetter",
+    "Encoding",
     "Envelope",
     "FeatureEvent",
     "Feedback",
     "Label",
+    "Layout",
     "ModelEvent",
     "Payload",
     "Prediction",
@@ -47,6 +53,7 @@ __all__ = [
     "decode",
     "decode_batch",
     "encode",
+    "encode_json",
     "new_id",
     "now",
 ]

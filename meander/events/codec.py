@@ -1,9 +1,13 @@
-"""Payloads on the wire: CloudEvents 1.0 in Kafka binary mode, and back.
+"""Payloads on the wire: CloudEvents 1.0 in Kafka binary mode, and back from any encoding.
 
-Attributes travel as ``ce_*`` headers (``datacontenttype`` as ``content-type``), the payload as
-JSON in the value, and the event id or an entity key as the Kafka key, which CloudEvents readers
-see as the ``partitionkey`` extension. Every event of the closed loop goes through here several
-times, so the common path avoids work whose result is known in advance.
+meander writes binary mode: attributes travel as ``ce_*`` headers (``datacontenttype`` as
+``content-type``), the payload as JSON in the value, and the event id or an entity key as the
+Kafka key, which CloudEvents readers see as the ``partitionkey`` extension; :func:`encode_json`
+writes the payload alone, for readers that ignore headers. It reads, told apart per record,
+binary mode, structured mode (:mod:`~meander.events.structured`) and plain JSON
+(:mod:`~meander.events.plain`). Every event of the closed loop goes through here several times,
+so the common path, binary mode as meander writes it, avoids work whose result is known in
+advance.
 
 >>> from meander.events.payloads import Feedback
 >>> record = encode("fraud.feedback", Feedback(event_id="e1", label=True), source="/meander/test")
@@ -17,21 +21,27 @@ times, so the common path avoids work whose result is known in advance.
 from __future__ import annotations
 
 import time as clock
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import orjson
 from pydantic import ValidationError
 
 from meander.bus import Message, Record
+from meander.events.fallbacks import complete, completed, derived_id, record_time
 from meander.events.headers import (
     CONTENT_TYPE_HEADER,
     SPECVERSION_HEADER,
-    attributes,
-    parse_time,
+    Attributes,
+    as_written,
+    by_name,
     rfc3339,
+    structured,
     time_header,
 )
+from meander.events.invalid import as_declared, invalid_data
 from meander.events.payloads import (
     PAYLOADS,
     Alert,
@@ -40,10 +50,12 @@ from meander.events.payloads import (
     Payload,
     Prediction,
 )
-from meander.events.values import Value, new_id
+from meander.events.plain import Encoding, Layout, parse_value, plain_data, plain_type
+from meander.events.structured import looks_structured, read_structured, structured_attributes
+from meander.events.values import new_id
 from meander.exceptions import ContractError
 
-__all__ = ["Envelope", "decode", "decode_batch", "encode"]
+__all__ = ["Envelope", "decode", "decode_batch", "encode", "encode_json"]
 
 _TYPE_HEADERS = {kind: ("ce_type", kind.type.encode()) for kind in PAYLOADS.values()}
 # Validated, these hold only JSON's own types and datetimes, which orjson writes byte for byte as
@@ -53,7 +65,11 @@ _PLAIN_JSON = frozenset({FeatureEvent, Prediction, Feedback, Alert})
 
 @dataclass(frozen=True, slots=True, init=False)
 class Envelope:
-    """A decoded event: its CloudEvents attributes, its payload, and where it was read."""
+    """A decoded event: its CloudEvents attributes, its payload, and where it was read.
+
+    ``encoding`` says how it was read. A plain JSON record has no attributes of its own: its id
+    is the event's (a label's: one made of where it was read), its source ``/kafka/<topic>``,
+    its time the event's (a label's: when it was observed)."""
 
     id: str
     source: str
@@ -62,6 +78,9 @@ class Envelope:
     subject: str | None
     payload: Payload
     message: Message
+    # Binary mode, the envelope of nearly every event, pays nothing for saying so: the other
+    # encodings are subclasses (every decoded message builds one, and each field costs a call).
+    encoding: ClassVar[Encoding] = "binary"
 
     def __init__(
         self,
@@ -85,7 +104,42 @@ class Envelope:
         set_message(self, message)
 
 
+class _Structured(Envelope):
+    __slots__ = ()
+    encoding = "structured"
+
+
+class _Json(Envelope):
+    __slots__ = ()
+    encoding = "json"
+
+
+class _Flat(Envelope):
+    __slots__ = ()
+    encoding = "flat"
+
+
+_ENVELOPES: dict[Encoding, type[Envelope]] = {
+    "binary": Envelope,
+    "structured": _Structured,
+    "json": _Json,
+    "flat": _Flat,
+}
+
+
 _SETTERS = tuple(getattr(Envelope, field.name).__set__ for field in fields(Envelope))
+# Per CloudEvents type: the payload type, its JSON validator (what model_validate_json calls,
+# less its Python wrapper and two attribute lookups), and the fields its data may leave out
+# that decode then takes from the record. A Python call or lookup is a good part of what
+# decoding a message costs beyond pydantic's own work, and every message comes this way.
+_FILLED: dict[type[Payload], frozenset[str]] = {
+    FeatureEvent: frozenset({"id", "time"}),
+    Feedback: frozenset({"observed_at"}),
+}
+_READERS: dict[str, tuple[type[Payload], Callable[[bytes], Any], frozenset[str]]] = {
+    kind: (cls, cls.__pydantic_validator__.validate_json, _FILLED.get(cls, frozenset()))
+    for kind, cls in PAYLOADS.items()
+}
 
 
 def encode(
@@ -130,40 +184,134 @@ def encode(
     )
 
 
-def decode(message: Message, *, max_bytes: int | None = None) -> Envelope:
-    """The event a message carries; ContractError says precisely why when it carries none."""
+def encode_json(topic: str, payload: Payload) -> Record:
+    """The Kafka record that carries ``payload`` as plain JSON: no headers, the payload's key.
+
+    For readers that ignore headers (a stream's ``encoding.predictions = "json"``); meander
+    reads it back like any plain JSON on a stream's topics."""
+    key = payload.key()
+    return Record(topic, _json(payload), None if key is None else key.encode())
+
+
+def decode(
+    message: Message, *, max_bytes: int | None = None, layout: Layout | None = None
+) -> Envelope:
+    """The event a message carries, in whichever encoding; ContractError says precisely why
+    when it carries none, and what to change. ``layout`` names the fields of a flat JSON object
+    of features that are not features (the stream's ``encoding`` settings)."""
+    return _decode(message, max_bytes, layout)
+
+
+def _decode(message: Message, max_bytes: int | None, layout: Layout | None) -> Envelope:
+    # Positional, for decode_batch: passing keywords costs more than the call itself.
     if max_bytes is not None and len(message.value) > max_bytes:
         raise ContractError(f"value of {len(message.value)} bytes exceeds the limit of {max_bytes}")
-    event_id, source, kind, time, subject = attributes(message.headers)
+    headers = message.headers
+    binary = as_written(headers) or by_name(headers)
+    if binary is None:
+        return _structured_or_plain(message, layout)
+    event_id, source, kind, moment, subject = binary
+    reader = _READERS.get(kind)
+    if reader is None:
+        raise _unknown_type(kind, message, "ce_type")
+    payload_type, validate_json, filled = reader
+    try:
+        payload: Payload = validate_json(message.value)
+    except ValidationError as error:
+        # A label may leave its event id to the key: read it again with the key's help.
+        payload = _from_binary_data(payload_type, message, binary, moment, error)
+    else:
+        if not filled <= payload.__pydantic_fields_set__:  # the data left an id or a time out
+            payload = completed(payload, message, event_id, moment)
+    return Envelope(event_id, source, kind, moment, subject, payload, message)
+
+
+def _structured_or_plain(message: Message, layout: Layout | None) -> Envelope:
+    if structured(message.headers):
+        return _structured(message, *read_structured(message.value))
+    payload_type = plain_type(message.topic)
+    value = parse_value(message, payload_type)
+    if looks_structured(value):  # the envelope, with no header to say so
+        return _structured(message, *structured_attributes(value))
+    payload_type, data, encoding = plain_data(message, value, layout)
+    data = complete(payload_type, data, message, None, None)
+    payload = _validated(payload_type, data, encoding, layout)
+    if isinstance(payload, FeatureEvent):
+        moment = payload.time
+        event_id = payload.id
+    else:
+        moment = payload.observed_at if isinstance(payload, Feedback) else record_time(message)
+        event_id = derived_id(message)
+    source = f"/kafka/{message.topic}"
+    return _ENVELOPES[encoding](event_id, source, payload_type.type, moment, None, payload, message)
+
+
+def _structured(message: Message, attributes: Attributes, data: dict[str, Any]) -> Envelope:
+    event_id, source, kind, moment, subject = attributes
+    payload_type = _payload_type(kind, message, "type")
+    data = complete(payload_type, data, message, event_id, moment)
+    payload = _validated(payload_type, data, "structured")
+    return _Structured(event_id, source, kind, moment, subject, payload, message)
+
+
+def _from_binary_data(
+    payload_type: type[Payload],
+    message: Message,
+    binary: Attributes,
+    moment: datetime | None,
+    error: ValidationError,
+) -> Payload:
+    if payload_type is Feedback and message.key:
+        try:
+            data = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(data) is dict and "event_id" not in data:
+                data = complete(payload_type, data, message, binary[0], moment)
+                return _validated(payload_type, data, "binary")
+    error = as_declared(payload_type, message.value, error)
+    raise ContractError(invalid_data(payload_type, error, "binary")) from None
+
+
+def _payload_type(kind: str, message: Message, attribute: str) -> type[Payload]:
     payload_type = PAYLOADS.get(kind)
     if payload_type is None:
-        raise ContractError(f"unknown ce_type {kind!r}; known: {sorted(PAYLOADS)}")
+        raise _unknown_type(kind, message, attribute)
+    return payload_type
+
+
+def _unknown_type(kind: str, message: Message, attribute: str) -> ContractError:
     try:
-        # What model_validate_json does, less its Python wrapper.
-        payload: Payload = payload_type.__pydantic_validator__.validate_json(message.value)
+        expected = f"; on {message.topic} send {plain_type(message.topic).type}"
+    except ContractError:
+        expected = f"; known: {sorted(PAYLOADS)}"
+    return ContractError(f"unknown {attribute} {kind!r}{expected}")
+
+
+def _validated(
+    payload_type: type[Payload],
+    data: dict[str, Any],
+    encoding: Encoding,
+    layout: Layout | None = None,
+) -> Payload:
+    try:
+        payload: Payload = payload_type.__pydantic_validator__.validate_python(data)
     except ValidationError as error:
-        error = _as_declared(payload_type, message.value, error)
-        raise ContractError(f"invalid {kind} data: {_first_problem(error)}") from None
-    return Envelope(
-        event_id,
-        source,
-        kind,
-        None if time is None else parse_time(time),
-        subject,
-        payload,
-        message,
-    )
+        raise ContractError(invalid_data(payload_type, error, encoding, layout)) from None
+    return payload
 
 
 def decode_batch(
-    messages: list[Message], *, max_bytes: int | None = None
+    messages: list[Message], *, max_bytes: int | None = None, layout: Layout | None = None
 ) -> tuple[list[Envelope], list[tuple[Message, str]]]:
     """Decode what can be decoded; return the rest with the reason, for the dead-letter topic."""
     decoded: list[Envelope] = []
     rejected: list[tuple[Message, str]] = []
+    append = decoded.append
     for message in messages:
         try:
-            decoded.append(decode(message, max_bytes=max_bytes))
+            append(_decode(message, max_bytes, layout))
         except ContractError as error:
             rejected.append((message, str(error)))
     return decoded, rejected
@@ -183,33 +331,3 @@ def _json(payload: Payload) -> bytes:
             # the block free for the next call.
             return memoryview(written).tobytes()
     return kind.__pydantic_serializer__.to_json(payload)
-
-
-class _DeclaredFeatureEvent(FeatureEvent):
-    """A FeatureEvent whose features' union runs in its declared order, in JSON too."""
-
-    features: dict[str, Value | None]
-
-
-_DECLARED: dict[type[Payload], type[Payload]] = {FeatureEvent: _DeclaredFeatureEvent}
-
-
-def _as_declared(
-    payload_type: type[Payload], value: bytes, error: ValidationError
-) -> ValidationError:
-    # Features' JSON union runs in its own order, for speed (see meander.events.values), and so
-    # do its errors; a bad event is rare, and validating it again names the problem as always.
-    declared = _DECLARED.get(payload_type)
-    if declared is not None:
-        try:
-            declared.__pydantic_validator__.validate_json(value)
-        except ValidationError as again:
-            return again
-    return error
-
-
-def _first_problem(error: ValidationError) -> str:
-    problem = error.errors()[0]
-    where = ".".join(str(part) for part in problem["loc"]) or "(value)"
-    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {problem['msg']}{more}"

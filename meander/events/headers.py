@@ -1,7 +1,9 @@
 """CloudEvents attributes as Kafka headers (binary mode): what encode writes, and reading them.
 
 Headers as :func:`~meander.events.codec.encode` writes them are read by position, anything else
-by name, in any case, as other writers may spell them.
+by name, in any case, as other writers may spell them. Headers with no ``ce_*`` header, or with a
+``content-type`` of ``application/cloudevents...`` (structured mode, whatever else they hold),
+carry no binary-mode attributes: :func:`attributes` returns None for them.
 
 >>> attributes((
 ...     ("ce_specversion", b"1.0"),
@@ -11,6 +13,8 @@ by name, in any case, as other writers may spell them.
 ...     ("content-type", b"application/json; charset=utf-8"),
 ... ))
 ('e1', '/elsewhere', 'io.meander.feedback.v1', None, None)
+>>> attributes((("traceparent", b"00-4bf92f-00f067-01"),)) is None  # not binary mode
+True
 >>> time_header(1_767_323_045_678)
 ('ce_time', b'2026-01-02T03:04:05.678Z')
 """
@@ -28,21 +32,27 @@ __all__ = [
     "CONTENT_TYPE_HEADER",
     "SPECVERSION",
     "SPECVERSION_HEADER",
+    "STRUCTURED_CONTENT_TYPE",
     "Attributes",
+    "as_written",
     "attributes",
+    "by_name",
     "parse_time",
     "rfc3339",
+    "structured",
     "time_header",
 ]
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+_CLOUDEVENTS_MEDIA = "application/cloudevents"  # +json, -batch+json: any CloudEvents format
 _SPECVERSION_BYTES = SPECVERSION.encode()
 _CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
 SPECVERSION_HEADER = ("ce_specversion", _SPECVERSION_BYTES)
 CONTENT_TYPE_HEADER = ("content-type", _CONTENT_TYPE_BYTES)
 
-Attributes = tuple[str, str, str, str | None, str | None]
+Attributes = tuple[str, str, str, datetime | None, str | None]
 """What a message's headers say: the event's id, source, type, time and subject."""
 
 # The names of the headers encode writes, in its order; ce_subject follows when there is one.
@@ -53,21 +63,35 @@ _ATTRIBUTE_HEADERS = {
 }
 
 
-def attributes(headers: Sequence[tuple[str, bytes]]) -> Attributes:
-    """The attributes ``headers`` carry; ContractError says precisely why when they carry none."""
-    return _as_written(headers) or _by_name(headers)
+def attributes(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
+    """The binary-mode attributes ``headers`` carry, None when they are not binary mode; when
+    they are but something is wrong, ContractError says what and what to change."""
+    return as_written(headers) or by_name(headers)
 
 
-def _as_written(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
-    # The headers encode writes, in its order and with its constant values, read by position: a
-    # third of the work of reading them by name. Anything else, or any doubt, goes by name.
+def structured(headers: Sequence[tuple[str, bytes]]) -> bool:
+    """True when a ``content-type`` header says structured mode (``application/cloudevents``,
+    in any of its formats): the Kafka binding's rule, whatever other headers there are."""
+    return any(
+        name.lower() == "content-type"
+        and raw.decode("utf-8", "replace").lstrip().lower().startswith(_CLOUDEVENTS_MEDIA)
+        for name, raw in headers
+    )
+
+
+def as_written(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
+    """The attributes of headers exactly as encode writes them, read by position: a third of
+    the work of reading them by name. None for anything else, or any doubt: read those
+    :func:`by_name`. (:func:`attributes` does both; the codec calls the two itself, as a
+    Python call is a good part of what decoding a message costs.)"""
     subject = None
-    if len(headers) == len(_WRITTEN) + 1:
-        name, subject = headers[-1]
+    count = len(headers)
+    if count == 7:  # with ce_subject
+        name, subject = headers[6]
         if name != "ce_subject":
             return None
-        headers = headers[:-1]
-    elif len(headers) != len(_WRITTEN):
+        headers = headers[:6]
+    elif count != 6:
         return None
     (n0, spec), (n1, event_id), (n2, source), (n3, kind), (n4, time), (n5, content) = headers
     if (
@@ -77,54 +101,75 @@ def _as_written(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
     ):
         return None
     try:
-        written = (
+        id_text, source_text, kind_text, time_text = (
             event_id.decode(),
             source.decode(),
             kind.decode(),
             time.decode(),
-            None if subject is None else subject.decode(),
         )
+        subject_text = None if subject is None else subject.decode()
     except UnicodeDecodeError:
         return None
-    return written if written[0] and written[1] and written[2] else None
+    if not (id_text and source_text and kind_text):
+        return None
+    try:
+        # Parsed here rather than by parse_time: a Python call is a good part of the cost of
+        # decoding a message, and every message of the loop comes this way.
+        moment = datetime.fromisoformat(time_text)
+    except ValueError:
+        raise ContractError(_not_rfc3339(time_text)) from None
+    return id_text, source_text, kind_text, moment, subject_text
 
 
-def _by_name(headers: Sequence[tuple[str, bytes]]) -> Attributes:
+def by_name(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
+    """The attributes of binary-mode headers in any order and case; None when not binary mode."""
     attributes: dict[str, str] = {}
     content_type = None
     for name, raw in headers:
+        attribute = _ATTRIBUTE_HEADERS.get(name)
+        lowered = name.lower()  # other writers may spell header names in any case
+        if attribute is None and lowered.startswith("ce_"):
+            attribute = lowered[3:]
+        if attribute is None and lowered != "content-type":
+            continue  # tracing and the like: not ours to read
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ContractError(f"header {name!r} is not UTF-8") from None
-        attribute = _ATTRIBUTE_HEADERS.get(name)
         if attribute is not None:
             attributes[attribute] = text
-            continue
-        lowered = name.lower()  # other writers may spell header names in any case
-        if lowered.startswith("ce_"):
-            attributes[lowered[3:]] = text
-        elif lowered == "content-type":
+        else:
             content_type = text
+    if not attributes or structured(headers):
+        return None  # no ce_* header, or structured mode: not binary mode
     if attributes.get("specversion") != SPECVERSION:
         raise ContractError(
             f"not a CloudEvents {SPECVERSION} binary-mode message: ce_specversion is "
-            f"{attributes.get('specversion')!r}"
+            f"{attributes.get('specversion')!r}; send the header ce_specversion: {SPECVERSION} "
+            "with the other ce_* headers, or no ce_* header at all for plain JSON"
         )
     if not (attributes.get("id") and attributes.get("source") and attributes.get("type")):
         missing = [a for a in ("id", "source", "type") if not attributes.get(a)]
-        raise ContractError(f"missing required CloudEvents header(s): ce_{', ce_'.join(missing)}")
+        raise ContractError(
+            f"missing required CloudEvents header(s): ce_{', ce_'.join(missing)}; a binary-mode "
+            "event needs ce_specversion, ce_id, ce_source and ce_type (or send plain JSON with "
+            "no ce_* header at all)"
+        )
     if (
         content_type is not None
         and content_type != CONTENT_TYPE
-        and content_type.split(";")[0].strip() != CONTENT_TYPE
+        and content_type.split(";")[0].strip().lower() != CONTENT_TYPE
     ):
-        raise ContractError(f"content-type {content_type!r} is not {CONTENT_TYPE}")
+        raise ContractError(
+            f"content-type {content_type!r} is not {CONTENT_TYPE}: meander reads JSON data; "
+            f"send {CONTENT_TYPE}, or {STRUCTURED_CONTENT_TYPE} with the whole event in the value"
+        )
+    time = attributes.get("time")
     return (
         attributes["id"],
         attributes["source"],
         attributes["type"],
-        attributes.get("time"),
+        None if time is None else parse_time(time),
         attributes.get("subject"),
     )
 
@@ -168,4 +213,8 @@ def parse_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise ContractError(f"ce_time {text!r} is not an RFC 3339 timestamp") from None
+        raise ContractError(_not_rfc3339(text)) from None
+
+
+def _not_rfc3339(text: str) -> str:
+    return f"ce_time {text!r} is not an RFC 3339 timestamp"

@@ -5,9 +5,10 @@ metric ``meander_deadletters_total`` counts it under one of :data:`~meander.tele
 REASONS` instead, read from how each writer of reasons opens its sentence:
 
 - ``too_large``: the decoder's size check;
-- ``undecodable``: not a CloudEvent at all (headers missing or unreadable, not JSON);
-- ``contract``: a CloudEvent, but of an unknown type, on the wrong topic, or whose data does
-  not fit its type;
+- ``undecodable``: nothing meander can read: not JSON, unreadable headers or key, broken
+  binary-mode headers, or plain JSON on a topic that carries CloudEvents only;
+- ``contract``: an event (a CloudEvent in either mode, or plain JSON) of an unknown type, on the
+  wrong topic, or whose data does not fit its type;
 - ``schema``: a feature event outside its stream's schema;
 - ``wrong_label``: a label that cannot be learned: of the wrong type for the task, or for no
   event waiting for one (``meander_feedback_unmatched_total`` counts the latter alone);
@@ -18,6 +19,10 @@ REASONS` instead, read from how each writer of reasons opens its sentence:
 'too_large'
 >>> dead_letter_reason("feature 'amount' must be a number, got 'x' (str)")
 'schema'
+>>> dead_letter_reason("not JSON (unexpected character) and no ce_* headers: send ...")
+'undecodable'
+>>> dead_letter_reason('invalid io.meander.event.v1 data (plain JSON): foo: Extra inputs ...')
+'contract'
 >>> dead_letter_reason("the cat sat on the mat")
 'other'
 """
@@ -35,9 +40,19 @@ _RULES: tuple[tuple[str, str, str], ...] = (
     ("header ", "", "undecodable"),
     ("content-type ", "", "undecodable"),
     ("ce_time ", "", "undecodable"),
+    ("not JSON (", "", "undecodable"),
+    ("no ce_* headers: ", "", "undecodable"),
+    ("the Kafka key is not UTF-8", "", "undecodable"),
     ("invalid ", " data: (value): Invalid JSON", "undecodable"),
-    ("invalid ", " data: ", "contract"),
+    ("invalid ", " data", "contract"),
     ("unknown ce_type", "", "contract"),
+    ("unknown type", "", "contract"),
+    ("structured-mode ", "", "contract"),
+    ("a structured-mode ", "", "contract"),
+    ("datacontenttype ", "", "contract"),
+    ("a JSON ", "", "contract"),
+    ("no features", "", "contract"),
+    ('no "', "", "contract"),
     ("expected ", "", "contract"),
     ("a ", " does not belong on ", "contract"),
     ("unknown feature ", "", "schema"),

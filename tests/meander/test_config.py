@@ -72,6 +72,11 @@ def test_file_is_read_and_the_environment_overrides_it(
         (STREAM.replace('"numeric"', '"text"'), "streams.0.features.amount.type"),
         (STREAM.replace('type = "categorical", ', ""), "categories apply to categorical"),
         ("[[streams]]\nname='x'\ntask='binary'\nfeatures={}", "streams.0.features: Dictionary"),
+        (
+            STREAM + "[streams.encoding]\nid_field = 'amount'",
+            "encoding.id_field 'amount' is also a feature",
+        ),
+        (STREAM + "[streams.encoding]\npredictions = 'avro'", "streams.0.encoding.predictions"),
     ],
 )
 def test_a_bad_config_names_the_key_and_the_reason(tmp_path: Path, text: str, message: str) -> None:

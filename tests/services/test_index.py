@@ -113,7 +113,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_the_rest_is_indexed(
     reasons = sorted(letter.reason for letter in dead)  # type: ignore[attr-defined]
     assert len(reasons) == 2
     assert "does not belong on fraud.predictions" in reasons[0]
-    assert reasons[1].startswith("not a CloudEvents 1.0 binary-mode message")
+    assert reasons[1].startswith("not JSON (") and "send a prediction" in reasons[1]
     assert (index.indexed, index.dead.count) == (1, 2)
     index.close()
 

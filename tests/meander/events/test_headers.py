@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meander.events import Feedback, encode
-from meander.events.headers import attributes
+from meander.events.headers import attributes, structured
 from meander.exceptions import ContractError
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -32,11 +32,35 @@ def test_both_readings_agree(subject: str | None) -> None:
 @pytest.mark.parametrize(
     ("position", "value", "reason"),
     [
-        (0, b"0.3", "not a CloudEvents 1.0 binary-mode message: ce_specversion is '0.3'"),
-        (1, b"", "missing required CloudEvents header(s): ce_id"),
+        (
+            0,
+            b"0.3",
+            "not a CloudEvents 1.0 binary-mode message: ce_specversion is '0.3'; send the header "
+            "ce_specversion: 1.0 with the other ce_* headers, or no ce_* header at all for plain "
+            "JSON",
+        ),
+        (
+            1,
+            b"",
+            "missing required CloudEvents header(s): ce_id; a binary-mode event needs "
+            "ce_specversion, ce_id, ce_source and ce_type (or send plain JSON with no ce_* header "
+            "at all)",
+        ),
         (2, b"\xff", "header 'ce_source' is not UTF-8"),
-        (3, b"", "missing required CloudEvents header(s): ce_type"),
-        (5, b"text/csv", "content-type 'text/csv' is not application/json"),
+        (
+            3,
+            b"",
+            "missing required CloudEvents header(s): ce_type; a binary-mode event needs "
+            "ce_specversion, ce_id, ce_source and ce_type (or send plain JSON with no ce_* header "
+            "at all)",
+        ),
+        (4, b"yesterday", "ce_time 'yesterday' is not an RFC 3339 timestamp"),
+        (
+            5,
+            b"text/csv",
+            "content-type 'text/csv' is not application/json: meander reads JSON data; send "
+            "application/json, or application/cloudevents+json with the whole event in the value",
+        ),
         (6, b"\xfe", "header 'ce_subject' is not UTF-8"),
     ],
 )
@@ -49,6 +73,19 @@ def test_a_bad_value_in_its_place_is_named_as_always(
         with pytest.raises(ContractError) as raised:
             attributes(order)
         assert str(raised.value) == reason
+
+
+def test_no_ce_header_or_a_cloudevents_content_type_is_not_binary_mode() -> None:
+    assert attributes(()) is None
+    assert (
+        attributes((("traceparent", b"00-1-2-01"), ("content-type", b"application/json"))) is None
+    )
+    structured_headers = (
+        *written(),
+        ("Content-Type", b"application/cloudevents+json; charset=utf-8"),
+    )
+    assert attributes(structured_headers) is None  # the content type wins over ce_* headers
+    assert structured(structured_headers) and not structured(written())
 
 
 def test_parameters_and_other_headers_are_read_by_name() -> None:
