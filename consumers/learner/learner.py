@@ -155,7 +155,7 @@ class Learner(Component):
         only skipped."""
         predictions, events = self._readers.caught_up()
         read: list[tuple[FeatureEvent, Message]] = []
-        for envelope in decode_batch(events)[0]:
+        for envelope in decode_batch(events, layout=self.stream.encoding)[0]:
             if isinstance(envelope.payload, FeatureEvent):
                 read.append((envelope.payload, envelope.message))
         problems = self.schema.violations([event.features for event, _ in read])
@@ -186,7 +186,7 @@ class Learner(Component):
 
     def _learn(self, state: LearnerState, messages: list[Message]) -> None:
         envelopes, rejected = decode_batch(
-            messages, max_bytes=self.runtime.settings.max_event_bytes
+            messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
         )
         for envelope in envelopes:
             feedback = envelope.payload

@@ -137,7 +137,9 @@ class Monitor(Component):
         self.consumer.close()
 
     def _observe(self, messages: list[Message]) -> list[Alert]:
-        decoded, rejected = decode_batch(messages, max_bytes=self.runtime.settings.max_event_bytes)
+        decoded, rejected = decode_batch(
+            messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
+        )
         alerts: list[Alert] = []
         # Unreadable messages count in the window open when their batch arrives: a rate does
         # not need their exact place.

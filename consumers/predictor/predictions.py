@@ -5,7 +5,8 @@ it knows to be right, then writes it; for every event scored, by every live mode
 :class:`PredictionWriter` writes the same record (the same JSON, the same CloudEvents headers
 and key) from the answers directly, sharing what every record of a stream has in common: a
 third of the cost. A prediction orjson cannot write (an integer label beyond 64 bits) goes
-through ``encode`` as before.
+through ``encode`` as before. A stream that asks for plain JSON predictions gets the same value
+and key with no headers, as ``encode_json`` writes them.
 
 >>> from meander.events import FeatureEvent, decode
 >>> from meander.bus import Message
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 import orjson
 
 from meander.bus import Record
-from meander.events import FeatureEvent, Prediction, encode, new_id
+from meander.events import FeatureEvent, Prediction, encode, encode_json, new_id
 from meander.events.headers import CONTENT_TYPE_HEADER, SPECVERSION_HEADER, time_header
 from meander.models.inference import Scored
 
@@ -35,10 +36,12 @@ __all__ = ["PredictionWriter"]
 
 
 class PredictionWriter:
-    """Writes the records of one stream's predictions, as ``encode`` writes a Prediction."""
+    """Writes the records of one stream's predictions, as ``encode`` writes a Prediction (as
+    ``encode_json`` does when ``cloudevents`` is False)."""
 
-    def __init__(self, topic: str, stream: str, *, source: str) -> None:
+    def __init__(self, topic: str, stream: str, *, source: str, cloudevents: bool = True) -> None:
         self.topic, self.stream, self.source = topic, stream, source
+        self.cloudevents = cloudevents
         self._source = ("ce_source", source.encode())
         self._type = ("ce_type", Prediction.type.encode())
         self._subject = ("ce_subject", stream.encode())
@@ -62,6 +65,7 @@ class PredictionWriter:
             self._subject,
         )
         dumps, option, model = orjson.dumps, orjson.OPT_UTC_Z, self.stream
+        cloudevents, topic = self.cloudevents, self.topic
         records = []
         for event, answer in zip(events, answers, strict=True):
             if answer is None:
@@ -83,8 +87,12 @@ class PredictionWriter:
             except orjson.JSONEncodeError:
                 records.append(self._encoded(event, answer, version, role, latency_ms))
                 continue
-            headers = (spec, ("ce_id", new_id().encode()), source, kind, stamp, content, subject)
-            records.append(Record(self.topic, value, event.id.encode(), headers, None, now_ms))
+            headers = (
+                (spec, ("ce_id", new_id().encode()), source, kind, stamp, content, subject)
+                if cloudevents
+                else ()
+            )
+            records.append(Record(topic, value, event.id.encode(), headers, None, now_ms))
         return records
 
     def _encoded(
@@ -100,4 +108,6 @@ class PredictionWriter:
             latency_ms=latency_ms,
             event_time=event.time,
         )
+        if not self.cloudevents:
+            return encode_json(self.topic, prediction)
         return encode(self.topic, prediction, source=self.source, subject=self.stream)

@@ -24,7 +24,8 @@ from meander.component import Component
 from meander.config import StreamConfig
 from meander.consumers.predictor.predictions import PredictionWriter
 from meander.deadletter import DeadLetters
-from meander.events import Envelope, FeatureEvent, decode_batch
+from meander.events import Envelope, FeatureEvent, decode, decode_batch
+from meander.events.plain import flat_hint
 from meander.exceptions import BusError, RegistryError
 from meander.models.inference import Scored, clean, predict_many, predict_one
 from meander.models.registry import Heads, Registry
@@ -79,7 +80,12 @@ class Predictor(Component):
         )
         self.dead = DeadLetters(runtime.bus, self.name)
         self.topic = topics.predictions(stream.name)
-        self.writer = PredictionWriter(self.topic, stream.name, source=SOURCE)
+        self.writer = PredictionWriter(
+            self.topic,
+            stream.name,
+            source=SOURCE,
+            cloudevents=stream.encoding.predictions == "cloudevents",
+        )
         self.models: dict[int, tuple[Any, int]] = {}
         self.champion: int | None = None
         self.challengers: tuple[int, ...] = ()
@@ -105,7 +111,7 @@ class Predictor(Component):
             return 0
         self.meter.read(len(messages))
         envelopes, rejected = decode_batch(
-            messages, max_bytes=self.runtime.settings.max_event_bytes
+            messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
         )
         events, read = self._admit(envelopes, rejected)
         records, events = self._score(events, read, rejected)
@@ -157,9 +163,18 @@ class Predictor(Component):
         problems = self.schema.violations([event.features for event in events])
         if not any(problems):
             return events, read
-        rejected += [(m, p) for m, p in zip(read, problems, strict=True) if p is not None]
+        for message, broken in zip(read, problems, strict=True):
+            if broken is not None:
+                rejected.append((message, broken + self._hint(message)))
         kept = [i for i, problem in enumerate(problems) if problem is None]
         return [events[i] for i in kept], [read[i] for i in kept]
+
+    def _hint(self, message: Message) -> str:
+        # A flat object of features whose id or time field was taken for a feature: say how
+        # to name them. Only for records that break the schema, so decoding again is cheap.
+        if decode(message, layout=self.stream.encoding).encoding != "flat":
+            return ""
+        return flat_hint(message.topic, self.stream.encoding)
 
     def _refresh(self, heads: Heads) -> bool:
         """Load whatever version or revision changed; False while there is no champion."""

@@ -42,18 +42,19 @@ class Candidate:
 
 
 def replay_window(
-    bus: Bus, stream: str, replay: Mapping[str, Mapping[str, list[int]]], task: str
+    bus: Bus, stream: StreamConfig, replay: Mapping[str, Mapping[str, list[int]]]
 ) -> Window:
     """The labelled events the request points at, as (features, label) in label order."""
-    events = read_to_end(bus, _ranges(topics.events(stream), replay.get("events", {})))
-    labels = read_to_end(bus, _ranges(topics.feedback(stream), replay.get("feedback", {})))
+    name, task = stream.name, stream.task
+    events = read_to_end(bus, _ranges(topics.events(name), replay.get("events", {})))
+    labels = read_to_end(bus, _ranges(topics.feedback(name), replay.get("feedback", {})))
     features: dict[str, dict[str, Any]] = {}
-    for envelope in decode_batch(events)[0]:
+    for envelope in decode_batch(events, layout=stream.encoding)[0]:
         if isinstance(envelope.payload, FeatureEvent):
             features[envelope.payload.id] = clean(envelope.payload.features)
     labels.sort(key=lambda m: (m.timestamp_ms, m.partition, m.offset))
     window: Window = []
-    for envelope in decode_batch(labels)[0]:
+    for envelope in decode_batch(labels, layout=stream.encoding)[0]:
         feedback = envelope.payload
         if not isinstance(feedback, Feedback) or label_problem(feedback.label, task):
             continue

@@ -100,7 +100,7 @@ class Trainer(Component):
             )
             return
         replay = request.evidence.get("replay", {})
-        window = replay_window(self.runtime.bus, self.stream.name, replay, self.stream.task)
+        window = replay_window(self.runtime.bus, self.stream, replay)
         since = int(request.evidence.get("since_change", len(window)))
         tuning = request.evidence.get("tuning") is True
         ranked = candidates(self.stream, self.registry, window, champion, since, fresh=not tuning)

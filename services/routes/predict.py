@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from meander import topics
-from meander.events import FeatureEvent, Prediction, encode
+from meander.events import FeatureEvent, Prediction, encode, encode_json
 from meander.events.values import Label
 from meander.models.inference import clean, predict_one
 from meander.services.auth import require
@@ -79,7 +79,9 @@ def predict(event: FeatureEvent, service: ServiceDep, stream: StreamDep) -> Answ
                 event_id=event.id,
                 time=event.time,
             ),
-            encode(topics.predictions(stream.name), answer, source=SERVED_SOURCE),
+            encode_json(topics.predictions(stream.name), answer)
+            if stream.encoding.predictions == "json"
+            else encode(topics.predictions(stream.name), answer, source=SERVED_SOURCE),
         ],
         stream.name,
     )

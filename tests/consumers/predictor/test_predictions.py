@@ -1,4 +1,5 @@
-"""The predictor's records are the ones ``encode(Prediction(...))`` writes, byte for byte."""
+"""The predictor's records are the ones ``encode(Prediction(...))`` writes, byte for byte (the
+ones ``encode_json`` writes, for a stream that asks for plain JSON predictions)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from meander.bus import Message, Record
 from meander.consumers.predictor.predictions import PredictionWriter
-from meander.events import FeatureEvent, Prediction, decode, encode
+from meander.events import FeatureEvent, Prediction, decode, encode, encode_json
 
 EVENTS = [
     FeatureEvent(id="e1", time=datetime(2026, 1, 2, 3, 4, 5, 678901, UTC), features={"x": 1.0}),
@@ -17,8 +18,20 @@ EVENTS = [
 ]
 
 
-def _encoded(event: FeatureEvent, answer: Any, version: int, role: str, latency: float) -> Record:
-    prediction = Prediction(
+ANSWERS = [
+    (True, {"False": 0.25, "True": 0.75}),
+    ("gold", {"gold": 0.5, "silver": 0.3, "bronze": 0.2}),
+    (3, {"1": 0.1, "3": 0.9}),
+    (12.5, None),  # a regression
+    (None, None),  # a model that has learnt nothing yet
+    (2**70, {str(2**70): 1.0}),  # beyond orjson: written by encode itself
+]
+
+
+def _prediction(
+    event: FeatureEvent, answer: Any, version: int, role: str, latency: float
+) -> Prediction:
+    return Prediction(
         event_id=event.id,
         model="fraud",
         version=version,
@@ -28,20 +41,14 @@ def _encoded(event: FeatureEvent, answer: Any, version: int, role: str, latency:
         latency_ms=latency,
         event_time=event.time,
     )
+
+
+def _encoded(event: FeatureEvent, answer: Any, version: int, role: str, latency: float) -> Record:
+    prediction = _prediction(event, answer, version, role, latency)
     return encode("fraud.predictions", prediction, source="/meander/predictor", subject="fraud")
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        (True, {"False": 0.25, "True": 0.75}),
-        ("gold", {"gold": 0.5, "silver": 0.3, "bronze": 0.2}),
-        (3, {"1": 0.1, "3": 0.9}),
-        (12.5, None),  # a regression
-        (None, None),  # a model that has learnt nothing yet
-        (2**70, {str(2**70): 1.0}),  # beyond orjson: written by encode itself
-    ],
-)
+@pytest.mark.parametrize("answer", ANSWERS)
 @pytest.mark.parametrize("role", ["champion", "challenger"])
 def test_the_writer_writes_what_encode_writes(answer: Any, role: str) -> None:
     writer = PredictionWriter("fraud.predictions", "fraud", source="/meander/predictor")
@@ -75,3 +82,17 @@ def test_events_without_an_answer_get_no_record_and_ids_are_new() -> None:
     assert [record.key for record in written] == ["é-2".encode()]
     again = writer.records(EVENTS, [None, (True, {"True": 1.0})], 1, "champion", 0.0)
     assert dict(written[0].headers)["ce_id"] != dict(again[0].headers)["ce_id"]
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_plain_json_predictions_are_what_encode_json_writes(answer: Any) -> None:
+    writer = PredictionWriter(
+        "fraud.predictions", "fraud", source="/meander/predictor", cloudevents=False
+    )
+    written = writer.records(EVENTS, [answer, answer], 2, "champion", 0.5)
+    for event, record in zip(EVENTS, written, strict=True):
+        prediction = _prediction(event, answer, 2, "champion", 0.5)
+        expected = encode_json("fraud.predictions", prediction)
+        assert (record.key, record.value, record.headers) == (expected.key, expected.value, ())
+        envelope = decode(Message(record.topic, 0, 0, record.key, record.value, (), 0))
+        assert (envelope.encoding, envelope.payload) == ("json", prediction)

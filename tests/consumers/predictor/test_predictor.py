@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 from river import tree
 
 from meander import topics
-from meander.bus import Record
+from meander.bus import Record, TopicPartition
 from meander.component import drain
 from meander.config import StreamConfig
 from meander.consumers.predictor.predictor import Predictor
@@ -233,7 +234,9 @@ def test_what_cannot_be_scored_is_dead_lettered_with_the_reason_and_the_rest_is_
     assert {(d.component, d.topic) for d in letters} == {("predictor", events)}
     reasons = sorted(d.reason for d in letters)
     assert len(reasons) == len(bad) and serving.predictor.dead.count == len(bad)
-    assert any("not a CloudEvents" in r for r in reasons)
+    assert any(
+        r.startswith("not JSON (") and "send a JSON object of features" in r for r in reasons
+    )
     assert any(
         f"expected {FeatureEvent.type} on {events}, got {Feedback.type}" in r for r in reasons
     )
@@ -358,3 +361,69 @@ def test_an_event_the_champion_cannot_score_is_dead_lettered_and_the_rest_served
     assert len(reasons) == 1
     assert reasons.pop().startswith("model v1 cannot score this event: TypeError")
     assert predictor.handled == 30  # everything was read and committed: nothing stalls
+
+
+def test_a_flat_json_event_that_does_not_fit_says_which_encoding_setting_to_change(
+    make_stream: MakeStream, make_runtime: MakeRuntime, read_topic: ReadTopic
+) -> None:
+    """The stream's schema has x0, x1, x2: read as a flat object of features, an id field
+    with no setting naming it is an unknown feature, and the reason names the setting."""
+    plain = make_stream("plain")
+    named = make_stream("named", encoding={"id_field": "order_id"})
+    runtime = make_runtime(plain, named)
+    row = {"order_id": "o-1", "x0": 1.0, "x1": 2.0, "x2": 3.0}
+    for stream in (plain, named):
+        serving = Serving(
+            runtime,
+            stream,
+            Registry(runtime.store, stream.name, signer_for(runtime.settings)),
+            Predictor(runtime, stream, batch=50),
+        )
+        register(serving, taught(True), promote=True)
+        runtime.bus.publish([Record(topics.events(stream.name), orjson.dumps(row))])
+        drain([serving.predictor])
+        serving.predictor.close()
+
+    [letter] = [
+        e.payload
+        for e in read_topic(runtime, topics.DEADLETTER)
+        if isinstance(e.payload, DeadLetter)
+    ]
+    assert letter.topic == topics.events("plain")
+    assert letter.reason.startswith("unknown feature 'order_id'; the schema has: x0, x1, x2")
+    assert "streams.plain.encoding.id_field and time_field" in letter.reason
+    served = read_topic(runtime, topics.predictions("named"))
+    assert [e.payload.event_id for e in served] == ["o-1"]  # type: ignore[attr-defined]
+
+
+def test_a_stream_may_ask_for_plain_json_predictions(
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> None:
+    stream = make_stream("s", encoding={"predictions": "json"})
+    runtime = make_runtime(stream)
+    serving = Serving(
+        runtime,
+        stream,
+        Registry(runtime.store, stream.name, signer_for(runtime.settings)),
+        Predictor(runtime, stream, batch=50),
+    )
+    register(serving, taught(True), promote=True)
+    published = publish_samples(runtime, stream, 20, labels=False)
+
+    drain([serving.predictor])
+    serving.predictor.close()
+
+    topic = topics.predictions("s")
+    partitions = [TopicPartition(topic, p) for p in range(runtime.bus.partitions(topic))]
+    with runtime.bus.assign(partitions) as reader:
+        records = reader.consume(1_000, 0.0)
+    assert len(records) == 20 and all(m.headers == () for m in records)
+    assert all(m.key == orjson.loads(m.value)["event_id"].encode() for m in records)
+    served = read_topic(runtime, topic)  # plain JSON on S.predictions decodes as predictions
+    assert {e.encoding for e in served} == {"json"}
+    assert sorted(p.event_id for p in predictions(serving, read_topic)) == sorted(
+        s.event_id for s in published.samples
+    )

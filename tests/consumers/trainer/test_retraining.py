@@ -51,7 +51,7 @@ def test_the_window_is_the_labelled_events_in_the_order_the_learner_learned_them
         "feedback": whole(runtime, topics.feedback("s")),
     }
 
-    window = replay_window(runtime.bus, "s", replay, "binary")
+    window = replay_window(runtime.bus, runtime.settings.stream("s"), replay)
 
     by_id = {s.event_id: (s.features, s.label) for s in published.samples}
     assert window == [by_id[i] for i in learned_order(runtime, "s")]
@@ -74,11 +74,11 @@ def test_only_the_ranges_named_are_replayed_and_bad_or_unjoined_labels_are_left_
     )
     replay = {"events": {"0": [0, 30]}, "feedback": {"0": [10, 33]}}
 
-    window = replay_window(runtime.bus, "s", replay, "binary")
+    window = replay_window(runtime.bus, runtime.settings.stream("s"), replay)
 
     assert window == [(s.features, s.label) for s in published.samples[10:30]]
     only_events = {"events": {"0": [20, 30]}, "feedback": {"0": [10, 30]}}
-    assert len(replay_window(runtime.bus, "s", only_events, "binary")) == 10
+    assert len(replay_window(runtime.bus, runtime.settings.stream("s"), only_events)) == 10
 
 
 def rows(count: int) -> list[tuple[dict[str, Any], Any]]:

@@ -1,0 +1,388 @@
+"""Any Kafka client feeds a stream: kcat, Kafka's own console producer, kafka-python and the
+CloudEvents SDK, writing binary-mode CloudEvents, structured-mode CloudEvents and plain JSON.
+
+On the real broker, with a predictor and a learner running in this process: every event gets
+its champion prediction under the id the rules give (the value's, else the CloudEvents id or
+the Kafka key, else topic-partition-offset), with the event time the rules give (the value's,
+else ce_time, else the record's timestamp); feedback in every encoding is joined; malformed
+records of every encoding are dead-lettered, beside good ones, with a reason that says what to
+change; and a stream that asks for plain JSON predictions gets them, and still learns.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.v1.event import CloudEvent
+from kafka import KafkaProducer
+
+from meander import topics
+from meander.bus import Message, TopicPartition
+from meander.component import Component
+from meander.config import Settings, StreamConfig
+from meander.consumers.learner import Learner
+from meander.consumers.predictor import Predictor
+from meander.events import DeadLetter, FeatureEvent, Prediction, decode_batch
+from meander.runtime import Runtime
+
+SIGNING_KEY = "any-client test key, long enough to sign model blobs"
+FEATURES = {"amount": "numeric", "country": "categorical"}
+EVENT_TYPE = FeatureEvent.type
+FEEDBACK_TYPE = "io.meander.feedback.v1"
+STEP_BOUND = 120.0  # seconds a stream may take to predict or learn what was published
+
+
+@dataclass
+class World:
+    """A stream on the real broker with its predictor and learner, and the clients to feed it."""
+
+    runtime: Runtime
+    stream: StreamConfig
+    predictor: Predictor
+    learner: Learner
+    bootstrap: str
+    kcat_path: str
+    console: Path  # a directory holding bin/kafka-console-producer.sh, as a distribution does
+    producer: KafkaProducer
+
+    @property
+    def events(self) -> str:
+        return topics.events(self.stream.name)
+
+    @property
+    def feedback(self) -> str:
+        return topics.feedback(self.stream.name)
+
+    def kcat(self, topic: str, lines: Sequence[str], *options: str) -> None:
+        """``kcat -P``: one message per line, with the given options (-k, -K, -H)."""
+        run(
+            [self.kcat_path, "-b", self.bootstrap, "-P", "-t", topic, *options],
+            "\n".join(lines) + "\n",
+        )
+
+    def console_producer(self, topic: str, lines: Sequence[str], *properties: str) -> None:
+        command = [str(self.console / "bin" / "kafka-console-producer.sh")]
+        command += ["--bootstrap-server", self.bootstrap, "--topic", topic]
+        for setting in properties:
+            command += ["--property", setting]
+        run(command, "\n".join(lines) + "\n")
+
+    def sdk(self, topic: str, event: CloudEvent, *, structured: bool) -> None:
+        """The CloudEvents SDK's Kafka binding, sent with kafka-python."""
+        message = (
+            ce_kafka.to_structured_event(event) if structured else ce_kafka.to_binary_event(event)
+        )
+        key = message.key.encode() if isinstance(message.key, str) else message.key
+        self.send(topic, message.value, key, list(message.headers.items()))
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.producer.send(topic, value=value, key=key, headers=headers or [])
+        self.producer.flush()
+
+    def step_until(self, done: Callable[[], bool], what: str, *components: Component) -> None:
+        deadline = time.monotonic() + STEP_BOUND
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waiting for {what}: timed out after {STEP_BOUND:g} s")
+            for component in components:
+                component.step(0.2)
+
+    def read(self, topic: str) -> list[Message]:
+        partitions = [TopicPartition(topic, p) for p in range(self.runtime.bus.partitions(topic))]
+        with self.runtime.bus.assign(partitions) as reader:
+            ends = reader.end_offsets(partitions)
+            found: list[Message] = []
+            deadline = time.monotonic() + 30
+            while any(reader.position(p) < ends[p] for p in partitions):
+                assert time.monotonic() < deadline, f"could not read {topic} to its end"
+                found += reader.consume(1_000, 0.2)
+        return found
+
+    def predictions(self) -> dict[str, Prediction]:
+        """The champion's prediction of each event so far, by event id."""
+        envelopes, rejected = decode_batch(self.read(topics.predictions(self.stream.name)))
+        assert not rejected, rejected[:2]
+        return {
+            e.payload.event_id: e.payload
+            for e in envelopes
+            if isinstance(e.payload, Prediction) and e.payload.role == "champion"
+        }
+
+    def dead_letters(self) -> dict[bytes, str]:
+        """The reason of each record of this stream dead-lettered so far, by original value."""
+        envelopes, _ = decode_batch(self.read(topics.DEADLETTER))
+        return {
+            e.payload.original_value(): e.payload.reason
+            for e in envelopes
+            if isinstance(e.payload, DeadLetter) and e.payload.topic in (self.events, self.feedback)
+        }
+
+
+def run(command: list[str], stdin: str) -> None:
+    done = subprocess.run(command, input=stdin.encode(), capture_output=True, timeout=120)
+    assert done.returncode == 0, f"{command[0]} failed: {done.stderr.decode()[-2000:]}"
+
+
+def json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@pytest.fixture
+def make_world(
+    kafka_bootstrap: str, redis_url: str, kcat: str, console_tools: Path
+) -> Iterator[Callable[..., World]]:
+    opened: list[tuple[Runtime, KafkaProducer, Component, Component]] = []
+
+    def make(**encoding: Any) -> World:
+        stream = StreamConfig(
+            name=f"any{uuid.uuid4().hex[:10]}",
+            task="binary",
+            features=FEATURES,  # type: ignore[arg-type]
+            model="tree.HoeffdingTreeClassifier",  # reads the categorical country as it is
+            encoding=encoding,  # type: ignore[arg-type]
+        )
+        settings = Settings(
+            kafka_bootstrap=kafka_bootstrap,
+            redis_url=redis_url,
+            model_signing_key=SIGNING_KEY,
+            streams=[stream],
+        )
+        runtime = Runtime.open(settings)
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        learner = Learner(runtime, stream, batch=100)
+        learner.step(0.0)  # registers the configured model as the first champion
+        predictor = Predictor(runtime, stream, batch=100)
+        opened.append((runtime, producer, predictor, learner))
+        return World(
+            runtime, stream, predictor, learner, kafka_bootstrap, kcat, console_tools, producer
+        )
+
+    yield make
+    for runtime, producer, predictor, learner in opened:
+        predictor.close()
+        learner.close()
+        producer.close()
+        runtime.close()
+
+
+@pytest.mark.integration
+def test_every_client_and_encoding_gets_predictions_and_its_feedback_joined(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(id_field="order_id", time_field="ts")
+    # -- events, each client in each encoding it offers ---------------------------------------
+    world.kcat(
+        world.events,
+        [
+            json({"id": "kc-payload", "features": {"amount": 1.0, "country": "FR"}}),
+            json(
+                {"order_id": "kc-flat", "ts": "2020-05-01T00:00:00Z", "amount": 2, "country": "DE"}
+            ),
+        ],
+    )
+    world.kcat(world.events, [f"kc-key|{json({'amount': 3.5, 'country': 'FR'})}"], "-K|")
+    world.kcat(world.events, [json({"amount": 404.0, "country": "NL"})])  # no id, no key
+    world.kcat(
+        world.events,
+        [json({"features": {"amount": 5.0, "country": "FR"}})],
+        *("-H", "ce_specversion=1.0", "-H", "ce_id=kc-binary", "-H", "ce_source=/kcat"),
+        *("-H", f"ce_type={EVENT_TYPE}", "-H", "ce_time=2021-01-01T00:00:00Z"),
+    )
+    structured = {
+        "specversion": "1.0",
+        "id": "kc-structured",
+        "source": "/kcat",
+        "type": EVENT_TYPE,
+        "data": {"features": {"amount": 6.0, "country": "DE"}},
+    }
+    world.kcat(world.events, [json(structured)], "-H", "content-type=application/cloudevents+json")
+    world.console_producer(
+        world.events,
+        [f"cp-key\t{json({'amount': 7.0, 'country': 'FR'})}"],
+        "parse.key=true",
+    )
+    headers = f"ce_specversion:1.0,ce_id:cp-binary,ce_source:/console,ce_type:{EVENT_TYPE}"
+    world.console_producer(
+        world.events,
+        [f"{headers}\tcp-binary\t{json({'features': {'amount': 8.0, 'country': 'DE'}})}"],
+        "parse.key=true",
+        "parse.headers=true",
+    )
+    data = {"features": {"amount": 9.0, "country": "FR"}}
+    attributes = {"type": EVENT_TYPE, "source": "/sdk", "id": "sdk-binary"}
+    world.sdk(
+        world.events,
+        CloudEvent({**attributes, "time": moment("2019-03-04T05:06:07+00:00")}, data),
+        structured=False,
+    )
+    world.sdk(
+        world.events, CloudEvent({**attributes, "id": "sdk-structured"}, data), structured=True
+    )
+    world.send(world.events, orjson.dumps({"order_id": 4242, "amount": 10.0, "country": "NL"}))
+
+    named = {"kc-payload", "kc-flat", "kc-key", "kc-binary", "kc-structured", "cp-key"}
+    named |= {"cp-binary", "sdk-binary", "sdk-structured", "4242"}
+    world.step_until(
+        lambda: len(world.predictions()) >= len(named) + 1,
+        "every event's prediction",
+        world.predictor,
+        world.learner,
+    )
+    records = {m.value: m for m in world.read(world.events)}
+    keyless = next(m for m in records.values() if b"404.0" in m.value)
+    derived = f"{world.events}-{keyless.partition}-{keyless.offset}"
+    predicted = world.predictions()
+    assert set(predicted) == named | {derived}
+    assert world.dead_letters() == {}
+    times = {event_id: p.event_time for event_id, p in predicted.items()}
+    assert times["kc-flat"] == moment("2020-05-01T00:00:00+00:00")
+    assert times["kc-binary"] == moment("2021-01-01T00:00:00+00:00")  # ce_time
+    assert times["sdk-binary"] == moment("2019-03-04T05:06:07+00:00")  # ce_time, from the SDK
+    payload_record = next(m for m in records.values() if b"kc-payload" in m.value)
+    assert times["kc-payload"] == datetime.fromtimestamp(payload_record.timestamp_ms / 1000, UTC)
+
+    # -- feedback, in each encoding -------------------------------------------------------------
+    world.kcat(world.feedback, ["kc-payload|true", "kc-flat|false"], "-K|")
+    world.kcat(world.feedback, [json({"event_id": "kc-key", "label": True})])
+    world.kcat(world.feedback, [json({"event_id": derived, "label": False})])
+    world.console_producer(
+        world.feedback,
+        [f"kc-binary\t{json({'label': True})}", f"kc-structured\t{json({'label': False})}"],
+        "parse.key=true",
+    )
+    headers = f"ce_specversion:1.0,ce_id:f1,ce_source:/console,ce_type:{FEEDBACK_TYPE}"
+    world.console_producer(
+        world.feedback,
+        [f"{headers}\tcp-key\t{json({'label': True})}"],  # the event id is the key
+        "parse.key=true",
+        "parse.headers=true",
+    )
+    labelled = {"type": FEEDBACK_TYPE, "source": "/sdk"}
+    world.sdk(
+        world.feedback,
+        CloudEvent(labelled, {"event_id": "cp-binary", "label": True}),
+        structured=False,
+    )
+    world.sdk(
+        world.feedback,
+        CloudEvent({**labelled, "partitionkey": "sdk-binary"}, {"label": False}),
+        structured=True,
+    )
+    world.sdk(
+        world.feedback,
+        CloudEvent(labelled, {"event_id": "sdk-structured", "label": True}),
+        structured=True,
+    )
+    world.send(world.feedback, b"true", key=b"4242")
+
+    labels = len(named) + 1
+    world.step_until(lambda: world.learner.handled_labels >= labels, "every label", world.learner)
+    state = world.learner.state
+    assert state is not None
+    assert state.labels == labels
+    assert state.counts["unmatched"] == 0 and state.counts["rejected_feedback"] == 0
+    assert state.served["champion"].n == labels  # each label judged its served prediction
+
+
+@pytest.mark.integration
+def test_malformed_records_of_every_encoding_are_dead_lettered_with_what_to_change(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    good = json({"id": "good-1", "features": {"amount": 1.0, "country": "FR"}})
+    nested = json({"amount": 1.0, "country": {"code": "FR"}})
+    unknown = json({"order_id": "o-1", "amount": 1.0, "country": "FR"})
+    world.kcat(world.events, ["not json at all", good, nested, unknown])
+    no_type = json({"features": {"amount": 2.0, "country": "FR"}})
+    world.kcat(
+        world.events, [no_type], "-H", "ce_specversion=1.0", "-H", "ce_id=b1", "-H", "ce_source=/k"
+    )
+    foreign = {"type": "com.example.order", "source": "/sdk", "id": "sdk-1"}
+    world.sdk(world.events, CloudEvent(foreign, {"features": {"amount": 303.0}}), structured=False)
+    as_bytes = {"type": EVENT_TYPE, "source": "/sdk", "id": "sdk-2"}
+    world.sdk(world.events, CloudEvent(as_bytes, b"\x00\x01"), structured=True)
+    world.console_producer(world.feedback, ["true"])  # no key: whose label is it?
+    headers = f"ce_specversion:1.0,ce_id:f1,ce_source:/console,ce_type:{FEEDBACK_TYPE}"
+    world.console_producer(
+        world.feedback, [f"{headers}\t{json({'label': True})}"], "parse.headers=true"
+    )
+    good_late = json({"id": "good-2", "features": {"amount": 4.0, "country": "DE"}})
+    world.kcat(world.events, [good_late])
+
+    world.step_until(
+        lambda: len(world.dead_letters()) >= 8 and len(world.predictions()) >= 2,
+        "the dead letters and the good events' predictions",
+        world.predictor,
+        world.learner,
+    )
+    assert set(world.predictions()) == {"good-1", "good-2"}  # poison never took a neighbour
+    reasons = {value: reason for value, reason in world.dead_letters().items()}
+    expected = {
+        b"not json at all": ("not JSON", "send a JSON object of features"),
+        nested.encode(): ("no features object and no ce_* headers", 'send {"id"'),
+        unknown.encode(): (
+            "unknown feature 'order_id'",
+            f"streams.{world.stream.name}.encoding.id_field",
+        ),
+        no_type.encode(): (
+            "missing required CloudEvents header(s): ce_type",
+            "needs ce_specversion",
+        ),
+        b'{"features": {"amount": 303.0}}': (  # as the SDK writes JSON
+            "unknown ce_type 'com.example.order'",
+            f"send {EVENT_TYPE}",
+        ),
+        b"true": (
+            'no "event_id" in the feedback and no Kafka key',
+            "key the record by the event id",
+        ),
+        json({"label": True}).encode(): ("event_id: Field required", "key the record by it"),
+    }
+    for value, (what, change) in expected.items():
+        assert what in reasons[value] and change in reasons[value], (value, reasons[value])
+    structured = next(r for v, r in reasons.items() if b"sdk-2" in v)
+    assert "data_base64" in structured and 'as a JSON object under "data"' in structured
+
+
+@pytest.mark.integration
+def test_a_stream_can_ask_for_plain_json_predictions_and_still_learns_from_them(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(predictions="json")
+    for index in range(5):
+        event = {"amount": float(index), "country": "FR"}
+        world.send(world.events, orjson.dumps(event), key=f"e{index}".encode())
+    world.step_until(
+        lambda: len(world.predictions()) == 5, "the predictions", world.predictor, world.learner
+    )
+    for message in world.read(topics.predictions(world.stream.name)):
+        assert message.headers == ()
+        prediction = orjson.loads(message.value)
+        assert message.key == prediction["event_id"].encode()
+        assert prediction["model"] == world.stream.name and prediction["role"] == "champion"
+    for index in range(5):
+        world.send(world.feedback, b"true", key=f"e{index}".encode())
+    world.step_until(lambda: world.learner.handled_labels >= 5, "the labels", world.learner)
+    state = world.learner.state
+    assert state is not None and state.labels == 5
+    assert state.served["champion"].n == 5  # the plain JSON predictions were read and judged
