@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from meander.component import Component, run_in_threads, stop_on_signals
 from meander.config import Settings
 from meander.logs import configure_logging
-from meander.runtime import Runtime
+from meander.runtime import Runtime, open_when_up
 from meander.telemetry import serve_metrics
 
 __all__ = ["build", "run"]
@@ -73,5 +73,10 @@ def run(names: Sequence[str], settings: Settings) -> None:
     configure_logging(settings, component=names[0] if len(names) == 1 else "all")
     serve_metrics(settings.metrics_port)  # before the backends: `up` says the process runs
     stop = stop_on_signals()
-    with Runtime.open(settings) as runtime:
-        run_in_threads(build(names, runtime, stop=stop), stop)
+    # Started before Kafka or Redis answers (a deployment's start order, an outage), it waits.
+    opened = open_when_up(settings, stop, lambda runtime: build(names, runtime, stop=stop))
+    if opened is None:
+        return  # stopped while waiting
+    runtime, components = opened
+    with runtime:
+        run_in_threads(components, stop)

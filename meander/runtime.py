@@ -10,17 +10,31 @@ One :class:`Runtime` per process; components share it and never close it themsel
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis
+from redis.backoff import EqualJitterBackoff
 
 from meander import topics
 from meander.bus import Bus, connect_bus
 from meander.closing import Closing
 from meander.config import Settings
+from meander.exceptions import BusError, StoreUnavailable
 from meander.store import open_store
+from meander.telemetry.metrics import WAITING_FOR_BACKEND
+from meander.telemetry.server import report_readiness
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "open_when_up"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# The backends by their gauge label and their /readyz check, as the service names them.
+BACKENDS = {"kafka": "bus", "redis": "store"}
 
 
 @dataclass
@@ -47,3 +61,56 @@ class Runtime(Closing):
     def close(self) -> None:
         self.bus.close()
         self.store.close()
+
+
+def open_when_up(
+    settings: Settings,
+    stop: threading.Event,
+    then: Callable[[Runtime], T],
+    *,
+    backoff: EqualJitterBackoff | None = None,
+) -> tuple[Runtime, T] | None:
+    """Open the runtime and build on it (``then``), waiting while Kafka or Redis does not
+    answer; None when ``stop`` is set first.
+
+    A deployment starts its processes in any order and an outage may outlast a restart, so a
+    process waits rather than exits. Each failed attempt says in the log what it waits for,
+    sets ``meander_waiting_for_backend`` for it and ``/readyz`` to 503 with the reason; the
+    next attempt comes after an exponential back-off (from about a second, doubling, at most
+    30 s, jittered so that processes waiting together do not knock together).
+    """
+    backoff = backoff or EqualJitterBackoff(cap=30.0, base=1.0)
+    failures = 0
+    while not stop.is_set():
+        try:
+            runtime = Runtime.open(settings)
+            try:
+                built = then(runtime)
+            except BaseException:
+                runtime.close()
+                raise
+        except (BusError, StoreUnavailable, redis.ConnectionError, redis.TimeoutError) as error:
+            # A broker still starting refuses requests (BusError) before it serves them.
+            down = "kafka" if isinstance(error, BusError) else "redis"
+            _waiting_for(down, str(error))
+            delay = backoff.compute(failures)
+            failures += 1
+            log.warning("waiting for %s: %s; trying again in %.1f s", down, error, delay)
+            stop.wait(delay)
+            continue
+        _waiting_for(None, "")
+        if failures:
+            log.info("kafka and redis answer: started after %d attempts", failures + 1)
+        return runtime, built
+    return None
+
+
+def _waiting_for(down: str | None, reason: str) -> None:
+    for backend in BACKENDS:
+        WAITING_FOR_BACKEND.labels(backend).set(1 if backend == down else 0)
+    checks = {check: reason if backend == down else "ok" for backend, check in BACKENDS.items()}
+    if down is None:
+        checks["components"] = "ok"
+    else:
+        checks["components"] = f"waiting for {down}"
+    report_readiness(checks)

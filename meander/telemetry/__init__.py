@@ -21,7 +21,7 @@ from meander.telemetry.meters import (
     set_model_metrics,
 )
 from meander.telemetry.reasons import dead_letter_reason
-from meander.telemetry.server import MetricsServer, serve_metrics
+from meander.telemetry.server import MetricsServer, report_readiness, serve_metrics
 
 __all__ = [
     "BatchHistogram",
@@ -35,6 +35,7 @@ __all__ = [
     "count_published",
     "dead_letter_reason",
     "forget_learner",
+    "report_readiness",
     "serve_metrics",
     "set_model_metrics",
 ]

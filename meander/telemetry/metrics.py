@@ -45,6 +45,7 @@ __all__ = [
     "PREDICTION_LATENCY",
     "REASONS",
     "SERVED_METRIC",
+    "WAITING_FOR_BACKEND",
     "WEBHOOK_DELIVERIES",
 ]
 
@@ -151,6 +152,11 @@ WEBHOOK_DELIVERIES = Counter(
     "meander_webhook_deliveries_total",
     "Webhook deliveries that ended, delivered or failed (after their retries).",
     ["outcome"],
+)
+WAITING_FOR_BACKEND = Gauge(
+    "meander_waiting_for_backend",
+    "1 while the process waits for this backend (kafka or redis) to answer before it starts.",
+    ["backend"],
 )
 CHECKPOINT_TIMESTAMP = Gauge(
     "meander_checkpoint_timestamp_seconds",

@@ -4,6 +4,9 @@ One registry per process, served once: :func:`serve_metrics` started twice on th
 hands back the server it already started, so ``meander run all`` exposes every component on
 one ``/metrics``. The service does not use it: its registry is on its API port.
 
+The same port answers ``/readyz``: 503 with what the process waits for (a backend that does not
+answer yet) until its components run, 200 from then on (:func:`report_readiness`).
+
 >>> serve_metrics(0) is None  # 0 disables the metrics port
 True
 """
@@ -13,19 +16,31 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
+import orjson
+from prometheus_client import make_wsgi_app
 
 from meander.exceptions import ConfigError
 
-__all__ = ["MetricsServer", "serve_metrics"]
+__all__ = ["MetricsServer", "report_readiness", "serve_metrics"]
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _serving: MetricsServer | None = None
+# What /readyz reports: each check "ok" or why not, as the service's /readyz does.
+_checks: dict[str, str] = {"components": "not started yet"}
+
+
+def report_readiness(checks: Mapping[str, str]) -> None:
+    """Set what ``/readyz`` answers: ready (200) when every check is ``"ok"``, else 503."""
+    global _checks
+    _checks = dict(checks)
 
 
 @dataclass
@@ -64,7 +79,7 @@ def serve_metrics(port: int, addr: str = "0.0.0.0") -> MetricsServer | None:
                 )
             return _serving
         try:
-            server, thread = start_http_server(port, addr=addr)
+            server, thread = _start(port, addr)
         except OSError as error:
             raise ConfigError(_refused(port, addr, error)) from None
         _serving = MetricsServer(port, server, thread)
@@ -80,3 +95,31 @@ def _refused(port: int, addr: str, error: OSError) -> str:
     if error.errno == errno.EADDRINUSE:
         return f"metrics_port {port} is already in use on {addr}: {fix}"
     return f"metrics_port {port} cannot be served on {addr} ({error.strerror or error}): {fix}"
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # scrapes and probes are not worth a log line each
+
+
+def _start(port: int, addr: str) -> tuple[WSGIServer, threading.Thread]:
+    metrics = make_wsgi_app()
+
+    def app(environ: dict[str, Any], respond: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/readyz":
+            return metrics(environ, respond)  # type: ignore[no-any-return]
+        checks = _checks
+        ready = all(result == "ok" for result in checks.values())
+        body = orjson.dumps({"ready": ready, "checks": checks})
+        status = "200 OK" if ready else "503 Service Unavailable"
+        respond(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = make_server(addr, port, app, _ThreadingServer, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="meander metrics", daemon=True)
+    thread.start()
+    return server, thread
