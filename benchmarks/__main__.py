@@ -1,7 +1,9 @@
 """Run every benchmark: ``python -m benchmarks [--events N] [--only NAME ...] [--no-kafka]``.
 
-``--quick`` makes each run of the hot-path benchmark under a minute; ``--runs N`` repeats its
-figures N times (3 by default); ``--memory-events N`` sets the length of its memory run.
+``--quick`` makes each run of the hot-path benchmark under a minute and the adaptation benchmark
+a run of five short streams; ``--runs N`` repeats the hot path's figures N times (3 by default);
+``--memory-events N`` sets the length of its memory run; ``--streams a,b`` picks the adaptation
+benchmark's streams.
 
 Each writes its JSON to artifacts/bench/; docs/benchmarks.md says what they measure.
 """
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bus, codec, hotpath, loop, service
+from benchmarks import adaptation, bus, codec, hotpath, loop, service
 
-BENCHMARKS = ("codec", "bus", "loop", "service", "hotpath")
+BENCHMARKS = ("codec", "bus", "loop", "service", "hotpath", "adaptation")
 
 
 def main() -> None:
@@ -21,11 +23,20 @@ def main() -> None:
         "--events",
         type=int,
         default=None,
-        help="events per stream or run (default 40,000; hotpath: 200,000, or 20,000 with --quick)",
+        help="events per stream or run (default 40,000; hotpath: 200,000, or 20,000 with "
+        "--quick; adaptation: 20,000 per synthetic stream, or 4,000 with --quick)",
     )
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--no-kafka", action="store_true", help="skip the runs on real Kafka")
-    parser.add_argument("--quick", action="store_true", help="hotpath: a run under a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="hotpath: a run under a minute; adaptation: 5 streams"
+    )
+    parser.add_argument(
+        "--streams",
+        type=lambda text: [key for key in text.split(",") if key],
+        default=None,
+        help="adaptation: the streams to run, comma-separated (default: all of them)",
+    )
     parser.add_argument(
         "--memory-events", type=int, default=None, help="hotpath: events of the memory run"
     )
@@ -46,6 +57,8 @@ def main() -> None:
         hotpath.main(
             args.events, quick=args.quick, memory_events=args.memory_events, runs=args.runs
         )
+    if "adaptation" in args.only:
+        adaptation.main(quick=args.quick, streams=args.streams, events=args.events)
 
 
 if __name__ == "__main__":

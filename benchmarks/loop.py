@@ -96,7 +96,7 @@ def run_loop(
     state = loop.learner.state
     assert state is not None
     served = state.served["champion"].report()
-    drifts, promotions = _story(runtime, stream.name)
+    drifts, promotions = story(runtime, stream.name)
     loop.close()
     return {
         "accuracy": round(served["accuracy"], 4),
@@ -119,7 +119,8 @@ def detection(drifts: list[int], truth: list[int], tolerance: int = CHUNK) -> di
     return {"delays": delays, "false_alarms": [d for d in drifts if d not in matched]}
 
 
-def _story(runtime: Runtime, stream: str) -> tuple[list[int], list[int]]:
+def story(runtime: Runtime, stream: str) -> tuple[list[int], list[int]]:
+    """The event indices of the loop's concept drift alerts and of its promotions."""
     reader = runtime.bus.assign(
         [TopicPartition(topics.ALERTS, 0), TopicPartition(topics.MODELS, 0)]
     )
@@ -147,6 +148,7 @@ def _index(event_id: str | None) -> int:
 
 
 def embedded(stream: StreamConfig) -> Runtime:
+    """A fresh embedded runtime for one stream: its own bus and its own store."""
     bus = MemoryBus(MemoryBroker())
     bus.create_topics(topics.layout([stream]))
     return Runtime(Settings(streams=[stream]), bus, memory_store(fakeredis.FakeServer()))
