@@ -6,13 +6,19 @@ its champion prediction under the id the rules give (the value's, else the Cloud
 the Kafka key, else topic-partition-offset), with the event time the rules give (the value's,
 else ce_time, else the record's timestamp); feedback in every encoding is joined; malformed
 records of every encoding are dead-lettered, beside good ones, with a reason that says what to
-change; and a stream that asks for plain JSON predictions gets them, and still learns.
+change; and a stream that asks for plain JSON predictions gets them, and still learns. Every
+example in docs/kafka.md runs, in the order written, and does what the text around it says.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import subprocess
+import sys
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +46,9 @@ FEATURES = {"amount": "numeric", "country": "categorical"}
 EVENT_TYPE = FeatureEvent.type
 FEEDBACK_TYPE = "io.meander.feedback.v1"
 STEP_BOUND = 120.0  # seconds a stream may take to predict or learn what was published
+DOC = Path(__file__).parents[2] / "docs" / "kafka.md"
+# Each example in the doc is a fenced block after a comment saying what it does, for this test.
+EXAMPLE = re.compile(r"<!-- example: (\w+)(?: ([^\n]*?))? -->\n```(\w+)\n(.*?)```", re.DOTALL)
 
 
 @dataclass
@@ -132,6 +141,10 @@ class World:
             for e in envelopes
             if isinstance(e.payload, DeadLetter) and e.payload.topic in (self.events, self.feedback)
         }
+
+    def dead_lettered(self, text: str) -> bool:
+        """Whether a record of this stream was dead-lettered with ``text`` in its reason."""
+        return any(text in reason for reason in self.dead_letters().values())
 
 
 def run(command: list[str], stdin: str) -> None:
@@ -386,3 +399,86 @@ def test_a_stream_can_ask_for_plain_json_predictions_and_still_learns_from_them(
     state = world.learner.state
     assert state is not None and state.labels == 5
     assert state.served["champion"].n == 5  # the plain JSON predictions were read and judged
+
+
+def doc_examples() -> list[tuple[str, str, str, str]]:
+    """(what, its words, language, code) of each example in docs/kafka.md, in order."""
+    text = DOC.read_text()
+    found: list[tuple[str, str, str, str]] = EXAMPLE.findall(text)
+    assert len(found) == text.count("```") // 2, "an example in docs/kafka.md has no marker"
+    return found
+
+
+def run_example(world: World, language: str, code: str) -> str:
+    """Runs an example as a reader would, in a Kafka distribution's directory; its output."""
+    env = {**os.environ, "BOOTSTRAP": world.bootstrap, "STREAM": world.stream.name}
+    env["PATH"] = f"{Path(world.kcat_path).parent}{os.pathsep}{env['PATH']}"
+    command = {"sh": ["bash", "-euo", "pipefail", "-c"], "python": [sys.executable, "-c"]}
+    done = subprocess.run(
+        [*command[language], code], cwd=world.console, env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, f"{code}\nfailed: {done.stderr.decode()[-2000:]}"
+    return done.stdout.decode()
+
+
+@pytest.mark.integration
+def test_every_example_in_the_kafka_docs_runs_and_does_what_it_says(
+    make_world: Callable[..., World],
+) -> None:
+    examples = doc_examples()
+    settings = next(code for what, _, _, code in examples if what == "settings")
+    declared = StreamConfig.model_validate(tomllib.loads(settings)["streams"][0])
+    assert (declared.task, declared.model) == ("binary", "tree.HoeffdingTreeClassifier")
+    assert set(declared.features) == set(FEATURES)
+    world = make_world(**declared.encoding.model_dump())
+    events: set[str] = set()
+    labels: set[str] = set()
+
+    def predicted(ids: set[str]) -> None:
+        world.step_until(
+            lambda: ids <= set(world.predictions()),
+            f"the predictions of {sorted(ids)}",
+            world.predictor,
+            world.learner,
+        )
+
+    for what, words, language, code in examples:
+        ids = set(words.split())
+        if what == "settings":
+            continue
+        if what == "environment":
+            given = run_example(world, language, f'{code}\necho "$BOOTSTRAP" "$STREAM"')
+            assert len(given.split()) == 2, given
+        elif what == "events":
+            run_example(world, language, code)
+            events |= ids
+        elif what == "feedback":
+            predicted(ids)  # a label is joined to the event it follows
+            run_example(world, language, code)
+            labels |= ids
+        elif what == "predictions":
+            predicted(ids)
+            shown = run_example(world, language, code)
+            assert all(event_id in shown for event_id in ids), (ids, shown[-2000:])
+        elif what == "refused":
+            run_example(world, language, code)
+        elif what == "deadletter":
+            world.step_until(
+                functools.partial(world.dead_lettered, words),
+                f"a dead letter saying {words!r}",
+                world.predictor,
+            )
+            assert words in run_example(world, language, code)
+        else:
+            raise AssertionError(f"docs/kafka.md: an example of unknown kind {what!r}")
+    predicted(events)
+    assert set(world.predictions()) == events and labels == events
+    times = {event_id: p.event_time for event_id, p in world.predictions().items()}
+    assert times["kcat-2"] == moment("2026-01-02T03:04:05+00:00")  # created_at, the time field
+    assert times["kcat-4"] == moment("2021-01-01T00:00:00+00:00")  # ce_time
+    world.step_until(
+        lambda: world.learner.handled_labels >= len(labels), "every label", world.learner
+    )
+    state = world.learner.state
+    assert state is not None and state.labels == len(labels)
+    assert state.counts["unmatched"] == 0 and state.counts["rejected_feedback"] == 0
