@@ -35,14 +35,18 @@ class Serving:
     predictor: Predictor
 
 
+def serve(runtime: Runtime, stream: StreamConfig) -> Serving:
+    """A predictor of ``stream`` with its registry."""
+    registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+    return Serving(runtime, stream, registry, Predictor(runtime, stream, batch=50))
+
+
 @pytest.fixture
 def serving(make_stream: MakeStream, make_runtime: MakeRuntime) -> Iterator[Serving]:
     stream = make_stream("s")
-    runtime = make_runtime(stream)
-    registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
-    predictor = Predictor(runtime, stream, batch=50)
-    yield Serving(runtime, stream, registry, predictor)
-    predictor.close()
+    serving = serve(make_runtime(stream), stream)
+    yield serving
+    serving.predictor.close()
 
 
 def taught(label: Any) -> tree.HoeffdingTreeClassifier:
@@ -262,8 +266,7 @@ def test_predictions_are_counted_and_timed_per_role_and_lag_is_sampled(
     name = f"metered{uuid.uuid4().hex[:8]}"
     stream = make_stream(name, partitions=2)
     runtime = make_runtime(stream)
-    registry = Registry(runtime.store, name, signer_for(runtime.settings))
-    serving = Serving(runtime, stream, registry, Predictor(runtime, stream, batch=50))
+    serving = serve(runtime, stream)
     register(serving, taught(True), promote=True)
     serving.registry.add_challenger(register(serving, taught(False)))
     figures = {
@@ -373,12 +376,7 @@ def test_a_flat_json_event_that_does_not_fit_says_which_encoding_setting_to_chan
     runtime = make_runtime(plain, named)
     row = {"order_id": "o-1", "x0": 1.0, "x1": 2.0, "x2": 3.0}
     for stream in (plain, named):
-        serving = Serving(
-            runtime,
-            stream,
-            Registry(runtime.store, stream.name, signer_for(runtime.settings)),
-            Predictor(runtime, stream, batch=50),
-        )
+        serving = serve(runtime, stream)
         register(serving, taught(True), promote=True)
         runtime.bus.publish([Record(topics.events(stream.name), orjson.dumps(row))])
         drain([serving.predictor])
@@ -404,12 +402,7 @@ def test_a_stream_may_ask_for_plain_json_predictions(
 ) -> None:
     stream = make_stream("s", encoding={"predictions": "json"})
     runtime = make_runtime(stream)
-    serving = Serving(
-        runtime,
-        stream,
-        Registry(runtime.store, stream.name, signer_for(runtime.settings)),
-        Predictor(runtime, stream, batch=50),
-    )
+    serving = serve(runtime, stream)
     register(serving, taught(True), promote=True)
     published = publish_samples(runtime, stream, 20, labels=False)
 
