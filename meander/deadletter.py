@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from meander import topics
-from meander.bus import Bus, Message
+from meander.bus import Bus, Message, Record
 from meander.events import DeadLetter, encode
 from meander.telemetry import dead_letter_reason
 from meander.telemetry.metrics import DEADLETTERS
@@ -50,9 +50,15 @@ class DeadLetters:
         """Publish each (message, reason); returns once the bus has stored them all."""
         if not rejected:
             return
+        self.bus.publish(self.records(rejected))
+        self.counted(rejected)
+
+    def records(self, rejected: Sequence[tuple[Message, str]]) -> list[Record]:
+        """The dead letters of ``rejected``, for a caller that publishes them itself (in a
+        transaction with the rest of its output), and calls :meth:`counted` once they are."""
         # Keep well under the bus limit: base64 grows the original by a third.
         keep = self.bus.max_message_bytes // 2
-        records = [
+        return [
             encode(
                 topics.DEADLETTER,
                 DeadLetter.of(message, reason, self.component, keep_bytes=keep),
@@ -61,8 +67,10 @@ class DeadLetters:
             )
             for message, reason in rejected
         ]
-        self.bus.publish(records)
-        self.count += len(records)
+
+    def counted(self, rejected: Sequence[tuple[Message, str]]) -> None:
+        """Count and log ``rejected``, now on the dead-letter topic."""
+        self.count += len(rejected)
         classes = Counter(dead_letter_reason(reason) for _, reason in rejected)
         for reason_class, count in classes.items():
             DEADLETTERS.labels(self.component, reason_class).inc(count)

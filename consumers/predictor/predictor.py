@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from meander import topics
-from meander.bus import Message, Record
+from meander.bus import Message, Record, next_offsets
 from meander.bus.inflight import InFlight
 from meander.component import Component
 from meander.config import StreamConfig
@@ -79,6 +79,12 @@ class Predictor(Component):
             commit_every=commit_every,
         )
         self.dead = DeadLetters(runtime.bus, self.name)
+        # Exactly once: each batch's predictions, dead letters and offsets in one transaction.
+        self.transactions = (
+            runtime.bus.transactional(f"{self.name}-{stream.name}")
+            if runtime.settings.processing_guarantee == "exactly_once"
+            else None
+        )
         self.topic = topics.predictions(stream.name)
         self.writer = PredictionWriter(
             self.topic,
@@ -115,10 +121,16 @@ class Predictor(Component):
         )
         events, read = self._admit(envelopes, rejected)
         records, events = self._score(events, read, rejected)
-        self.dead.send(rejected)
-        # Not waiting for the acknowledgements: the next batch is read and scored meanwhile,
-        # and this one's offsets are committed once its predictions are stored.
-        self.in_flight.add(self.runtime.bus.send(records), messages)
+        if self.transactions is not None:
+            self.transactions.publish(
+                records + self.dead.records(rejected), self.consumer, next_offsets(messages)
+            )
+            self.dead.counted(rejected)
+        else:
+            self.dead.send(rejected)
+            # Not waiting for the acknowledgements: the next batch is read and scored
+            # meanwhile, and this one's offsets are committed once its predictions are stored.
+            self.in_flight.add(self.runtime.bus.send(records), messages)
         if records:
             self.meter.produced.inc(len(records))
             self._end_to_end.observe_many(ages([e.time for e in events], time.time()))
@@ -140,6 +152,8 @@ class Predictor(Component):
             # committed is read again by whoever reads these partitions next.
             log.error("%s: predictions not all committed on close: %s", self.stream.name, error)
         finally:
+            if self.transactions is not None:
+                self.transactions.close()
             self.consumer.close()
 
     def _admit(

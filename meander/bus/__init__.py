@@ -18,6 +18,7 @@ from meander.bus.base import (
     Sending,
     Sent,
     TopicPartition,
+    Transactional,
     next_offsets,
 )
 from meander.bus.memory import MemoryBroker, MemoryBus
@@ -38,6 +39,7 @@ __all__ = [
     "Sending",
     "Sent",
     "TopicPartition",
+    "Transactional",
     "connect_bus",
     "next_offsets",
 ]
@@ -54,4 +56,6 @@ def connect_bus(settings: Settings) -> Bus:
         client_id=settings.client_id,
         timeout=settings.kafka_timeout_seconds,
         max_message_bytes=settings.max_event_bytes,
+        read_committed=settings.processing_guarantee == "exactly_once",
+        transaction_timeout=settings.transaction_timeout_seconds,
     )

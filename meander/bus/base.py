@@ -26,6 +26,7 @@ __all__ = [
     "Sending",
     "Sent",
     "TopicPartition",
+    "Transactional",
     "next_offsets",
 ]
 
@@ -193,6 +194,21 @@ class Sent(Sending):
         return self.delivered
 
 
+class Transactional(Closing):
+    """Publishes records together with the input offsets they answer (a consume-transform-
+    produce step): a reader of committed records only (every meander reader, with
+    ``processing_guarantee = "exactly_once"``) sees the records, and the consumer's group the
+    offsets, both or neither."""
+
+    @abstractmethod
+    def publish(
+        self, records: Sequence[Record], consumer: Consumer, offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Publish ``records`` and commit ``offsets`` for ``consumer``'s group at once. On
+        failure neither is kept, ``consumer`` is moved back to its group's committed offsets
+        (the input is read again) and BusError is raised."""
+
+
 class Consumer(Closing):
     """Reads batches from a group's share of partitions, or from partitions it assigned itself."""
 
@@ -277,6 +293,10 @@ class Bus(Closing):
     ) -> Consumer:
         """A consumer that joins ``group``; with no committed offset it starts at the beginning
         of each partition, or at its end when ``from_beginning`` is False."""
+
+    def transactional(self, name: str) -> Transactional:
+        """A producer of transactions for one component (``name`` says which, and its stream)."""
+        raise BusError(f"{type(self).__name__} has no transactions")
 
     @abstractmethod
     def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:

@@ -30,11 +30,13 @@ from meander.bus.base import (
     Record,
     Sending,
     TopicPartition,
+    Transactional,
     unknown_topic,
 )
 from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
 from meander.bus.kafka_sending import KafkaSending, delivery_errors, place
+from meander.bus.kafka_transactions import KafkaTransactional
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["KafkaBus", "KafkaSending"]
@@ -55,6 +57,8 @@ class KafkaBus(Bus):
         max_message_bytes: int = 1_000_000,
         producer_options: Mapping[str, Any] | None = None,
         consumer_options: Mapping[str, Any] | None = None,
+        read_committed: bool = False,
+        transaction_timeout: float = 10.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
@@ -87,8 +91,11 @@ class KafkaBus(Bus):
             "fetch_max_wait_ms": 100,
             "session_timeout_ms": 10_000,
             "heartbeat_interval_ms": 1_000,
+            # Exactly once: an aborted transaction's records are never read.
+            "isolation_level": "read_committed" if read_committed else "read_uncommitted",
             **(consumer_options or {}),
         }
+        self._transaction_timeout_ms = int(transaction_timeout * 1000)
         if not _reachable(bootstrap, timeout):
             # Fail here, before kafka-python: its failed bootstrap leaves sockets open.
             raise _unavailable(bootstrap, timeout)
@@ -130,10 +137,7 @@ class KafkaBus(Bus):
         return self.send(records).wait(timeout or self.timeout)
 
     def send(self, records: Sequence[Record]) -> Sending:
-        self.check_sizes(records)
-        for topic in {record.topic for record in records}:
-            if not self._exists(topic):
-                raise unknown_topic(topic)
+        self._check_known(records)
         producer = self._ensure_producer()
         with delivery_errors(self.bootstrap, len(records), self.timeout):
             placed = place(producer, records)
@@ -148,6 +152,15 @@ class KafkaBus(Bus):
         consumer = self._consumer(group_id=group, from_beginning=from_beginning)
         consumer.subscribe(list(topics))
         return KafkaGroupConsumer(consumer, group, self._prober, join_timeout=self.timeout)
+
+    def transactional(self, name: str) -> Transactional:
+        return KafkaTransactional(
+            f"{self._common['client_id']}-{name}",
+            self._transactional_producer,
+            self._check_known,
+            self.bootstrap,
+            self.timeout,
+        )
 
     def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
         for topic in {p.topic for p in partitions}:
@@ -183,6 +196,24 @@ class KafkaBus(Bus):
                 KafkaProducer, self.bootstrap, **self._common, **self._producer_options
             )
         return self._producer
+
+    def _transactional_producer(self, *, transactional_id: str) -> KafkaProducer:
+        options = {
+            **self._producer_options,
+            # A transaction is aborted after its timeout anyway: a record is given up on (and
+            # the transaction with it, its input read again) rather than retried for ever.
+            "delivery_timeout_ms": 120_000,
+            "transactional_id": transactional_id,
+            "transaction_timeout_ms": self._transaction_timeout_ms,
+        }
+        return _connect(KafkaProducer, self.bootstrap, **self._common, **options)  # type: ignore[no-any-return]
+
+    def _check_known(self, records: Sequence[Record]) -> None:
+        """Refuse a batch with a record too large or for a topic that does not exist."""
+        self.check_sizes(records)
+        for topic in {record.topic for record in records}:
+            if not self._exists(topic):
+                raise unknown_topic(topic)
 
     def _exists(self, topic: str) -> bool:
         if topic not in self._known_topics and self._describe(topic) is not None:

@@ -8,7 +8,7 @@ and a member stepped without waiting then fetches for good while every commit is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer
@@ -116,6 +116,26 @@ class KafkaGroupConsumer(Consumer):
             self._consumer.seek(KafkaTopicPartition(*partition), offset)
         except (IllegalStateError, AssertionError, ValueError) as error:
             raise _not_assigned(partition) from error
+
+    def group_metadata(self) -> Any:
+        """The member's group, generation and id, with which a transaction commits offsets (a
+        member that lost its partitions in a rebalance cannot commit them)."""
+        return self._consumer.group_metadata()
+
+    def rewind_to_committed(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read each of ``partitions`` still assigned again from the group's committed offset
+        (from where a partition with none starts)."""
+        assigned = self.assignment()
+        for partition in partitions:
+            if partition not in assigned:
+                continue  # its new owner reads on from the committed offset
+            committed = self.committed(partition)
+            if committed is not None:
+                self.seek(partition, committed)
+            elif self._consumer.config["auto_offset_reset"] == "earliest":
+                self._consumer.seek_to_beginning(KafkaTopicPartition(*partition))
+            else:
+                self._consumer.seek_to_end(KafkaTopicPartition(*partition))
 
     def position(self, partition: TopicPartition) -> int:
         try:

@@ -27,6 +27,7 @@ from meander.bus.base import (
     Message,
     Record,
     TopicPartition,
+    Transactional,
 )
 from meander.bus.broker import GroupState, MemoryBroker, shared_broker
 from meander.exceptions import BusError
@@ -61,8 +62,32 @@ class MemoryBus(Bus):
             self.broker.partitions(partition.topic)  # raises for an unknown topic
         return MemoryConsumer(self.broker, (), partitions=partitions)
 
+    def transactional(self, name: str) -> Transactional:
+        return MemoryTransactional(self)
+
     def close(self) -> None:
         """Nothing to flush: publish returns once the records are in the log."""
+
+
+class MemoryTransactional(Transactional):
+    """A transaction on the embedded broker: the records and the offsets stored under its lock,
+    so no reader sees one without the other."""
+
+    def __init__(self, bus: MemoryBus) -> None:
+        self.bus = bus
+
+    def publish(
+        self, records: Sequence[Record], consumer: Consumer, offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        if not isinstance(consumer, MemoryConsumer) or consumer.group is None:
+            raise BusError("a transaction commits a group's offsets: use subscribe()'s consumer")
+        self.bus.check_sizes(records)
+        with self.bus.broker.changed:
+            self.bus.broker.append(records)
+            consumer.commit(offsets)
+
+    def close(self) -> None:
+        """Nothing held: every transaction is over when publish returns."""
 
 
 class MemoryConsumer(Consumer):

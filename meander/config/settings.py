@@ -286,6 +286,18 @@ class Settings(BaseSettings):
         default=None, description="redis:// or rediss:// URL; unset runs the embedded store."
     )
     kafka_timeout_seconds: PositiveFloat = 10.0
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="exactly_once: each predictor batch's predictions, dead letters and input "
+        "offsets go in one Kafka transaction, and every meander reader reads only committed "
+        "records, so each event's champion prediction is read once across kills",
+    )
+    transaction_timeout_seconds: PositiveFloat = Field(
+        default=10.0,
+        description="exactly_once: how long the broker keeps a transaction open; after a "
+        "predictor is killed, readers of its output wait at most this long for its open "
+        "transaction to be aborted",
+    )
     redis_timeout_seconds: PositiveFloat = 5.0
     client_id: str = "meander"
     max_event_bytes: PositiveInt = 1_000_000

@@ -420,3 +420,31 @@ def test_a_stream_may_ask_for_plain_json_predictions(
     assert sorted(p.event_id for p in predictions(serving, read_topic)) == sorted(
         s.event_id for s in published.samples
     )
+
+
+def test_exactly_once_commits_each_batch_with_its_predictions_and_dead_letters(
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> None:
+    stream = make_stream("s")
+    runtime = make_runtime(stream, processing_guarantee="exactly_once")
+    registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+    registry.promote(registry.register(taught(True), spec="tree.HoeffdingTreeClassifier").version)
+    published = publish_samples(runtime, stream, 120, labels=False)
+    runtime.bus.publish([Record(topics.events("s"), b"plain bytes, no headers", partition=0)])
+    predictor = Predictor(runtime, stream, batch=50)
+    try:
+        assert predictor.transactions is not None
+        drain([predictor])
+        found = read_topic(runtime, topics.predictions("s"))
+        served = [e.payload for e in found if isinstance(e.payload, Prediction)]
+        assert sorted(p.event_id for p in served) == sorted(s.event_id for s in published.samples)
+        assert len(read_topic(runtime, topics.DEADLETTER)) == predictor.dead.count == 1
+        # Every event read, and its offset committed by the transactions (not by InFlight).
+        ends = {p: predictor.consumer.position(p) for p in predictor.consumer.assignment()}
+        assert {p: predictor.consumer.committed(p) for p in ends} == ends
+        assert sum(ends.values()) == 121 and len(predictor.in_flight) == 0
+    finally:
+        predictor.close()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from meander.bus import Bus, Consumer, Message, Record, TopicPartition
+from meander.bus import Bus, Consumer, Message, Record, TopicPartition, next_offsets
 from meander.exceptions import BusError, MessageTooLarge
 
 Topic = Callable[..., str]
@@ -200,6 +200,27 @@ def test_consume_on_an_empty_topic_returns_within_the_timeout(bus: Bus, topic: T
         started = time.monotonic()
         assert reader.consume(timeout=0.5) == []
         assert time.monotonic() - started < 5
+
+
+def test_a_transaction_stores_its_records_and_commits_its_input_offsets_together(
+    bus: Bus, topic: Topic, group: str
+) -> None:
+    source, sink = topic(1), topic(2)
+    bus.publish(records(source, 4))
+    with bus.subscribe([source], group) as reader, bus.transactional("test") as transactions:
+        read = drain(reader, 4)
+        answers = [Record(sink, m.value, key=m.value) for m in read]
+        transactions.publish(answers, reader, next_offsets(read))
+        # Kafka shows a transaction's offsets once its markers are written, a moment after
+        # the commit (a read_committed member waits for them: KIP-447's stable offsets).
+        deadline = time.monotonic() + 30
+        while reader.committed(TopicPartition(source, 0)) != 4:
+            assert time.monotonic() < deadline, "the transaction's offsets were never committed"
+            time.sleep(0.1)
+        with pytest.raises(BusError, match="group"), bus.assign([TopicPartition(source, 0)]) as a:
+            transactions.publish(answers, a, next_offsets(read))
+    with bus.assign([TopicPartition(sink, 0), TopicPartition(sink, 1)]) as stored:
+        assert sorted(m.value for m in drain(stored, 4)) == sorted(m.value for m in read)
 
 
 def test_commit_needs_a_group(bus: Bus, topic: Topic) -> None:
