@@ -113,6 +113,18 @@ def _parts(
         f"meander/ceiling {rates['meander_over_ceiling']}",
         command,
     )
+    # Exactly once, on events of its own (the predictor's group has read the others).
+    once = f"{stream}-once"
+    stage.prepare(once)
+    stage.publish_events(once, 0, n)
+    rates["meander_exactly_once"] = throughput.meander_exactly_once(stage, once, n)
+    exactly = rates["meander_exactly_once"]["events_per_second"]
+    rates["exactly_once_over_at_least_once"] = round(exactly / meander, 2)
+    _say(
+        f"throughput meander exactly once: {exactly:,} events/s, "
+        f"{rates['exactly_once_over_at_least_once']} of at least once",
+        command,
+    )
 
     results["learner"] = learner.feedback(stage, stream, n)
     pace = results["learner"]["feedback_per_second"]

@@ -8,9 +8,10 @@ process, and reads how far a topic has got without joining a consumer group.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,14 +157,18 @@ class Stage:
                     ]
                 )
 
-    def spawn(self, component: str, config: Path) -> subprocess.Popen[bytes]:
-        """Start ``meander run <component> -c <config>``; its output goes to a log file."""
+    def spawn(
+        self, component: str, config: Path, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``meander run <component> -c <config>`` (``env`` added to this process's
+        environment); its output goes to a log file."""
         # The child keeps its own copy of the descriptor; this process closes its one now.
         with (self.scratch / f"{component}-{config.stem}.log").open("ab") as log:
             return subprocess.Popen(
                 [str(Path(sys.executable).parent / "meander"), "run", component, "-c", str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
 
     def log_of(self, component: str, config: Path) -> str:
@@ -213,16 +218,34 @@ def span_ms(peeker: KafkaConsumer, topic: str) -> tuple[int, int]:
     starts, ends = peeker.beginning_offsets(parts), peeker.end_offsets(parts)
     stamps: list[int] = []
     for part in parts:
-        for offset in {starts[part], ends[part] - 1}:
-            if offset < starts[part]:
-                continue
-            peeker.assign([part])
-            peeker.seek(part, offset)
-            while True:
-                batch = peeker.poll(timeout_ms=2_000, max_records=1).get(part, [])
-                if batch:
-                    stamps.append(batch[0].timestamp)
-                    break
+        if ends[part] <= starts[part]:
+            continue
+        peeker.assign([part])
+        peeker.seek(part, starts[part])
+        while True:
+            batch = peeker.poll(timeout_ms=2_000, max_records=1).get(part, [])
+            if batch:
+                stamps.append(batch[0].timestamp)
+                break
+        last = _last_stamp(peeker, part, starts[part], ends[part])
+        if last is not None:
+            stamps.append(last)
     if not stamps:
         raise ValueError(f"{topic} holds no records: nothing was produced to time")
     return min(stamps), max(stamps)
+
+
+def _last_stamp(peeker: KafkaConsumer, part: TopicPartition, start: int, end: int) -> int | None:
+    """The timestamp of the last record before ``end``. A transactional producer's partitions
+    end with commit markers, which take offsets but are no records: look further back, each
+    time four times as far, until a record is found."""
+    back = 1
+    while True:
+        offset = max(start, end - back)
+        peeker.seek(part, offset)
+        stamps: list[int] = []
+        while peeker.position(part) < end:
+            stamps += [r.timestamp for r in peeker.poll(timeout_ms=2_000).get(part, [])]
+        if stamps or offset == start:
+            return max(stamps) if stamps else None
+        back *= 4

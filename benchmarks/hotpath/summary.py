@@ -21,6 +21,8 @@ FIGURES: dict[str, tuple[str | int, ...]] = {
     "meander events/s": ("throughput", "meander", "events_per_second"),
     "meander / naive": ("throughput", "meander_over_naive"),
     "meander / ceiling": ("throughput", "meander_over_ceiling"),
+    "meander exactly-once events/s": ("throughput", "meander_exactly_once", "events_per_second"),
+    "exactly-once / at-least-once": ("throughput", "exactly_once_over_at_least_once"),
     "learner labels/s": ("learner", "feedback_per_second"),
     "learner / predictor": ("learner", "over_predictor"),
     "predictor RSS growth after warm-up (MiB)": ("memory", "growth_after_warm_up_mib"),

@@ -13,7 +13,8 @@ import uuid
 from typing import Any
 
 import redis
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 
 from benchmarks.hotpath.stage import Stage, count, span_ms, stop
 from meander import topics
@@ -21,7 +22,7 @@ from meander.bus.kafka import KafkaBus
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 
-__all__ = ["ceiling", "meander", "naive"]
+__all__ = ["ceiling", "meander", "meander_exactly_once", "naive"]
 
 
 def _output(stage: Stage, name: str) -> str:
@@ -124,13 +125,31 @@ def naive(stage: Stage, stream: str, events: int) -> dict[str, Any]:
 
 def meander(stage: Stage, stream: str, events: int, timeout: float = 600.0) -> dict[str, Any]:
     """``meander run predictor`` as its own process, from its first prediction to the last."""
+    return _predictor(stage, stream, events, timeout, {})
+
+
+def meander_exactly_once(
+    stage: Stage, stream: str, events: int, timeout: float = 600.0
+) -> dict[str, Any]:
+    """The same with ``processing_guarantee = "exactly_once"``: each batch's predictions and
+    offsets in one Kafka transaction."""
+    guarantee = {"MEANDER_PROCESSING_GUARANTEE": "exactly_once"}
+    return _predictor(stage, stream, events, timeout, guarantee)
+
+
+def _predictor(
+    stage: Stage, stream: str, events: int, timeout: float, env: dict[str, str]
+) -> dict[str, Any]:
     config = stage.config(stream)
     topic = topics.predictions(stream)
-    predictor = stage.spawn("predictor", config)
-    peeker = stage.peeker()
+    predictor = stage.spawn("predictor", config, env)
+    admin = KafkaAdminClient(bootstrap_servers=stage.kafka)
+    group = f"meander-predictor-{stream}"
     deadline = time.monotonic() + timeout
     try:
-        while count(peeker, topic) < events:
+        # Done once the group committed every event (a transaction's commit markers take
+        # offsets on the output topic, so its end offsets overcount the predictions).
+        while _committed(admin, group) < events:
             if predictor.poll() is not None:
                 raise RuntimeError(
                     f"meander run predictor exited ({predictor.returncode}):\n"
@@ -140,6 +159,16 @@ def meander(stage: Stage, stream: str, events: int, timeout: float = 600.0) -> d
                 raise RuntimeError(f"the predictor did not score {events} events in {timeout} s")
             time.sleep(0.25)
     finally:
-        peeker.close()
+        admin.close()
         stop(predictor)
     return _rate(stage, topic, events)
+
+
+def _committed(admin: KafkaAdminClient, group: str) -> int:
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    except KafkaError as error:  # no coordinator yet for a group that never committed
+        if not error.retriable:
+            raise
+        return 0
+    return sum(found.offset for found in offsets.values())

@@ -20,9 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from river import linear_model
 
 from meander.bus import Bus, Message, TopicPartition
 from meander.config import Settings, StreamConfig
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.producers.synthetic import synthetic
+from meander.runtime import Runtime
 
 SIGNING_KEY = "integration-signing-key-0123456789"
 VENV_BIN = Path(sys.executable).parent
@@ -208,3 +213,18 @@ def toml(data: Mapping[str, Any], prefix: str = "") -> str:
         else:
             lines.append(f"{json.dumps(key)} = {json.dumps(value)}")
     return "\n".join(lines) + "".join(tables) + "\n"
+
+
+def promote_trained_champion(runtime: Runtime, stream: str) -> None:
+    """A trained champion for a ``synthetic("sea")`` stream, so that predictors serve from
+    their first step."""
+    model = linear_model.LogisticRegression()
+    for sample in synthetic("sea").samples(200):
+        model.learn_one(sample.features, sample.label)
+    registry = Registry(runtime.store, stream, signer_for(runtime.settings))
+    registry.promote(registry.register(model, spec="linear_model.LogisticRegression").version)
+
+
+def logs_of(children: Sequence[Child]) -> str:
+    """The end of each child's output, to explain a failure."""
+    return "\n".join(f"--- {c.name} ---\n{c.output()[-2000:]}" for c in children)

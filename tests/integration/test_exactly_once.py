@@ -20,17 +20,15 @@ from typing import TYPE_CHECKING
 
 import orjson
 import pytest
-from river import linear_model
 
 from meander import topics
 from meander.bus import Bus, Record, TopicPartition
 from meander.bus.kafka import KafkaBus
 from meander.config import Settings
-from meander.models.registry import Registry
-from meander.models.signing import signer_for
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
+from tests.integration.conftest import logs_of, promote_trained_champion
 
 if TYPE_CHECKING:
     from meander.producers.sample import Sample
@@ -56,7 +54,7 @@ def test_each_champion_prediction_is_read_committed_once_across_predictor_kills(
     config = str(write_config(stream))
     predictions = topics.predictions(stream_name)
     with Runtime.open(real_settings(stream)) as runtime:
-        _champion(runtime, stream_name)
+        promote_trained_champion(runtime, stream_name)
         samples: Iterator[Sample] = synthetic("sea").samples(None)
         publisher = Publisher(stream_name)
         published: list[str] = []
@@ -66,7 +64,7 @@ def test_each_champion_prediction_is_read_committed_once_across_predictor_kills(
         ) -> None:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline and not (until and until()):
-                assert all(c.process.poll() is None for c in children), _logs(children)
+                assert all(c.process.poll() is None for c in children), logs_of(children)
                 events, _ = publisher.push(next(samples) for _ in range(EVENTS_PER_TICK))
                 runtime.bus.publish(events)
                 published.extend(_event_id(event) for event in events)
@@ -96,21 +94,12 @@ def test_each_champion_prediction_is_read_committed_once_across_predictor_kills(
             seen = _champions(committed, predictions)
         everything = _champions(runtime.bus, predictions)  # read_uncommitted: aborted ones too
 
-    assert set(seen) == set(published), _logs(killed)
+    assert set(seen) == set(published), logs_of(killed)
     repeated = {event: n for event, n in seen.items() if n > 1}
     assert repeated == {}, (
         f"{len(repeated)} of {len(published)} events have more than one committed champion "
         f"prediction (read uncommitted: {sum(everything.values()) - len(everything)} repeats)"
     )
-
-
-def _champion(runtime: Runtime, stream: str) -> None:
-    """A trained champion, so that the predictor serves from its first step."""
-    model = linear_model.LogisticRegression()
-    for sample in synthetic("sea").samples(200):
-        model.learn_one(sample.features, sample.label)
-    registry = Registry(runtime.store, stream, signer_for(runtime.settings))
-    registry.promote(registry.register(model, spec="linear_model.LogisticRegression").version)
 
 
 def _event_id(record: Record) -> str:
@@ -142,7 +131,3 @@ def _champions(bus: Bus, topic: str) -> Counter[str]:
                 if prediction["role"] == "champion":
                     found[prediction["event_id"]] += 1
     return found
-
-
-def _logs(children: list[Child]) -> str:
-    return "\n".join(f"--- {c.name} ---\n{c.output()[-2000:]}" for c in children)

@@ -19,17 +19,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
-from river import linear_model
 
 from meander import topics
 from meander.bus import Bus, TopicPartition
 from meander.config import Settings
 from meander.events import Alert, ModelEvent, encode
-from meander.models.registry import Registry
-from meander.models.signing import signer_for
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
+from tests.integration.conftest import logs_of, promote_trained_champion
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,7 +61,7 @@ def test_every_group_commits_steadily_with_each_component_its_own_process(
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         with Runtime.open(settings) as runtime:
-            _champion(runtime, stream_name)
+            promote_trained_champion(runtime, stream_name)
             config = write_config(stream)
             children = [
                 spawn(
@@ -87,22 +85,13 @@ def test_every_group_commits_steadily_with_each_component_its_own_process(
                     committed = _committed(admin, group)
                     assert _covers(committed, before[group]), (
                         f"sample {sample}: group {group} committed {committed}, short of "
-                        f"{before[group]} held {PERIOD:g} s earlier\n{_logs(children)}"
+                        f"{before[group]} held {PERIOD:g} s earlier\n{logs_of(children)}"
                     )
                 before = {group: _ends(runtime.bus, wanted) for group, wanted in groups.items()}
         for child in children:
             assert child.stop() == 0, f"{child.name} did not exit cleanly:\n{child.output()}"
     finally:
         admin.close()
-
-
-def _champion(runtime: Runtime, stream: str) -> None:
-    """A trained champion, so that the predictors serve from their first step."""
-    model = linear_model.LogisticRegression()
-    for sample in synthetic("sea").samples(200):
-        model.learn_one(sample.features, sample.label)
-    registry = Registry(runtime.store, stream, signer_for(runtime.settings))
-    registry.promote(registry.register(model, spec="linear_model.LogisticRegression").version)
 
 
 class News:
@@ -122,12 +111,12 @@ class News:
         """Publish until ``deadline`` (or until ``done()``); fails when a child exited."""
         while time.monotonic() < deadline:
             dead = [child for child in children if child.process.poll() is not None]
-            assert not dead, f"{dead[0].name} exited:\n{_logs(children)}"
+            assert not dead, f"{dead[0].name} exited:\n{logs_of(children)}"
             self._tick()
             if done is not None and done():
                 return
             time.sleep(0.05)
-        assert done is None, f"some group never committed at start-up\n{_logs(children)}"
+        assert done is None, f"some group never committed at start-up\n{logs_of(children)}"
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -168,7 +157,3 @@ def _committed(admin: KafkaAdminClient, group: str) -> Offsets:
 
 def _covers(committed: Offsets, ends: Offsets) -> bool:
     return all(committed.get(partition, 0) >= end for partition, end in ends.items())
-
-
-def _logs(children: list[Child]) -> str:
-    return "\n".join(f"--- {c.name} ---\n{c.output()[-2000:]}" for c in children)
