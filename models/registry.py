@@ -177,7 +177,8 @@ class Registry:
         challengers = tuple(int(v) for v in challengers_raw)
         live = {champion, *challengers}
         revisions = {int(v): int(r) for v, r in revisions_raw.items() if int(v) in live}
-        return Heads(champion=champion, challengers=challengers, revisions=revisions)
+        published = any(int(r) > 1 for r in revisions_raw.values())
+        return Heads(champion, challengers, revisions, published)
 
     def add_challenger(self, version: int, reason: str = "") -> None:
         """Make ``version`` a challenger: predictors run it in shadow next to the champion."""

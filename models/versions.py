@@ -84,6 +84,9 @@ class Heads:
     champion: int | None
     challengers: tuple[int, ...] = ()
     revisions: dict[int, int] = field(default_factory=dict)
+    published: bool = False
+    """Whether any version of the stream, live or not, was ever saved after it learned (a
+    revision past its first): from then on a model that answers nothing is not served."""
 
     @property
     def live(self) -> tuple[int, ...]:

@@ -113,12 +113,18 @@ class LearnerState:
         metrics, the races, and the champion's error stream for the drift detector.
 
         Call it before :meth:`learn`. A version that was not served (the champion a promotion
-        just replaced, kept for the rollback watch) answers here, from its current state."""
+        just replaced, kept for the rollback watch) answers here, from its current state. A
+        served answer of None (a model that had learned nothing yet) is no answer: it is
+        counted as ``unanswered``, never as a wrong prediction, and a race asks the version
+        itself instead."""
         answers: dict[int, Any] = {}
         champion_error: float | None = None
         for (version, role), (prediction, proba) in served.items():
             if version in answers:
                 continue  # a redelivered prediction
+            if prediction is None:
+                self.counts["unanswered"] += 1
+                continue
             answers[version] = prediction
             self._metric(self.metrics, version).update(y, prediction, proba)
             if role == "champion":
@@ -128,8 +134,9 @@ class LearnerState:
             for version in (challenger, baseline):
                 if version not in answers and version in self.models:
                     answers[version] = predict_one(self.models[version], x, self.task)[0]
-            if challenger in answers and baseline in answers:
-                race.update(y, answers[challenger], answers[baseline])
+            pair = answers.get(challenger), answers.get(baseline)
+            if None not in pair:
+                race.update(y, *pair)
         if champion_error is None:
             return Outcome(False, False, float("nan"))
         level = _level(self.detector)
@@ -141,7 +148,11 @@ class LearnerState:
         return Outcome(drift, warned, champion_error)
 
     def late(self, y: Any, version: int, role: str, scored: Scored) -> None:
-        """A prediction that arrived after its label: it still counts in the metrics."""
+        """A prediction that arrived after its label: it still counts in the metrics (an
+        answer of None does not, as in :meth:`evaluate`)."""
+        if scored[0] is None:
+            self.counts["unanswered"] += 1
+            return
         self._metric(self.metrics, version).update(y, scored[0], scored[1])
         if role == "champion":
             self._metric(self.served, "champion").update(y, scored[0], scored[1])
@@ -219,7 +230,7 @@ class LearnerState:
 
 def _error(y: Any, prediction: Any, task: str) -> float:
     if task == "regression":
-        return abs(float(y) - float(prediction)) if prediction is not None else abs(float(y))
+        return abs(float(y) - float(prediction))
     return 0.0 if prediction == y else 1.0
 
 

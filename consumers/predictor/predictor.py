@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from meander import topics
-from meander.bus import Message, Record, next_offsets
+from meander.bus import Message, Record, TopicPartition, next_offsets
 from meander.bus.inflight import InFlight
 from meander.component import Component
 from meander.config import StreamConfig
@@ -44,6 +44,7 @@ _ROLES = ("champion", "challenger")
 # logistic regression scores one event in about 5 µs. Below a few hundred events, one call
 # each is cheaper, and under light load the predictor's batches are a handful of events.
 SCORE_MANY_FROM = 256
+_NEVER = 2**63  # an offset no partition reaches
 SOURCE = "/meander/predictor"
 
 
@@ -94,6 +95,8 @@ class Predictor(Component):
         )
         self.models: dict[int, tuple[Any, int]] = {}
         self.champion: int | None = None
+        self.published = False  # whether the stream ever had a model that learned
+        self._held_by: tuple[int, int] | None = None  # the champion revision events wait past
         self.challengers: tuple[int, ...] = ()
         self.scored = 0
         self.served_elsewhere = 0
@@ -112,6 +115,10 @@ class Predictor(Component):
             if not self._refresh(self.registry.heads()):
                 time.sleep(min(timeout, 0.2))  # nothing to serve with yet: leave events waiting
                 return 0
+        if self._held_by == self._champion_revision():
+            # A champion that answers nothing: the events wait for its next revision.
+            time.sleep(min(timeout, 0.2))
+            return 0
         messages = self.consumer.consume(self.batch, timeout)
         if not messages:
             return 0
@@ -120,7 +127,11 @@ class Predictor(Component):
             messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
         )
         events, read = self._admit(envelopes, rejected)
-        records, events = self._score(events, read, rejected)
+        records, events, held = self._score(events, read, rejected)
+        if held:
+            messages, rejected = self._hold_back(held, messages, rejected)
+        else:
+            self._held_by = None
         if self.transactions is not None:
             self.transactions.publish(
                 records + self.dead.records(rejected), self.consumer, next_offsets(messages)
@@ -212,23 +223,32 @@ class Predictor(Component):
             del self.models[version]
         self.champion = heads.champion if heads.champion in self.models else None
         self.challengers = tuple(v for v in heads.challengers if v in self.models)
+        self.published = heads.published
         return self.champion is not None
+
+    def _champion_revision(self) -> tuple[int, int] | None:
+        if self.champion is None:
+            return None
+        return self.champion, self.models[self.champion][1]
 
     def _score(
         self,
         events: list[FeatureEvent],
         read: list[Message],
         rejected: list[tuple[Message, str]],
-    ) -> tuple[list[Record], list[FeatureEvent]]:
-        """The predictions of every live model, and the events served.
+    ) -> tuple[list[Record], list[FeatureEvent], dict[TopicPartition, int]]:
+        """The predictions of every live model, the events served, and where to hold back.
 
         An event the champion cannot score (a category of another type than the ones it learnt,
         say, which the schema allows) joins ``rejected`` with the reason: failing the batch
         would read it again and fail again for ever. A challenger that cannot score an event
-        just has no shadow prediction for it.
+        just has no shadow prediction for it. Once the stream has published a model that
+        learned, an event the champion answers with nothing (None: it has learned nothing) is
+        not served: its partition is held at it (the returned offsets), until a champion that
+        answers is loaded.
         """
         if not events:
-            return [], []
+            return [], [], {}
         # Scoring never changes its input: an event's own features do, unless some are missing.
         xs = [
             features if None not in features.values() else clean(features)
@@ -243,17 +263,61 @@ class Predictor(Component):
             answers = self._predict(version, xs, failed if role == "champion" else {})
             scored.append((version, role, answers, time.perf_counter() - started))
         rejected += [(read[index], reason) for index, reason in failed.items()]
-        if failed:
-            events = [events[index] for index in range(len(events)) if index not in failed]
+        held = self._unanswered(scored[0][2], read) if self.published else {}
+        left_out = set(failed)
+        if held:
+            left_out.update(
+                index
+                for index, message in enumerate(read)
+                if message.offset >= held.get(message.topic_partition, _NEVER)
+            )
+        if left_out:
+            events = [events[index] for index in range(len(events)) if index not in left_out]
         records: list[Record] = []
         for version, role, answers, seconds in scored:
             self._model_time.observe(seconds / len(xs), count=len(xs))
-            if failed:
-                answers = [answers[index] for index in range(len(answers)) if index not in failed]
+            if left_out:
+                answers = [answers[i] for i in range(len(answers)) if i not in left_out]
             written = self.writer.records(events, answers, version, role, seconds * 1000 / len(xs))
             records += written
             self._predictions[role].inc(len(written))
-        return records, events
+        return records, events, held
+
+    @staticmethod
+    def _unanswered(answers: list[Scored | None], read: list[Message]) -> dict[TopicPartition, int]:
+        """Per partition, the first offset the champion answered with None."""
+        held: dict[TopicPartition, int] = {}
+        for answer, message in zip(answers, read, strict=True):
+            if answer is not None and answer[0] is None:
+                partition = message.topic_partition
+                held[partition] = min(held.get(partition, message.offset), message.offset)
+        return held
+
+    def _hold_back(
+        self,
+        held: dict[TopicPartition, int],
+        messages: list[Message],
+        rejected: list[tuple[Message, str]],
+    ) -> tuple[list[Message], list[tuple[Message, str]]]:
+        """Leave what ``held`` covers unread: the messages of this batch before it only, the
+        consumer sought back to it."""
+        for partition, offset in held.items():
+            self.consumer.seek(partition, offset)
+        held_by, self._held_by = self._held_by, self._champion_revision()
+        if held_by is None:  # once per hold, not every step
+            log.warning(
+                "%s: champion v%s answers nothing for events from %s on; holding them until a "
+                "champion that learned is loaded",
+                self.stream.name,
+                self.champion,
+                {f"{p.topic}[{p.partition}]": o for p, o in held.items()},
+                extra={"stream": self.stream.name},
+            )
+
+        def kept(message: Message) -> bool:
+            return message.offset < held.get(message.topic_partition, _NEVER)
+
+        return [m for m in messages if kept(m)], [(m, r) for m, r in rejected if kept(m)]
 
     def _predict(
         self, version: int, xs: list[dict[str, Any]], failed: dict[int, str]

@@ -77,10 +77,12 @@ def build_report(run: BacktestRun) -> Report:
         if isinstance(payload, Prediction) and payload.role == "champion":
             answers.setdefault(payload.event_id, []).append(payload.prediction)
     regression = stream.task == "regression"
+    # As the learner scores: an answer of None (a model that had learned nothing) is no
+    # answer, neither right nor wrong.
     scores = [
         (i, _score(label, answers[event_id][0], regression))
         for i, (event_id, label) in enumerate(zip(run.event_ids, run.labels, strict=True))
-        if label is not None and event_id in answers
+        if label is not None and event_id in answers and answers[event_id][0] is not None
     ]
     dead = [p for p in read_topic(bus, topics.DEADLETTER) if isinstance(p, DeadLetter)]
     served = run.state.served.get("champion")
@@ -139,9 +141,8 @@ def summary(report: Report) -> str:
 
 
 def _score(label: Any, prediction: Any, regression: bool) -> float:
-    # As the learner scores: an unanswered regression counts as 0.0, an unanswered class wrong.
     if regression:
-        return abs(float(label) - (0.0 if prediction is None else float(prediction)))
+        return abs(float(label) - float(prediction))
     return 1.0 if prediction == label else 0.0
 
 

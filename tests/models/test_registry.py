@@ -170,8 +170,20 @@ def test_heads_hold_the_serving_state_in_one_round_trip(
     monkeypatch.setattr(registry.store, "execute_command", no_direct_commands)
     heads = registry.heads()
     assert pipelines == 1
-    assert heads == Heads(champion=1, challengers=(2, 3), revisions={1: 1, 2: 2, 3: 1})
+    assert heads == Heads(
+        champion=1, challengers=(2, 3), revisions={1: 1, 2: 2, 3: 1}, published=True
+    )
     assert heads.live == (1, 2, 3)
+
+
+def test_heads_say_a_model_was_published_once_any_version_was_saved(registry: Registry) -> None:
+    first, second = _register(registry), _register(registry)
+    registry.promote(first)
+    assert not registry.heads().published  # registered only: nothing has learned yet
+
+    registry.save(first, build_model(SPEC))
+    registry.promote(second)
+    assert registry.heads() == Heads(champion=second, revisions={second: 1}, published=True)
 
 
 def test_lineage_follows_parents_to_the_first_model(registry: Registry) -> None:

@@ -79,7 +79,21 @@ def test_the_error_is_absolute_for_regression() -> None:
     state = start(task="regression")
 
     assert state.evaluate({}, 5.0, champion_said(3.5)).error == 1.5
-    assert state.evaluate({}, -2.0, champion_said(None)).error == 2.0
+    assert state.evaluate({}, -2.0, champion_said(-0.5)).error == 1.5
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_a_served_none_is_no_answer_not_a_wrong_one(task: str) -> None:
+    state = start(task=task)
+
+    outcome = state.evaluate({"x": 1.0}, True if task == "binary" else 2.0, champion_said(None))
+    state.late(True if task == "binary" else 2.0, 1, "champion", (None, None))
+
+    assert math.isnan(outcome.error) and not outcome.drift
+    assert state.detector.width == 0  # the error stream saw nothing
+    assert 1 not in state.metrics or state.metrics[1].report()["n"] == 0
+    assert "champion" not in state.served
+    assert state.counts["unanswered"] == 2
 
 
 def test_without_a_champion_prediction_the_detector_is_left_alone() -> None:
@@ -101,6 +115,22 @@ def test_a_race_scores_what_both_sides_served() -> None:
 
     race = state.races[(2, 1)]
     assert (race.n, race.challenger_only, race.baseline_only) == (1, 1, 0)
+
+
+def test_a_race_asks_a_version_that_served_none_and_skips_a_pair_without_answer() -> None:
+    # v1 served None (untrained then) but has learned since: the race asks it. Scoring its
+    # None as wrong would hand v2 every event (the race that promoted v2 "0.995 against 0").
+    state = start()
+    state.models[1] = taught(True)
+    state.add_challenger(2, taught(False))
+
+    state.evaluate({"x": 1.0}, True, {(1, "champion"): (None, None), (2, "challenger"): (False, None)})
+    race = state.races[(2, 1)]
+    assert (race.n, race.challenger_only, race.baseline_only) == (1, 0, 1)
+
+    state.models[1] = tree.HoeffdingTreeClassifier()  # it cannot answer either
+    state.evaluate({"x": 1.0}, True, {(1, "champion"): (None, None), (2, "challenger"): (True, None)})
+    assert race.n == 1
 
 
 def test_the_watched_previous_champion_answers_by_itself() -> None:

@@ -86,6 +86,38 @@ def test_without_a_champion_it_waits_and_consumes_nothing(
     )
 
 
+def test_an_untrained_first_champion_is_served_before_any_model_was_published(
+    serving: Serving, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    register(serving, tree.HoeffdingTreeClassifier(), promote=True)
+    publish_samples(serving.runtime, serving.stream, 20, labels=False)
+
+    drain([serving.predictor])
+
+    # Nothing has learned anywhere yet: None is all the stream can answer, and it is said.
+    assert [p.prediction for p in predictions(serving, read_topic)] == [None] * 20
+
+
+def test_once_a_model_was_published_a_champion_that_answers_nothing_holds_the_events(
+    serving: Serving, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    retired = register(serving, taught(True), promote=True)
+    serving.registry.save(retired, taught(True))  # a model that learned was published
+    fresh = register(serving, tree.HoeffdingTreeClassifier(), promote=True)
+    published = publish_samples(serving.runtime, serving.stream, 30, labels=False)
+
+    assert drain([serving.predictor]) == 0
+    assert predictions(serving, read_topic) == []
+
+    serving.registry.save(fresh, taught(False))  # the champion learned
+    drain([serving.predictor])
+
+    served = predictions(serving, read_topic)
+    assert sorted(p.event_id for p in served) == sorted(s.event_id for s in published.samples)
+    assert {(p.version, p.prediction) for p in served} == {(fresh, False)}
+    assert drain([serving.predictor]) == 0  # committed once served, not before
+
+
 def test_every_event_gets_exactly_one_champion_prediction(
     serving: Serving, publish_samples: PublishSamples, read_topic: ReadTopic
 ) -> None:
