@@ -10,6 +10,7 @@ __all__ = [
     "BusUnavailable",
     "ConfigError",
     "ContractError",
+    "LeaseLost",
     "MeanderError",
     "MessageTooLarge",
     "ModelTampered",
@@ -49,6 +50,11 @@ class StoreUnavailable(MeanderError):
 
 class SpecError(ConfigError):
     """A model or detector spec names something that is not an allowed River class or argument."""
+
+
+class LeaseLost(MeanderError):
+    """A write was refused: another process holds the lease now (it took over after this one
+    stopped renewing it in time)."""
 
 
 class RegistryError(MeanderError):

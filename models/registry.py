@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
     from meander.models.signing import Signer
 
+    Guard = Callable[[Pipeline[bytes]], None]
+    """Watches, in a transaction, what a write depends on, and raises when it is not so."""
+
 __all__ = ["Heads", "ModelVersion", "Registry"]
 
 MAX_ATTEMPTS = 50  # optimistic retries of one alias change before giving up
@@ -69,8 +72,12 @@ class Registry:
         cause: Mapping[str, Any] | None = None,
         training: Mapping[str, Any] | None = None,
         config_hash: str = "",
+        guard: Guard | None = None,
     ) -> ModelVersion:
-        """Store ``model`` as a new version with status ``registered`` and revision 1."""
+        """Store ``model`` as a new version with status ``registered`` and revision 1.
+
+        ``guard`` (as for every write) watches what must not change under the write and
+        raises when it is not as it should be (a lease this writer must still hold)."""
         if parent is not None:
             self._require(parent)
         version = int(self.store.incr(self._key("counter")))
@@ -91,25 +98,28 @@ class Registry:
             reason="registered",
         )
         blob = self._sign(version, model)
-        with self.store.pipeline(transaction=True) as pipe:
+
+        def write(pipe: Pipeline[bytes]) -> None:
             pipe.set(self._key(f"blob:{version}"), blob)
             pipe.set(self._key(f"meta:{version}"), _dump(entry))
             pipe.hset(self._key("revisions"), str(version), 1)
             pipe.zadd(self._key("versions"), {str(version): version})
-            pipe.execute()
+
+        self._guarded(write, guard)
         self._known.add(version)
         return entry
 
-    def save(self, version: int, model: Any) -> int:
+    def save(self, version: int, model: Any, *, guard: Guard | None = None) -> int:
         """Store a new snapshot of ``version``'s model; returns its new revision."""
         if version not in self._known:
             self._require(version)
         blob = self._sign(version, model)
-        with self.store.pipeline(transaction=True) as pipe:
+
+        def write(pipe: Pipeline[bytes]) -> None:
             pipe.set(self._key(f"blob:{version}"), blob)
             pipe.hincrby(self._key("revisions"), str(version), 1)
-            _, revision = pipe.execute()
-        return int(revision)
+
+        return int(self._guarded(write, guard)[1])
 
     def load(self, version: int) -> tuple[Any, int]:
         """``(model, revision)`` of ``version``; the blob is verified before it is unpickled."""
@@ -213,10 +223,15 @@ class Registry:
         self._transaction(change, version)
 
     def promote(
-        self, version: int, *, metrics: Mapping[str, float] | None = None, reason: str = ""
+        self,
+        version: int,
+        *,
+        metrics: Mapping[str, float] | None = None,
+        reason: str = "",
+        guard: Guard | None = None,
     ) -> int | None:
         """Make ``version`` the champion; the previous one is ``retired`` and returned."""
-        return self._replace_champion(version, "retired", metrics, reason or "promoted")
+        return self._replace_champion(version, "retired", metrics, reason or "promoted", guard)
 
     def roll_back(self, to_version: int, *, reason: str) -> int:
         """Hand the champion alias back to ``to_version``; returns the demoted (rolled_back) one."""
@@ -231,6 +246,7 @@ class Registry:
         demoted_status: Status,
         metrics: Mapping[str, float] | None,
         reason: str,
+        guard: Guard | None = None,
     ) -> int | None:
         previous: int | None = None
 
@@ -258,10 +274,29 @@ class Registry:
             if old is not None:
                 self._set_status(pipe, old, demoted_status, reason)
 
-        self._transaction(change, version)
+        self._transaction(change, version, guard)
         return previous
 
-    def _transaction(self, change: Callable[[Pipeline[bytes]], None], version: int) -> None:
+    def _guarded(self, write: Callable[[Pipeline[bytes]], None], guard: Guard | None) -> list[Any]:
+        """``write`` in one MULTI/EXEC; under ``guard``'s WATCH when there is one."""
+        with self.store.pipeline(transaction=True) as pipe:
+            for _ in range(MAX_ATTEMPTS):
+                try:
+                    if guard is not None:
+                        guard(pipe)
+                        pipe.multi()
+                    write(pipe)
+                    return pipe.execute()
+                except redis.WatchError:
+                    continue
+        raise RegistryError(
+            f"the registry of stream {self.stream!r} kept changing under {MAX_ATTEMPTS} "
+            f"attempts to write; retry when the other writer is done"
+        )
+
+    def _transaction(
+        self, change: Callable[[Pipeline[bytes]], None], version: int, guard: Guard | None = None
+    ) -> None:
         # WATCH the aliases and the version's metadata: if another writer changes them between
         # our reads and EXEC, EXEC fails and `change` runs again on fresh values, so no decision
         # is ever applied on a stale view.
@@ -271,6 +306,8 @@ class Registry:
             for _ in range(MAX_ATTEMPTS):
                 try:
                     pipe.watch(*watched)
+                    if guard is not None:
+                        guard(pipe)
                     change(pipe)
                     pipe.execute()
                     return

@@ -13,21 +13,26 @@ from __future__ import annotations
 
 import pickle
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from meander import keys
 from meander.config import StreamConfig
 from meander.consumers.learner.learning import LearnerState
+from meander.exceptions import MeanderError
 from meander.models.blobs import dumps
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.models.specs import build_detector, build_model, check_task, spec_text
 from meander.models.versions import config_hash
+from meander.store.lease import Lease
 from meander.runtime import Runtime
 from meander.telemetry import set_model_metrics
 from meander.telemetry.metrics import CHECKPOINT_TIMESTAMP
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
 
 __all__ = ["Checkpoints", "initial_state"]
 
@@ -35,18 +40,27 @@ __all__ = ["Checkpoints", "initial_state"]
 class Checkpoints:
     """The learner's checkpoint, metrics and race records for one stream."""
 
-    def __init__(self, runtime: Runtime, stream: StreamConfig) -> None:
+    def __init__(self, runtime: Runtime, stream: StreamConfig, lease: Lease | None = None) -> None:
+        """``lease`` fences every write; without one, checkpoints can only be read."""
         self.store = runtime.store
         self.stream = stream
+        self._lease = lease
         self.signer = signer_for(runtime.settings)
         self.registry = Registry(runtime.store, stream.name, self.signer)
         self.key = keys.checkpoint(stream.name)
 
     def save(self, state: LearnerState) -> None:
+        """Write ``state`` in one SET, only while this learner holds the lease (LeaseLost)."""
         blob = self.signer.sign(dumps(state))
-        self.store.set(self.key, blob)
+        self.lease.fenced(lambda pipe: pipe.set(self.key, blob))
         # Set only here: a series of 0 before the first checkpoint would read as a very old one.
         CHECKPOINT_TIMESTAMP.labels(self.stream.name).set(time.time())
+
+    @property
+    def lease(self) -> Lease:
+        if self._lease is None:
+            raise MeanderError("these checkpoints were opened to be read: writing needs the lease")
+        return self._lease
 
     def load(self) -> LearnerState | None:
         blob = self.store.get(self.key)
@@ -61,22 +75,24 @@ class Checkpoints:
         """Snapshots of the champion and the challengers for the predictors, and the metrics."""
         shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
         for version in sorted(shared):
-            self.registry.save(version, state.models[version])
+            self.registry.save(version, state.models[version], guard=self.lease.check)
         report = metrics(state)
-        self.store.set(keys.metrics(self.stream.name), orjson.dumps(report))
+        key = keys.metrics(self.stream.name)
+        self.lease.fenced(lambda pipe: pipe.set(key, orjson.dumps(report)))
         set_model_metrics(
             self.stream.name, report["versions"], report["served"].get("champion", {})
         )
 
     def write_races(self, state: LearnerState) -> None:
-        with self.store.pipeline(transaction=False) as pipe:
+        def write(pipe: Pipeline[bytes]) -> None:
             for (challenger, baseline), race in state.races.items():
                 key = keys.race(self.stream.name, challenger, baseline)
                 pipe.hset(key, mapping=dict(race.to_dict()))  # type: ignore[arg-type]
                 pipe.expire(key, 86_400)  # a decided race is deleted; a forgotten one fades
             if state.last_event is not None:
                 pipe.set(keys.last_event(self.stream.name), state.last_event)
-            pipe.execute()
+
+        self.lease.fenced(write)
 
 
 def metrics(state: LearnerState) -> dict[str, Any]:
@@ -93,20 +109,22 @@ def metrics(state: LearnerState) -> dict[str, Any]:
 
 
 def initial_state(
-    runtime: Runtime, stream: StreamConfig, registry: Registry, notices: Any
+    runtime: Runtime, stream: StreamConfig, registry: Registry, notices: Any, lease: Lease
 ) -> LearnerState:
     """A fresh state around the registry's champion, registering one from the config if none."""
     champion = registry.champion()
     if champion is None:
         model = build_model(stream.model)
         check_task(model, stream.task)
+        why = "initial champion from the stream's configuration"
         version = registry.register(
             model,
             spec=spec_text(stream.model),
-            cause={"reason": "initial champion from the stream's configuration"},
+            cause={"reason": why},
             config_hash=config_hash(stream),
+            guard=lease.check,
         ).version
-        registry.promote(version, reason="initial champion from the stream's configuration")
+        registry.promote(version, reason=why, guard=lease.check)
         notices.promoted(version, None, "initial champion from the stream's configuration", {})
         champion = version
     else:

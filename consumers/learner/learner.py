@@ -16,6 +16,7 @@ One learner owns a stream's models (a :class:`~meander.store.lease.Lease` keeps 
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from meander import keys
@@ -28,6 +29,7 @@ from meander.consumers.learner.learning import LearnerState, Outcome, lagging
 from meander.consumers.learner.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
+from meander.exceptions import LeaseLost
 from meander.models.inference import clean, label_problem
 from meander.runtime import Runtime
 from meander.schema import Schema
@@ -49,17 +51,18 @@ class Learner(Component):
     def __init__(self, runtime: Runtime, stream: StreamConfig, *, batch: int = 500) -> None:
         self.runtime, self.stream, self.batch = runtime, stream, batch
         self.bus = runtime.bus
-        self.checkpoints = Checkpoints(runtime, stream)
+        self.lease = Lease(runtime.store, keys.lease(stream.name), stream.learning.lease_seconds)
+        self.checkpoints = Checkpoints(runtime, stream, self.lease)
         self.registry = self.checkpoints.registry
         self.notices = LifecycleNotices(runtime.bus, stream, self.registry)
         self.dead = DeadLetters(runtime.bus, self.name)
         self.schema = Schema(stream)
-        self.lease = Lease(runtime.store, keys.lease(stream.name), stream.learning.lease_seconds)
         self.state: LearnerState | None = None
         self.meter = Meter(self.name, stream.name)
         self._since_checkpoint = 0
         self._since_publish = 0
-        self._checkpointed_at = time.monotonic()
+        self._unsaved = False  # a decision made or followed since the last checkpoint
+        self._checkpointed_at = -math.inf  # the first labels learned are checkpointed at once
         self._checkpoint_cost = 0.0  # seconds the last checkpoint took
 
     # -- the step ---------------------------------------------------------------------------
@@ -69,9 +72,23 @@ class Learner(Component):
             self._let_go()
             time.sleep(min(timeout, 0.5))
             return 0
+        try:
+            return self._step(timeout)
+        except LeaseLost as lost:
+            # Another learner took over: whatever this one did since its last write is its
+            # successor's to redo, from the checkpoint.
+            log.warning(
+                "%s: %s; letting go", self.stream.name, lost, extra={"stream": self.stream.name}
+            )
+            self._let_go()
+            return 0
+
+    def _step(self, timeout: float) -> int:
         state = self.state or self._resume()
-        for envelope in self._readers.models_batch():
+        followed = self._readers.models_batch()
+        for envelope in followed:
             apply_model_event(state, envelope.payload, self.registry, self.stream.name)
+        announced = self.notices.announced
         labels = self._readers.feedback.take(self.batch, timeout)
         handled = self._catch_up(state)
         self._learn(state, labels)
@@ -79,7 +96,8 @@ class Learner(Component):
         handled += len(labels)
         self._since_checkpoint += len(labels)
         self._since_publish += len(labels)
-        self._share(state)
+        decided = bool(followed) or self.notices.announced != announced
+        self._share(state, decided)
         return handled
 
     @property
@@ -91,7 +109,10 @@ class Learner(Component):
 
     def close(self) -> None:
         if self.state is not None and self.lease.held:
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except LeaseLost as lost:
+                log.warning("%s: not checkpointed on close: %s", self.stream.name, lost)
         self._let_go()
         self.lease.release()
 
@@ -103,6 +124,7 @@ class Learner(Component):
         self.state.offsets = self._readers.offsets()
         self.checkpoints.save(self.state)
         self._since_checkpoint = 0
+        self._unsaved = False
         self._checkpointed_at = time.monotonic()
         self._checkpoint_cost = self._checkpointed_at - started
 
@@ -112,7 +134,9 @@ class Learner(Component):
         state = self.checkpoints.load()
         about = {"stream": self.stream.name}
         if state is None:
-            state = initial_state(self.runtime, self.stream, self.registry, self.notices)
+            state = initial_state(
+                self.runtime, self.stream, self.registry, self.notices, self.lease
+            )
             log.info(
                 "%s: no checkpoint; starting with champion v%s",
                 self.stream.name,
@@ -121,6 +145,7 @@ class Learner(Component):
             )
         else:
             log.info("%s: resumed at %d labels", self.stream.name, state.labels, extra=about)
+        self._checkpointed_at = -math.inf
         self._readers = LearnerInputs(self.runtime, self.stream, state.offsets)
         feedback, name = self._readers.feedback, self.stream.name
         self._lag = LagSampler(self.name, feedback.consumer, positions=feedback.offsets)
@@ -245,25 +270,33 @@ class Learner(Component):
             and not state.races
         )
 
-    def _share(self, state: LearnerState) -> None:
+    def _share(self, state: LearnerState, decided: bool) -> None:
         learning = self.stream.learning
         if state.races:
             self.checkpoints.write_races(state)
+        self._unsaved = self._unsaved or decided
+        since = time.monotonic() - self._checkpointed_at
+        # Work worth keeping is kept soon: the first labels after a start (a learner restarted
+        # again and again must still get somewhere), a decision made or followed, else labels
+        # every checkpoint_seconds. A checkpoint costs as much as the join holds (seconds with
+        # labels far behind their events): spacing them by CHECKPOINT_SPACING times the last
+        # one's cost keeps them under a tenth of the time. After a crash, the labels since the
+        # checkpoint are learned again, to the same model.
+        due = self._unsaved or self._since_checkpoint > 0
+        due = due and (
+            self._unsaved
+            or since >= learning.checkpoint_seconds
+            or self._since_checkpoint >= learning.checkpoint_every
+        )
+        if due and since >= CHECKPOINT_SPACING * self._checkpoint_cost:
+            self.checkpoint()
         # A young model changes fastest: share it up to 16 times as often until it has learned
         # publish_every labels (with labels // 2 as the gap, the pace halves as it grows).
+        # After the checkpoint: a shared model is never ahead of the last checkpoint for long.
         every = learning.publish_every
         if self._since_publish >= min(every, max(every // 16, state.labels // 2)):
             self.checkpoints.publish_models(state)
             self._since_publish = 0
-        since = time.monotonic() - self._checkpointed_at
-        due = self._since_checkpoint >= learning.checkpoint_every or (
-            since >= learning.checkpoint_seconds and self._since_checkpoint
-        )
-        # A checkpoint costs as much as the join holds: with labels far behind their events
-        # it takes seconds. Spacing them by CHECKPOINT_SPACING times the last one's cost keeps
-        # them under a tenth of the time; after a crash, the labels since are learned again.
-        if due and since >= CHECKPOINT_SPACING * self._checkpoint_cost:
-            self.checkpoint()
 
     def _unknown(self, event_id: str) -> str:
         ttl = self.stream.label_window.ttl_seconds

@@ -34,6 +34,7 @@ class LifecycleNotices:
 
     def __init__(self, bus: Bus, stream: StreamConfig, registry: Registry) -> None:
         self.bus, self.stream, self.registry = bus, stream, registry
+        self.announced = 0  # alerts and requests published so far
 
     def drift(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
         """Alert, and ask for a retrain; ``error`` is the champion's error on the label that
@@ -176,6 +177,7 @@ class LifecycleNotices:
             for payload in announced
         ]
         self.bus.publish(records)
+        self.announced += len(records)
         count_published("learner", announced, log, self.stream.name)
 
 

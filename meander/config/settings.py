@@ -149,7 +149,9 @@ class LearningSettings(_Section):
         default=2_000, description="labels learned between two checkpoints"
     )
     checkpoint_seconds: PositiveFloat = Field(
-        default=5.0, description="longest time between two checkpoints while labels arrive"
+        default=1.0,
+        description="longest time between two checkpoints while labels arrive (a checkpoint "
+        "also follows any decision, and never takes over a tenth of the learner's time)",
     )
     publish_every: PositiveInt = Field(
         default=500, description="labels learned between two model snapshots for predictors"
@@ -166,7 +168,9 @@ class LearningSettings(_Section):
         ),
     )
     lease_seconds: PositiveFloat = Field(
-        default=10.0, description="how long a learner's claim on a stream outlives its last beat"
+        default=3.0,
+        description="how long a learner's claim on a stream outlives its last renewal (a thread "
+        "renews it every third of that): how soon a standby takes over from a dead learner",
     )
 
 

@@ -124,12 +124,16 @@ def test_a_race_asks_a_version_that_served_none_and_skips_a_pair_without_answer(
     state.models[1] = taught(True)
     state.add_challenger(2, taught(False))
 
-    state.evaluate({"x": 1.0}, True, {(1, "champion"): (None, None), (2, "challenger"): (False, None)})
+    state.evaluate(
+        {"x": 1.0}, True, {(1, "champion"): (None, None), (2, "challenger"): (False, None)}
+    )
     race = state.races[(2, 1)]
     assert (race.n, race.challenger_only, race.baseline_only) == (1, 0, 1)
 
     state.models[1] = tree.HoeffdingTreeClassifier()  # it cannot answer either
-    state.evaluate({"x": 1.0}, True, {(1, "champion"): (None, None), (2, "challenger"): (True, None)})
+    state.evaluate(
+        {"x": 1.0}, True, {(1, "champion"): (None, None), (2, "challenger"): (True, None)}
+    )
     assert race.n == 1
 
 

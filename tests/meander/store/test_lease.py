@@ -1,13 +1,16 @@
-"""A lease is held by one process at a time and lapses when its holder stops renewing it."""
+"""A lease is held by one process at a time, renewed while it lives, lapses when it dies, and
+fences every write of a holder that lost it."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import fakeredis
 import pytest
 import redis
 
+from meander.exceptions import LeaseLost, MeanderError
 from meander.store import memory_store
 from meander.store.lease import Lease
 
@@ -17,62 +20,104 @@ def store() -> redis.Redis[bytes]:
     return memory_store(fakeredis.FakeServer())
 
 
-def test_one_holder_at_a_time(store: redis.Redis[bytes]) -> None:
-    first, second = Lease(store, "lease", 10.0), Lease(store, "lease", 10.0)
+@pytest.fixture
+def leases(store: redis.Redis[bytes]) -> Any:
+    """``leases(seconds)``: a new lease on the key "lease"; all are released at the end."""
+    made: list[Lease] = []
+
+    def make(seconds: float = 10.0, **options: Any) -> Lease:
+        made.append(Lease(store, "lease", seconds, **options))
+        return made[-1]
+
+    yield make
+    for lease in made:
+        lease.release()
+
+
+def test_one_holder_at_a_time(store: redis.Redis[bytes], leases: Any) -> None:
+    first, second = leases(), leases()
 
     assert first.hold()
     assert not second.hold()
-    assert first.hold()  # holding again is renewing, not a conflict
+    assert first.hold()  # holding again is no conflict
     assert (first.held, second.held) == (True, False)
-    assert store.get("lease") == first.token
+    assert store.get("lease") == first.token == b"1:" + first.token.split(b":")[1]
 
 
 def test_leases_on_different_keys_do_not_conflict(store: redis.Redis[bytes]) -> None:
-    assert Lease(store, "a", 10.0).hold()
-    assert Lease(store, "b", 10.0).hold()
+    a, b = Lease(store, "a", 10.0), Lease(store, "b", 10.0)
+    assert a.hold() and b.hold()
+    a.release()
+    b.release()
 
 
-def test_release_lets_another_holder_in(store: redis.Redis[bytes]) -> None:
-    first, second = Lease(store, "lease", 10.0), Lease(store, "lease", 10.0)
+def test_each_takeover_raises_the_epoch(leases: Any) -> None:
+    first, second = leases(), leases()
     first.hold()
 
     first.release()
 
     assert not first.held
-    assert second.hold()
+    assert second.hold() and second.epoch == first.epoch + 1
 
 
-def test_release_by_a_lapsed_holder_leaves_the_new_holder_alone(
-    store: redis.Redis[bytes],
+def test_a_dead_holders_claim_lapses_and_a_standby_takes_over(
+    store: redis.Redis[bytes], leases: Any
 ) -> None:
-    first, second = Lease(store, "lease", 0.05), Lease(store, "lease", 10.0)
+    store.set("lease", b"4:dead-process", px=300)  # what a killed holder leaves behind
+    standby = leases()
+
+    assert not standby.hold()
+    time.sleep(0.35)
+
+    assert standby.hold()
+
+
+def test_the_holder_renews_by_itself_beyond_the_lease_life(leases: Any) -> None:
+    holder, rival = leases(0.3), leases(0.3)
+    holder.hold()
+
+    time.sleep(1.0)  # no call at all meanwhile: a long step
+
+    assert holder.held and not rival.hold()
+
+
+def test_a_holder_that_lost_the_lease_is_fenced_off(store: redis.Redis[bytes], leases: Any) -> None:
+    first, second = leases(0.3), leases(0.3)
     first.hold()
-    time.sleep(0.1)
+    first.fenced(lambda pipe: pipe.set("state", b"first"))
+    store.delete("lease")  # its renewals did not get through in time: it lapsed
     assert second.hold()
+
+    with pytest.raises(LeaseLost, match=f"held by epoch {second.epoch}, not by this holder"):
+        first.fenced(lambda pipe: pipe.set("state", b"late"))
+
+    assert store.get("state") == b"first"
+    assert not first.held and not first.hold()
+    second.fenced(lambda pipe: pipe.set("state", b"second"))
+    assert store.get("state") == b"second"
+
+
+def test_release_by_a_holder_that_lost_the_lease_leaves_the_new_holder_alone(
+    store: redis.Redis[bytes], leases: Any
+) -> None:
+    first, second = leases(), leases()
+    first.hold()
+    store.delete("lease")
+    second.hold()
 
     first.release()
 
     assert store.get("lease") == second.token
-    assert not Lease(store, "lease", 10.0).hold()
 
 
-def test_an_expired_lease_lets_a_second_holder_in_and_the_first_learns_it_lost(
-    store: redis.Redis[bytes],
-) -> None:
-    first, second = Lease(store, "lease", 0.05), Lease(store, "lease", 0.05)
-    assert first.hold()
-    assert not second.hold()
+def test_the_lease_is_not_taken_while_its_guard_refuses(leases: Any) -> None:
+    class NotReady(MeanderError):
+        pass
 
-    time.sleep(0.1)  # the first holder stopped renewing: it died, or hung
+    def refuse(pipe: Any) -> None:
+        raise NotReady("the store is being restored")
 
-    assert second.hold()
-    assert not first.hold()
-
-
-def test_renewing_keeps_the_lease_beyond_its_first_expiry(store: redis.Redis[bytes]) -> None:
-    holder, rival = Lease(store, "lease", 0.6), Lease(store, "lease", 0.6)
-    holder.hold()
-    for _ in range(9):  # 0.9 s in all, longer than the lease's life
-        time.sleep(0.1)
-        assert holder.hold()
-        assert not rival.hold()
+    with pytest.raises(NotReady):
+        leases(ready=refuse).hold()
+    assert leases().hold()
