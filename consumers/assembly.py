@@ -34,31 +34,40 @@ ORDER = ("learner", "predictor", "trainer", "monitor", "notifier", "producer")
 def build(
     names: Sequence[str], runtime: Runtime, *, stop: threading.Event | None = None
 ) -> list[Component]:
-    """The components called ``names``, in an order that lets them start in one process."""
-    from meander.consumers.learner.learner import Learner
-    from meander.consumers.monitor.monitor import Monitor
-    from meander.consumers.notifier.notifier import Notifier
-    from meander.consumers.predictor.predictor import Predictor
-    from meander.consumers.trainer.trainer import Trainer
-    from meander.producers.runner import Producer
+    """The components called ``names``, in an order that lets them start in one process.
 
+    Each component's module is imported only when it is asked for: a process that runs one
+    component starts without the others' imports (scipy's statistics, say), which is most of
+    a restart's time."""
     streams = runtime.settings.streams
     built: list[Component] = []
     for name in sorted(names, key=ORDER.index):
         if name == "learner":
+            from meander.consumers.learner.learner import Learner
+
             built += [Learner(runtime, stream) for stream in streams]
         elif name == "predictor":
+            from meander.consumers.predictor.predictor import Predictor
+
             built += [
                 Predictor(runtime, stream, refresh_every=REFRESH_EVERY, commit_every=COMMIT_EVERY)
                 for stream in streams
             ]
         elif name == "trainer":
+            from meander.consumers.trainer.trainer import Trainer
+
             built += [Trainer(runtime, stream) for stream in streams]
         elif name == "monitor":
+            from meander.consumers.monitor.monitor import Monitor
+
             built += [Monitor(runtime, stream) for stream in streams]
         elif name == "notifier":
+            from meander.consumers.notifier.notifier import Notifier
+
             built.append(Notifier(runtime))
         elif name == "producer":
+            from meander.producers.runner import Producer
+
             # Alone, the producer's process ends with its source; beside others it just idles.
             alone = stop if len(names) == 1 else None
             built.append(Producer(runtime, on_finished=None if alone is None else alone.set))

@@ -16,6 +16,7 @@ __all__ = [
     "ModelTampered",
     "RegistryError",
     "SpecError",
+    "StoreNotReady",
     "StoreUnavailable",
 ]
 
@@ -46,6 +47,10 @@ class MessageTooLarge(BusError):
 
 class StoreUnavailable(MeanderError):
     """The store (Redis) did not answer within the configured time."""
+
+
+class StoreNotReady(MeanderError):
+    """The store lost its data and is not restored from Kafka yet; the write was refused."""
 
 
 class SpecError(ConfigError):

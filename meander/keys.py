@@ -18,6 +18,8 @@ notifier's channels and logs, and the webhook subscriptions.
 from __future__ import annotations
 
 __all__ = [
+    "STORE_READY",
+    "STORE_RESTORING",
     "SUBSCRIPTIONS",
     "SUBSCRIPTIONS_REVISION",
     "SUBSCRIPTION_SECRETS",
@@ -25,6 +27,7 @@ __all__ = [
     "channel",
     "checkpoint",
     "deliveries",
+    "epochs",
     "last_event",
     "lease",
     "log",
@@ -36,6 +39,11 @@ __all__ = [
     "watch",
 ]
 
+STORE_READY = "meander:store:ready"
+"""Set once the store holds its data: new, or restored from ``meander.state``. Its absence
+means a store that lost its data (or a new one): writes that matter wait for it."""
+STORE_RESTORING = "meander:store:restoring"
+"""Held by the one process restoring the store (SET NX with an expiry)."""
 SUBSCRIPTIONS = "meander:subscriptions"
 SUBSCRIPTION_SECRETS = "meander:subscriptions:secrets"
 SUBSCRIPTIONS_REVISION = "meander:subscriptions:revision"
@@ -60,6 +68,11 @@ def checkpoint(stream: str) -> str:
 def lease(stream: str) -> str:
     """Who owns the stream's learner."""
     return f"meander:{stream}:learner:lease"
+
+
+def epochs(stream: str) -> str:
+    """The counter of the stream's lease epochs: each learner that takes over gets the next."""
+    return f"meander:{stream}:learner:epoch"
 
 
 def metrics(stream: str) -> str:

@@ -1,4 +1,5 @@
-"""What every component is given: the settings and the open bus and store.
+"""What every component is given: the settings, the open bus and store, and the store's
+changelog in Kafka with the guard that restores the store from it.
 
 One :class:`Runtime` per process; components share it and never close it themselves.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import redis
@@ -23,8 +24,10 @@ from meander import topics
 from meander.bus import Bus, connect_bus
 from meander.closing import Closing
 from meander.config import Settings
-from meander.exceptions import BusError, StoreUnavailable
+from meander.exceptions import BusError, MeanderError, StoreUnavailable
 from meander.store import open_store
+from meander.store.changelog import Changelog
+from meander.store.guard import StoreGuard
 from meander.telemetry.metrics import WAITING_FOR_BACKEND
 from meander.telemetry.server import report_readiness
 
@@ -44,6 +47,12 @@ class Runtime(Closing):
     settings: Settings
     bus: Bus
     store: redis.Redis[bytes]
+    changelog: Changelog = field(init=False)
+    guard: StoreGuard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changelog = Changelog(self.bus, topics.STATE)
+        self.guard = StoreGuard(self.store, self.bus)
 
     @classmethod
     def open(cls, settings: Settings, *, create_topics: bool = True) -> Runtime:
@@ -52,15 +61,23 @@ class Runtime(Closing):
         try:
             store = open_store(settings)
             if create_topics:
-                bus.create_topics(topics.layout(settings.streams))
+                bus.create_topics(
+                    topics.layout(settings.streams), topics.configs(settings.state_max_bytes)
+                )
         except BaseException:
             bus.close()
             raise
         return cls(settings, bus, store)
 
     def close(self) -> None:
-        self.bus.close()
-        self.store.close()
+        try:
+            # What Redis took and Kafka has not yet: give it a moment before the bus closes.
+            self.changelog.flush(timeout=min(5.0, self.settings.kafka_timeout_seconds))
+        except MeanderError as error:
+            log.warning("closing with changelog records not in Kafka: %s", error)
+        finally:
+            self.bus.close()
+            self.store.close()
 
 
 def open_when_up(

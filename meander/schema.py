@@ -24,11 +24,12 @@ import numbers
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from meander.config import Feature, StreamConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Schema", "infer_features"]
 
@@ -234,6 +235,7 @@ def infer_features(
 
     Bounds and category lists are not inferred: a sample's range is not a rule of the stream.
 
+    >>> import pandas as pd
     >>> frame = pd.DataFrame({"age": [31.5, 40.0, None], "car": ["bike", "car", "car"],
     ...                       "zipcode": [1, 2, 1], "vip": [True, False, True]})
     >>> {name: (f.type, f.required) for name, f in infer_features(frame).items()}
@@ -252,6 +254,8 @@ def infer_features(
 
 
 def _infer_type(present: pd.Series[Any], categorical_max: int, integer_max: int) -> str | None:
+    import pandas as pd  # here: components that only check events start without it
+
     distinct = present.nunique()
     if pd.api.types.is_bool_dtype(present.dtype):
         return "boolean"

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
-
 __all__ = ["Scored", "clean", "label_problem", "predict_many", "predict_one"]
 
 Scored = tuple[Any, dict[str, float] | None]
@@ -51,6 +49,8 @@ def predict_many(model: Any, xs: Sequence[Mapping[str, Any]], task: str) -> list
     method = "predict_many" if task == "regression" else "predict_proba_many"
     if len(xs) < 16 or not hasattr(model, method) or not _complete(xs):
         return [predict_one(model, x, task) for x in xs]
+    import pandas as pd  # here: a process that never scores a large batch starts without it
+
     frame = pd.DataFrame.from_records(list(xs))
     try:
         answer = getattr(model, method)(frame)

@@ -7,7 +7,9 @@ so every reader sees either the old or the new state of a promotion, never half 
 
 Keys, per stream ``S``, under ``meander:registry:S:``: ``counter``, ``versions`` (sorted set),
 ``meta:N`` (JSON), ``blob:N`` (signed pickle), ``revisions`` (hash N -> revision), ``champion``,
-``challengers`` (sorted set).
+``challengers`` (sorted set). Opened with :meth:`Registry.of`, every write is also recorded in
+Kafka (:mod:`~meander.models.registry_log`) after Redis took it, and waits while the store is
+being restored from there (the store's guard, checked in the write's transaction).
 
 >>> from meander.store import memory_store
 >>> from meander.models.signing import Signer
@@ -36,15 +38,18 @@ from meander import keys
 from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
 from meander.models.blobs import dumps
+from meander.models.registry_log import RegistryLog
+from meander.models.signing import signer_for
 from meander.models.versions import Heads, ModelVersion, Status
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
 
+    from meander.config import StreamConfig
     from meander.models.signing import Signer
-
-    Guard = Callable[[Pipeline[bytes]], None]
-    """Watches, in a transaction, what a write depends on, and raises when it is not so."""
+    from meander.runtime import Runtime
+    from meander.store.changelog import Changelog
+    from meander.store.guard import Fence
 
 __all__ = ["Heads", "ModelVersion", "Registry"]
 
@@ -54,14 +59,33 @@ MAX_ATTEMPTS = 50  # optimistic retries of one alias change before giving up
 class Registry:
     """One stream's model versions in a Redis store (or the embedded fakeredis, same API)."""
 
-    def __init__(self, store: redis.Redis[bytes], stream: str, signer: Signer) -> None:
+    def __init__(
+        self,
+        store: redis.Redis[bytes],
+        stream: str,
+        signer: Signer,
+        *,
+        changelog: Changelog | None = None,
+        guard: Fence | None = None,
+    ) -> None:
+        """``changelog`` records every write in Kafka; ``guard`` is checked in each write's
+        transaction unless the write names a fence of its own (a learner's lease)."""
         if not STREAM_NAME.match(stream):
             raise RegistryError(f"{stream!r} is not a stream name: use letters, digits, '_', '-'")
         self.store = store
         self.stream = stream
         self.signer = signer
+        self.guard = guard
         self._prefix = keys.registry(stream)
+        self._log = None if changelog is None else RegistryLog(changelog, self._prefix)
         self._known: set[int] = set()  # versions seen to exist; they are never deleted
+
+    @classmethod
+    def of(cls, runtime: Runtime, stream: StreamConfig | str) -> Registry:
+        """The registry of ``stream`` in the runtime's store, its writes recorded in Kafka."""
+        name = stream if isinstance(stream, str) else stream.name
+        signer = signer_for(runtime.settings)
+        return cls(runtime.store, name, signer, changelog=runtime.changelog, guard=runtime.guard)
 
     def register(
         self,
@@ -72,12 +96,12 @@ class Registry:
         cause: Mapping[str, Any] | None = None,
         training: Mapping[str, Any] | None = None,
         config_hash: str = "",
-        guard: Guard | None = None,
+        fence: Fence | None = None,
     ) -> ModelVersion:
         """Store ``model`` as a new version with status ``registered`` and revision 1.
 
-        ``guard`` (as for every write) watches what must not change under the write and
-        raises when it is not as it should be (a lease this writer must still hold)."""
+        ``fence`` (as for every write) is checked in the write's transaction: a lease this
+        writer must still hold; the registry's guard when None."""
         if parent is not None:
             self._require(parent)
         version = int(self.store.incr(self._key("counter")))
@@ -97,29 +121,43 @@ class Registry:
             revision=1,
             reason="registered",
         )
-        blob = self._sign(version, model)
+        blob, meta = self._sign(version, model), _dump(entry)
 
         def write(pipe: Pipeline[bytes]) -> None:
             pipe.set(self._key(f"blob:{version}"), blob)
-            pipe.set(self._key(f"meta:{version}"), _dump(entry))
+            pipe.set(self._key(f"meta:{version}"), meta)
             pipe.hset(self._key("revisions"), str(version), 1)
             pipe.zadd(self._key("versions"), {str(version): version})
 
-        self._guarded(write, guard)
+        order = self._guarded(write, fence)
+        if self._log is not None:
+            self._log.version(version, meta=meta, blob=blob, order=order)
         self._known.add(version)
         return entry
 
-    def save(self, version: int, model: Any, *, guard: Guard | None = None) -> int:
-        """Store a new snapshot of ``version``'s model; returns its new revision."""
+    def save(
+        self, version: int, model: Any, *, fence: Fence | None = None, logged: bool = True
+    ) -> int:
+        """Store a new snapshot of ``version``'s model; returns its new revision.
+
+        ``logged=False`` leaves it out of Kafka: a writer that saves often records only some."""
         if version not in self._known:
             self._require(version)
         blob = self._sign(version, model)
+        revision = 0
 
         def write(pipe: Pipeline[bytes]) -> None:
             pipe.set(self._key(f"blob:{version}"), blob)
             pipe.hincrby(self._key("revisions"), str(version), 1)
 
-        return int(self._guarded(write, guard)[1])
+        def saved(results: list[Any]) -> None:
+            nonlocal revision
+            revision = int(results[1])
+
+        order = self._guarded(write, fence, saved)
+        if self._log is not None and logged:
+            self._log.snapshot(version, blob=blob, revision=revision, order=order)
+        return revision
 
     def load(self, version: int) -> tuple[Any, int]:
         """``(model, revision)`` of ``version``; the blob is verified before it is unpickled."""
@@ -193,7 +231,7 @@ class Registry:
     def add_challenger(self, version: int, reason: str = "") -> None:
         """Make ``version`` a challenger: predictors run it in shadow next to the champion."""
 
-        def change(pipe: Pipeline[bytes]) -> None:
+        def change(pipe: Pipeline[bytes]) -> tuple[int, ...]:
             entry = self._watched(pipe, version)
             if entry.version == self._watched_champion(pipe):
                 raise RegistryError(
@@ -203,13 +241,14 @@ class Registry:
             pipe.multi()
             pipe.zadd(self._key("challengers"), {str(version): version})
             self._set_status(pipe, entry, "challenger", reason or "challenger")
+            return (version,)
 
         self._transaction(change, version)
 
     def reject(self, version: int, reason: str) -> None:
         """Take ``version`` out of the race with status ``rejected``."""
 
-        def change(pipe: Pipeline[bytes]) -> None:
+        def change(pipe: Pipeline[bytes]) -> tuple[int, ...]:
             entry = self._watched(pipe, version)
             if entry.version == self._watched_champion(pipe):
                 raise RegistryError(
@@ -219,6 +258,7 @@ class Registry:
             pipe.multi()
             pipe.zrem(self._key("challengers"), str(version))
             self._set_status(pipe, entry, "rejected", reason)
+            return (version,)
 
         self._transaction(change, version)
 
@@ -228,10 +268,10 @@ class Registry:
         *,
         metrics: Mapping[str, float] | None = None,
         reason: str = "",
-        guard: Guard | None = None,
+        fence: Fence | None = None,
     ) -> int | None:
         """Make ``version`` the champion; the previous one is ``retired`` and returned."""
-        return self._replace_champion(version, "retired", metrics, reason or "promoted", guard)
+        return self._replace_champion(version, "retired", metrics, reason or "promoted", fence)
 
     def roll_back(self, to_version: int, *, reason: str) -> int:
         """Hand the champion alias back to ``to_version``; returns the demoted (rolled_back) one."""
@@ -246,11 +286,11 @@ class Registry:
         demoted_status: Status,
         metrics: Mapping[str, float] | None,
         reason: str,
-        guard: Guard | None = None,
+        fence: Fence | None = None,
     ) -> int | None:
         previous: int | None = None
 
-        def change(pipe: Pipeline[bytes]) -> None:
+        def change(pipe: Pipeline[bytes]) -> tuple[int, ...]:
             nonlocal previous
             entry = self._watched(pipe, version)
             previous = self._watched_champion(pipe)
@@ -273,46 +313,72 @@ class Registry:
             pipe.set(self._key(f"meta:{version}"), _dump(promoted))
             if old is not None:
                 self._set_status(pipe, old, demoted_status, reason)
+                return (version, old.version)
+            return (version,)
 
-        self._transaction(change, version, guard)
+        self._transaction(change, version, fence)
         return previous
 
-    def _guarded(self, write: Callable[[Pipeline[bytes]], None], guard: Guard | None) -> list[Any]:
-        """``write`` in one MULTI/EXEC; under ``guard``'s WATCH when there is one."""
+    def _guarded(
+        self,
+        write: Callable[[Pipeline[bytes]], None],
+        fence: Fence | None,
+        done: Callable[[list[Any]], None] | None = None,
+    ) -> int:
+        """``write`` in one MULTI/EXEC under the fence's WATCH; ``done`` gets the results.
+        Returns the fence's epoch, the order of the write in the changelog."""
+        fence = fence or self.guard
         with self.store.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    if guard is not None:
-                        guard(pipe)
+                    if fence is not None:
+                        fence.check(pipe)
                         pipe.multi()
                     write(pipe)
-                    return pipe.execute()
+                    results = pipe.execute()
                 except redis.WatchError:
                     continue
+                if done is not None:
+                    done(results)
+                return 0 if fence is None else fence.epoch
         raise RegistryError(
             f"the registry of stream {self.stream!r} kept changing under {MAX_ATTEMPTS} "
             f"attempts to write; retry when the other writer is done"
         )
 
     def _transaction(
-        self, change: Callable[[Pipeline[bytes]], None], version: int, guard: Guard | None = None
+        self,
+        change: Callable[[Pipeline[bytes]], tuple[int, ...]],
+        version: int,
+        fence: Fence | None = None,
     ) -> None:
         # WATCH the aliases and the version's metadata: if another writer changes them between
         # our reads and EXEC, EXEC fails and `change` runs again on fresh values, so no decision
-        # is ever applied on a stale view.
+        # is ever applied on a stale view. What the change wrote is read back in the same
+        # EXEC, for the changelog.
         self._require(version)
+        fence = fence or self.guard
         watched = (self._key("champion"), self._key("challengers"), self._key(f"meta:{version}"))
         with self.store.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
                     pipe.watch(*watched)
-                    if guard is not None:
-                        guard(pipe)
-                    change(pipe)
-                    pipe.execute()
-                    return
+                    if fence is not None:
+                        fence.check(pipe)
+                    metas = change(pipe)
+                    pipe.get(self._key("champion"))
+                    pipe.zrange(self._key("challengers"), 0, -1, withscores=True)
+                    pipe.mget([self._key(f"meta:{v}") for v in metas])
+                    *_, champion, challengers, written = pipe.execute()
                 except redis.WatchError:
                     continue
+                if self._log is not None:
+                    self._log.aliases(
+                        champion,
+                        {member.decode(): score for member, score in challengers},
+                        dict(zip(metas, written, strict=True)),
+                    )
+                return
         raise RegistryError(
             f"version {version} of stream {self.stream!r} kept changing under {MAX_ATTEMPTS} "
             f"attempts to update it; retry when the other writer is done"

@@ -7,6 +7,12 @@ checkpoint is refused before it is unpickled.
 
 What others read is separate and cheap: model snapshots in the registry (predictors serve
 them), the metrics of every live version, and the state of each race (the trainer judges it).
+
+Every write is fenced by the learner's lease (a learner that lost it writes nothing), and the
+checkpoint and the snapshots are also recorded in Kafka's changelog, from which a store that
+lost its data is restored: at least every ``LOG_SPACING`` seconds, and at once after a
+decision, so a restored learner resumes at most that far back (and learns those labels again,
+to the same model).
 """
 
 from __future__ import annotations
@@ -26,15 +32,17 @@ from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.models.specs import build_detector, build_model, check_task, spec_text
 from meander.models.versions import config_hash
-from meander.store.lease import Lease
 from meander.runtime import Runtime
+from meander.store.lease import Lease
 from meander.telemetry import set_model_metrics
 from meander.telemetry.metrics import CHECKPOINT_TIMESTAMP
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
 
-__all__ = ["Checkpoints", "initial_state"]
+__all__ = ["LOG_SPACING", "Checkpoints", "initial_state"]
+
+LOG_SPACING = 5.0  # seconds between two copies of the checkpoint (or of a snapshot) in Kafka
 
 
 class Checkpoints:
@@ -46,13 +54,18 @@ class Checkpoints:
         self.stream = stream
         self._lease = lease
         self.signer = signer_for(runtime.settings)
-        self.registry = Registry(runtime.store, stream.name, self.signer)
+        self.registry = Registry.of(runtime, stream)
+        self.changelog = runtime.changelog
         self.key = keys.checkpoint(stream.name)
+        self._logged: dict[str | int, float] = {}  # when each was last copied to Kafka
 
-    def save(self, state: LearnerState) -> None:
-        """Write ``state`` in one SET, only while this learner holds the lease (LeaseLost)."""
+    def save(self, state: LearnerState, *, urgent: bool = False) -> None:
+        """Write ``state`` in one SET, only while this learner holds the lease (LeaseLost); copy
+        it to Kafka when ``urgent`` or when the last copy is LOG_SPACING seconds old."""
         blob = self.signer.sign(dumps(state))
         self.lease.fenced(lambda pipe: pipe.set(self.key, blob))
+        if self._due("checkpoint", urgent):
+            self.changelog.set(self.key, blob, order=self.lease.epoch)
         # Set only here: a series of 0 before the first checkpoint would read as a very old one.
         CHECKPOINT_TIMESTAMP.labels(self.stream.name).set(time.time())
 
@@ -75,7 +88,8 @@ class Checkpoints:
         """Snapshots of the champion and the challengers for the predictors, and the metrics."""
         shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
         for version in sorted(shared):
-            self.registry.save(version, state.models[version], guard=self.lease.check)
+            logged = self._due(version, urgent=False)
+            self.registry.save(version, state.models[version], fence=self.lease, logged=logged)
         report = metrics(state)
         key = keys.metrics(self.stream.name)
         self.lease.fenced(lambda pipe: pipe.set(key, orjson.dumps(report)))
@@ -93,6 +107,13 @@ class Checkpoints:
                 pipe.set(keys.last_event(self.stream.name), state.last_event)
 
         self.lease.fenced(write)
+
+    def _due(self, what: str | int, urgent: bool) -> bool:
+        now = time.monotonic()
+        if urgent or now - self._logged.get(what, -LOG_SPACING) >= LOG_SPACING:
+            self._logged[what] = now
+            return True
+        return False
 
 
 def metrics(state: LearnerState) -> dict[str, Any]:
@@ -122,9 +143,9 @@ def initial_state(
             spec=spec_text(stream.model),
             cause={"reason": why},
             config_hash=config_hash(stream),
-            guard=lease.check,
+            fence=lease,
         ).version
-        registry.promote(version, reason=why, guard=lease.check)
+        registry.promote(version, reason=why, fence=lease)
         notices.promoted(version, None, "initial champion from the stream's configuration", {})
         champion = version
     else:

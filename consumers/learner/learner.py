@@ -29,7 +29,7 @@ from meander.consumers.learner.learning import LearnerState, Outcome, lagging
 from meander.consumers.learner.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
 from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
-from meander.exceptions import LeaseLost
+from meander.exceptions import LeaseLost, StoreNotReady
 from meander.models.inference import clean, label_problem
 from meander.runtime import Runtime
 from meander.schema import Schema
@@ -51,7 +51,14 @@ class Learner(Component):
     def __init__(self, runtime: Runtime, stream: StreamConfig, *, batch: int = 500) -> None:
         self.runtime, self.stream, self.batch = runtime, stream, batch
         self.bus = runtime.bus
-        self.lease = Lease(runtime.store, keys.lease(stream.name), stream.learning.lease_seconds)
+        self.lease = Lease(
+            runtime.store,
+            keys.lease(stream.name),
+            stream.learning.lease_seconds,
+            epochs=keys.epochs(stream.name),
+            ready=runtime.guard.check,
+            changelog=runtime.changelog,
+        )
         self.checkpoints = Checkpoints(runtime, stream, self.lease)
         self.registry = self.checkpoints.registry
         self.notices = LifecycleNotices(runtime.bus, stream, self.registry)
@@ -68,7 +75,12 @@ class Learner(Component):
     # -- the step ---------------------------------------------------------------------------
 
     def step(self, timeout: float = 0.0) -> int:
-        if not self.lease.hold():
+        try:
+            held = self.lease.hold()
+        except StoreNotReady as waiting:  # another process restores the store
+            log.info("%s: %s", self.stream.name, waiting, extra={"stream": self.stream.name})
+            held = False
+        if not held:
             self._let_go()
             time.sleep(min(timeout, 0.5))
             return 0
@@ -116,13 +128,14 @@ class Learner(Component):
         self._let_go()
         self.lease.release()
 
-    def checkpoint(self) -> None:
-        """Write the whole state now, in one atomic write."""
+    def checkpoint(self, *, urgent: bool = True) -> None:
+        """Write the whole state now, in one atomic write; ``urgent`` copies it to Kafka at
+        once (else at most every few seconds)."""
         if self.state is None:
             return
         started = time.monotonic()
         self.state.offsets = self._readers.offsets()
-        self.checkpoints.save(self.state)
+        self.checkpoints.save(self.state, urgent=urgent)
         self._since_checkpoint = 0
         self._unsaved = False
         self._checkpointed_at = time.monotonic()
@@ -289,12 +302,14 @@ class Learner(Component):
             or self._since_checkpoint >= learning.checkpoint_every
         )
         if due and since >= CHECKPOINT_SPACING * self._checkpoint_cost:
-            self.checkpoint()
+            self.checkpoint(urgent=self._unsaved)
         # A young model changes fastest: share it up to 16 times as often until it has learned
         # publish_every labels (with labels // 2 as the gap, the pace halves as it grows).
-        # After the checkpoint: a shared model is never ahead of the last checkpoint for long.
+        # After a decision at once: a promoted challenger's registry copy is the one the trainer
+        # registered, which has not learned what it learned in its race. After the checkpoint:
+        # a shared model is never ahead of the last checkpoint for long.
         every = learning.publish_every
-        if self._since_publish >= min(every, max(every // 16, state.labels // 2)):
+        if decided or self._since_publish >= min(every, max(every // 16, state.labels // 2)):
             self.checkpoints.publish_models(state)
             self._since_publish = 0
 

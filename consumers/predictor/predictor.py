@@ -112,7 +112,7 @@ class Predictor(Component):
         now = time.monotonic()
         if self.champion is None or now - self._refreshed_at >= self.refresh_every:
             self._refreshed_at = now
-            if not self._refresh(self.registry.heads()):
+            if not self._serving():
                 time.sleep(min(timeout, 0.2))  # nothing to serve with yet: leave events waiting
                 return 0
         if self._held_by == self._champion_revision():
@@ -200,6 +200,20 @@ class Predictor(Component):
         if decode(message, layout=self.stream.encoding).encoding != "flat":
             return ""
         return flat_hint(message.topic, self.stream.encoding)
+
+    def _serving(self) -> bool:
+        """Whether there is a champion to serve, after loading what changed in the registry.
+
+        No champion in a store that lost its data (Redis restarted empty): the store is
+        restored from Kafka here, or by another process while this one serves the models it
+        holds."""
+        heads = self.registry.heads()
+        guard = self.runtime.guard
+        if heads.champion is None and not guard.ready():
+            if not guard.ensure():
+                return self.champion is not None
+            heads = self.registry.heads()
+        return self._refresh(heads)
 
     def _refresh(self, heads: Heads) -> bool:
         """Load whatever version or revision changed; False while there is no champion."""

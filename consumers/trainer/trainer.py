@@ -12,6 +12,7 @@ registry, then announced on ``meander.models`` with its evidence.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -24,7 +25,6 @@ from meander.consumers.trainer.retraining import Candidate, candidates, replay_w
 from meander.events import ModelEvent, decision, decode_batch, encode
 from meander.models.race import RecentRace
 from meander.models.registry import Registry
-from meander.models.signing import signer_for
 from meander.models.validation import Verdict, gate, rollback_check
 from meander.models.versions import config_hash
 from meander.runtime import Runtime
@@ -45,7 +45,7 @@ class Trainer(Component):
     def __init__(self, runtime: Runtime, stream: StreamConfig, *, group: str | None = None) -> None:
         self.runtime, self.stream = runtime, stream
         self.store = runtime.store
-        self.registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+        self.registry = Registry.of(runtime, stream)
         self.consumer = runtime.bus.subscribe(
             [topics.MODELS], group or f"meander-trainer-{stream.name}"
         )
@@ -63,6 +63,13 @@ class Trainer(Component):
         self.lag = LagSampler(self.name, self.consumer)
 
     def step(self, timeout: float = 0.0) -> int:
+        guard = self.runtime.guard
+        if not guard.ready() and not guard.ensure():
+            # Redis lost its data and another process restores it: a request read now would
+            # find no champion and be dropped.
+            time.sleep(min(timeout, 0.2))
+            return 0
+        self.runtime.changelog.settle()
         messages = self.consumer.consume(100, timeout)
         self.meter.read(len(messages))
         self.lag.sample()
@@ -185,7 +192,9 @@ class Trainer(Component):
         events.append(self._event("promoted", challenger, previous, verdict.reason, evidence, at))
         # The other challengers race on, now against the new champion: one of them may still be
         # the better model once it has learned a little more.
-        self.store.set(self.watch_key, orjson.dumps({"new": challenger, "old": previous}))
+        watch = orjson.dumps({"new": challenger, "old": previous})
+        self.store.set(self.watch_key, watch)
+        self.runtime.changelog.set(self.watch_key, watch)
         self._publish(events)
 
     def _reject(self, challenger: int, champion: int, verdict: Verdict) -> None:
@@ -210,7 +219,7 @@ class Trainer(Component):
         watch = orjson.loads(raw)
         new, old = int(watch["new"]), int(watch["old"])
         if new != champion:
-            self.store.delete(self.watch_key)  # someone else changed the champion since
+            self._unwatch()  # someone else changed the champion since
             return 0
         race = self._race(new, old)
         verdict = None if race is None else rollback_check(race, self.stream.promotion)
@@ -222,9 +231,14 @@ class Trainer(Component):
             event = self._event("rolled_back", old, new, verdict.reason, evidence, self._at_event())
         else:
             event = self._event("validated", new, old, verdict.reason, evidence, self._at_event())
-        self.store.delete(self.watch_key, keys.race(self.stream.name, new, old))
+        self.store.delete(keys.race(self.stream.name, new, old))
+        self._unwatch()
         self._publish([event])
         return 1
+
+    def _unwatch(self) -> None:
+        self.store.delete(self.watch_key)
+        self.runtime.changelog.delete(self.watch_key)
 
     def _new_look(self, race: RecentRace) -> bool:
         look = race.seen // self.stream.promotion.min_samples

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from meander import topics
 from meander.bus.base import (
     Bus,
     Consumer,
@@ -47,8 +48,10 @@ __all__ = [
 
 def connect_bus(settings: Settings) -> Bus:
     """The Kafka bus when ``kafka_bootstrap`` is set, else the process-wide embedded one."""
+    # The changelog's records are models and checkpoints: they may be larger than events.
+    limits = {topics.STATE: settings.state_max_bytes}
     if settings.kafka_bootstrap is None:
-        return MemoryBus(max_message_bytes=settings.max_event_bytes)
+        return MemoryBus(max_message_bytes=settings.max_event_bytes, topic_limits=limits)
     from meander.bus.kafka import KafkaBus  # kafka-python's network stack only when used
 
     return KafkaBus(
@@ -58,4 +61,5 @@ def connect_bus(settings: Settings) -> Bus:
         max_message_bytes=settings.max_event_bytes,
         read_committed=settings.processing_guarantee == "exactly_once",
         transaction_timeout=settings.transaction_timeout_seconds,
+        topic_limits=limits,
     )

@@ -266,10 +266,15 @@ class Bus(Closing):
     """Publishes records and hands out consumers."""
 
     max_message_bytes: int = 1_000_000
+    topic_limits: Mapping[str, int] = {}
+    """Topics whose records may be larger than ``max_message_bytes`` (models, checkpoints)."""
 
     @abstractmethod
-    def create_topics(self, topics: Mapping[str, int]) -> None:
-        """Create each topic with its partition count; existing topics are left as they are."""
+    def create_topics(
+        self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
+        """Create each topic with its partition count, and the topic settings ``configs`` gives
+        it (cleanup policy, size limit); existing topics are left as they are."""
 
     @abstractmethod
     def partitions(self, topic: str) -> int:
@@ -309,10 +314,14 @@ class Bus(Closing):
     def check_sizes(self, records: Sequence[Record]) -> None:
         """Refuse the whole batch before anything is sent when one record is too large."""
         for index, record in enumerate(records):
-            if record.size() > self.max_message_bytes:
+            limit = self.topic_limits.get(record.topic, self.max_message_bytes)
+            if record.size() > limit:
+                setting = (
+                    "state_max_bytes" if record.topic in self.topic_limits else "max_event_bytes"
+                )
                 raise MessageTooLarge(
                     f"record {index} for {record.topic} is {record.size()} bytes, over the "
-                    f"{self.max_message_bytes}-byte limit; split it or raise max_event_bytes"
+                    f"{limit}-byte limit; split it or raise {setting}"
                 )
 
 

@@ -55,6 +55,7 @@ class KafkaBus(Bus):
         client_id: str = "meander",
         timeout: float = 10.0,
         max_message_bytes: int = 1_000_000,
+        topic_limits: Mapping[str, int] | None = None,
         producer_options: Mapping[str, Any] | None = None,
         consumer_options: Mapping[str, Any] | None = None,
         read_committed: bool = False,
@@ -63,6 +64,8 @@ class KafkaBus(Bus):
         self.bootstrap = bootstrap
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
+        self.topic_limits = dict(topic_limits or {})
+        largest = max([max_message_bytes, *self.topic_limits.values()])
         timeout_ms = int(timeout * 1000)
         self._common = {
             "bootstrap_servers": bootstrap.split(","),
@@ -75,7 +78,7 @@ class KafkaBus(Bus):
             "enable_idempotence": True,
             "linger_ms": 5,
             "batch_size": 256 * 1024,
-            "max_request_size": max(max_message_bytes + 4096, 1_048_576),
+            "max_request_size": max(largest + 4096, 1_048_576),
             "max_block_ms": timeout_ms,
             # Never give a record up: the idempotent producer retries it through any outage and
             # the broker drops the repeats, whereas a record given up on may have been stored
@@ -103,11 +106,17 @@ class KafkaBus(Bus):
         self._producer: KafkaProducer | None = None
         self._known_topics: set[str] = set()
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
+    def create_topics(
+        self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
         missing = {name: n for name, n in topics.items() if not self._exists(name)}
         if not missing:
             return
-        requests = [NewTopic(name, n, 1) for name, n in missing.items()]
+        configs = configs or {}
+        requests = [
+            NewTopic(name, n, 1, topic_configs=dict(configs.get(name, {})))
+            for name, n in missing.items()
+        ]
         try:
             self._admin.create_topics(requests, timeout_ms=int(self.timeout * 1000))
         except TopicAlreadyExistsError:

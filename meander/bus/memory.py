@@ -38,11 +38,20 @@ __all__ = ["MemoryBroker", "MemoryBus", "shared_broker"]
 class MemoryBus(Bus):
     """A bus on an in-process :class:`MemoryBroker`."""
 
-    def __init__(self, broker: MemoryBroker | None = None, max_message_bytes: int = 1_000_000):
+    def __init__(
+        self,
+        broker: MemoryBroker | None = None,
+        max_message_bytes: int = 1_000_000,
+        topic_limits: Mapping[str, int] | None = None,
+    ):
         self.broker = broker or shared_broker()
         self.max_message_bytes = max_message_bytes
+        self.topic_limits = dict(topic_limits or {})
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
+    def create_topics(
+        self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
+        # An in-process log keeps every record: compaction has nothing to save here.
         self.broker.create_topics(topics)
 
     def partitions(self, topic: str) -> int:

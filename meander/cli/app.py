@@ -112,7 +112,7 @@ def topics_create(config: ConfigOption = None) -> None:
     layout = topics.layout(settings.streams)
     try:
         with connect_bus(settings) as bus:
-            bus.create_topics(layout)
+            bus.create_topics(layout, topics.configs(settings.state_max_bytes))
     except MeanderError as error:
         raise fail(error) from None
     for name, partitions in layout.items():

@@ -168,9 +168,9 @@ class LearningSettings(_Section):
         ),
     )
     lease_seconds: PositiveFloat = Field(
-        default=3.0,
+        default=5.0,
         description="how long a learner's claim on a stream outlives its last renewal (a thread "
-        "renews it every third of that): how soon a standby takes over from a dead learner",
+        "renews it every second): how soon a standby takes over from a dead learner",
     )
 
 
@@ -305,6 +305,11 @@ class Settings(BaseSettings):
     redis_timeout_seconds: PositiveFloat = 5.0
     client_id: str = "meander"
     max_event_bytes: PositiveInt = 1_000_000
+    state_max_bytes: PositiveInt = Field(
+        default=64 * 2**20,
+        description="the largest model or checkpoint kept in Kafka's meander.state topic (its "
+        "max.message.bytes); the broker's socket.request.max.bytes (100 MiB) bounds it",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

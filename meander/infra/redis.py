@@ -13,7 +13,12 @@ _HINT = "install Redis with `apt-get install redis-server` (or `brew install red
 
 
 class LocalRedis(LocalServer):
-    """One Redis server without persistence, for development and tests.
+    """One Redis server for development and tests, that keeps its data across restarts.
+
+    It writes an append-only file (AOF, synced every second) in its data directory, so a
+    restart loses at most the last second of writes; what matters of that (the registry, the
+    learners' checkpoints) is also in Kafka and is restored from there when Redis comes back
+    empty. A temporary data directory (the default) goes with ``stop()``.
 
     It is used as a context manager, or with ``start()`` and ``stop()``::
 
@@ -43,7 +48,8 @@ class LocalRedis(LocalServer):
             "--port", str(self.port),
             "--bind", LOOPBACK,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
             "--dir", str(self.data_dir),
             "--daemonize", "no",
             "--protected-mode", "yes",

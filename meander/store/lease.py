@@ -2,7 +2,7 @@
 
 Two learners of the same stream would train two diverging models and checkpoint over each
 other. The lease is a Redis key set only if absent, with an expiry, holding a token whose epoch
-rises at every takeover. A thread renews it every third of its life, so a holder's slow step
+rises at every takeover. A thread renews it every second, so a holder's slow step
 never lets it lapse while the process lives; a dead holder's claim lapses ``seconds`` after its
 last renewal and a standby takes over. Every write the holder makes goes through
 :meth:`Lease.fenced`: it runs only if the lease still holds this holder's token, checked in
@@ -42,6 +42,8 @@ from meander.exceptions import LeaseLost
 if TYPE_CHECKING:
     from redis.client import Pipeline
 
+    from meander.store.changelog import Changelog
+
 __all__ = ["Guard", "Lease"]
 
 log = logging.getLogger(__name__)
@@ -62,10 +64,15 @@ class Lease:
         *,
         epochs: str | None = None,
         ready: Guard | None = None,
+        changelog: Changelog | None = None,
     ) -> None:
+        """``epochs`` counts the takeovers (``<key>:epoch`` by default); ``ready`` is checked
+        in the transaction that takes the lease; ``changelog`` records each epoch in Kafka, so
+        that a restored store goes on counting from the highest."""
         self.store, self.key = store, key
         self.epochs = epochs or f"{key}:epoch"
         self.ready = ready
+        self.changelog = changelog
         self.ttl_ms = max(1, int(seconds * 1000))
         self.epoch = 0
         self.token = b""
@@ -123,24 +130,32 @@ class Lease:
 
     def _take(self) -> bool:
         with self.store.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(self.key)
-                if pipe.get(self.key) is not None:
-                    return False
-                if self.ready is not None:
-                    self.ready(pipe)
-                epoch = cast("int", pipe.incr(self.epochs))
-                token = f"{epoch}:{uuid.uuid4().hex}".encode()
-                pipe.multi()
-                pipe.set(self.key, token, px=self.ttl_ms)
-                pipe.execute()
-            except redis.WatchError:
+            for _ in range(ATTEMPTS):  # a WATCHed key changed meanwhile: look again
+                try:
+                    pipe.watch(self.key)
+                    if pipe.get(self.key) is not None:
+                        return False
+                    if self.ready is not None:
+                        self.ready(pipe)
+                    epoch = cast("int", pipe.incr(self.epochs))
+                    token = f"{epoch}:{uuid.uuid4().hex}".encode()
+                    pipe.multi()
+                    pipe.set(self.key, token, px=self.ttl_ms)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+            else:
                 return False
         self.epoch, self.token = epoch, token
+        if self.changelog is not None:
+            self.changelog.set(self.epochs, b"%d" % epoch, order=epoch)
         return True
 
     def _renew(self) -> None:
-        interval = self.ttl_ms / 3000
+        # Every second (or quarter of its life, if shorter): a holder must be stalled for most
+        # of the lease's life (no GIL, no Redis) before it lapses.
+        interval = min(1.0, self.ttl_ms / 4000)
         while not self._stop.wait(interval):
             try:
                 self.fenced(lambda pipe: pipe.pexpire(self.key, self.ttl_ms))

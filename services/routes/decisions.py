@@ -190,7 +190,9 @@ def registry_of(service: Service, stream: str) -> Registry:
     Reading metadata and moving aliases verify no model blob, so on a Redis store without a
     configured signing key the registry still answers those; loading a model would refuse.
     """
-    return Registry(service.runtime.store, stream, _signer(service.settings))
+    runtime = service.runtime
+    signer = _signer(service.settings)
+    return Registry(runtime.store, stream, signer, changelog=runtime.changelog, guard=runtime.guard)
 
 
 def _signer(settings: Settings) -> Signer:

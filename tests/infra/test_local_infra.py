@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -58,3 +59,19 @@ def test_redis_ping_then_stop() -> None:
 def test_taken_port_fails_clearly() -> None:
     with LocalRedis() as first, pytest.raises(InfraError, match="already listens"):
         LocalRedis(port=first.port).start()
+
+
+@pytest.mark.timeout(60)
+def test_redis_keeps_its_data_across_a_restart(tmp_path: Path) -> None:
+    store = LocalRedis(data_dir=tmp_path / "redis").start()
+    try:
+        client = redis.Redis.from_url(store.url)
+        client.set("registry", b"v3")
+        client.close()
+        store.stop()
+        store.start()
+        client = redis.Redis.from_url(store.url)
+        assert client.get("registry") == b"v3"  # from the append-only file
+        client.close()
+    finally:
+        store.stop()
