@@ -11,6 +11,7 @@ rollback watch follows a manual promotion: the trainer never judges one.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -18,7 +19,7 @@ from meander import topics
 from meander.bus import Bus
 from meander.config import StreamConfig
 from meander.consumers.learner.learning import LearnerState
-from meander.events import Alert, ModelEvent, decision, encode, new_id
+from meander.events import Alert, ModelEvent, decision, encode
 from meander.models.registry import Registry
 from meander.telemetry import count_published
 
@@ -26,6 +27,7 @@ __all__ = ["LifecycleNotices", "apply_model_event", "replay_ranges"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/meander/learner"
+_ANNOUNCEMENTS = uuid.UUID("6d65616e-6465-7200-8000-6c6561726e65")  # uuid5 namespace
 MAX_FOLLOW_UPS = 2  # retrain requests after one drift whose challengers all lost
 
 
@@ -41,7 +43,7 @@ class LifecycleNotices:
         made the detector fire."""
         detector = state.detector
         width = int(getattr(detector, "width", 0)) or None
-        alert_id = new_id()
+        alert_id = announcement_id(self.stream.name, "concept_drift", state.champion, event_id)
         name = type(detector).__name__
         error = _reported(detector, error)
         alert = Alert(
@@ -164,21 +166,47 @@ class LifecycleNotices:
         )
 
     def _publish(self, announced: list[Alert | ModelEvent], alert_id: str | None = None) -> None:
-        """Publish alerts (the first with ``alert_id``, which a retrain request refers to) and
-        decisions, then count and log them."""
+        """Publish alerts and decisions, then count and log them.
+
+        Each one's CloudEvents id is derived from what it says (:func:`announcement_id`): a
+        learner that resumes from a checkpoint learns the same labels in the same order and
+        announces the same drift at the same label again, with the same id, which subscribers
+        then see once (the drift alert's id is ``alert_id``, which a retrain request refers to).
+        """
         records = [
             encode(
                 topics.ALERTS if isinstance(payload, Alert) else topics.MODELS,
                 payload,
                 source=SOURCE,
                 subject=self.stream.name,
-                event_id=alert_id if isinstance(payload, Alert) else None,
+                event_id=_id_of(self.stream.name, payload),
             )
             for payload in announced
         ]
         self.bus.publish(records)
         self.announced += len(records)
         count_published("learner", announced, log, self.stream.name)
+
+
+def announcement_id(stream: str, what: str, version: int | None, at_event: str | None) -> str:
+    """The CloudEvents id of what the learner announces about ``version`` at label
+    ``at_event``: the same announcement gets the same id, whichever run of the learner makes it.
+
+    >>> announcement_id("fraud", "concept_drift", 3, "tx-17") == announcement_id(
+    ...     "fraud", "concept_drift", 3, "tx-17")
+    True
+    >>> len(announcement_id("fraud", "concept_drift", 3, "tx-17"))
+    32
+    """
+    return uuid.uuid5(_ANNOUNCEMENTS, f"{stream}/{what}/{version}/{at_event}").hex
+
+
+def _id_of(stream: str, payload: Alert | ModelEvent) -> str:
+    if isinstance(payload, Alert):
+        return announcement_id(stream, payload.kind, payload.version, payload.at_event)
+    # Two requests at one label (a drift and a follow-up) differ by their reason.
+    what = f"{payload.action}/{payload.reason}"
+    return announcement_id(stream, what, payload.version, payload.at_event)
 
 
 def _reported(detector: Any, error: float) -> float:

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from river import tree
 
-from meander import topics
+from meander import keys, topics
 from meander.bus import Record
 from meander.component import drain
 from meander.config import StreamConfig
@@ -327,6 +327,51 @@ def test_a_drift_after_the_change_point_asks_for_a_retrain_with_the_window_to_re
         if isinstance(e.payload, Alert) and e.payload.kind == "concept_drift"
     ]
     assert alerts and first.evidence["alert"] is not None
+
+
+def test_a_learner_resumed_from_before_a_drift_announces_it_again_under_the_same_ids(
+    make_runtime: MakeRuntime, read_topic: ReadTopic
+) -> None:
+    source = synthetic("stagger", drift_every=1_500, seed=7)
+    stream = source.stream_config(
+        "stagger", model="tree.HoeffdingTreeClassifier", learning={"replay_window": 500}
+    )
+    runtime = make_runtime(stream)
+    first, predictor = Learner(runtime, stream), Predictor(runtime, stream)
+    first.step()
+    publisher = Publisher("stagger")
+    samples = list(source.samples(3_000))
+    before_the_drift = b""
+    for start in range(0, len(samples), 100):
+        events, feedback = publisher.push(samples[start : start + 100])
+        runtime.bus.publish(events)
+        drain([predictor])
+        runtime.bus.publish(feedback)
+        drain([first])
+        if start == 1_300:
+            first.checkpoint()
+            before_the_drift = runtime.store.get(keys.checkpoint("stagger")) or b""
+    predictor.close()
+    # It dies; the last checkpoint that made it anywhere is the one before the drift.
+    runtime.store.set(keys.checkpoint("stagger"), before_the_drift)
+    runtime.store.delete(keys.lease("stagger"))
+    second = Learner(runtime, stream)
+    drain([second])
+    second.close()
+    first.lease.release()
+
+    def announced() -> list[tuple[str, str]]:
+        found = read_topic(runtime, topics.ALERTS) + read_topic(runtime, topics.MODELS)
+        return [
+            (e.id, getattr(e.payload, "kind", None) or e.payload.action)  # type: ignore[attr-defined]
+            for e in found
+            if isinstance(e.payload, Alert) or e.payload.action == "retrain_requested"  # type: ignore[attr-defined]
+        ]
+
+    drift = [(i, what) for i, what in announced() if what == "concept_drift"]
+    assert len(drift) == 2 and drift[0] == drift[1]  # the same drift, announced twice
+    requests = [i for i, what in announced() if what == "retrain_requested"]
+    assert len(requests) == 2 * len(set(requests))
 
 
 def metric(name: str, **labels: str) -> float:
