@@ -54,6 +54,11 @@ class Component(ABC):
     def close(self) -> None:  # noqa: B027 - most components hold nothing of their own
         """Release what the component holds; the bus and the store belong to the caller."""
 
+    def working(self) -> bool:
+        """Whether the component does its work now: its group gave it partitions, it holds
+        its lease, it has a model to serve. True by default: a step ran."""
+        return True
+
 
 def drain(components: Sequence[Component], max_rounds: int = 1_000_000) -> int:
     """Step every component in turn until a whole round handles nothing; returns the total."""
@@ -78,12 +83,16 @@ def run_until_stopped(
     """
     timeout = 0.0
     frozen = False
+    waiting = list(components)  # those not yet seen working since the process started
     try:
         while not stop.is_set():
             handled = 0
             for component in components:
                 try:
                     handled += component.step(timeout / max(1, len(components)))
+                    if component in waiting and component.working():
+                        waiting.remove(component)
+                        log.info("%s: working", component.name, extra={"working": True})
                 except Exception:
                     log.exception("%s: step failed; carrying on", component.name)
                     time.sleep(min(1.0, idle_timeout))

@@ -31,6 +31,7 @@ from meander.deadletter import DeadLetters
 from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
 from meander.exceptions import LeaseLost, StoreNotReady
 from meander.models.inference import clean, label_problem
+from meander.models.specs import build_model
 from meander.runtime import Runtime
 from meander.schema import Schema
 from meander.store.lease import Lease
@@ -65,6 +66,9 @@ class Learner(Component):
         self.dead = DeadLetters(runtime.bus, self.name)
         self.schema = Schema(stream)
         self.state: LearnerState | None = None
+        # Importing River's modules for the model (on a loaded machine, seconds) happens now,
+        # while a dead predecessor's lease runs out, not after the takeover.
+        build_model(stream.model)
         self.meter = Meter(self.name, stream.name)
         self._since_checkpoint = 0
         self._since_publish = 0
@@ -118,6 +122,10 @@ class Learner(Component):
         if self.state is None:
             return 0
         return self.state.labels + self.state.counts["rejected_feedback"]
+
+    def working(self) -> bool:
+        """Once it holds the stream's lease and resumed from its checkpoint."""
+        return self.state is not None
 
     def close(self) -> None:
         if self.state is not None and self.lease.held:

@@ -132,6 +132,10 @@ class Monitor(Component):
             self.consumer.commit()
         return len(messages)
 
+    def working(self) -> bool:
+        """Once its group gave it partitions."""
+        return bool(self.consumer.assignment())
+
     def close(self) -> None:
         self.lag.close()
         self.consumer.close()

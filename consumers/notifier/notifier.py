@@ -175,6 +175,10 @@ class Notifier(Component):
         )
         return True
 
+    def working(self) -> bool:
+        """Once its group gave it partitions."""
+        return bool(self.consumer.assignment())
+
     def close(self) -> None:
         """Deliver what is queued (for up to ``close_timeout``), commit what has ended, and
         leave the group; deliveries left unmade are made by whoever reads their events next."""

@@ -30,6 +30,7 @@ from meander.exceptions import BusError, RegistryError
 from meander.models.inference import Scored, clean, predict_many, predict_one
 from meander.models.registry import Heads, Registry
 from meander.models.signing import signer_for
+from meander.models.specs import build_model
 from meander.runtime import Runtime
 from meander.schema import Schema
 from meander.telemetry import LagSampler, Meter, ages
@@ -71,6 +72,9 @@ class Predictor(Component):
         self._refreshed_at = float("-inf")
         self.registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
         self.schema = Schema(stream)
+        # River's modules for the model are imported now, while the group forms, rather than
+        # when the first champion is unpickled.
+        build_model(stream.model)
         self.consumer = runtime.bus.subscribe(
             [topics.events(stream.name)], group or f"meander-predictor-{stream.name}"
         )
@@ -153,6 +157,10 @@ class Predictor(Component):
     def handled(self) -> int:
         """Events read so far: scored, dead-lettered, or already served by the service."""
         return self.scored + self.dead.count + self.served_elsewhere
+
+    def working(self) -> bool:
+        """Once its group gave it partitions and it has a champion to serve."""
+        return self.champion is not None and bool(self.consumer.assignment())
 
     def close(self) -> None:
         self.lag.close()

@@ -90,6 +90,10 @@ class Trainer(Component):
             self.consumer.commit()
         return len(messages) + judged
 
+    def working(self) -> bool:
+        """Once its group gave it partitions."""
+        return bool(self.consumer.assignment())
+
     def close(self) -> None:
         self.lag.close()
         self.consumer.close()

@@ -57,6 +57,7 @@ def connect_bus(settings: Settings) -> Bus:
     return KafkaBus(
         settings.kafka_bootstrap,
         client_id=settings.client_id,
+        instance_id=settings.instance_id,
         timeout=settings.kafka_timeout_seconds,
         max_message_bytes=settings.max_event_bytes,
         read_committed=settings.processing_guarantee == "exactly_once",

@@ -53,6 +53,7 @@ class KafkaBus(Bus):
         bootstrap: str,
         *,
         client_id: str = "meander",
+        instance_id: str | None = None,
         timeout: float = 10.0,
         max_message_bytes: int = 1_000_000,
         topic_limits: Mapping[str, int] | None = None,
@@ -62,6 +63,7 @@ class KafkaBus(Bus):
         transaction_timeout: float = 10.0,
     ) -> None:
         self.bootstrap = bootstrap
+        self.instance_id = instance_id
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
         self.topic_limits = dict(topic_limits or {})
@@ -158,7 +160,11 @@ class KafkaBus(Bus):
     def subscribe(
         self, topics: Sequence[str], group: str, *, from_beginning: bool = True
     ) -> Consumer:
-        consumer = self._consumer(group_id=group, from_beginning=from_beginning)
+        # A static member (KIP-345): its restart takes its place and partitions back at once.
+        static = (
+            {} if self.instance_id is None else {"group_instance_id": f"{self.instance_id}-{group}"}
+        )
+        consumer = self._consumer(group_id=group, from_beginning=from_beginning, **static)
         consumer.subscribe(list(topics))
         return KafkaGroupConsumer(consumer, group, self._prober, join_timeout=self.timeout)
 
@@ -185,7 +191,9 @@ class KafkaBus(Bus):
             self._producer = None
         self._admin.close()
 
-    def _consumer(self, *, group_id: str | None, from_beginning: bool) -> KafkaConsumer:
+    def _consumer(
+        self, *, group_id: str | None, from_beginning: bool, **options: Any
+    ) -> KafkaConsumer:
         consumer = _connect(
             KafkaConsumer,
             self.bootstrap,
@@ -193,6 +201,7 @@ class KafkaBus(Bus):
             auto_offset_reset="earliest" if from_beginning else "latest",
             **self._common,
             **self._consumer_options,
+            **options,
         )
         return read_into_messages(consumer)
 

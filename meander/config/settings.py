@@ -304,6 +304,14 @@ class Settings(BaseSettings):
     )
     redis_timeout_seconds: PositiveFloat = 5.0
     client_id: str = "meander"
+    instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a name for this process that its restarts keep and no other process has "
+        "(a compose service, a StatefulSet pod): its consumer groups then take it back at once "
+        "after a restart (Kafka static membership), instead of after the session time-out; a "
+        "stopped process's partitions then wait for that time-out before they move",
+    )
     max_event_bytes: PositiveInt = 1_000_000
     state_max_bytes: PositiveInt = Field(
         default=64 * 2**20,

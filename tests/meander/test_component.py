@@ -71,3 +71,32 @@ def test_what_is_alive_after_the_first_busy_round_is_left_out_of_collections() -
         assert component.frozen_at[2] == component.frozen_at[1]
     finally:
         gc.unfreeze()
+
+
+class Joining(Component):
+    """Works from its third step on, as a group member once the group gave it partitions."""
+
+    name = "joining"
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.steps = 0
+        self.stop = stop
+
+    def step(self, timeout: float = 0.0) -> int:
+        self.steps += 1
+        if self.steps == 6:
+            self.stop.set()
+        return 0
+
+    def working(self) -> bool:
+        return self.steps >= 3
+
+
+def test_a_component_says_once_when_it_starts_working(caplog: pytest.LogCaptureFixture) -> None:
+    stop = threading.Event()
+    caplog.set_level("INFO", logger="meander.component")
+
+    run_until_stopped([Joining(stop)], stop, idle_timeout=0.0)
+
+    said = [r for r in caplog.records if getattr(r, "working", False)]
+    assert [r.getMessage() for r in said] == ["joining: working"]
