@@ -98,6 +98,12 @@ class Learner(Component):
             )
             self._let_go()
             return 0
+        except Exception:
+            # A step that failed midway (the broker gone, say) took labels off its reader and
+            # learned some of them: going on would skip the rest. The next step resumes from
+            # the checkpoint, as after a crash, and learns them again.
+            self._let_go()
+            raise
 
     def _step(self, timeout: float) -> int:
         state = self.state or self._resume()

@@ -20,7 +20,7 @@ from meander.config import StreamConfig
 from meander.consumers.learner.learner import Learner
 from meander.consumers.predictor.predictor import Predictor
 from meander.events import Alert, DeadLetter, FeatureEvent, Feedback, ModelEvent, encode
-from meander.exceptions import ModelTampered
+from meander.exceptions import BusUnavailable, ModelTampered
 from meander.keys import race as race_key
 from meander.models.inference import predict_one
 from meander.models.registry import Registry
@@ -64,6 +64,32 @@ def serve(site: Site, publish_samples: PublishSamples, count: int, start: int = 
 def models_events(site: Site, read_topic: ReadTopic) -> list[ModelEvent]:
     found = read_topic(site.runtime, topics.MODELS)
     return [e.payload for e in found if isinstance(e.payload, ModelEvent)]
+
+
+def test_a_step_that_fails_midway_loses_no_label(
+    site: Site, publish_samples: PublishSamples, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learner = Learner(site.runtime, site.stream, batch=100)
+    learner.step()
+    site.runtime.bus.publish(serve(site, publish_samples, 300))
+    learner.step()
+    assert learner.state is not None and learner.state.labels == 100
+    learner.checkpoint()
+    readers = learner._readers
+    caught_up, failed = readers.caught_up, []
+
+    def broker_gone_once() -> Any:
+        if not failed:
+            failed.append(True)
+            raise BusUnavailable("no Kafka broker answered")
+        return caught_up()
+
+    monkeypatch.setattr(readers, "caught_up", broker_gone_once)
+    with pytest.raises(BusUnavailable):
+        learner.step()  # took 100 labels off the reader, then failed
+    drain([learner])
+
+    assert learner.state is not None and learner.state.labels == 300
 
 
 def test_the_first_step_registers_and_announces_the_configured_champion(
