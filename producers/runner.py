@@ -23,6 +23,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 
+from meander import topics
 from meander.bus import Outbox
 from meander.component import Component
 from meander.config import ProducerSettings, Settings, StreamConfig
@@ -31,6 +32,7 @@ from meander.producers.exceptions import SourceError
 from meander.producers.labels import Publisher
 from meander.producers.pacing import TokenBucket, progress_bar
 from meander.producers.replay import REPLAYABLE, FileSource
+from meander.producers.resume import Stamps, run_of
 from meander.producers.sample import Sample
 from meander.producers.synthetic import GENERATORS, SyntheticStream, synthetic
 from meander.runtime import Runtime
@@ -100,6 +102,14 @@ class Producer(Component):
         total = settings.events or rows
         self._bar = progress_bar(total, f"producer {self.stream.name}", enabled=settings.progress)
         self.outbox = Outbox(self.bus)
+        # Started again, it publishes only what its topics do not hold yet.
+        self.stamps = Stamps(
+            self.bus,
+            run_of(settings, self.stream.name),
+            [topics.events(self.stream.name), topics.feedback(self.stream.name)],
+        )
+        if self.stamps.resuming:
+            log.info("producer: resuming after what %s already holds", self.stream.name)
         self.produced = EVENTS_PRODUCED.labels(self.name, self.stream.name)
         self._exhausted = self.finished = False
         log.info("producer: publishing %s to stream %s", settings.source, self.stream.name)
@@ -108,21 +118,25 @@ class Producer(Component):
         if self.outbox or self._exhausted:
             return self._send()
         wanted = self.batch
-        if self._bucket is not None:
+        # What a restart replays to get back where it was is not paced: it is not sent.
+        if self._bucket is not None and not self.stamps.resuming:
             wanted = self._bucket.acquire(wanted, timeout)
             if not wanted:
                 return 0
         chunk = list(itertools.islice(self._samples, wanted))
+        skipped = self.stamps.skipped
         if chunk:
-            events, feedback = self.publisher.push(chunk)
+            pushed, due = self.publisher.push(chunk)
+            events, feedback = self.stamps.new(pushed), self.stamps.new(due)
             self.outbox.add(events, lambda: self.produced.inc(len(events)))
             self.outbox.add(feedback, lambda: self.produced.inc(len(feedback)))
             self._bar.update(len(chunk))
         else:
-            last = self.publisher.flush()
+            last = self.stamps.new(self.publisher.flush())
             self.outbox.add(last, lambda: self.produced.inc(len(last)))
             self._exhausted = True
-        return self._send()
+        # Records passed by as already stored count as handled: the loop does not idle on them.
+        return self._send() + self.stamps.skipped - skipped
 
     def close(self) -> None:
         self._bar.close()
@@ -135,11 +149,13 @@ class Producer(Component):
             self.finished = True
             self._bar.close()
             log.info(
-                "producer: %d events and %d labels published to %s, %d labels lost",
+                "producer: %d events and %d labels published to %s, %d labels lost, %d "
+                "records already stored before a restart",
                 self.publisher.pushed,
                 self.publisher.published,
                 self.stream.name,
                 self.publisher.lost,
+                self.stamps.skipped,
             )
             if self.on_finished is not None:
                 self.on_finished()

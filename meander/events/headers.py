@@ -30,6 +30,7 @@ from meander.exceptions import ContractError
 __all__ = [
     "CONTENT_TYPE",
     "CONTENT_TYPE_HEADER",
+    "PRODUCER_HEADER",
     "SPECVERSION",
     "SPECVERSION_HEADER",
     "STRUCTURED_CONTENT_TYPE",
@@ -56,6 +57,8 @@ Attributes = tuple[str, str, str, datetime | None, str | None]
 """What a message's headers say: the event's id, source, type, time and subject."""
 
 # The names of the headers encode writes, in its order; ce_subject follows when there is one.
+# The producer component's number of a record (meander.producers.resume), written last.
+PRODUCER_HEADER = "meander-producer"
 _WRITTEN = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type")
 _ATTRIBUTE_HEADERS = {
     f"ce_{name}": name
@@ -86,6 +89,9 @@ def as_written(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
     Python call is a good part of what decoding a message costs.)"""
     subject = None
     count = len(headers)
+    if count == 8 and headers[7][0] == PRODUCER_HEADER:  # the producer's number: not ours
+        headers = headers[:7]
+        count = 7
     if count == 7:  # with ce_subject
         name, subject = headers[6]
         if name != "ce_subject":

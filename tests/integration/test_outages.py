@@ -184,3 +184,38 @@ def _has(bus: Bus, topic: str, count: int) -> bool:
         return False
     with bus.assign(partitions) as reader:
         return sum(reader.end_offsets(partitions).values()) >= count
+
+
+def test_a_producer_killed_and_started_again_publishes_each_event_and_label_once(
+    stream_name: str,
+    write_config: Callable[..., Path],
+    spawn: Callable[..., Child],
+    kafka_bootstrap: str,
+) -> None:
+    stream = synthetic("sea").stream_config(stream_name)
+    env = {
+        "MEANDER_PRODUCER__SOURCE": "sea",
+        "MEANDER_PRODUCER__EVENTS": "6000",
+        "MEANDER_PRODUCER__RATE": "1000",
+        "MEANDER_PRODUCER__LABEL_DELAY": "300",
+        "MEANDER_PRODUCER__PROGRESS": "false",
+    }
+    run = [MEANDER, "run", "producer", "--config", str(write_config(stream))]
+    producer = spawn("producer", run, env)
+    with KafkaBus(kafka_bootstrap) as bus:
+        events = topics.events(stream_name)
+        deadline = time.monotonic() + 120
+        while not _has(bus, events, 2_000):
+            assert producer.process.poll() is None, producer.output()
+            assert time.monotonic() < deadline, f"nothing published:\n{producer.output()}"
+            time.sleep(0.1)
+        producer.process.send_signal(signal.SIGKILL)  # mid-stream, batches on their way
+        producer.process.wait(30)
+        again = spawn("producer", run, env)
+        assert again.process.wait(120) == 0, again.output()
+        assert "resuming after what" in again.output()
+        for topic in (events, topics.feedback(stream_name)):
+            stored = stored_on(bus, topic)
+            assert len(stored) == 6_000, f"{topic}: {len(stored)} distinct records"
+            repeated = [key for key, count in stored.items() if count > 1]
+            assert repeated == [], f"{topic}: {len(repeated)} records stored more than once"

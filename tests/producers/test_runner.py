@@ -246,3 +246,27 @@ def test_what_the_bus_took_is_counted_once_a_failed_publish_not_at_all(runtime_f
     drain([producer])
 
     assert REGISTRY.get_sample_value("meander_events_produced_total", labels) == 600
+
+
+def test_a_producer_started_again_publishes_only_what_its_topics_do_not_hold(
+    runtime_for: Any,
+) -> None:
+    settings = _settings(events=1_000, batch=100, label_delay=50, label_loss=0.1)
+    runtime = runtime_for(settings)
+    stopped = Producer(runtime)
+    for _ in range(3):  # stopped after three batches, as by a kill
+        stopped.step()
+    again = Producer(runtime, settings.producer.model_copy(update={"batch": 70}))
+    assert again.stamps.resuming
+    drain([again])
+
+    def keys(topic: str) -> list[bytes | None]:
+        return [m.key for m in _read(runtime.bus, topic)]
+
+    events, feedback = keys("sea.events"), keys("sea.feedback")
+    assert len(events) == len(set(events)) == 1_000
+    assert len(feedback) == len(set(feedback)) == again.publisher.published
+    assert again.stamps.skipped == 300 + stopped.publisher.published
+    # Other settings are another run: it starts from the beginning.
+    other = Producer(runtime, settings.producer.model_copy(update={"seed": 7}))
+    assert not other.stamps.resuming
