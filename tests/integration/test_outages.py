@@ -162,19 +162,27 @@ def test_the_producer_publishes_each_event_and_label_once_through_a_pause(
     )
     with KafkaBus(kafka.bootstrap) as bus:
         events = topics.events(stream_name)
-        deadline = time.monotonic() + 120
-        while not _has(bus, events, 1_000):
-            assert producer.process.poll() is None, producer.output()
-            assert time.monotonic() < deadline, f"nothing published:\n{producer.output()}"
-            time.sleep(0.2)
+        _wait_until_published(bus, events, 1_000, producer)
         broker.pause(6.0).join()
         assert producer.process.wait(120) == 0, producer.output()
         assert "not acknowledge" in producer.output()  # the pause made a publish time out
-        for topic in (events, topics.feedback(stream_name)):
-            stored = stored_on(bus, topic)
-            assert len(stored) == 6_000, f"{topic}: {len(stored)} distinct records"
-            repeated = [key for key, count in stored.items() if count > 1]
-            assert repeated == [], f"{topic}: {len(repeated)} records stored more than once"
+        _assert_each_stored_once(bus, [events, topics.feedback(stream_name)], 6_000)
+
+
+def _wait_until_published(bus: Bus, topic: str, count: int, producer: Child) -> None:
+    deadline = time.monotonic() + 120
+    while not _has(bus, topic, count):
+        assert producer.process.poll() is None, producer.output()
+        assert time.monotonic() < deadline, f"nothing published:\n{producer.output()}"
+        time.sleep(0.1)
+
+
+def _assert_each_stored_once(bus: Bus, wanted: list[str], count: int) -> None:
+    for topic in wanted:
+        stored = stored_on(bus, topic)
+        assert len(stored) == count, f"{topic}: {len(stored)} distinct records"
+        repeated = [key for key, n in stored.items() if n > 1]
+        assert repeated == [], f"{topic}: {len(repeated)} records stored more than once"
 
 
 def _has(bus: Bus, topic: str, count: int) -> bool:
@@ -204,18 +212,10 @@ def test_a_producer_killed_and_started_again_publishes_each_event_and_label_once
     producer = spawn("producer", run, env)
     with KafkaBus(kafka_bootstrap) as bus:
         events = topics.events(stream_name)
-        deadline = time.monotonic() + 120
-        while not _has(bus, events, 2_000):
-            assert producer.process.poll() is None, producer.output()
-            assert time.monotonic() < deadline, f"nothing published:\n{producer.output()}"
-            time.sleep(0.1)
+        _wait_until_published(bus, events, 2_000, producer)
         producer.process.send_signal(signal.SIGKILL)  # mid-stream, batches on their way
         producer.process.wait(30)
         again = spawn("producer", run, env)
         assert again.process.wait(120) == 0, again.output()
         assert "resuming after what" in again.output()
-        for topic in (events, topics.feedback(stream_name)):
-            stored = stored_on(bus, topic)
-            assert len(stored) == 6_000, f"{topic}: {len(stored)} distinct records"
-            repeated = [key for key, count in stored.items() if count > 1]
-            assert repeated == [], f"{topic}: {len(repeated)} records stored more than once"
+        _assert_each_stored_once(bus, [events, topics.feedback(stream_name)], 6_000)
