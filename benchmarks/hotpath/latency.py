@@ -18,7 +18,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from benchmarks.hotpath.stage import FEATURES, Stage, partitions_of, samples, stop
-from benchmarks.hotpath.stats import Pacer, percentiles
+from benchmarks.hotpath.stats import Pacer, percentiles, read_cpu_seconds
 from meander import topics
 
 __all__ = ["latencies", "offer"]
@@ -145,7 +145,12 @@ def latencies(
         for per_second in loads:
             if predictor.poll() is not None:
                 raise RuntimeError("the predictor exited:\n" + stage.log_of("predictor", config))
-            results.append(_load(stage, stream, per_second, seconds, drain))
+            cpu = read_cpu_seconds(predictor.pid)
+            found = _load(stage, stream, per_second, seconds, drain)
+            # What the predictor's process (all its threads) spent per event offered.
+            used = read_cpu_seconds(predictor.pid) - cpu
+            found["predictor_cpu_us_per_event"] = round(used / max(found["sent"], 1) * 1e6, 1)
+            results.append(found)
         return results
     finally:
         stop(predictor)

@@ -144,7 +144,8 @@ def _parts(
             f"latency at {load['offered_per_second']:,.0f} events/s offered "
             f"({load['achieved_per_second']:,} achieved): p50 {load['p50_ms']} ms, "
             f"p95 {load['p95_ms']} ms, p99 {load['p99_ms']} ms, "
-            f"{load['missing_after_drain']} missing after the drain",
+            f"{load['missing_after_drain']} missing after the drain; predictor CPU "
+            f"{load['predictor_cpu_us_per_event']} us per event",
             command,
         )
 

@@ -10,12 +10,22 @@ Nothing here touches a broker, so tests/benchmarks/test_hotpath.py checks it dir
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Pacer", "percentiles", "rate", "read_rss_kib", "rss_kib", "spread"]
+__all__ = [
+    "Pacer",
+    "cpu_seconds",
+    "percentiles",
+    "rate",
+    "read_cpu_seconds",
+    "read_rss_kib",
+    "rss_kib",
+    "spread",
+]
 
 
 def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 95, 99)) -> dict[str, float]:
@@ -74,6 +84,23 @@ def read_rss_kib(pid: int) -> int:
     """The current resident set size of process ``pid``, in KiB (Linux only)."""
     with open(f"/proc/{pid}/status") as status:
         return rss_kib(status.read())
+
+
+def cpu_seconds(stat: str) -> float:
+    """The CPU time (user and system, all threads) in a ``/proc/<pid>/stat`` line, in seconds.
+
+    >>> ticks = os.sysconf("SC_CLK_TCK")
+    >>> cpu_seconds(f"7 (meander run) S 1 " + "0 " * 9 + f"{ticks} {ticks // 2} 0 0")
+    1.5
+    """
+    fields = stat.rpartition(")")[2].split()  # after the name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_cpu_seconds(pid: int) -> float:
+    """The CPU time process ``pid`` has used so far, in seconds (Linux only)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return cpu_seconds(stat.read())
 
 
 class Pacer:

@@ -39,7 +39,13 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if any(v is not None for v in values):
             found[name] = spread(values)
     for load in LOADS:
-        for q in ("p50_ms", "p95_ms", "p99_ms", "missing_after_drain"):
+        for q in (
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "missing_after_drain",
+            "predictor_cpu_us_per_event",
+        ):
             values = [_latency(run, load, q) for run in runs]
             if any(v is not None for v in values):
                 found[f"{q} at {load:,.0f}/s"] = spread(values)

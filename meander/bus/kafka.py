@@ -8,6 +8,7 @@ new one-partition topic.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ from meander.bus.base import (
 )
 from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
-from meander.bus.kafka_sending import KafkaSending, delivery_errors, place
+from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
 from meander.bus.kafka_transactions import KafkaTransactional
 from meander.exceptions import BusError, BusUnavailable
 
@@ -106,6 +107,7 @@ class KafkaBus(Bus):
             raise _unavailable(bootstrap, timeout)
         self._admin = _connect(KafkaAdminClient, bootstrap, **self._common)
         self._producer: KafkaProducer | None = None
+        self._keyless = itertools.count()  # the partition of the next send's keyless records
         self._known_topics: set[str] = set()
 
     def create_topics(
@@ -148,12 +150,17 @@ class KafkaBus(Bus):
         return self.send(records).wait(timeout or self.timeout)
 
     def send(self, records: Sequence[Record]) -> Sending:
-        self._check_known(records)
+        self._check_topics(records)
         producer = self._ensure_producer()
         with delivery_errors(self.bootstrap, len(records), self.timeout):
-            placed = place(producer, records)
-            sending = KafkaSending(records, placed, producer, self.bootstrap, self.timeout)
-            # What the producer cannot take yet (no metadata, a full buffer) goes with wait().
+            sending = KafkaSending(
+                self._write(producer, records),
+                records,
+                self._limit,
+                producer,
+                self.bootstrap,
+                self.timeout,
+            )
             sending.hand_over()
         return sending
 
@@ -173,6 +180,8 @@ class KafkaBus(Bus):
             f"{self._common['client_id']}-{name}",
             self._transactional_producer,
             self._check_known,
+            self._write,
+            self._limit,
             self.bootstrap,
             self.timeout,
         )
@@ -229,9 +238,27 @@ class KafkaBus(Bus):
     def _check_known(self, records: Sequence[Record]) -> None:
         """Refuse a batch with a record too large or for a topic that does not exist."""
         self.check_sizes(records)
+        self._check_topics(records)
+
+    def _check_topics(self, records: Sequence[Record]) -> None:
         for topic in {record.topic for record in records}:
             if not self._exists(topic):
                 raise unknown_topic(topic)
+
+    def _write(self, producer: KafkaProducer, records: Sequence[Record]) -> list[Placed]:
+        """``records`` placed on their partitions and written as record batches."""
+        batches = write(records, place(producer, records, self._keyless), self._limit)
+        # A record as written is a little larger than Record.size(): only when one is over the
+        # limit is every record measured the way every bus measures them.
+        if any(batch.encoded.largest > self.max_message_bytes for batch in batches):
+            self.check_sizes(records)
+        return batches
+
+    @property
+    def _limit(self) -> int:
+        # Batches of several records stay under the broker's limit, so kafka-python never has
+        # to split one (it cannot split a batch written whole).
+        return min(int(self._producer_options["batch_size"]), self.max_message_bytes)
 
     def _exists(self, topic: str) -> bool:
         if topic not in self._known_topics and self._describe(topic) is not None:

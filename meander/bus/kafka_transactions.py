@@ -23,8 +23,9 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from meander.bus.base import Consumer, Record, TopicPartition, Transactional
+from meander.bus.kafka_batches import append_batch
 from meander.bus.kafka_consumer import KafkaGroupConsumer
-from meander.bus.kafka_sending import delivery_errors, place
+from meander.bus.kafka_sending import Placed, delivery_errors
 from meander.exceptions import BusError
 
 __all__ = ["KafkaTransactional"]
@@ -41,12 +42,16 @@ class KafkaTransactional(Transactional):
         name: str,
         connect: Callable[..., KafkaProducer],
         check: Callable[[Sequence[Record]], None],
+        write: Callable[[KafkaProducer, Sequence[Record]], list[Placed]],
+        limit: int,
         bootstrap: str,
         timeout: float,
     ) -> None:
         self.transactional_id = f"{name}-{uuid.uuid4().hex[:12]}"
         self._connect = connect
         self._check = check
+        self._write = write
+        self._limit = limit
         self._bootstrap = bootstrap
         self._timeout = timeout
         self._producer: KafkaProducer | None = None
@@ -60,16 +65,14 @@ class KafkaTransactional(Transactional):
         try:
             with delivery_errors(self._bootstrap, len(records), self._timeout):
                 producer = self._ready()
+                batches = self._write(producer, records)
                 producer.begin_transaction()
-                for record, partition in zip(records, place(producer, records), strict=True):
-                    producer.send(
-                        record.topic,
-                        value=record.value,
-                        key=record.key,
-                        headers=list(record.headers),
-                        partition=partition,
-                        timestamp_ms=record.timestamp_ms,
-                    )
+                # Whole record batches, as KafkaBus.send hands them over; each partition joins
+                # the transaction before its first batch is appended.
+                for topic, partition, positions, encoded in batches:
+                    chosen = [records[position] for position in positions]
+                    append_batch(producer, topic, partition, encoded, chosen, self._limit)
+                producer._sender.wakeup()
                 committed = {
                     KafkaTopicPartition(*p): OffsetAndMetadata(o, "", -1)
                     for p, o in offsets.items()

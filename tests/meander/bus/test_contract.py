@@ -250,6 +250,8 @@ def test_send_refuses_a_bad_batch_before_anything_is_sent(bus: Bus, topic: Topic
         bus.send([Record("test.no-such-topic", b"x")])
     with pytest.raises(MessageTooLarge):
         bus.send([Record(name, b"ok"), Record(name, b"x" * (bus.max_message_bytes + 1))])
+    with pytest.raises(BusError, match="has no partition 1"):
+        bus.send([Record(name, b"ok"), Record(name, b"x", partition=1)])
     with bus.assign([TopicPartition(name, 0)]) as reader:
         assert reader.end_offsets([TopicPartition(name, 0)]) == {TopicPartition(name, 0): 0}
 
@@ -279,3 +281,23 @@ def test_the_end_seen_by_the_last_fetch_is_never_past_the_real_end(bus: Bus, top
         bus.publish(records(name, 3))
         seen = reader.seen_end(partition)
         assert seen is not None and 12 <= seen <= 15  # a fetch may or may not have seen them
+
+
+def test_each_partition_keeps_the_order_records_were_sent_in(bus: Bus, topic: Topic) -> None:
+    name = topic(3)
+    mixed = [
+        Record(name, f"v{i}".encode(), key=(f"k{i % 5}".encode() if i % 3 else None))
+        if i % 4
+        else Record(name, f"v{i}".encode(), partition=i % 3)
+        for i in range(60)
+    ]
+    delivered = bus.publish(mixed)
+    with bus.assign([TopicPartition(name, p) for p in range(3)]) as reader:
+        got = drain(reader, 60)
+    where = {m.value: (m.partition, m.offset) for m in got}
+    assert [(d.partition, d.offset) for d in delivered] == [where[r.value] for r in mixed]
+    for partition in range(3):
+        sent = [r.value for r, d in zip(mixed, delivered, strict=True) if d.partition == partition]
+        assert sent == [
+            m.value for m in sorted(got, key=lambda m: m.offset) if m.partition == partition
+        ]

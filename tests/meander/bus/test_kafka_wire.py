@@ -17,6 +17,7 @@ from kafka.admin import NewTopic
 
 from meander.bus import Message, Record, TopicPartition
 from meander.bus.kafka import KafkaBus
+from meander.bus.kafka_batches import append_batch, encode_batches
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +104,36 @@ def test_only_committed_transactions_are_read_with_read_committed(
     assert [m.offset for m in read] == [0, 1, 6, 7]  # 2: a commit marker, 3-4 aborted, 5 its marker
     committed = _read_with_kafka_python(kafka_bootstrap, topic, isolation_level="read_committed")
     assert read == committed
+
+
+def test_whole_batches_join_transactions_and_read_committed_skips_the_aborted_ones(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic()
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"batches-{uuid.uuid4().hex[:8]}"
+    )
+    producer.init_transactions()
+    producer.partitions_for(topic)
+    for outcome in ("commit", "abort", "commit"):
+        producer.begin_transaction()
+        records = [Record(topic, f"{outcome} {n}".encode(), timestamp_ms=1_000) for n in range(2)]
+        future, _ = append_batch(
+            producer, topic, 0, encode_batches(records, 1 << 20)[0], records, 1 << 20
+        )
+        producer._sender.wakeup()
+        producer.flush()  # in the log before the abort, so that readers must skip them
+        assert future.is_done and future.value[2] is None, future.value
+        if outcome == "commit":
+            producer.commit_transaction()
+        else:
+            producer.abort_transaction()
+    producer.close()
+    with KafkaBus(kafka_bootstrap, consumer_options={"isolation_level": "read_committed"}) as bus:
+        read = _read_with_the_bus(bus, topic)
+    assert [m.value for m in read] == [b"commit 0", b"commit 1"] * 2
+    assert [m.offset for m in read] == [0, 1, 6, 7]  # 2: a commit marker, 3-4 aborted, 5 its marker
+    everything = _read_with_kafka_python(kafka_bootstrap, topic)
+    assert [m.value for m in everything] == [
+        f"{outcome} {n}".encode() for outcome in ("commit", "abort", "commit") for n in range(2)
+    ]
