@@ -3,7 +3,7 @@
 ``--quick`` makes each run of the hot-path benchmark under a minute and the adaptation benchmark
 a run of five short streams; ``--runs N`` repeats the hot path's figures N times (3 by default);
 ``--memory-events N`` sets the length of its memory run; ``--streams a,b`` picks the adaptation
-benchmark's streams.
+benchmark's streams and ``--jobs N`` runs N of them at a time.
 
 Each writes its JSON to artifacts/bench/; docs/benchmarks.md says what they measure.
 """
@@ -38,6 +38,9 @@ def main() -> None:
         help="adaptation: the streams to run, comma-separated (default: all of them)",
     )
     parser.add_argument(
+        "--jobs", type=int, default=1, help="adaptation: streams run at a time, one per process"
+    )
+    parser.add_argument(
         "--memory-events", type=int, default=None, help="hotpath: events of the memory run"
     )
     parser.add_argument(
@@ -58,7 +61,7 @@ def main() -> None:
             args.events, quick=args.quick, memory_events=args.memory_events, runs=args.runs
         )
     if "adaptation" in args.only:
-        adaptation.main(quick=args.quick, streams=args.streams, events=args.events)
+        adaptation.main(quick=args.quick, streams=args.streams, events=args.events, jobs=args.jobs)
 
 
 if __name__ == "__main__":
