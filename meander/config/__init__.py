@@ -6,7 +6,6 @@ from meander.config.encoding import EncodingSettings
 from meander.config.notifier import NotifierSettings, WebhookSettings
 from meander.config.service import SCOPES, ApiKey, Scope, ServiceSettings
 from meander.config.settings import (
-    DEFAULT_MODELS,
     STREAM_NAME,
     DriftSettings,
     Feature,
@@ -21,7 +20,6 @@ from meander.config.settings import (
 )
 
 __all__ = [
-    "DEFAULT_MODELS",
     "SCOPES",
     "STREAM_NAME",
     "ApiKey",

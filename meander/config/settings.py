@@ -37,6 +37,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from meander.config.encoding import EncodingSettings
 from meander.config.notifier import NotifierSettings, WebhookSettings
+from meander.config.search_space import default_candidates, default_model
 from meander.config.service import ServiceSettings
 from meander.exceptions import ConfigError
 
@@ -58,12 +59,6 @@ Task = Literal["binary", "multiclass", "regression"]
 
 # Stream names become topic names (`S.events`), so they follow Kafka's topic alphabet.
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-
-DEFAULT_MODELS: dict[str, str] = {
-    "binary": "preprocessing.StandardScaler | linear_model.LogisticRegression",
-    "multiclass": "tree.HoeffdingTreeClassifier",
-    "regression": "preprocessing.StandardScaler | linear_model.LinearRegression",
-}
 
 
 class _Section(BaseModel):
@@ -226,8 +221,13 @@ class StreamConfig(_Section):
 
     @model_validator(mode="after")
     def _default_model(self) -> StreamConfig:
+        # No model configured: a linear first champion and, unless candidates are given (an
+        # empty list is an answer), the default search space to race it (see search_space).
         if not self.model:
-            object.__setattr__(self, "model", DEFAULT_MODELS[self.task])
+            kinds = {name: feature.type for name, feature in self.features.items()}
+            object.__setattr__(self, "model", default_model(self.task, kinds))
+            if "candidates" not in self.model_fields_set:
+                object.__setattr__(self, "candidates", default_candidates(self.task, kinds))
         return self
 
 

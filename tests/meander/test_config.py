@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from meander import topics
-from meander.config import load_settings
+from meander.config import StreamConfig, load_settings
+from meander.config.search_space import default_candidates, default_model
 from meander.exceptions import ConfigError
+from meander.models.specs import build_model
 
 STREAM = """
 [[streams]]
@@ -55,7 +57,8 @@ def test_file_is_read_and_the_environment_overrides_it(
     fraud = settings.stream("fraud")
     assert fraud.features["country"].categories == ["FR", "DE"]
     assert fraud.promotion.min_samples == 200 and fraud.promotion.significance == 0.05
-    assert fraud.model == "preprocessing.StandardScaler | linear_model.LogisticRegression"
+    kinds = {name: feature.type for name, feature in fraud.features.items()}
+    assert fraud.model == default_model("binary", kinds) and "OneHotEncoder" in fraud.model
     assert topics.layout(settings.streams)["fraud.feedback"] == 6
 
 
@@ -119,3 +122,27 @@ def test_a_misspelt_environment_variable_is_named(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("MEANDER_LOGLEVEL")
     monkeypatch.setenv("MEANDER_LOG_LEVEL", "DEBUG")
     assert load_settings().log_level == "DEBUG"
+
+
+def test_a_stream_with_no_model_gets_a_linear_champion_and_the_default_search_space() -> None:
+    features = {"amount": "numeric", "country": "categorical"}
+    stream = StreamConfig(name="s", task="binary", features=features)
+    assert stream.model == default_model("binary", features)
+    assert "OneHotEncoder" in stream.model  # categories are encoded, not fed to the scaler
+    assert stream.candidates == default_candidates("binary", features)
+    assert any("HoeffdingAdaptiveTree" in spec for spec in stream.candidates)
+    for spec in [stream.model, *stream.candidates]:
+        model = build_model(spec)
+        model.learn_one({"amount": 3.0, "country": "fr"}, True)
+        model.predict_one({"amount": 2.0, "country": "de"})
+    regression = StreamConfig(name="r", task="regression", features={"c": "categorical"})
+    assert all("LinearRegression" not in s or "OneHotEncoder" in s for s in regression.candidates)
+
+
+def test_configured_models_and_an_empty_search_space_are_kept() -> None:
+    chosen = StreamConfig(
+        name="s", task="binary", features={"x": "numeric"}, model="tree.HoeffdingTreeClassifier"
+    )
+    assert chosen.model == "tree.HoeffdingTreeClassifier" and chosen.candidates == []
+    none = StreamConfig(name="s", task="multiclass", features={"x": "numeric"}, candidates=[])
+    assert none.candidates == [] and "LogisticRegression" in none.model

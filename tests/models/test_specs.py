@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from river import base, tree
 
-from meander.config import DEFAULT_MODELS
+from meander.config.search_space import default_candidates, default_model
 from meander.exceptions import ConfigError, SpecError
 from meander.models.specs import build_detector, build_model, check_task, spec_text
 
@@ -38,8 +38,10 @@ STRUCTURED_NESTED = {
     },
 }
 
+TASKS = ("binary", "multiclass", "regression")
 SPECS: list[tuple[str, str | Mapping[str, Any]]] = [
-    *((task, spec) for task, spec in DEFAULT_MODELS.items()),
+    *((task, default_model(task, {"x": "numeric"})) for task in TASKS),
+    *((task, spec) for task in TASKS for spec in default_candidates(task, {"x": "numeric"})),
     ("multiclass", "tree.HoeffdingTreeClassifier"),
     ("multiclass", "tree.HoeffdingAdaptiveTreeClassifier(seed=1)"),
     ("multiclass", "forest.ARFClassifier(n_models=3, seed=1)"),
