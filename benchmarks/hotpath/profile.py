@@ -1,25 +1,33 @@
 """Where the predictor's and the learner's time goes: pyinstrument over their steps, on Kafka.
 
-``python -m benchmarks.hotpath.profile predictor|learner [--events N]`` prepares a stream as
-the hot-path benchmark does, runs the component in this process, stepped as ``meander run``
-steps it (no wait while there is work, 0.2 s when there is none), and prints pyinstrument's
-call tree of the steps alone, then the pace without the profiler's overhead counted out. The
-learner is profiled after its first step, which reads every event and prediction already
-published. pyinstrument is not a dependency: ``pip install pyinstrument`` to use this.
+``python -m benchmarks.hotpath.profile predictor|learner [--events N] [--rate R]`` prepares a
+stream as the hot-path benchmark does, runs the component in this process, stepped as
+``meander run`` steps it (no wait while there is work, 0.2 s when there is none), and prints
+pyinstrument's call tree of the steps alone, then the pace without the profiler's overhead
+counted out. The learner is profiled after its first step, which reads every event and
+prediction already published. With ``--rate`` the predictor is profiled while a paced producer
+offers the events at ``R`` per second (as the latency benchmark does): where a step's time goes
+at a given load, not over a backlog. pyinstrument is not a dependency: ``pip install
+pyinstrument`` to use this.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
+from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
+from benchmarks.hotpath.latency import offer
 from benchmarks.hotpath.stage import Stage
+from meander import topics
 from meander.component import Component
 from meander.consumers.learner.learner import Learner
 from meander.consumers.predictor.predictor import Predictor
@@ -74,6 +82,35 @@ def _predictor(runtime: Runtime, stage: Stage, stream: str, events: int) -> None
     predictor.close()
 
 
+def _paced(runtime: Runtime, stage: Stage, stream: str, events: int, rate: float) -> None:
+    predictor = Predictor(runtime, runtime.settings.streams[0])
+    predictor.step(5.0)  # joins the group: not part of the profile
+    before = predictor.handled
+    context = multiprocessing.get_context("spawn")
+    out: Queue[Any] = context.Queue()
+    offering = context.Process(
+        target=offer,
+        args=(stage.kafka, topics.events(stream), "P", rate, events / rate, out),
+    )
+    offering.start()
+
+    deadline = time.monotonic() + events / rate + 30.0  # the producer's start is slow
+
+    def run() -> int:
+        steps(
+            predictor,
+            lambda: predictor.handled - before >= events or time.monotonic() > deadline,
+            idle_limit=1_000_000,
+        )
+        return predictor.handled - before
+
+    try:
+        _profiled(run)
+    finally:
+        offering.join(30)
+        predictor.close()
+
+
 def _learner(runtime: Runtime, stage: Stage, stream: str, events: int) -> None:
     stage.publish_events(stream, 0, events)
     predictor = Predictor(runtime, runtime.settings.streams[0])
@@ -102,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hotpath.profile")
     parser.add_argument("component", choices=sorted(COMPONENTS))
     parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--rate", type=float, default=None, help="predictor: events offered/s")
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         kafka = (
@@ -112,7 +150,10 @@ def main(argv: list[str] | None = None) -> None:
         stream = f"profile-{uuid.uuid4().hex[:6]}"
         stage.prepare(stream)
         runtime = stack.enter_context(Runtime.open(stage.settings(stream)))
-        COMPONENTS[args.component](runtime, stage, stream, args.events)
+        if args.rate and args.component == "predictor":
+            _paced(runtime, stage, stream, args.events, args.rate)
+        else:
+            COMPONENTS[args.component](runtime, stage, stream, args.events)
 
 
 if __name__ == "__main__":
