@@ -44,6 +44,7 @@ CONTRACT_LABELS = {
     "meander_model_decisions_total": ("counter", ("stream", "action")),
     "meander_webhook_deliveries_total": ("counter", ("outcome",)),
     "meander_checkpoint_timestamp_seconds": ("gauge", ("stream",)),
+    "meander_waiting_for_backend": ("gauge", ("backend",)),
     "meander_http_requests_total": ("counter", ("method", "route", "status")),
     "meander_http_request_duration_seconds": ("histogram", ("method", "route")),
 }

@@ -331,13 +331,14 @@ def test_run_monitor_runs_one_monitor_per_stream(
     monkeypatch: pytest.MonkeyPatch, logging_kept: None
 ) -> None:
     started: list[str] = []
-    stop = threading.Event()
-    stop.set()
+    stop = threading.Event()  # set once both are built: run() waits for backends while unset
     original = Monitor.__init__
 
     def record(self: Monitor, runtime: Runtime, stream: StreamConfig, **kwargs: Any) -> None:
         started.append(stream.name)
         original(self, runtime, stream, **kwargs)
+        if len(started) == len(streams):
+            stop.set()
 
     monkeypatch.setattr(Monitor, "__init__", record)
     monkeypatch.setattr(assembly, "stop_on_signals", lambda: stop)
