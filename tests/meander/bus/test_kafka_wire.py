@@ -80,18 +80,32 @@ def test_compressed_and_broker_stamped_batches_read_as_kafka_python_reads_them(
     assert read[0].value is None and read[1].value == b"value 1 value 1 "
 
 
+def _send_each(producer: KafkaProducer, topic: str, values: list[bytes]) -> None:
+    for value in values:
+        producer.send(topic, value=value, partition=0)
+
+
+def _append_whole(producer: KafkaProducer, topic: str, values: list[bytes]) -> None:
+    records = [Record(topic, value, timestamp_ms=1_000) for value in values]
+    append_batch(producer, topic, 0, encode_batches(records, 1 << 20)[0], records, 1 << 20)
+    producer._sender.wakeup()
+
+
+@pytest.mark.parametrize("write", [_send_each, _append_whole], ids=["send", "whole-batch"])
 def test_only_committed_transactions_are_read_with_read_committed(
-    kafka_bootstrap: str, new_topic: Callable[..., str]
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    write: Callable[[KafkaProducer, str, list[bytes]], None],
 ) -> None:
     topic = new_topic()
     producer = KafkaProducer(
         bootstrap_servers=kafka_bootstrap, transactional_id=f"wire-{uuid.uuid4().hex[:8]}"
     )
     producer.init_transactions()
+    producer.partitions_for(topic)
     for outcome in ("commit", "abort", "commit"):
         producer.begin_transaction()
-        for n in range(2):
-            producer.send(topic, value=f"{outcome} {n}".encode(), partition=0)
+        write(producer, topic, [f"{outcome} {n}".encode() for n in range(2)])
         producer.flush()  # in the log before the abort, so that readers must skip them
         if outcome == "commit":
             producer.commit_transaction()
@@ -104,35 +118,6 @@ def test_only_committed_transactions_are_read_with_read_committed(
     assert [m.offset for m in read] == [0, 1, 6, 7]  # 2: a commit marker, 3-4 aborted, 5 its marker
     committed = _read_with_kafka_python(kafka_bootstrap, topic, isolation_level="read_committed")
     assert read == committed
-
-
-def test_whole_batches_join_transactions_and_read_committed_skips_the_aborted_ones(
-    kafka_bootstrap: str, new_topic: Callable[..., str]
-) -> None:
-    topic = new_topic()
-    producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap, transactional_id=f"batches-{uuid.uuid4().hex[:8]}"
-    )
-    producer.init_transactions()
-    producer.partitions_for(topic)
-    for outcome in ("commit", "abort", "commit"):
-        producer.begin_transaction()
-        records = [Record(topic, f"{outcome} {n}".encode(), timestamp_ms=1_000) for n in range(2)]
-        future, _ = append_batch(
-            producer, topic, 0, encode_batches(records, 1 << 20)[0], records, 1 << 20
-        )
-        producer._sender.wakeup()
-        producer.flush()  # in the log before the abort, so that readers must skip them
-        assert future.is_done and future.value[2] is None, future.value
-        if outcome == "commit":
-            producer.commit_transaction()
-        else:
-            producer.abort_transaction()
-    producer.close()
-    with KafkaBus(kafka_bootstrap, consumer_options={"isolation_level": "read_committed"}) as bus:
-        read = _read_with_the_bus(bus, topic)
-    assert [m.value for m in read] == [b"commit 0", b"commit 1"] * 2
-    assert [m.offset for m in read] == [0, 1, 6, 7]  # 2: a commit marker, 3-4 aborted, 5 its marker
     everything = _read_with_kafka_python(kafka_bootstrap, topic)
     assert [m.value for m in everything] == [
         f"{outcome} {n}".encode() for outcome in ("commit", "abort", "commit") for n in range(2)
