@@ -152,7 +152,9 @@ class LearningSettings(_Section):
         default=500, description="labels learned between two model snapshots for predictors"
     )
     replay_window: PositiveInt = Field(
-        default=2_000, description="most recent labelled events a challenger is warm-started on"
+        default=1_000,
+        description="most recent labelled events a challenger is warm-started on; the first "
+        "tuning starts when the champion has learned this many",
     )
     max_challengers: PositiveInt = 4
     tune_first: bool = Field(
