@@ -22,6 +22,8 @@ from meander.runtime import Runtime
 
 __all__ = ["Loop", "TickClock"]
 
+RESERVE_MS = 86_400_000  # how far behind the wall clock a TickClock starts
+
 
 class Loop:
     """Predictor, learner, trainer and (optionally) monitor of one stream, stepped in turn."""
@@ -86,16 +88,19 @@ class Loop:
 
 
 class TickClock:
-    """A run's own time: one millisecond per record published, from the start of the run.
+    """A run's own time: one millisecond per record published, from a day before the run.
 
     The learner merges partitions by record time, then partition; with wall-clock times,
     records published in the same millisecond would be learnt in partition order, and two runs
     over one file would learn in different orders. One tick per record makes the order the
-    publishing order, the same in every run (backtests, benchmarks, the demo).
+    publishing order, the same in every run (backtests, benchmarks, the demo). It starts a day
+    back, so that a run publishing faster than a record per millisecond does not run ahead of
+    the wall clock, where its times would be refused (:mod:`meander.clock`): a run has room
+    for 86 million records.
     """
 
     def __init__(self) -> None:
-        self.now_ms = time.time_ns() // 1_000_000
+        self.now_ms = time.time_ns() // 1_000_000 - RESERVE_MS
 
     def tick(self) -> datetime:
         self.now_ms += 1

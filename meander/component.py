@@ -26,13 +26,17 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import ClassVar
+
+from meander.bus import Consumer, Message
 
 __all__ = [
     "Component",
     "drain",
     "freeze_heap",
+    "rewound_on_failure",
     "run_in_threads",
     "run_until_stopped",
     "stop_on_signals",
@@ -58,6 +62,22 @@ class Component(ABC):
         """Whether the component does its work now: its group gave it partitions, it holds
         its lease, it has a model to serve. True by default: a step ran."""
         return True
+
+
+@contextmanager
+def rewound_on_failure(consumer: Consumer, messages: Sequence[Message]) -> Iterator[None]:
+    """Handle ``messages``; if that fails, rewind ``consumer`` to them before the error goes on.
+
+    A step that fails after it consumed a batch would otherwise have the next step's commit
+    pass over it: records neither handled nor dead-lettered, lost. Only failures outside the
+    records (a broker or Redis that does not answer) should get here: a record that cannot be
+    handled is dead-lettered with its reason, or it would be read and fail again for ever.
+    """
+    try:
+        yield
+    except BaseException:
+        consumer.rewind(messages)
+        raise
 
 
 def drain(components: Sequence[Component], max_rounds: int = 1_000_000) -> int:

@@ -21,13 +21,16 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
+import redis
+
 from meander import topics
 from meander.bus import Bus, Message, Record
 from meander.events import DeadLetter, encode
+from meander.exceptions import BusError, StoreUnavailable
 from meander.telemetry import dead_letter_reason
 from meander.telemetry.metrics import DEADLETTERS
 
-__all__ = ["DeadLetters"]
+__all__ = ["OUTAGES", "DeadLetters"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,11 @@ LOGGED = 5  # dead letters logged one by one per batch; a burst is summed up aft
 # on the topic, and their rate is what alerts (MeanderDeadLetterRate). Where nobody configured
 # logging (the demo mixes in malformed messages on purpose) nothing is printed.
 _STREAM_TOPICS = (".events", ".predictions", ".feedback")
+
+OUTAGES: tuple[type[Exception], ...] = (BusError, StoreUnavailable, redis.RedisError)
+"""Failures of the backends, not of a record: a step that meets one fails, and the record is
+read again once they answer. Any other failure while handling a record is that record's: it is
+dead-lettered with the reason, so that it never stops the records after it."""
 
 
 class DeadLetters:
@@ -109,6 +117,6 @@ def _stream(topic: str) -> str | None:
 
 def _event_id(message: Message) -> str | None:
     for name, value in message.headers:
-        if name == "ce_id":
+        if name == "ce_id" and value is not None:
             return value.decode("utf-8", "replace")
     return None

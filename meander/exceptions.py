@@ -10,6 +10,7 @@ __all__ = [
     "BusUnavailable",
     "ConfigError",
     "ContractError",
+    "InvalidTimestamp",
     "LeaseLost",
     "MeanderError",
     "MessageTooLarge",
@@ -43,6 +44,10 @@ class BusUnavailable(BusError):
 
 class MessageTooLarge(BusError):
     """A record is larger than the bus accepts."""
+
+
+class InvalidTimestamp(BusError):
+    """A record's timestamp is one the broker would refuse; nothing of its batch was sent."""
 
 
 class StoreUnavailable(MeanderError):

@@ -31,7 +31,7 @@ from meander.config import Feature, StreamConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Schema", "infer_features"]
+__all__ = ["Schema", "infer_features", "shown"]
 
 # Returns None when the value fits, else the reason. None (missing) is handled before it.
 Check = Callable[[Any], str | None]
@@ -167,20 +167,23 @@ def _numeric_reason(
     name: str, value: Any, minimum: float | None, maximum: float | None
 ) -> str | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return f"feature {name!r} must be a number, got {_show(value)} ({type(value).__name__})"
-    number = float(value)
+        return f"feature {name!r} must be a number, got {shown(value)} ({type(value).__name__})"
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the floats (JSON allows any number of digits)
+        number = float("inf")
     if not -_FINITE <= number <= _FINITE:
-        return f"feature {name!r} must be a finite number, got {value}"
+        return f"feature {name!r} must be a finite number, got {shown(value)}"
     if minimum is not None and number < minimum:
-        return f"feature {name!r} = {value} is below its minimum {_number(minimum)}"
+        return f"feature {name!r} = {shown(value)} is below its minimum {_number(minimum)}"
     if maximum is not None and number > maximum:
-        return f"feature {name!r} = {value} is above its maximum {_number(maximum)}"
+        return f"feature {name!r} = {shown(value)} is above its maximum {_number(maximum)}"
     return None  # a numpy scalar or another Real within bounds
 
 
 def _categorical(name: str, categories: list[str | int] | None) -> Check:
     allowed = None if categories is None else frozenset(categories)
-    listed = ", ".join(_show(c) for c in (categories or [])[:20])
+    listed = ", ".join(shown(c) for c in (categories or [])[:20])
     if categories is not None and len(categories) > 20:
         listed += f", ... ({len(categories)} in all)"
 
@@ -191,12 +194,12 @@ def _categorical(name: str, categories: list[str | int] | None) -> Check:
             if kind is bool or not isinstance(value, numbers.Integral):
                 return (
                     f"feature {name!r} must be a string or an integer category, "
-                    f"got {_show(value)} ({kind.__name__})"
+                    f"got {shown(value)} ({kind.__name__})"
                 )
             value = int(value)  # a numpy integer, as pandas hands them out
         if allowed is None or value in allowed:
             return None
-        return f"feature {name!r} = {_show(value)} is not one of its categories: {listed}"
+        return f"feature {name!r} = {shown(value)} is not one of its categories: {listed}"
 
     return check
 
@@ -205,12 +208,19 @@ def _boolean(name: str) -> Check:
     def check(value: Any) -> str | None:
         if value is True or value is False:
             return None
-        return f"feature {name!r} must be true or false, got {_show(value)}"
+        return f"feature {name!r} must be true or false, got {shown(value)}"
 
     return check
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
+    """``value`` as a reason quotes it: short, and never failing, whatever a sender put in it.
+
+    >>> shown("x" * 100), shown(10**5000)
+    ("'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...", 'an integer of 16610 bits')
+    """
+    if isinstance(value, int) and value.bit_length() > 128:  # repr of a huge one may raise
+        return f"an integer of {value.bit_length()} bits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

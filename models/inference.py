@@ -13,14 +13,27 @@ Classifiers answer with the most probable label and the probabilities; regressor
 (True, {'True': 1.0})
 >>> label_problem(0.5, "binary")
 'label 0.5 (float) is not a class label: use a bool, an int or a string'
+>>> label_problem("maybe", "binary", classes=frozenset({False, True}))
+"label 'maybe' is not one of the stream's classes: False, True"
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Scored", "clean", "label_problem", "predict_many", "predict_one"]
+from meander.config import StreamConfig
+from meander.events import Prediction
+from meander.schema import shown
+
+__all__ = [
+    "Scored",
+    "clean",
+    "label_problem",
+    "predict_many",
+    "predict_one",
+    "prediction_problem",
+]
 
 Scored = tuple[Any, dict[str, float] | None]
 
@@ -70,17 +83,38 @@ def predict_many(model: Any, xs: Sequence[Mapping[str, Any]], task: str) -> list
     ]
 
 
-def label_problem(label: Any, task: str) -> str | None:
-    """Why ``label`` cannot be a label for ``task``, or None when it can."""
+def label_problem(label: Any, task: str, classes: Collection[Any] | None = None) -> str | None:
+    """Why ``label`` cannot be a label for ``task``, or None when it can; ``classes``, when
+    given, are the only class labels accepted (``StreamConfig.label_classes``). 1 and True are
+    one class label, as River sees them."""
     kind = type(label).__name__
     if task == "regression":
         if isinstance(label, bool) or not isinstance(label, int | float):
-            return f"label {label!r} ({kind}) is not a number, as a regression stream needs"
+            return f"label {shown(label)} ({kind}) is not a number, as a regression stream needs"
+        if isinstance(label, int) and label.bit_length() > 1023:
+            return f"label {shown(label)} is beyond the floats' range"
         if label != label or label in (float("inf"), float("-inf")):
             return f"label {label!r} is not a finite number"
         return None
     if isinstance(label, float) or not isinstance(label, bool | int | str):
-        return f"label {label!r} ({kind}) is not a class label: use a bool, an int or a string"
+        return f"label {shown(label)} ({kind}) is not a class label: use a bool, an int or a string"
+    if classes is not None and label not in classes:
+        listed = ", ".join(sorted(map(repr, classes))[:20])
+        return f"label {shown(label)} is not one of the stream's classes: {listed}"
+    return None
+
+
+def prediction_problem(prediction: Prediction, stream: StreamConfig) -> str | None:
+    """Why a prediction read from ``S.predictions`` cannot count in any metric, or None."""
+    if prediction.version < 1:
+        return f"prediction version {prediction.version} is not a version (1 or more)"
+    if prediction.prediction is not None:
+        problem = label_problem(prediction.prediction, stream.task, stream.label_classes)
+        if problem is not None:
+            return f"prediction {problem.removeprefix('label ')}"
+    probabilities = prediction.probabilities or {}
+    if not all(0.0 <= p <= 1.0 for p in probabilities.values()):  # NaN fails too
+        return "probabilities must be numbers from 0 to 1"
     return None
 
 

@@ -67,6 +67,14 @@ class Signer:
             )
         return data
 
+    def mac(self, data: bytes, *, context: bytes = b"") -> bytes:
+        """The MAC of ``data`` in ``context``, for things other than blobs to carry."""
+        return self._mac(data, context)
+
+    def matches(self, mac: bytes, data: bytes, *, context: bytes = b"") -> bool:
+        """Whether ``mac`` is the MAC of ``data`` in ``context`` (compared in constant time)."""
+        return hmac.compare_digest(mac, self._mac(data, context))
+
     def _mac(self, data: bytes, context: bytes) -> bytes:
         mac = hmac.new(self._key, MARKER, hashlib.sha256)
         # The length prefix keeps (context, data) pairs from colliding when concatenated.

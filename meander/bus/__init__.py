@@ -51,7 +51,11 @@ def connect_bus(settings: Settings) -> Bus:
     # The changelog's records are models and checkpoints: they may be larger than events.
     limits = {topics.STATE: settings.state_max_bytes}
     if settings.kafka_bootstrap is None:
-        return MemoryBus(max_message_bytes=settings.max_event_bytes, topic_limits=limits)
+        return MemoryBus(
+            max_message_bytes=settings.max_event_bytes,
+            topic_limits=limits,
+            max_ahead_seconds=settings.max_clock_skew_seconds,
+        )
     from meander.bus.kafka import KafkaBus  # kafka-python's network stack only when used
 
     return KafkaBus(
@@ -63,4 +67,5 @@ def connect_bus(settings: Settings) -> Bus:
         read_committed=settings.processing_guarantee == "exactly_once",
         transaction_timeout=settings.transaction_timeout_seconds,
         topic_limits=limits,
+        max_ahead_seconds=settings.max_clock_skew_seconds,
     )

@@ -14,10 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
+from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
 from meander.closing import Closing
-from meander.exceptions import BusError, MessageTooLarge
+from meander.exceptions import BusError, InvalidTimestamp, MessageTooLarge
 
 __all__ = [
+    "UNREADABLE",
     "Bus",
     "Consumer",
     "Delivered",
@@ -28,9 +30,12 @@ __all__ = [
     "TopicPartition",
     "Transactional",
     "next_offsets",
+    "unreadable",
 ]
 
 Headers = tuple[tuple[str, bytes], ...]
+ReadHeaders = tuple[tuple[str, bytes | None], ...]
+"""Headers as read: Kafka lets a writer give a header a null value."""
 
 
 class TopicPartition(NamedTuple):
@@ -84,14 +89,15 @@ class Record:
 
 @dataclass(frozen=True, slots=True, init=False)
 class Message:
-    """A consumed record, with where it was read."""
+    """A consumed record, with where it was read. Any Kafka client can write a null value (a
+    tombstone) or a header with a null value: readers must expect both."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
-    headers: Headers
+    value: bytes | None
+    headers: ReadHeaders
     timestamp_ms: int
 
     def __init__(
@@ -100,8 +106,8 @@ class Message:
         partition: int,
         offset: int,
         key: bytes | None,
-        value: bytes,
-        headers: Headers,
+        value: bytes | None,
+        headers: ReadHeaders,
         timestamp_ms: int,
     ) -> None:
         set_topic, set_partition, set_offset, set_key, set_value, set_headers, set_timestamp = (
@@ -118,6 +124,24 @@ class Message:
     @property
     def topic_partition(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
+
+
+UNREADABLE = "meander-unreadable"
+"""The header of a message standing for a record the client could not parse: its value says
+why. The message has no key, no value and no other header; its offset is the record's."""
+
+
+def unreadable(message: Message) -> str | None:
+    """Why the client could not parse the record ``message`` stands for; None for any other.
+
+    >>> unreadable(Message("t", 0, 7, None, None, ((UNREADABLE, b"bad header name"),), -1))
+    'bad header name'
+    """
+    if message.value is None and len(message.headers) == 1:
+        name, why = message.headers[0]
+        if name == UNREADABLE and why is not None:
+            return why.decode("utf-8", "replace")
+    return None
 
 
 def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
@@ -251,6 +275,21 @@ class Consumer(Closing):
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Per partition, the offset the next published message will get."""
 
+    def rewind(self, messages: Sequence[Message]) -> None:
+        """Read ``messages`` again: seek each partition back to the first of them it holds.
+
+        What a step does when handling a batch failed, so that no later commit passes over it.
+        A partition no longer assigned (a rebalance) is read again by its new owner.
+        """
+        first: dict[TopicPartition, int] = {}
+        for message in messages:
+            first.setdefault(message.topic_partition, message.offset)
+        for partition, offset in first.items():
+            try:
+                self.seek(partition, offset)
+            except BusError:
+                continue
+
     def seen_end(self, partition: TopicPartition) -> int | None:
         """The end offset of ``partition`` as the last fetch saw it, without asking the broker,
         or None when unknown. The end may be further by now, never before it: a position short
@@ -268,6 +307,7 @@ class Bus(Closing):
     max_message_bytes: int = 1_000_000
     topic_limits: Mapping[str, int] = {}
     """Topics whose records may be larger than ``max_message_bytes`` (models, checkpoints)."""
+    time_window: TimeWindow = TimeWindow(DEFAULT_MAX_AHEAD_SECONDS)
 
     @abstractmethod
     def create_topics(
@@ -292,6 +332,10 @@ class Bus(Closing):
         """
         return Sent(self.publish(records))
 
+    def problem(self) -> str | None:
+        """Why this bus cannot publish now, or None; what a readiness check reports."""
+        return None
+
     @abstractmethod
     def subscribe(
         self, topics: Sequence[str], group: str, *, from_beginning: bool = True
@@ -311,6 +355,12 @@ class Bus(Closing):
     def close(self) -> None:
         """Flush what is pending and release connections."""
 
+    def check_records(self, records: Sequence[Record]) -> None:
+        """Refuse the whole batch before anything is sent when one record is too large, or its
+        timestamp is one the broker would refuse (:mod:`meander.clock`)."""
+        self.check_sizes(records)
+        self.check_times(records)
+
     def check_sizes(self, records: Sequence[Record]) -> None:
         """Refuse the whole batch before anything is sent when one record is too large."""
         for index, record in enumerate(records):
@@ -323,6 +373,15 @@ class Bus(Closing):
                     f"record {index} for {record.topic} is {record.size()} bytes, over the "
                     f"{limit}-byte limit; split it or raise {setting}"
                 )
+
+    def check_times(self, records: Sequence[Record]) -> None:
+        """Refuse the whole batch before anything is sent when one record's timestamp is one
+        the broker would refuse: an idempotent producer it refuses fails for good."""
+        horizon = self.time_window.horizon()
+        for index, record in enumerate(records):
+            if not 0 <= record.timestamp_ms <= horizon.ms:
+                problem = self.time_window.timestamp_problem(record.timestamp_ms, horizon)
+                raise InvalidTimestamp(f"record {index} for {record.topic}: {problem}")
 
 
 def unknown_topic(topic: str) -> BusError:

@@ -9,9 +9,12 @@ new one-partition topic.
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -38,10 +41,12 @@ from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
 from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
 from meander.bus.kafka_transactions import KafkaTransactional
+from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["KafkaBus", "KafkaSending"]
 
+log = logging.getLogger(__name__)
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NEVER_GIVE_UP_MS = 2**31 - 1  # the Java client's largest delivery.timeout.ms, ~24.8 days
 
@@ -58,6 +63,7 @@ class KafkaBus(Bus):
         timeout: float = 10.0,
         max_message_bytes: int = 1_000_000,
         topic_limits: Mapping[str, int] | None = None,
+        max_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
         producer_options: Mapping[str, Any] | None = None,
         consumer_options: Mapping[str, Any] | None = None,
         read_committed: bool = False,
@@ -69,6 +75,7 @@ class KafkaBus(Bus):
         self.max_message_bytes = max_message_bytes
         self.topic_limits = dict(topic_limits or {})
         largest = max([max_message_bytes, *self.topic_limits.values()])
+        self.time_window = TimeWindow(max_ahead_seconds)
         timeout_ms = int(timeout * 1000)
         self._common = {
             "bootstrap_servers": bootstrap.split(","),
@@ -108,6 +115,7 @@ class KafkaBus(Bus):
         self._admin = _connect(KafkaAdminClient, bootstrap, **self._common)
         self._producer: KafkaProducer | None = None
         self._keyless = itertools.count()  # the partition of the next send's keyless records
+        self._producer_lock = threading.Lock()
         self._known_topics: set[str] = set()
 
     def create_topics(
@@ -151,8 +159,12 @@ class KafkaBus(Bus):
 
     def send(self, records: Sequence[Record]) -> Sending:
         self._check_topics(records)
+        self.check_times(records)
         producer = self._ensure_producer()
-        with delivery_errors(self.bootstrap, len(records), self.timeout):
+        with (
+            self._replacing_failed(producer),
+            delivery_errors(self.bootstrap, len(records), self.timeout),
+        ):
             sending = KafkaSending(
                 self._write(producer, records),
                 records,
@@ -160,6 +172,7 @@ class KafkaBus(Bus):
                 producer,
                 self.bootstrap,
                 self.timeout,
+                self._replacing_failed,
             )
             sending.hand_over()
         return sending
@@ -218,11 +231,44 @@ class KafkaBus(Bus):
         return self._consumer(group_id=None, from_beginning=True)
 
     def _ensure_producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = _connect(
-                KafkaProducer, self.bootstrap, **self._common, **self._producer_options
-            )
-        return self._producer
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = _connect(
+                    KafkaProducer, self.bootstrap, **self._common, **self._producer_options
+                )
+            return self._producer
+
+    @contextmanager
+    def _replacing_failed(self, producer: KafkaProducer) -> Iterator[None]:
+        """Let a send's error through; first, when it left ``producer`` failed, put it aside.
+
+        An idempotent producer that the broker refused a record with an error it cannot retry
+        (an invalid timestamp, a keyless record for a compacted topic) stays failed in
+        kafka-python 3.0: every later record fails with the same error. Shared by every
+        request of a service, it would refuse all of them; a new one starts clean.
+        """
+        try:
+            yield
+        except BusError:
+            if failed(producer):
+                self._put_aside(producer)
+            raise
+
+    def _put_aside(self, producer: KafkaProducer) -> None:
+        with self._producer_lock:
+            if self._producer is not producer:
+                return  # another thread already did
+            self._producer = None
+        _close_failed(producer)
+
+    def problem(self) -> str | None:
+        """Why this bus cannot publish now (the broker unreachable), or None."""
+        if not _reachable(self.bootstrap, min(self.timeout, 2.0)):
+            return f"no Kafka broker answers at {self.bootstrap}"
+        producer = self._producer
+        if producer is not None and failed(producer):
+            return f"the Kafka producer failed: {_last_error(producer)}"
+        return None
 
     def _transactional_producer(self, *, transactional_id: str) -> KafkaProducer:
         options = {
@@ -236,8 +282,9 @@ class KafkaBus(Bus):
         return _connect(KafkaProducer, self.bootstrap, **self._common, **options)  # type: ignore[no-any-return]
 
     def _check_known(self, records: Sequence[Record]) -> None:
-        """Refuse a batch with a record too large or for a topic that does not exist."""
-        self.check_sizes(records)
+        """Refuse a batch with a record too large, of a timestamp out of the window, or for a
+        topic that does not exist."""
+        self.check_records(records)
         self._check_topics(records)
 
     def _check_topics(self, records: Sequence[Record]) -> None:
@@ -275,6 +322,24 @@ class KafkaBus(Bus):
         if described["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
             return None
         return dict(described)
+
+
+def failed(producer: KafkaProducer) -> bool:
+    """Whether kafka-python left ``producer`` in an error state that every later send gets."""
+    manager = getattr(producer, "_transaction_manager", None)
+    return manager is not None and bool(manager.has_error())
+
+
+def _last_error(producer: KafkaProducer) -> object:
+    return producer._transaction_manager.last_error
+
+
+def _close_failed(producer: KafkaProducer) -> None:
+    log.warning(
+        "the Kafka producer failed for good (%s); the next records go through a new one",
+        _last_error(producer),
+    )
+    producer.close(timeout=0)  # what it still holds failed with it
 
 
 def _connect(client: Any, bootstrap: str, **options: Any) -> Any:

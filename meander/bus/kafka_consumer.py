@@ -13,10 +13,10 @@ from typing import Any
 
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.errors import IllegalStateError, KafkaError
+from kafka.errors import CorruptRecordError, IllegalStateError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from meander.bus.base import Consumer, Message, TopicPartition
+from meander.bus.base import UNREADABLE, Consumer, Message, TopicPartition
 from meander.exceptions import BusError
 
 __all__ = ["KafkaGroupConsumer", "finish_join"]
@@ -70,13 +70,38 @@ class KafkaGroupConsumer(Consumer):
     def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
         if self.group is not None:
             finish_join(self._consumer, self.join_timeout)
-        polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        try:
+            polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except CorruptRecordError as error:
+            return [self._skip_unreadable(error)]
         if self.group is not None and not polled:
             finish_join(self._consumer, self.join_timeout)  # one this poll began and gave up on
         if len(polled) == 1:
             (messages,) = polled.values()
             return messages  # type: ignore[no-any-return]  # read as Messages (kafka_records)
         return [message for messages in polled.values() for message in messages]
+
+    def _skip_unreadable(self, error: CorruptRecordError) -> Message:
+        """Move past a record kafka-python cannot parse, and return a message standing for it.
+
+        kafka-python 3.0 raises on a record whose header name is not UTF-8 (other clients read
+        it) or whose checksum fails, on every poll, for good: one such record would stop every
+        reader of its partition. The records before it were returned by earlier polls; the
+        parser that failed is still the fetcher's current one, at the record's offset.
+        """
+        records = self._consumer._fetcher._next_partition_records
+        if records is None:
+            raise BusError(f"Kafka returned a record that cannot be read: {error}") from error
+        tp = records.topic_partition
+        offset = self._consumer.position(tp)
+        self._consumer.seek(tp, offset + 1)
+        log.warning(
+            "%s[%d]@%d cannot be read, moved past it: %s", tp.topic, tp.partition, offset, error
+        )
+        why = f"the Kafka client cannot read this record: {error}"
+        return Message(
+            tp.topic, tp.partition, offset, None, None, ((UNREADABLE, why.encode()),), -1
+        )
 
     def commit(
         self, offsets: Mapping[TopicPartition, int] | None = None, *, asynchronous: bool = False

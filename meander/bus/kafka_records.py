@@ -44,7 +44,7 @@ _NAMES: dict[bytes, str] = {}
 def _name(raw: bytes) -> str:
     name = _NAMES.get(raw)
     if name is None:
-        name = raw.decode()
+        name = raw.decode(errors="replace")  # as the Java client reads a name not in UTF-8
         if len(_NAMES) < 4096:  # names are few; a stream of unique ones is not cached
             _NAMES[raw] = name
     return name

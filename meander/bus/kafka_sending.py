@@ -18,8 +18,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, NamedTuple
 
 from kafka import KafkaProducer
@@ -57,6 +57,7 @@ class KafkaSending(Sending):
         producer: KafkaProducer,
         bootstrap: str,
         timeout: float,
+        watch: Callable[[KafkaProducer], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._batches = batches
         self._sent = records
@@ -68,6 +69,8 @@ class KafkaSending(Sending):
         self._bootstrap = bootstrap
         self._timeout = timeout
         self._checked = 0  # futures before this index are known to have succeeded
+        # Puts the producer aside when an error left it failed (KafkaBus._replacing_failed).
+        self._watch = watch or (lambda _producer: nullcontext())
 
     def hand_over(self) -> None:
         """Hand over every batch not handed over yet, or given up on by the producer."""
@@ -110,7 +113,10 @@ class KafkaSending(Sending):
     def wait(self, timeout: float | None = None) -> list[Delivered]:
         seconds = self._timeout if timeout is None else timeout
         deadline = time.monotonic() + seconds
-        with delivery_errors(self._bootstrap, self._records, seconds):
+        with (
+            self._watch(self._producer),
+            delivery_errors(self._bootstrap, self._records, seconds),
+        ):
             while not self.done():
                 self.hand_over()
                 pending = next(f for f in self._futures if not f.is_done or _retriable(f))

@@ -30,6 +30,7 @@ from meander.bus.base import (
     Transactional,
 )
 from meander.bus.broker import GroupState, MemoryBroker, shared_broker
+from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
 from meander.exceptions import BusError
 
 __all__ = ["MemoryBroker", "MemoryBus", "shared_broker"]
@@ -43,10 +44,12 @@ class MemoryBus(Bus):
         broker: MemoryBroker | None = None,
         max_message_bytes: int = 1_000_000,
         topic_limits: Mapping[str, int] | None = None,
+        max_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
     ):
         self.broker = broker or shared_broker()
         self.max_message_bytes = max_message_bytes
         self.topic_limits = dict(topic_limits or {})
+        self.time_window = TimeWindow(max_ahead_seconds)
 
     def create_topics(
         self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
@@ -58,7 +61,7 @@ class MemoryBus(Bus):
         return self.broker.partitions(topic)
 
     def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
-        self.check_sizes(records)
+        self.check_records(records)
         return self.broker.append(records)
 
     def subscribe(
@@ -90,7 +93,7 @@ class MemoryTransactional(Transactional):
     ) -> None:
         if not isinstance(consumer, MemoryConsumer) or consumer.group is None:
             raise BusError("a transaction commits a group's offsets: use subscribe()'s consumer")
-        self.bus.check_sizes(records)
+        self.bus.check_records(records)
         with self.bus.broker.changed:
             self.bus.broker.append(records)
             consumer.commit(offsets)

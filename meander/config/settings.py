@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
 from meander.config.encoding import EncodingSettings
 from meander.config.notifier import NotifierSettings, WebhookSettings
 from meander.config.search_space import default_candidates, default_model
@@ -59,6 +60,8 @@ Task = Literal["binary", "multiclass", "regression"]
 
 # Stream names become topic names (`S.events`), so they follow Kafka's topic alphabet.
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+BINARY_CLASSES: frozenset[bool | int | str] = frozenset({False, True})
 
 
 class _Section(BaseModel):
@@ -184,6 +187,11 @@ class StreamConfig(_Section):
     name: str
     task: Task
     features: dict[str, Feature] = Field(min_length=1)
+    classes: list[bool | int | str] | None = Field(
+        default=None,
+        description="the labels a classification stream accepts; None: false and true for "
+        "binary, any bool, int or string for multiclass",
+    )
     model: str = ""
     candidates: list[str] = Field(default_factory=list)
     drift: DriftSettings = DriftSettings()
@@ -231,6 +239,25 @@ class StreamConfig(_Section):
             if "candidates" not in self.model_fields_set:
                 object.__setattr__(self, "candidates", default_candidates(self.task, kinds))
         return self
+
+    @model_validator(mode="after")
+    def _classes_fit_the_task(self) -> StreamConfig:
+        if self.classes is None:
+            return self
+        if self.task == "regression":
+            raise ValueError("classes apply to binary and multiclass streams only")
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"classes must be at least two distinct labels, got {self.classes}")
+        if self.task == "binary" and len(self.classes) != 2:
+            raise ValueError(f"a binary stream has two classes, got {len(self.classes)}")
+        return self
+
+    @property
+    def label_classes(self) -> frozenset[bool | int | str] | None:
+        """The labels the stream accepts; None when any label of the task's type is."""
+        if self.classes is not None:
+            return frozenset(self.classes)
+        return BINARY_CLASSES if self.task == "binary" else None
 
 
 class ProducerSettings(_Section):
@@ -319,6 +346,11 @@ class Settings(BaseSettings):
         default=64 * 2**20,
         description="the largest model or checkpoint kept in Kafka's meander.state topic (its "
         "max.message.bytes); the broker's socket.request.max.bytes (100 MiB) bounds it",
+    )
+    max_clock_skew_seconds: PositiveFloat = Field(
+        default=DEFAULT_MAX_AHEAD_SECONDS,
+        description="how far ahead of the clock an event's time or a record's timestamp may be; "
+        "keep it under the broker's log.message.timestamp.after.max.ms (1 h by default)",
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -30,6 +30,7 @@ import orjson
 from pydantic import ValidationError
 
 from meander.bus import Message, Record
+from meander.bus.base import unreadable
 from meander.events.fallbacks import complete, completed, derived_id, record_time
 from meander.events.headers import (
     CONTENT_TYPE_HEADER,
@@ -56,6 +57,8 @@ from meander.events.values import new_id
 from meander.exceptions import ContractError
 
 __all__ = ["Envelope", "decode", "decode_batch", "encode", "encode_json"]
+
+NULL_VALUE = "the record's value is null (a tombstone): an event is a JSON value"
 
 _TYPE_HEADERS = {kind: ("ce_type", kind.type.encode()) for kind in PAYLOADS.values()}
 # Validated, these hold only JSON's own types and datetimes, which orjson writes byte for byte as
@@ -204,8 +207,11 @@ def decode(
 
 def _decode(message: Message, max_bytes: int | None, layout: Layout | None) -> Envelope:
     # Positional, for decode_batch: passing keywords costs more than the call itself.
-    if max_bytes is not None and len(message.value) > max_bytes:
-        raise ContractError(f"value of {len(message.value)} bytes exceeds the limit of {max_bytes}")
+    value = message.value
+    if value is None:
+        raise ContractError(unreadable(message) or NULL_VALUE)
+    if max_bytes is not None and len(value) > max_bytes:
+        raise ContractError(f"value of {len(value)} bytes exceeds the limit of {max_bytes}")
     headers = message.headers
     binary = as_written(headers) or by_name(headers)
     if binary is None:
@@ -216,7 +222,7 @@ def _decode(message: Message, max_bytes: int | None, layout: Layout | None) -> E
         raise _unknown_type(kind, message, "ce_type")
     payload_type, validate_json, filled = reader
     try:
-        payload: Payload = validate_json(message.value)
+        payload: Payload = validate_json(value)
     except ValidationError as error:
         # A label may leave its event id to the key: read it again with the key's help.
         payload = _from_binary_data(payload_type, message, binary, moment, error)
@@ -305,7 +311,9 @@ def _validated(
 def decode_batch(
     messages: list[Message], *, max_bytes: int | None = None, layout: Layout | None = None
 ) -> tuple[list[Envelope], list[tuple[Message, str]]]:
-    """Decode what can be decoded; return the rest with the reason, for the dead-letter topic."""
+    """Decode what can be decoded; return the rest with the reason, for the dead-letter topic.
+
+    No record stops the batch: whatever :func:`decode` raises is the record's reason."""
     decoded: list[Envelope] = []
     rejected: list[tuple[Message, str]] = []
     append = decoded.append
@@ -314,6 +322,9 @@ def decode_batch(
             append(_decode(message, max_bytes, layout))
         except ContractError as error:
             rejected.append((message, str(error)))
+        except Exception as error:  # a record no rule foresaw; still only its own problem
+            problem = f"cannot be decoded: {type(error).__name__}: {error}"
+            rejected.append((message, problem[:500]))
     return decoded, rejected
 
 

@@ -22,9 +22,9 @@ True
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from meander.bus.base import ReadHeaders
 from meander.exceptions import ContractError
 
 __all__ = [
@@ -66,35 +66,36 @@ _ATTRIBUTE_HEADERS = {
 }
 
 
-def attributes(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
+def attributes(headers: ReadHeaders) -> Attributes | None:
     """The binary-mode attributes ``headers`` carry, None when they are not binary mode; when
     they are but something is wrong, ContractError says what and what to change."""
     return as_written(headers) or by_name(headers)
 
 
-def structured(headers: Sequence[tuple[str, bytes]]) -> bool:
+def structured(headers: ReadHeaders) -> bool:
     """True when a ``content-type`` header says structured mode (``application/cloudevents``,
     in any of its formats): the Kafka binding's rule, whatever other headers there are."""
     return any(
         name.lower() == "content-type"
+        and raw is not None
         and raw.decode("utf-8", "replace").lstrip().lower().startswith(_CLOUDEVENTS_MEDIA)
         for name, raw in headers
     )
 
 
-def as_written(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
+def as_written(headers: ReadHeaders) -> Attributes | None:
     """The attributes of headers exactly as encode writes them, read by position: a third of
     the work of reading them by name. None for anything else, or any doubt: read those
     :func:`by_name`. (:func:`attributes` does both; the codec calls the two itself, as a
     Python call is a good part of what decoding a message costs.)"""
-    subject = None
+    subject: bytes | None = None
     count = len(headers)
     if count == 8 and headers[7][0] == PRODUCER_HEADER:  # the producer's number: not ours
         headers = headers[:7]
         count = 7
     if count == 7:  # with ce_subject
         name, subject = headers[6]
-        if name != "ce_subject":
+        if name != "ce_subject" or subject is None:
             return None
         headers = headers[:6]
     elif count != 6:
@@ -106,6 +107,8 @@ def as_written(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
         or content != _CONTENT_TYPE_BYTES
     ):
         return None
+    if event_id is None or source is None or kind is None or time is None:
+        return None  # a null value: reading by name says which
     try:
         id_text, source_text, kind_text, time_text = (
             event_id.decode(),
@@ -127,7 +130,7 @@ def as_written(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
     return id_text, source_text, kind_text, moment, subject_text
 
 
-def by_name(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
+def by_name(headers: ReadHeaders) -> Attributes | None:
     """The attributes of binary-mode headers in any order and case; None when not binary mode."""
     attributes: dict[str, str] = {}
     content_type = None
@@ -138,6 +141,8 @@ def by_name(headers: Sequence[tuple[str, bytes]]) -> Attributes | None:
             attribute = lowered[3:]
         if attribute is None and lowered != "content-type":
             continue  # tracing and the like: not ours to read
+        if raw is None:
+            raise ContractError(f"header {name!r} has a null value: give it one or leave it out")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -56,7 +56,7 @@ class FeatureEvent(Payload):
     id: str = Field(default_factory=new_id, min_length=1, max_length=200)
     time: datetime = Field(default_factory=_now)
     features: Features
-    entity: str | None = None
+    entity: str | None = Field(default=None, min_length=1, max_length=200)
 
     def key(self) -> str:
         return self.entity or self.id
@@ -83,7 +83,7 @@ class Feedback(Payload):
     """The true label of an event, often late, on ``S.feedback``."""
 
     type: ClassVar[str] = "io.meander.feedback.v1"
-    event_id: str = Field(min_length=1)
+    event_id: str = Field(min_length=1, max_length=200)
     label: Label
     observed_at: datetime = Field(default_factory=_now)
 
@@ -169,10 +169,10 @@ class DeadLetter(Payload):
     partition: int
     offset: int
     key_b64: str | None
-    value_b64: str
+    value_b64: str | None = Field(description="None when the value was null")
     size: int = Field(description="bytes of the original value")
     truncated: bool = Field(description="True when value_b64 holds only the first bytes")
-    headers_b64: list[tuple[str, str]]
+    headers_b64: list[tuple[str, str | None]] = Field(description="None for a null value")
     rejected_at: datetime = Field(default_factory=_now)
 
     def key(self) -> str:
@@ -184,24 +184,25 @@ class DeadLetter(Payload):
     ) -> DeadLetter:
         """The record of ``message``; an oversized value keeps its first ``keep_bytes``."""
 
-        def b64(raw: bytes) -> str:
-            return base64.b64encode(raw).decode("ascii")
+        def b64(raw: bytes | None) -> str | None:
+            return None if raw is None else base64.b64encode(raw).decode("ascii")
 
+        value = message.value
         return cls(
             reason=reason,
             component=component,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key_b64=None if message.key is None else b64(message.key),
-            value_b64=b64(message.value[:keep_bytes]),
-            size=len(message.value),
-            truncated=len(message.value) > keep_bytes,
-            headers_b64=[(name, b64(value)) for name, value in message.headers],
+            key_b64=b64(message.key),
+            value_b64=None if value is None else b64(value[:keep_bytes]),
+            size=0 if value is None else len(value),
+            truncated=value is not None and len(value) > keep_bytes,
+            headers_b64=[(name, b64(raw)) for name, raw in message.headers],
         )
 
-    def original_value(self) -> bytes:
-        return base64.b64decode(self.value_b64)
+    def original_value(self) -> bytes | None:
+        return None if self.value_b64 is None else base64.b64decode(self.value_b64)
 
 
 PAYLOADS: dict[str, type[Payload]] = {

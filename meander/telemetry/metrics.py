@@ -56,6 +56,7 @@ REASONS = (
     "schema",
     "too_large",
     "wrong_label",
+    "time",
     "delivery_failed",
     "other",
 )

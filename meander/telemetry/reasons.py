@@ -10,8 +10,11 @@ REASONS` instead, read from how each writer of reasons opens its sentence:
 - ``contract``: an event (a CloudEvent in either mode, or plain JSON) of an unknown type, on the
   wrong topic, or whose data does not fit its type;
 - ``schema``: a feature event outside its stream's schema;
-- ``wrong_label``: a label that cannot be learned: of the wrong type for the task, or for no
-  event waiting for one (``meander_feedback_unmatched_total`` counts the latter alone);
+- ``wrong_label``: a label that cannot be learned: of the wrong type for the task, not one of
+  its classes, or for no event waiting for one (``meander_feedback_unmatched_total`` counts
+  the latter alone);
+- ``time``: a record time or timestamp outside the accepted window (before 1970, or further
+  ahead of the clock than ``max_clock_skew_seconds``);
 - ``delivery_failed``: a webhook delivery that failed for good;
 - ``other``: anything else, so a new writer shows up instead of vanishing.
 
@@ -35,6 +38,9 @@ __all__ = ["dead_letter_reason"]
 # Only openings are trusted: the rest of a reason may quote a sender's values.
 _RULES: tuple[tuple[str, str, str], ...] = (
     ("value of ", "exceeds the limit of", "too_large"),
+    ("the record's value is null", "", "undecodable"),
+    ("the Kafka client cannot read", "", "undecodable"),
+    ("cannot be decoded: ", "", "undecodable"),
     ("not a CloudEvents", "", "undecodable"),
     ("missing required CloudEvents header", "", "undecodable"),
     ("header ", "", "undecodable"),
@@ -57,6 +63,14 @@ _RULES: tuple[tuple[str, str, str], ...] = (
     ("a ", " does not belong on ", "contract"),
     ("unknown feature ", "", "schema"),
     ("feature ", "", "schema"),
+    ("prediction ", "", "contract"),
+    ("probabilities ", "", "contract"),
+    ("retrain request ", "", "contract"),
+    ("the learner cannot follow ", "", "contract"),
+    ("time ", " ahead of the clock", "time"),
+    ("time ", " before 1970", "time"),
+    ("timestamp ", " ahead of the clock", "time"),
+    ("timestamp ", " before 1970", "time"),
     ("label ", "", "wrong_label"),
     ("no event ", " is waiting for a label", "wrong_label"),
     ("webhook ", " failed after ", "delivery_failed"),

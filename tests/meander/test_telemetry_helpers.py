@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, Message, Record, TopicPartition
-from meander.bus.base import Headers
+from meander.bus.base import UNREADABLE, Headers
+from meander.clock import TimeWindow
 from meander.events import Alert, FeatureEvent, decode_batch, encode
 from meander.exceptions import ConfigError
 from meander.schema import Schema
@@ -49,6 +51,16 @@ def test_the_reasons_meander_writes_fall_in_their_classes(make_stream: MakeStrea
             message(b"{"),  # not JSON
             message(b"{}", ()),  # no CloudEvents headers
             message(b"{}", (*good.headers[:1], ("ce_id", b"\xff"))),  # not UTF-8
+            Message("reasons.events", 0, 0, None, None, good.headers, 0),  # a null value
+            Message(
+                "reasons.events",
+                0,
+                0,
+                None,
+                None,
+                ((UNREADABLE, b"the Kafka client cannot read this record: x"),),
+                -1,
+            ),
         ),
         "contract": decode_reasons(
             message(b"{}"),  # JSON, but not a feature event
@@ -59,7 +71,16 @@ def test_the_reasons_meander_writes_fall_in_their_classes(make_stream: MakeStrea
             Schema(stream).violation(dict.fromkeys(stream.features, "a")),  # not numbers
             Schema(stream).violation({}),
         ],
-        "wrong_label": [label_problem(1.5, "binary"), label_problem("x", "regression")],
+        "wrong_label": [
+            label_problem(1.5, "binary"),
+            label_problem("x", "regression"),
+            label_problem("maybe", "binary", stream.label_classes),
+        ],
+        "time": [
+            TimeWindow(300).timestamp_problem(2**45),
+            TimeWindow(300).time_problem(datetime(2099, 1, 1, tzinfo=UTC)),
+            TimeWindow(300).time_problem(datetime(1960, 1, 1)),
+        ],
         "delivery_failed": [
             Outcome(hook, notice, 3, "HTTP 500", 500).reason,
             Outcome(hook, notice, 0, "the notifier stopped first", None).reason,

@@ -57,7 +57,7 @@ class HeldBus(MemoryBus):
         self.held: list[Held] = []
 
     def send(self, records: Sequence[Record]) -> Sending:
-        self.check_sizes(records)
+        self.check_records(records)
         self.held.append(Held(self, records))
         return self.held[-1]
 

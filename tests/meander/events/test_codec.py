@@ -221,21 +221,21 @@ def test_an_envelope_is_a_frozen_dataclass() -> None:
     [
         (
             b'{"id": "e", "features": {"x": [1]}}',
-            "features.x.bool: Input should be a valid boolean (+3 more)",
+            "features.x: must be a boolean, an integer, a number or a string, not an array",
         ),
         (
             b'{"id": "e", "features": {"ok": 1.5, "x": {"a": 1}, "y": null}}',
-            "features.x.bool: Input should be a valid boolean (+3 more)",
+            "features.x: must be a boolean, an integer, a number or a string, not an object",
         ),
         (
             b'{"id": "e", "features": {"x": 1, "y": []}, "time": "bad"}',
-            "time: Input should be a valid datetime or date, input is too short (+4 more)",
+            "time: Input should be a valid datetime or date, input is too short (+1 more)",
         ),
         (b'{"id": "e", "features": []}', "features: Input should be an object"),
     ],
 )
 def test_bad_features_are_named_as_declared(value: bytes, reason: str) -> None:
-    # The messages meander gave before features' JSON union ran floats first.
+    # A union's members are named in their declared order, though JSON tries floats first.
     record = encode("t", FeatureEvent(id="e", features={}), source="/s")
     with pytest.raises(ContractError) as raised:
         decode(Message("t", 0, 0, None, value, record.headers, 0))
