@@ -37,10 +37,11 @@ import redis
 from pydantic import BaseModel, Field, ValidationError
 
 from meander import keys, topics
-from meander.bus import Message, TopicPartition, next_offsets
-from meander.component import Component
+from meander.bus import Message, next_offsets
+from meander.component import Component, rewound_on_failure
 from meander.deadletter import DeadLetters
 from meander.events import Prediction, decode_batch
+from meander.models.inference import prediction_problem
 from meander.runtime import Runtime
 
 __all__ = ["GROUP", "PredictionIndex", "PredictionLookup", "lookup", "prediction_key"]
@@ -80,7 +81,7 @@ class PredictionIndex(Component):
         self.store = runtime.store
         self.batch = batch
         self.ttl = runtime.settings.service.prediction_ttl_seconds
-        self.streams = {topics.predictions(s.name): s.name for s in runtime.settings.streams}
+        self.streams = {topics.predictions(s.name): s for s in runtime.settings.streams}
         self.dead = DeadLetters(runtime.bus, component=self.name)
         self.consumer = runtime.bus.subscribe(sorted(self.streams), group=group)
         self.indexed = 0
@@ -89,12 +90,8 @@ class PredictionIndex(Component):
         messages = self.consumer.consume(self.batch, timeout=timeout)
         if not messages:
             return 0
-        try:
+        with rewound_on_failure(self.consumer, messages):
             self._index(messages)
-        except BaseException:
-            # Without the rewind the next batch's commit would pass over these unindexed ones.
-            self._rewind(messages)
-            raise
         return len(messages)
 
     def close(self) -> None:
@@ -110,7 +107,11 @@ class PredictionIndex(Component):
                 if not isinstance(payload, Prediction):
                     rejected.append((envelope.message, _misplaced(envelope.type, topic)))
                     continue
-                key = prediction_key(self.streams[topic], payload.event_id)
+                stream = self.streams[topic]
+                if (problem := prediction_problem(payload, stream)) is not None:
+                    rejected.append((envelope.message, problem))
+                    continue
+                key = prediction_key(stream.name, payload.event_id)
                 pipe.hset(key, str(payload.version), payload.model_dump_json())
                 written.add(key)
                 indexed += 1
@@ -120,13 +121,6 @@ class PredictionIndex(Component):
         self.dead.send(rejected)
         self.consumer.commit(next_offsets(messages))
         self.indexed += indexed
-
-    def _rewind(self, messages: list[Message]) -> None:
-        first: dict[TopicPartition, int] = {}
-        for message in messages:
-            first.setdefault(message.topic_partition, message.offset)
-        for partition, offset in first.items():
-            self.consumer.seek(partition, offset)
 
 
 def lookup(store: redis.Redis[bytes], stream: str, event_id: str) -> PredictionLookup | None:

@@ -18,22 +18,24 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 from meander import keys
 from meander.bus import Message
+from meander.clock import TimeWindow
 from meander.component import Component
 from meander.config import StreamConfig
 from meander.consumers.learner.checkpoint import Checkpoints, initial_state
 from meander.consumers.learner.learner_inputs import LearnerInputs
 from meander.consumers.learner.learning import LearnerState, Outcome, lagging
 from meander.consumers.learner.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
-from meander.deadletter import DeadLetters
+from meander.deadletter import OUTAGES, DeadLetters
 from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
 from meander.exceptions import LeaseLost, StoreNotReady
-from meander.models.inference import clean, label_problem
+from meander.models.inference import clean, label_problem, prediction_problem
 from meander.models.specs import build_model
 from meander.runtime import Runtime
-from meander.schema import Schema
+from meander.schema import Schema, shown
 from meander.store.lease import Lease
 from meander.telemetry import LagSampler, Meter, Tally, forget_learner
 from meander.telemetry.metrics import FEEDBACK_EXPIRED, FEEDBACK_JOINED, FEEDBACK_UNMATCHED
@@ -65,6 +67,7 @@ class Learner(Component):
         self.notices = LifecycleNotices(runtime.bus, stream, self.registry)
         self.dead = DeadLetters(runtime.bus, self.name)
         self.schema = Schema(stream)
+        self.times = TimeWindow(runtime.settings.max_clock_skew_seconds)
         self.state: LearnerState | None = None
         # Importing River's modules for the model (on a loaded machine, seconds) happens now,
         # while a dead predecessor's lease runs out, not after the takeover.
@@ -107,9 +110,7 @@ class Learner(Component):
 
     def _step(self, timeout: float) -> int:
         state = self.state or self._resume()
-        followed = self._readers.models_batch()
-        for envelope in followed:
-            apply_model_event(state, envelope.payload, self.registry, self.stream.name)
+        followed = self._follow(state)
         announced = self.notices.announced
         labels = self._readers.feedback.take(self.batch, timeout)
         handled = self._catch_up(state)
@@ -189,6 +190,22 @@ class Learner(Component):
             self.state = None
             forget_learner(self.stream.name)  # another learner owns the stream from now on
 
+    def _follow(self, state: LearnerState) -> list[Any]:
+        """Apply the lifecycle decisions of ``meander.models``; one that cannot be followed (it
+        names a version the registry does not have, say) is dead-lettered with the reason."""
+        refused: list[tuple[Message, str]] = []
+        followed = self._readers.models_batch()
+        for envelope in followed:
+            try:
+                apply_model_event(state, envelope.payload, self.registry, self.stream.name)
+            except OUTAGES:
+                raise
+            except Exception as error:
+                why = f"the learner cannot follow this model event: {type(error).__name__}: {error}"
+                refused.append((envelope.message, why[:500]))
+        self.dead.send(refused)
+        return followed
+
     def _count(self, state: LearnerState, labels: int, caught_up: int) -> None:
         self.meter.read(labels)
         self.meter.consumed.inc(caught_up)  # the events and predictions it read to join them
@@ -207,9 +224,13 @@ class Learner(Component):
         only skipped."""
         predictions, events = self._readers.caught_up()
         read: list[tuple[FeatureEvent, Message]] = []
+        horizon = self.times.horizon()
         for envelope in decode_batch(events, layout=self.stream.encoding)[0]:
-            if isinstance(envelope.payload, FeatureEvent):
-                read.append((envelope.payload, envelope.message))
+            event, message = envelope.payload, envelope.message
+            if isinstance(event, FeatureEvent) and (
+                self.times.record_problem(message.timestamp_ms, event.time, horizon) is None
+            ):
+                read.append((event, message))
         problems = self.schema.violations([event.features for event, _ in read])
         add = state.join.add_event
         for (event, message), problem in zip(read, problems, strict=True):
@@ -223,8 +244,8 @@ class Learner(Component):
                 )
         for envelope in decode_batch(predictions)[0]:
             prediction = envelope.payload
-            if not isinstance(prediction, Prediction):
-                continue
+            if not isinstance(prediction, Prediction) or self._unfit(prediction):
+                continue  # the prediction index dead-letters it
             scored = (prediction.prediction, prediction.probabilities)
             label = state.join.add_prediction(
                 prediction.event_id,
@@ -240,31 +261,29 @@ class Learner(Component):
         envelopes, rejected = decode_batch(
             messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
         )
+        horizon = self.times.horizon()
         for envelope in envelopes:
-            feedback = envelope.payload
+            feedback, message = envelope.payload, envelope.message
             if not isinstance(feedback, Feedback):
-                rejected.append(
-                    (
-                        envelope.message,
-                        f"expected {Feedback.type} on this topic, got {envelope.type}",
-                    )
-                )
+                rejected.append((message, f"expected {Feedback.type}, got {envelope.type}"))
                 continue
-            problem = label_problem(feedback.label, self.stream.task)
+            problem = label_problem(
+                feedback.label, self.stream.task, self.stream.label_classes
+            ) or self.times.record_problem(message.timestamp_ms, feedback.observed_at, horizon)
             if problem is not None:
-                rejected.append((envelope.message, problem))
+                rejected.append((message, problem))
                 continue
             entry = state.join.take(feedback.event_id, feedback.label)
             if entry is None:
-                rejected.append((envelope.message, self._unknown(feedback.event_id)))
+                rejected.append((message, self._unknown(feedback.event_id)))
                 state.counts["unmatched"] += 1
                 continue
-            outcome = state.evaluate(entry.features, feedback.label, entry.served)
-            state.learn(entry.features, feedback.label)
+            outcome = _test_then_train(state, entry.features, feedback.label, entry.served)
+            if isinstance(outcome, str):
+                rejected.append((message, outcome))
+                continue
             state.last_event = feedback.event_id
-            state.recent.append(
-                (entry.partition, entry.offset, envelope.message.partition, envelope.message.offset)
-            )
+            state.recent.append((entry.partition, entry.offset, message.partition, message.offset))
             self._watch(state, outcome, feedback.event_id)
         if rejected:
             state.counts["rejected_feedback"] += len(rejected)
@@ -327,9 +346,28 @@ class Learner(Component):
             self.checkpoints.publish_models(state)
             self._since_publish = 0
 
+    def _unfit(self, prediction: Prediction) -> bool:
+        """Whether a prediction does not fit the stream, so that no metric may take it."""
+        return prediction_problem(prediction, self.stream) is not None
+
     def _unknown(self, event_id: str) -> str:
         ttl = self.stream.label_window.ttl_seconds
         return (
             f"no event {event_id!r} is waiting for a label: unknown, already labelled, or older "
             f"than the label window ({ttl:g} s, {self.stream.label_window.max_pending} events)"
         )
+
+
+def _test_then_train(
+    state: LearnerState, x: dict[str, Any], y: Any, served: dict[tuple[int, str], Any]
+) -> Outcome | str:
+    """Evaluate what was served, then learn; the reason when a model cannot take the label
+    (validation lets through nothing known to fail: this one alone is then lost)."""
+    try:
+        outcome = state.evaluate(x, y, served)
+        state.learn(x, y)
+    except OUTAGES:
+        raise
+    except Exception as error:
+        return f"label {shown(y)} cannot be learned: {type(error).__name__}: {error}"[:500]
+    return outcome

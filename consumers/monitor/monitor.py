@@ -37,7 +37,8 @@ import redis
 
 from meander import keys, topics
 from meander.bus import Message, Outbox
-from meander.component import Component
+from meander.clock import TimeWindow
+from meander.component import Component, rewound_on_failure
 from meander.config import StreamConfig
 from meander.consumers.monitor.feature_watch import Latch, severity, watch_for
 from meander.events import Alert, FeatureEvent, decode_batch, encode
@@ -95,6 +96,7 @@ class Monitor(Component):
     def __init__(self, runtime: Runtime, stream: StreamConfig, *, group: str | None = None) -> None:
         self.runtime, self.stream = runtime, stream
         self.schema = Schema(stream)
+        self.times = TimeWindow(runtime.settings.max_clock_skew_seconds)
         self.size = stream.drift.data_window
         self.watches = {
             name: watch_for(stream.name, name, feature, stream.drift)
@@ -118,7 +120,8 @@ class Monitor(Component):
         self.meter.read(len(messages))
         self.lag.sample()
         if messages:
-            alerts = self._observe(messages)
+            with rewound_on_failure(self.consumer, messages):
+                alerts = self._observe(messages)
             self.outbox.add(
                 [encode(topics.ALERTS, a, source=SOURCE, subject=self.stream.name) for a in alerts],
                 lambda: count_published(self.name, alerts, log, self.stream.name),
@@ -152,10 +155,14 @@ class Monitor(Component):
             if self.window.events >= self.size:
                 alerts += self._close()
         window, size, violation = self.window, self.size, self.schema.violation
+        horizon, times = self.times.horizon(), self.times
         for envelope in decoded:
             payload = envelope.payload
             if isinstance(payload, FeatureEvent):
-                if (reason := violation(payload.features)) is None:
+                reason = violation(payload.features) or times.record_problem(
+                    envelope.message.timestamp_ms, payload.time, horizon
+                )
+                if reason is None:
                     window.rows.append(payload.features)
                     window.ids.append(payload.id)
                     window.events += 1

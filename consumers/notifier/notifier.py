@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 from meander import keys, topics
 from meander.bus import Message, TopicPartition
-from meander.component import Component
+from meander.component import Component, rewound_on_failure
 from meander.consumers.notifier.announced import Announcements
 from meander.consumers.notifier.deliveries import Delivery, Outcome, Webhooks
 from meander.consumers.notifier.progress import Progress
@@ -146,13 +146,9 @@ class Notifier(Component):
         if not messages:
             self.reload()
         else:
-            try:
+            with rewound_on_failure(self.consumer, messages):  # nothing announced: read again
                 self.reload()
                 self._announce(messages)
-            except BaseException:
-                # Nothing of this batch was announced: it is read again.
-                self._rewind(messages)
-                raise
         self._commit()
         return len(messages)
 
@@ -258,13 +254,6 @@ class Notifier(Component):
         for stream, count in streams.items():
             EVENTS_CONSUMED.labels(self.name, stream if stream in self._streams else "").inc(count)
         BATCH_SIZE.labels(self.name).observe(messages)
-
-    def _rewind(self, messages: list[Message]) -> None:
-        first: dict[TopicPartition, int] = {}
-        for message in messages:
-            first.setdefault(message.topic_partition, message.offset)
-        for partition, offset in first.items():
-            self.consumer.seek(partition, offset)
 
 
 def _on_redis(pipe: Pipeline[bytes], notice: Notice) -> None:

@@ -20,9 +20,11 @@ from typing import Any
 from meander import topics
 from meander.bus import Message, Record, TopicPartition, next_offsets
 from meander.bus.inflight import InFlight
-from meander.component import Component
+from meander.clock import TimeWindow
+from meander.component import Component, rewound_on_failure
 from meander.config import StreamConfig
 from meander.consumers.predictor.predictions import PredictionWriter
+from meander.consumers.predictor.served import is_marked
 from meander.deadletter import DeadLetters
 from meander.events import Envelope, FeatureEvent, decode, decode_batch
 from meander.events.plain import flat_hint
@@ -70,7 +72,9 @@ class Predictor(Component):
         # in-process loop, whose runs must not depend on timing) it asks before every batch.
         self.refresh_every = refresh_every
         self._refreshed_at = float("-inf")
-        self.registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+        self.signer = signer_for(runtime.settings)
+        self.registry = Registry(runtime.store, stream.name, self.signer)
+        self.times = TimeWindow(runtime.settings.max_clock_skew_seconds)
         self.schema = Schema(stream)
         # River's modules for the model are imported now, while the group forms, rather than
         # when the first champion is unpickled.
@@ -127,6 +131,13 @@ class Predictor(Component):
         if not messages:
             return 0
         self.meter.read(len(messages))
+        with rewound_on_failure(self.consumer, messages):
+            self._serve(messages)
+        self.in_flight.settle()
+        return len(messages)
+
+    def _serve(self, messages: list[Message]) -> None:
+        """Score what can be scored, dead-letter the rest, send both without waiting."""
         envelopes, rejected = decode_batch(
             messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
         )
@@ -149,9 +160,7 @@ class Predictor(Component):
         if records:
             self.meter.produced.inc(len(records))
             self._end_to_end.observe_many(ages([e.time for e in events], time.time()))
-        self.in_flight.settle()
         self.scored += len(events)
-        return len(messages)
 
     @property
     def handled(self) -> int:
@@ -179,20 +188,23 @@ class Predictor(Component):
         self, envelopes: list[Envelope], rejected: list[tuple[Message, str]]
     ) -> tuple[list[FeatureEvent], list[Message]]:
         """The feature events to score and their messages; what is not one, or breaks the
-        schema, joins ``rejected`` with the reason. Events the service scored are passed by."""
+        schema or is dated outside the time window, joins ``rejected`` with the reason. Events
+        the service scored (their mark matches, see consumers.predictor.served) are passed by."""
         events: list[FeatureEvent] = []
         read: list[Message] = []
+        horizon = self.times.horizon()
         for envelope in envelopes:
-            event = envelope.payload
-            if envelope.source == SERVED_SOURCE:
+            event, message = envelope.payload, envelope.message
+            if not isinstance(event, FeatureEvent):
+                problem = f"expected {FeatureEvent.type} on {message.topic}, got {envelope.type}"
+                rejected.append((message, problem))
+            elif envelope.source == SERVED_SOURCE and self._served(event, message):
                 self.served_elsewhere += 1
-            elif isinstance(event, FeatureEvent):
-                events.append(event)
-                read.append(envelope.message)
+            elif problem := self.times.record_problem(message.timestamp_ms, event.time, horizon):
+                rejected.append((message, problem))
             else:
-                topic = envelope.message.topic
-                problem = f"expected {FeatureEvent.type} on {topic}, got {envelope.type}"
-                rejected.append((envelope.message, problem))
+                events.append(event)
+                read.append(message)
         problems = self.schema.violations([event.features for event in events])
         if not any(problems):
             return events, read
@@ -222,6 +234,10 @@ class Predictor(Component):
                 return self.champion is not None
             heads = self.registry.heads()
         return self._refresh(heads)
+
+    def _served(self, event: FeatureEvent, message: Message) -> bool:
+        """Whether the service scored ``event`` itself: its mark matches its value and id."""
+        return is_marked(self.signer, self.stream.name, event.id, message)
 
     def _refresh(self, heads: Heads) -> bool:
         """Load whatever version or revision changed; False while there is no champion."""

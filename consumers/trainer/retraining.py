@@ -10,23 +10,62 @@ best go on to race the champion on live events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    Field,
+    NonNegativeInt,
+    StringConstraints,
+    ValidationError,
+)
 
 from meander import topics
 from meander.bus import Bus, TopicPartition
 from meander.bus.ordered import read_to_end
 from meander.config import StreamConfig
-from meander.events import FeatureEvent, Feedback, decode_batch
+from meander.events import FeatureEvent, Feedback, ModelEvent, decode_batch
 from meander.models.evaluation import Prequential
 from meander.models.inference import clean, label_problem, predict_one
 from meander.models.registry import Registry
 from meander.models.specs import build_model, check_task, spec_text
 
-__all__ = ["Candidate", "candidates", "replay_window"]
+__all__ = ["Candidate", "candidates", "replay_window", "request_problem"]
 
 Window = list[tuple[dict[str, Any], Any]]
+Ranges = dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,6}$")], tuple[int, int]]
+
+
+class _Evidence(BaseModel):
+    """What a retrain request's evidence must hold to be answered (the learner writes more)."""
+
+    replay: dict[Literal["events", "feedback"], Ranges] = Field(default_factory=dict)
+    since_change: NonNegativeInt = 0  # when absent, the trainer takes the whole window
+
+
+def request_problem(bus: Bus, stream: StreamConfig, request: ModelEvent) -> str | None:
+    """Why the trainer cannot answer ``request``, or None: its replay ranges must be offsets of
+    the stream's topics that exist. Anything may be written to ``meander.models``."""
+    try:
+        evidence = _Evidence.model_validate(request.evidence)
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        return f"retrain request evidence.{where}: {problem['msg']}"
+    for kind, ranges in evidence.replay.items():
+        topic = topics.events(stream.name) if kind == "events" else topics.feedback(stream.name)
+        wanted = {TopicPartition(topic, int(p)): bounds for p, bounds in ranges.items()}
+        if not all(0 <= lo <= hi for lo, hi in wanted.values()):
+            return f"retrain request evidence.replay.{kind}: a range is not 0 <= start <= end"
+        if any(p.partition >= bus.partitions(topic) for p in wanted):
+            return f"retrain request evidence.replay.{kind}: {topic} has no such partition"
+        with bus.assign(sorted(wanted)) as consumer:
+            ends = consumer.end_offsets(sorted(wanted))
+        if any(hi > ends[p] for p, (_, hi) in wanted.items()):
+            return f"retrain request evidence.replay.{kind}: a range ends past the end of {topic}"
+    return None
 
 
 @dataclass
@@ -45,7 +84,7 @@ def replay_window(
     bus: Bus, stream: StreamConfig, replay: Mapping[str, Mapping[str, list[int]]]
 ) -> Window:
     """The labelled events the request points at, as (features, label) in label order."""
-    name, task = stream.name, stream.task
+    name, task, classes = stream.name, stream.task, stream.label_classes
     events = read_to_end(bus, _ranges(topics.events(name), replay.get("events", {})))
     labels = read_to_end(bus, _ranges(topics.feedback(name), replay.get("feedback", {})))
     features: dict[str, dict[str, Any]] = {}
@@ -56,7 +95,7 @@ def replay_window(
     window: Window = []
     for envelope in decode_batch(labels, layout=stream.encoding)[0]:
         feedback = envelope.payload
-        if not isinstance(feedback, Feedback) or label_problem(feedback.label, task):
+        if not isinstance(feedback, Feedback) or label_problem(feedback.label, task, classes):
             continue
         x = features.get(feedback.event_id)
         if x is not None:

@@ -18,10 +18,16 @@ from typing import Any
 import orjson
 
 from meander import keys, topics
-from meander.bus import Outbox
-from meander.component import Component
+from meander.bus import Message, Outbox, next_offsets
+from meander.component import Component, rewound_on_failure
 from meander.config import StreamConfig
-from meander.consumers.trainer.retraining import Candidate, candidates, replay_window
+from meander.consumers.trainer.retraining import (
+    Candidate,
+    candidates,
+    replay_window,
+    request_problem,
+)
+from meander.deadletter import OUTAGES, DeadLetters
 from meander.events import ModelEvent, decision, decode_batch, encode
 from meander.models.race import RecentRace
 from meander.models.registry import Registry
@@ -61,6 +67,7 @@ class Trainer(Component):
         self._looked: dict[tuple[int, int], int] = {}
         self.meter = Meter(self.name, stream.name)
         self.lag = LagSampler(self.name, self.consumer)
+        self.dead = DeadLetters(runtime.bus, self.name)
 
     def step(self, timeout: float = 0.0) -> int:
         guard = self.runtime.guard
@@ -73,26 +80,50 @@ class Trainer(Component):
         messages = self.consumer.consume(100, timeout)
         self.meter.read(len(messages))
         self.lag.sample()
-        for envelope in decode_batch(messages)[0]:
-            event = envelope.payload
-            if (
-                isinstance(event, ModelEvent)
-                and event.stream == self.stream.name
-                and event.action == "retrain_requested"
-            ):
-                self._retrain(event, envelope.id)
+        if messages:
+            with rewound_on_failure(self.consumer, messages):
+                self._answer(messages)
         judged = self._judge()
         # Decisions not acknowledged yet are waited on (never sent twice) before anything is
         # committed past them.
         if self.outbox:
             self.outbox.flush()
         if messages:
-            self.consumer.commit()
+            self.consumer.commit(next_offsets(messages))
         return len(messages) + judged
 
     def working(self) -> bool:
         """Once its group gave it partitions."""
         return bool(self.consumer.assignment())
+
+    def _answer(self, messages: list[Message]) -> None:
+        """Answer the retrain requests for this stream; a request that cannot be answered goes
+        to the dead-letter topic with the reason (what cannot be decoded is the notifier's)."""
+        refused: list[tuple[Message, str]] = []
+        for envelope in decode_batch(messages)[0]:
+            event = envelope.payload
+            if not (
+                isinstance(event, ModelEvent)
+                and event.stream == self.stream.name
+                and event.action == "retrain_requested"
+            ):
+                continue
+            problem = request_problem(self.runtime.bus, self.stream, event)
+            if problem is None:
+                problem = self._try_retrain(event, envelope.id)
+            if problem is not None:
+                refused.append((envelope.message, problem))
+        self.dead.send(refused)
+
+    def _try_retrain(self, request: ModelEvent, request_id: str) -> str | None:
+        try:
+            self._retrain(request, request_id)
+        except OUTAGES:
+            raise  # not the request's fault: read it again
+        except Exception as error:
+            log.exception("%s: retrain request %s failed", self.stream.name, request_id)
+            return f"retrain request not answered: {type(error).__name__}: {error}"[:500]
+        return None
 
     def close(self) -> None:
         self.lag.close()

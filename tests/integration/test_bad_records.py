@@ -1,0 +1,221 @@
+"""Bad records on real Kafka cost only themselves: each is dead-lettered with its reason, and the
+good ones around it are predicted, monitored and learned as if it were not there.
+
+Written the way other Kafka clients write them: kafka-python for null values and chosen record
+timestamps, kcat for headers with a null value and header names that are not UTF-8. Each test
+is a finding of the issue that asked for this (the predictor, monitor and learner failed their
+step on a null value, and good events around it were never predicted; a label of the wrong
+class cost the labels after it; any client could make predictors pass an event by).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import pytest
+from kafka import KafkaProducer
+from river import linear_model, preprocessing
+
+from meander import topics
+from meander.bus import Record
+from meander.component import Component
+from meander.config import Settings, StreamConfig
+from meander.consumers.learner import Learner
+from meander.consumers.monitor import Monitor
+from meander.consumers.predictor import Predictor
+from meander.events import DeadLetter, FeatureEvent, Feedback, Prediction, decode_batch, encode
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.runtime import Runtime
+from meander.vocabulary import SERVED_SOURCE
+from tests.integration.conftest import SIGNING_KEY, read_all
+
+pytestmark = pytest.mark.integration
+
+SPEC = "preprocessing.StandardScaler | linear_model.LogisticRegression"
+
+
+@dataclass
+class Site:
+    runtime: Runtime
+    stream: StreamConfig
+    predictor: Predictor
+    monitor: Monitor
+    learner: Learner
+    raw: KafkaProducer
+    bootstrap: str
+
+    @property
+    def components(self) -> list[Component]:
+        return [self.predictor, self.monitor, self.learner]
+
+    def event(self, event_id: str, amount: float = 1.0) -> Record:
+        payload = FeatureEvent(id=event_id, features={"amount": amount})
+        return encode(topics.events(self.stream.name), payload, source="/test", event_id=event_id)
+
+    def label(self, event_id: str, label: object) -> Record:
+        payload = Feedback(event_id=event_id, label=label)  # type: ignore[arg-type]
+        return encode(topics.feedback(self.stream.name), payload, source="/test")
+
+    def send(self, record: Record, **changes: object) -> None:
+        """``record`` as another client writes it: any field may be changed, to None too."""
+        fields = {
+            "value": record.value,
+            "key": record.key,
+            "headers": list(record.headers),
+            "timestamp_ms": record.timestamp_ms,
+        } | changes
+        self.raw.send(record.topic, partition=0, **fields)  # type: ignore[arg-type]
+        self.raw.flush()
+
+    def kcat(self, topic: str, value: bytes, headers: Sequence[str]) -> None:
+        """One record written by kcat: ``-H name=value``, or ``-H name`` for a null value."""
+        command = ["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-p", "0"]
+        subprocess.run(
+            command + [arg for h in headers for arg in ("-H", h)], input=value, check=True
+        )
+
+    def run_until(self, done: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        """Step every component (a step that raises fails the test) until ``done``."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            for component in self.components:
+                component.step(0.05)
+
+    def letters(self) -> list[DeadLetter]:
+        found = decode_batch(read_all(self.runtime.bus, topics.DEADLETTER))[0]
+        mine = (topics.events(self.stream.name), topics.feedback(self.stream.name))
+        return [e.payload for e in found if isinstance(e.payload, DeadLetter)
+                and e.payload.topic in mine]  # fmt: skip
+
+    def champion_predictions(self) -> list[str]:
+        found = decode_batch(read_all(self.runtime.bus, topics.predictions(self.stream.name)))[0]
+        return [
+            e.payload.event_id
+            for e in found
+            if isinstance(e.payload, Prediction) and e.payload.role == "champion"
+        ]
+
+
+@pytest.fixture
+def site(kafka_bootstrap: str, redis_url: str) -> Iterator[Site]:
+    stream = StreamConfig(
+        name=f"bad{uuid.uuid4().hex[:8]}",
+        task="binary",
+        features={"amount": {"type": "numeric", "minimum": 0}},
+        model=SPEC,
+        partitions=1,
+        learning={"publish_every": 10**9},  # the predictor keeps the first champion
+    )
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        model_signing_key=SIGNING_KEY,
+        streams=[stream],
+    )
+    with Runtime.open(settings) as runtime:
+        model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+        registry = Registry(runtime.store, stream.name, signer_for(settings))
+        registry.promote(registry.register(model, spec=SPEC).version)
+        raw = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        learner, predictor, monitor = (
+            Learner(runtime, stream),
+            Predictor(runtime, stream),
+            Monitor(runtime, stream),
+        )
+        try:
+            yield Site(runtime, stream, predictor, monitor, learner, raw, kafka_bootstrap)
+        finally:
+            for component in (predictor, monitor, learner):
+                component.close()
+            raw.close()
+
+
+def test_null_values_null_headers_and_unreadable_records_cost_only_themselves(site: Site) -> None:
+    events = topics.events(site.stream.name)
+    good = [site.event(f"g{i}", float(i)) for i in range(6)]
+    for record in good[:3]:
+        site.send(record)
+    site.send(good[0], value=None)  # a tombstone
+    site.kcat(events, good[1].value, ["ce_specversion=1.0", "ce_id", "ce_source=/x"])
+    site.kcat(events, good[2].value, ["k\udcff=1"])  # a header name kafka-python cannot read
+    for record in good[3:]:
+        site.send(record)
+
+    site.run_until(lambda: site.predictor.handled >= 9, "the predictor to handle every record")
+    site.run_until(lambda: site.monitor.window.events >= 9, "the monitor to see every record")
+
+    assert sorted(site.champion_predictions()) == [f"g{i}" for i in range(6)]
+    letters = site.letters()
+    assert [(d.component, d.offset) for d in letters] == [("predictor", o) for o in (3, 4, 5)]
+    reasons = [d.reason for d in letters]
+    assert reasons[0].startswith("the record's value is null")
+    assert "'ce_id' has a null value" in reasons[1]
+    assert reasons[2].startswith("the Kafka client cannot read this record")
+    assert (letters[0].value_b64, letters[1].headers_b64[1]) == (None, ("ce_id", None))
+    assert site.monitor.window.violations == 3
+
+    labels = [site.label(f"g{i}", i % 2 == 0) for i in range(6)]
+    for record in labels:
+        site.send(record)
+    site.run_until(lambda: site.learner.handled_labels >= 6, "the learner to take every label")
+    assert site.learner.state is not None and site.learner.state.labels == 6
+
+
+def test_a_label_of_no_class_of_the_stream_costs_only_itself(site: Site) -> None:
+    events = [site.event(f"e{i}", float(i % 10)) for i in range(41)]
+    for record in events:
+        site.send(record)
+    site.run_until(lambda: site.predictor.handled >= 41, "the events to be predicted")
+    labels = [site.label(f"e{i}", i % 3 == 0) for i in range(40)]
+    labels.insert(17, site.label("e40", "maybe"))  # binary: false or true
+    for record in labels:
+        site.send(record)
+
+    site.run_until(lambda: site.learner.handled_labels >= 41, "the learner to take every label")
+
+    assert site.learner.state is not None and site.learner.state.labels == 40
+    [letter] = [d for d in site.letters() if d.component == "learner"]
+    assert letter.offset == 17
+    assert letter.reason == "label 'maybe' is not one of the stream's classes: False, True"
+
+
+def test_only_the_services_own_mark_makes_a_predictor_pass_an_event_by(site: Site) -> None:
+    forged = FeatureEvent(id="forged", features={"amount": 3.0})
+    record = encode(
+        topics.events(site.stream.name), forged, source=SERVED_SOURCE, event_id=forged.id
+    )
+    copied = ("meander-served", b"00" * 32)  # a mark that is not the service's
+    site.send(record)
+    site.send(site.event("forged-too"), headers=[*record.headers[:2], *record.headers[2:], copied])
+    site.run_until(lambda: site.predictor.handled >= 2, "both events to be handled")
+
+    assert sorted(site.champion_predictions()) == ["forged", "forged-too"]
+    assert site.predictor.served_elsewhere == 0
+
+
+def test_times_out_of_the_window_are_dead_lettered_and_expire_no_waiting_event(
+    site: Site,
+) -> None:
+    waiting = site.event("waiting")
+    site.send(waiting)
+    ahead = site.event("ahead")  # 50 min: the broker takes it (under its hour), we do not
+    site.send(ahead, timestamp_ms=time.time_ns() // 1_000_000 + 50 * 60_000)
+    future = FeatureEvent(id="2099", features={"amount": 1.0}, time="2099-01-01T00:00:00Z")
+    site.send(encode(topics.events(site.stream.name), future, source="/t"), timestamp_ms=None)
+    site.run_until(lambda: site.predictor.handled >= 3, "the predictor to handle every record")
+
+    assert site.champion_predictions() == ["waiting"]
+    reasons = {d.offset: d.reason for d in site.letters()}
+    assert reasons[1].startswith("timestamp ") and "ahead of the clock" in reasons[1]
+    assert reasons[2].startswith("time 2099-01-01T00:00:00Z is 7")
+
+    # The learner's label window stayed where the good event put it: its label still joins.
+    site.send(site.label("waiting", True))
+    site.run_until(lambda: site.learner.handled_labels >= 1, "the learner to take the label")
+    assert site.learner.state is not None and site.learner.state.labels == 1
