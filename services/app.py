@@ -30,6 +30,7 @@ from meander.runtime import Runtime
 from meander.services.background import Background
 from meander.services.context import Service, unavailable
 from meander.services.limits import BodyLimit
+from meander.services.problems import REFUSALS, install
 from meander.services.routes import API_ROUTERS, dashboard
 from meander.store import open_store
 from meander.telemetry import RequestMetrics
@@ -67,16 +68,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.keys = service.keys
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
     app.add_middleware(RequestMetrics)  # added last, so outermost: it sees BodyLimit's 413s
+    install(app)
     for failure in (redis.ConnectionError, redis.TimeoutError, BusUnavailable, StoreUnavailable):
         app.add_exception_handler(failure, _unavailable(settings))
     for router in API_ROUTERS:
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1", responses=REFUSALS)
     app.include_router(dashboard.router)
-    _operations(app, settings)
+    _operations(app, service)
     return app
 
 
-def _operations(app: FastAPI, settings: Settings) -> None:
+def _operations(app: FastAPI, service: Service) -> None:
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         """The process is alive (answered on the event loop: it measures the loop's health)."""
@@ -84,11 +86,17 @@ def _operations(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
-        """Kafka and Redis answer; 503 with the reason when either does not."""
-        checks = {
-            "bus": _check(lambda: connect_bus(settings).close()),
-            "store": _check(lambda: open_store(settings).ping()),
-        }
+        """Kafka and Redis answer the service's own connections, and its producer can send;
+        503 with the reason when either does not. Before the first request has connected,
+        each is tried on its own."""
+        settings, opened = service.settings, service.opened
+        if opened is None:
+            checks = {
+                "bus": _check(lambda: connect_bus(settings).close()),
+                "store": _check(lambda: open_store(settings).ping()),
+            }
+        else:
+            checks = {"bus": opened.bus.problem() or "ok", "store": _check(opened.store.ping)}
         ready = all(result == "ok" for result in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
@@ -111,6 +119,6 @@ def _unavailable(settings: Settings) -> Callable[[Request, Exception], Response]
 def _check(probe: Callable[[], object]) -> str:
     try:
         probe()
-    except MeanderError as error:
+    except (MeanderError, redis.RedisError) as error:
         return str(error)
     return "ok"

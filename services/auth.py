@@ -21,10 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from meander.config.service import ApiKey, Scope
+from meander.services.problems import Refusal
+
+WHERE = ("header", "authorization")  # where a refusal says the problem is
 
 __all__ = ["ApiKeys", "Caller", "digest_of", "new_key", "require"]
 
@@ -96,21 +99,28 @@ def require(scope: Scope) -> Callable[..., Caller]:
         if presented is None:
             caller = keys.anonymous
             if caller is None:
-                raise HTTPException(
+                raise Refusal(
                     401,
+                    WHERE,
                     "an API key is required: send it as 'Authorization: Bearer <key>' or "
                     "'X-API-Key: <key>'",
+                    "unauthorized",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
         else:
             found = keys.caller(presented)
             if found is None:
-                raise HTTPException(
-                    401, "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
+                raise Refusal(
+                    401,
+                    WHERE,
+                    "the API key is not valid",
+                    "unauthorized",
+                    headers={"WWW-Authenticate": "Bearer"},
                 )
             caller = found
         if not caller.may(scope):
-            raise HTTPException(403, f"the key {caller.name!r} lacks the {scope!r} scope")
+            message = f"the key {caller.name!r} lacks the {scope!r} scope"
+            raise Refusal(403, WHERE, message, "forbidden")
         return caller
 
     return check

@@ -17,15 +17,17 @@ fastapi.exceptions.RequestValidationError: ...
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-__all__ = ["NDJSON", "invalid", "items", "request_body", "validated"]
+from meander.schema import shown
+from meander.services.problems import Refusal
+
+__all__ = ["NDJSON", "invalid", "items", "refuse_any", "request_body", "validated"]
 
 NDJSON = "application/x-ndjson"
 Model = TypeVar("Model", bound=BaseModel)
@@ -37,8 +39,11 @@ def items(body: bytes, content_type: str) -> list[Any]:
     if media in (NDJSON, "application/ndjson", "application/jsonl"):
         return [_json(line, ("body", number)) for number, line in _lines(body)]
     if media not in ("application/json", ""):
-        raise HTTPException(
-            415, f"unsupported Content-Type {media!r}: send application/json or {NDJSON}"
+        raise Refusal(
+            415,
+            ["header", "content-type"],
+            f"unsupported Content-Type {shown(media)}: send application/json or {NDJSON}",
+            "unsupported_media_type",
         )
     value = _json(body, ("body",))
     return value if isinstance(value, list) else [value]
@@ -49,9 +54,8 @@ def validated(model: type[Model], raw: Sequence[Any], limit: int) -> list[Model]
     if not raw:
         raise invalid([], "the body holds no items: send one object, an array or NDJSON lines")
     if len(raw) > limit:
-        raise HTTPException(
-            413, f"{len(raw)} items in one request; the limit is {limit}: split the batch"
-        )
+        message = f"{len(raw)} items in one request; the limit is {limit}: split the batch"
+        raise Refusal(413, ["body"], message, "too_large")
     adapter = TypeAdapter(model)
     good: list[Model] = []
     problems: list[dict[str, Any]] = []
@@ -60,17 +64,34 @@ def validated(model: type[Model], raw: Sequence[Any], limit: int) -> list[Model]
             good.append(adapter.validate_python(item))
         except ValidationError as error:
             problems += [
-                {"loc": ["body", index, *p["loc"]], "msg": p["msg"], "type": p["type"]}
-                for p in error.errors(include_url=False, include_input=False)
+                {**p, "loc": ("body", index, *p["loc"])} for p in error.errors(include_url=False)
             ]
     if problems:
         raise RequestValidationError(problems)
     return good
 
 
-def invalid(loc: Sequence[str | int], message: str) -> RequestValidationError:
+def invalid(
+    loc: Sequence[str | int], message: str, kind: str = "value_error"
+) -> RequestValidationError:
     """A 422 about the body at ``loc``, worded like FastAPI's own."""
-    return RequestValidationError([{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
+    return RequestValidationError([{"loc": ["body", *loc], "msg": message, "type": kind}])
+
+
+Check = tuple[Sequence[str | int], str, str | None]
+"""Where in the body, the kind of problem, and the problem (None when there is none)."""
+
+
+def refuse_any(checks: Iterable[Iterable[Check]]) -> None:
+    """A 422 listing every problem the checks of each item found, when any did."""
+    problems = [
+        {"loc": ["body", *loc], "msg": problem, "type": kind}
+        for item in checks
+        for loc, kind, problem in item
+        if problem is not None
+    ]
+    if problems:
+        raise RequestValidationError(problems)
 
 
 def request_body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
@@ -95,4 +116,4 @@ def _json(text: bytes, loc: tuple[str | int, ...]) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as error:
-        raise invalid(loc[1:], f"not valid JSON: {error}") from None
+        raise invalid(loc[1:], f"not valid JSON: {error}", "json_invalid") from None

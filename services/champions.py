@@ -23,7 +23,7 @@ class Champions:
     """The current champion of each stream: ``current(stream)`` -> (version, model) or None."""
 
     def __init__(self, store: redis.Redis[bytes], settings: Settings) -> None:
-        signer = signer_for(settings)
+        self.signer = signer = signer_for(settings)
         self.registries = {s.name: Registry(store, s.name, signer) for s in settings.streams}
         self._loaded: dict[str, tuple[int, int, Any]] = {}
         self._lock = threading.Lock()

@@ -16,12 +16,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 
 from meander.bus import Delivered, Outbox, Record
+from meander.clock import TimeWindow
 from meander.config import Settings, StreamConfig
-from meander.exceptions import BusError, MessageTooLarge, StoreUnavailable
+from meander.exceptions import BusError, InvalidTimestamp, MessageTooLarge, StoreUnavailable
 from meander.runtime import Runtime
-from meander.schema import Schema
+from meander.schema import Schema, shown
 from meander.services.auth import ApiKeys
 from meander.services.champions import Champions
+from meander.services.problems import refused
 from meander.telemetry.metrics import EVENTS_PRODUCED
 
 __all__ = ["Service", "ServiceDep", "StreamDep", "unavailable"]
@@ -38,12 +40,14 @@ class Service:
     settings: Settings
     opened: Runtime | None = None
     keys: ApiKeys = field(init=False)
+    times: TimeWindow = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _schemas: dict[str, Schema] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         service = self.settings.service
         self.keys = ApiKeys(service.api_keys, service.anonymous_scopes)
+        self.times = TimeWindow(self.settings.max_clock_skew_seconds)
 
     @property
     def runtime(self) -> Runtime:
@@ -63,7 +67,8 @@ class Service:
             if stream.name == name:
                 return stream
         known = ", ".join(s.name for s in self.settings.streams) or "none"
-        raise HTTPException(404, f"unknown stream {name!r}; configured streams: {known}")
+        message = f"unknown stream {shown(name)}; configured streams: {known}"
+        raise refused(404, ["path", "stream"], message, "not_found")
 
     @cached_property
     def champions(self) -> Champions:
@@ -93,7 +98,9 @@ class Service:
                 EVENTS_PRODUCED.labels("service", stream).inc(len(records))
                 return delivered
             except MessageTooLarge as error:
-                raise HTTPException(413, str(error)) from None
+                raise refused(413, ["body"], str(error), "too_large") from None
+            except InvalidTimestamp as error:  # the routes check times first: a bug if here
+                raise refused(422, ["body"], str(error), "time") from None
             except BusError as error:
                 if attempt + 1 == service.publish_attempts:
                     raise unavailable(self.settings, error) from None

@@ -55,9 +55,8 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            {"detail": f"the request body is larger than the limit of {self.max_bytes} bytes"}
-        )
+        message = f"the request body is larger than the limit of {self.max_bytes} bytes"
+        body = orjson.dumps({"detail": [{"loc": ["body"], "msg": message, "type": "too_large"}]})
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -33,6 +33,7 @@ from meander.consumers.notifier.subscriptions import (
 from meander.events import Alert
 from meander.services.auth import require
 from meander.services.context import ServiceDep
+from meander.services.problems import JSONRoute
 from meander.vocabulary import SEVERITIES, Severity
 
 __all__ = ["AlertHistory", "LoggedAlert", "router"]
@@ -40,7 +41,7 @@ __all__ = ["AlertHistory", "LoggedAlert", "router"]
 HISTORY = keys.log("alerts")
 _PAGE = 500
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], route_class=JSONRoute)
 
 
 class LoggedAlert(Alert):
@@ -73,7 +74,7 @@ def alert_history(
     """The latest alerts the notifier logged, newest first, filtered by stream, kind, least
     severity and detection time."""
     if since is not None and until is not None and since > until:
-        _invalid(("query", "until"), "must not be before since", until.isoformat())
+        _invalid(("query", "until"), "must not be before since")
     rank = SEVERITIES.index(severity)
     # A log entry is written after its alert is detected: older entries cannot match `since`.
     oldest = "-" if since is None else str(max(0, int(since.timestamp() * 1000)))
@@ -116,6 +117,5 @@ def _logged(event: bytes | None) -> LoggedAlert | None:
         return None  # not an alert this version can read: the history shows what it can
 
 
-def _invalid(loc: tuple[str, ...], message: str, given: object) -> NoReturn:
-    problem = {"type": "value_error", "loc": loc, "msg": message, "input": str(given)}
-    raise RequestValidationError([problem])
+def _invalid(loc: tuple[str, ...], message: str) -> NoReturn:
+    raise RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])

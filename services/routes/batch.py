@@ -34,11 +34,14 @@ from meander.models.signing import signer_for
 from meander.producers.sample import plain
 from meander.services.auth import require
 from meander.services.context import Service, ServiceDep, StreamDep
+from meander.services.problems import JSONRoute, Problems
 from meander.services.routes.decisions import KEYS
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["batch"], dependencies=[Depends(require("read"))], responses=KEYS)
+router = APIRouter(
+    tags=["batch"], dependencies=[Depends(require("read"))], responses=KEYS, route_class=JSONRoute
+)
 
 Format = Literal["csv", "json", "ndjson"]
 NDJSON = "application/x-ndjson"
@@ -54,7 +57,7 @@ class Scored(BaseModel):
     rows: int = Field(examples=[2])
     scored: int = Field(description="rows with a prediction", examples=[2])
     classes: list[str] = Field(
-        description="the proba_<class> columns", examples=[["false", "true"]]
+        description="the proba_<class> columns", examples=[["False", "True"]]
     )
     predictions: list[dict[str, Any]] = Field(
         description="each row's columns, then prediction, proba_<class> and error",
@@ -63,8 +66,8 @@ class Scored(BaseModel):
                 {
                     "amount": 12.5,
                     "prediction": False,
-                    "proba_false": 0.9,
-                    "proba_true": 0.1,
+                    "proba_False": 0.9,
+                    "proba_True": 0.1,
                     "error": None,
                 }
             ]
@@ -87,7 +90,10 @@ class Scored(BaseModel):
         },
         400: {"description": "the body cannot be parsed"},
         404: {"description": "no such stream"},
-        422: {"description": "the file cannot be read, lacks a feature, or has bad rows"},
+        422: {
+            "model": Problems,
+            "description": "the file cannot be read, lacks a feature, or has bad rows",
+        },
         503: {"description": "no champion yet, or Redis is unavailable"},
     },
 )

@@ -23,13 +23,15 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
 from meander.config import StreamConfig
 from meander.runtime import Runtime
+from meander.schema import shown
 from meander.services.auth import Caller, require
 from meander.services.context import ServiceDep, StreamDep
+from meander.services.problems import JSONRoute, refused
 from meander.services.routes.overview import Overview, overview
 
 __all__ = ["Snapshots", "router"]
@@ -48,7 +50,7 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 
-router = APIRouter(tags=["dashboard"])
+router = APIRouter(tags=["dashboard"], route_class=JSONRoute)
 Reader = Annotated[Caller, Depends(require("read"))]
 
 
@@ -67,7 +69,8 @@ async def page() -> FileResponse:
 @router.get("/dashboard/{asset}", include_in_schema=False)
 async def asset(asset: str) -> FileResponse:
     if asset not in ASSETS:  # only these names: nothing else under the package is served
-        raise HTTPException(404, f"the dashboard has no {asset!r}; it serves {sorted(ASSETS)}")
+        message = f"the dashboard has no {shown(asset)}; it serves {sorted(ASSETS)}"
+        raise refused(404, ["path", "asset"], message, "not_found")
     return FileResponse(STATIC / asset, headers={"X-Content-Type-Options": "nosniff"})
 
 

@@ -34,6 +34,7 @@ from meander.models.registry import Registry
 from meander.models.signing import Signer, signer_for
 from meander.services.auth import Caller, require
 from meander.services.context import Service, ServiceDep, StreamDep
+from meander.services.problems import JSONRoute
 from meander.vocabulary import Action
 
 __all__ = [
@@ -115,7 +116,7 @@ class Decisions(BaseModel):
     decisions: list[Decision] = Field(description="newest first")
 
 
-router = APIRouter(tags=["models"], responses=KEYS)
+router = APIRouter(tags=["models"], responses=KEYS, route_class=JSONRoute)
 
 
 @router.get(

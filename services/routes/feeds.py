@@ -21,7 +21,7 @@ from contextlib import aclosing
 from typing import Annotated, Any, get_args
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
@@ -34,6 +34,7 @@ from meander.exceptions import BusError
 from meander.services.auth import require
 from meander.services.context import Service, ServiceDep, unavailable
 from meander.services.live import CursorError, Delivery, Ended, LiveFeed, Render
+from meander.services.problems import JSONRoute, refused
 from meander.vocabulary import SEVERITIES, Severity
 
 __all__ = [
@@ -50,7 +51,7 @@ PING_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30.0
 ALERT_KINDS: tuple[str, ...] = get_args(Alert.model_fields["kind"].annotation)
 
-router = APIRouter(tags=["alerts"], dependencies=[Depends(require("read"))])
+router = APIRouter(tags=["alerts"], dependencies=[Depends(require("read"))], route_class=JSONRoute)
 
 LastEventId = Annotated[
     str | None,
@@ -167,7 +168,8 @@ async def open_feed(
                 max_event_bytes=service.settings.max_event_bytes,
             )
         except CursorError as error:
-            raise HTTPException(400, f"{field}: {error}") from None
+            where = ["query", field] if field == "cursor" else ["header", field.lower()]
+            raise refused(400, where, f"{field}: {error}", "bad_cursor") from None
         except BusError as error:
             raise unavailable(service.settings, error) from None
 

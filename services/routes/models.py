@@ -7,11 +7,11 @@ the trainer does (:mod:`meander.services.routes.decisions`), so the loop follows
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from meander.config import StreamConfig
@@ -20,6 +20,7 @@ from meander.models.registry import Registry
 from meander.models.versions import ModelVersion, Status
 from meander.services.auth import Caller, require
 from meander.services.context import ServiceDep, StreamDep
+from meander.services.problems import JSONRoute, refused
 from meander.services.routes import decisions
 from meander.services.routes.decisions import (
     KEYS,
@@ -34,7 +35,7 @@ from meander.services.routes.decisions import (
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["models"], responses=KEYS)
+router = APIRouter(tags=["models"], responses=KEYS, route_class=JSONRoute)
 router.include_router(decisions.router)
 
 T = TypeVar("T")
@@ -184,8 +185,11 @@ def promote(
     _found(registry, version)
     champion = registry.champion()
     if champion == version:
-        raise HTTPException(
-            409, f"v{version} is already the champion of {stream.name!r}; nothing to promote"
+        raise refused(
+            409,
+            ["path", "version"],
+            f"v{version} is already the champion of {stream.name!r}; nothing to promote",
+            "conflict",
         )
     evidence = evidence_of(service, stream.name, caller, (version, champion))
     figures = evidence.get("metrics", {}).get(str(version), {})
@@ -213,8 +217,11 @@ def roll_back(
     registry = registry_of(service, stream.name)
     champion = registry.champion()
     if champion is None:
-        raise HTTPException(
-            409, f"stream {stream.name!r} has no champion to roll back; promote a version"
+        raise refused(
+            409,
+            ["path", "stream"],
+            f"stream {stream.name!r} has no champion to roll back; promote a version",
+            "conflict",
         )
     target = _rollback_target(registry, stream, champion, body.to_version)
     evidence = evidence_of(service, stream.name, caller, (target, champion))
@@ -229,20 +236,25 @@ def _rollback_target(
     if wanted is None:
         retired = [v for v in registry.versions() if v.status == "retired" and v.promoted_at]
         if not retired:
-            raise HTTPException(
+            raise refused(
                 409,
+                ["body", "to_version"],
                 f"stream {stream.name!r} has no previous champion to roll back to (no retired "
                 f"version); name one in to_version, or promote a version",
+                "conflict",
             )
         return max(retired, key=lambda v: v.promoted_at or v.created_at).version
-    entry = _found(registry, wanted)
+    entry = _found(registry, wanted, ["body", "to_version"])
     if wanted == champion:
-        raise HTTPException(409, f"v{wanted} is already the champion of {stream.name!r}")
+        message = f"v{wanted} is already the champion of {stream.name!r}"
+        raise refused(409, ["body", "to_version"], message, "conflict")
     if entry.promoted_at is None:
-        raise HTTPException(
+        raise refused(
             409,
+            ["body", "to_version"],
             f"v{wanted} of {stream.name!r} was never the champion, so there is nothing to roll "
             f"back to; promote it instead",
+            "conflict",
         )
     return wanted
 
@@ -251,14 +263,16 @@ def _changed(change: Callable[[], T]) -> T:
     try:
         return change()
     except RegistryError as error:  # changed by someone else between our checks and now
-        raise HTTPException(409, str(error)) from None
+        raise refused(409, ["path"], str(error), "conflict") from None
 
 
-def _found(registry: Registry, version: int) -> ModelVersion:
+def _found(
+    registry: Registry, version: int, loc: Sequence[str] = ("path", "version")
+) -> ModelVersion:
     try:
         return registry.get(version)
     except RegistryError as error:
-        raise HTTPException(404, str(error)) from None
+        raise refused(404, loc, str(error), "not_found") from None
 
 
 def _version(entry: ModelVersion, live: dict[str, dict[str, float | None]]) -> Version:

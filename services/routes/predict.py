@@ -1,30 +1,37 @@
 """Synchronous predictions from the current champion: the REST-serving case.
 
-The event and its prediction are published like any other (the event with the source
-:data:`~meander.vocabulary.SERVED_SOURCE`, which predictors pass by), so feedback sent later
-for its id is joined and learnt from, and the prediction can be fetched by id or seen live.
+The event and its prediction are published like any other, so feedback sent later for its id is
+joined and learnt from, and the prediction can be fetched by id or seen live. The event carries
+the service's mark (:mod:`meander.consumers.predictor.served`), so predictors pass it by
+instead of scoring it again; an event the champion cannot score is refused with 422 and the
+reason, as predictors dead-letter it.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from meander import topics
+from meander.consumers.predictor.served import mark
 from meander.events import FeatureEvent, Prediction, encode, encode_json
 from meander.events.values import Label
 from meander.models.inference import clean, predict_one
 from meander.services.auth import require
-from meander.services.bodies import invalid
+from meander.services.bodies import invalid, refuse_any
 from meander.services.context import ServiceDep, StreamDep, unavailable
+from meander.services.problems import JSONRoute, Problems
 from meander.telemetry.metrics import PREDICTION_LATENCY, PREDICTIONS
 from meander.vocabulary import SERVED_SOURCE
 
 __all__ = ["Answer", "router"]
 
-router = APIRouter(tags=["predict"], dependencies=[Depends(require("publish"))])
+router = APIRouter(
+    tags=["predict"], dependencies=[Depends(require("publish"))], route_class=JSONRoute
+)
 
 
 class Answer(BaseModel):
@@ -45,21 +52,33 @@ class Answer(BaseModel):
     summary="Predict one event now, with the champion",
     response_model=Answer,
     responses={
-        422: {"description": "the event does not fit the stream's schema"},
+        422: {
+            "model": Problems,
+            "description": "the event does not fit the stream's schema, or the champion",
+        },
         503: {"description": "no champion yet, or the broker is down"},
     },
 )
 def predict(event: FeatureEvent, service: ServiceDep, stream: StreamDep) -> Answer:
     """Score ``event`` with the champion, publish the event and the prediction, answer it."""
-    problem = service.schema(stream).violation(event.features)
-    if problem is not None:
-        raise invalid(["features"], problem)
+    refuse_any(
+        [
+            (
+                (["features"], "schema", service.schema(stream).violation(event.features)),
+                (["time"], "time", service.times.time_problem(event.time)),
+            )
+        ]
+    )
     current = service.champions.current(stream.name)
     if current is None:
         raise unavailable(service.settings, f"stream {stream.name!r} has no champion yet")
     version, model = current
     started = time.perf_counter()
-    prediction, probabilities = predict_one(model, clean(event.features), stream.task)
+    try:
+        prediction, probabilities = predict_one(model, clean(event.features), stream.task)
+    except Exception as error:  # what the schema allows and the model cannot take
+        why = f"champion v{version} cannot score these features: {type(error).__name__}: {error}"
+        raise invalid(["features"], why, "model") from None
     latency_ms = (time.perf_counter() - started) * 1000
     answer = Prediction(
         event_id=event.id,
@@ -70,15 +89,13 @@ def predict(event: FeatureEvent, service: ServiceDep, stream: StreamDep) -> Answ
         latency_ms=latency_ms,
         event_time=event.time,
     )
+    scored = encode(
+        topics.events(stream.name), event, source=SERVED_SOURCE, event_id=event.id, time=event.time
+    )
+    marked = mark(service.champions.signer, stream.name, event.id, scored.value)
     service.publish(
         [
-            encode(
-                topics.events(stream.name),
-                event,
-                source=SERVED_SOURCE,
-                event_id=event.id,
-                time=event.time,
-            ),
+            replace(scored, headers=(*scored.headers, marked)),
             encode_json(topics.predictions(stream.name), answer)
             if stream.encoding.predictions == "json"
             else encode(topics.predictions(stream.name), answer, source=SERVED_SOURCE),

@@ -27,10 +27,12 @@ from starlette.concurrency import run_in_threadpool
 
 from meander import topics
 from meander.events import Envelope, Prediction
+from meander.schema import shown
 from meander.services.auth import ApiKeys, Caller, require
 from meander.services.context import Service, ServiceDep, StreamDep
 from meander.services.index import PredictionLookup, lookup
 from meander.services.live import Ended, LiveFeed
+from meander.services.problems import JSONRoute, refused
 from meander.services.routes.feeds import (
     LastEventId,
     event_data,
@@ -42,7 +44,7 @@ from meander.services.routes.feeds import (
 __all__ = ["PredictionFilter", "router"]
 
 # Scopes per route: a WebSocket route checks its key itself (require() reads an HTTP request).
-router = APIRouter(tags=["predictions"])
+router = APIRouter(tags=["predictions"], route_class=JSONRoute)
 
 POLICY_VIOLATION, TRY_AGAIN_LATER, BAD_REQUEST, NOT_FOUND = 1008, 1013, 4400, 4404
 MAX_REASON_BYTES = 123  # what a WebSocket close frame can carry
@@ -146,10 +148,12 @@ def prediction(
     found = lookup(service.runtime.store, stream.name, event_id)
     if found is None:
         ttl = service.settings.service.prediction_ttl_seconds
-        raise HTTPException(
+        raise refused(
             404,
-            f"no prediction for event {event_id!r} of stream {stream.name!r}: it was not scored "
-            f"(or indexed) yet, or its prediction is older than the {ttl}s it is kept",
+            ["path", "event_id"],
+            f"no prediction for event {shown(event_id)} of stream {stream.name!r}: it was not "
+            f"scored (or indexed) yet, or its prediction is older than the {ttl}s it is kept",
+            "not_found",
         )
     return found
 

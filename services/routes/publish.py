@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -18,19 +17,25 @@ from meander import topics
 from meander.config import StreamConfig
 from meander.events import FeatureEvent, Feedback, encode
 from meander.models.inference import label_problem
-from meander.schema import Schema
 from meander.services.auth import require
-from meander.services.bodies import invalid, items, request_body, validated
+from meander.services.bodies import items, refuse_any, request_body, validated
 from meander.services.context import Service, ServiceDep, StreamDep
+from meander.services.problems import JSONRoute, Problems
 
 __all__ = ["Published", "router"]
 
 SOURCE = "/meander/service"
 
-router = APIRouter(tags=["publish"], dependencies=[Depends(require("publish"))])
+router = APIRouter(
+    tags=["publish"], dependencies=[Depends(require("publish"))], route_class=JSONRoute
+)
 
 ContentType = Annotated[str, Header(include_in_schema=False)]
 
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    415: {"model": Problems, "description": "a Content-Type other than JSON or NDJSON"},
+    503: {"description": "the broker did not acknowledge; send again (ids stay the same)"},
+}
 _EVENT = {"id": "tx-1001", "features": {"amount": 129.5, "country": "NL"}}
 _FEEDBACK = {"event_id": "tx-1001", "label": True}
 
@@ -49,7 +54,7 @@ class Published(BaseModel):
     summary="Publish events (one, an array, or NDJSON)",
     response_model=Published,
     openapi_extra=request_body(FeatureEvent.model_json_schema(), _EVENT),
-    responses={413: {"description": "too many events"}, 503: {"description": "broker down"}},
+    responses=_REFUSED | {413: {"model": Problems, "description": "too many events"}},
 )
 async def publish_events(
     request: Request,
@@ -69,7 +74,7 @@ async def publish_events(
     summary="Publish true labels (one, an array, or NDJSON)",
     response_model=Published,
     openapi_extra=request_body(Feedback.model_json_schema(), _FEEDBACK),
-    responses={413: {"description": "too many labels"}, 503: {"description": "broker down"}},
+    responses=_REFUSED | {413: {"model": Problems, "description": "too many labels"}},
 )
 async def publish_feedback(
     request: Request,
@@ -87,7 +92,15 @@ def _publish_events(
 ) -> Published:
     raw = items(body, content_type)
     events = validated(FeatureEvent, raw, service.settings.service.max_batch_events)
-    _check_schema(service.schema(stream), events)
+    schema, times = service.schema(stream), service.times
+    horizon = times.horizon()
+    refuse_any(
+        (
+            ([index, "features"], "schema", schema.violation(event.features)),
+            ([index, "time"], "time", times.time_problem(event.time, horizon)),
+        )
+        for index, event in enumerate(events)
+    )
     topic = topics.events(stream.name)
     service.publish(
         [encode(topic, e, source=SOURCE, event_id=e.id, time=e.time) for e in events],
@@ -101,22 +114,17 @@ def _publish_feedback(
 ) -> Published:
     raw = items(body, content_type)
     labels = validated(Feedback, raw, service.settings.service.max_batch_events)
-    for index, feedback in enumerate(labels):
-        if (problem := label_problem(feedback.label, stream.task)) is not None:
-            raise invalid([index, "label"], f"{problem} ({stream.name} is {stream.task})")
+    times, classes = service.times, stream.label_classes
+    horizon = times.horizon()
+    refuse_any(
+        (
+            ([index, "label"], "label", label_problem(feedback.label, stream.task, classes)),
+            ([index, "observed_at"], "time", times.time_problem(feedback.observed_at, horizon)),
+        )
+        for index, feedback in enumerate(labels)
+    )
     topic = topics.feedback(stream.name)
     service.publish(
         [encode(topic, f, source=SOURCE, time=f.observed_at) for f in labels], stream.name
     )
     return Published(stream=stream.name, count=len(labels), ids=[f.event_id for f in labels])
-
-
-def _check_schema(schema: Schema, events: list[FeatureEvent]) -> None:
-    problems: list[dict[str, Any]] = []
-    for index, event in enumerate(events):
-        if (problem := schema.violation(event.features)) is not None:
-            problems.append(
-                {"loc": ["body", index, "features"], "msg": problem, "type": "value_error"}
-            )
-    if problems:
-        raise RequestValidationError(problems)

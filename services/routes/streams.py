@@ -12,18 +12,21 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from meander import keys
 from meander.config import StreamConfig
 from meander.services.auth import require
 from meander.services.context import ServiceDep, StreamDep
+from meander.services.problems import JSONRoute, refused
 from meander.services.routes.decisions import KEYS
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["streams"], dependencies=[Depends(require("read"))], responses=KEYS)
+router = APIRouter(
+    tags=["streams"], dependencies=[Depends(require("read"))], responses=KEYS, route_class=JSONRoute
+)
 
 
 class FeatureSchema(BaseModel):
@@ -124,7 +127,7 @@ def schema(stream: StreamDep) -> StreamSchema:
 def profile(service: ServiceDep, stream: StreamDep) -> StreamProfile:
     raw = service.runtime.store.get(keys.profile(stream.name))
     if raw is None:
-        raise HTTPException(404, _not_yet(stream))
+        raise refused(404, ["path", "stream"], _not_yet(stream), "not_found")
     stored = orjson.loads(raw)
     return StreamProfile(
         stream=stream.name,

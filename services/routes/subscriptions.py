@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from meander.config import Settings
@@ -42,6 +42,7 @@ from meander.consumers.notifier.targets import UnsafeTarget, WebhookUrl, check_t
 from meander.services.auth import require
 from meander.services.bodies import invalid
 from meander.services.context import Service, ServiceDep
+from meander.services.problems import JSONRoute, Problems, refused
 
 __all__ = [
     "Deliveries",
@@ -52,7 +53,7 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(tags=["subscriptions"])
+router = APIRouter(tags=["subscriptions"], route_class=JSONRoute)
 admin = [Depends(require("admin"))]
 
 SubscriptionId = Annotated[
@@ -139,7 +140,12 @@ class Deliveries(BaseModel):
     summary="Subscribe a webhook",
     status_code=201,
     dependencies=admin,
-    responses={422: {"description": "a field is invalid, or the URL targets a refused address"}},
+    responses={
+        422: {
+            "model": Problems,
+            "description": "a field is invalid, or the URL targets a refused address",
+        }
+    },
 )
 def create_subscription(service: ServiceDep, request: SubscriptionCreate) -> SubscriptionCreated:
     """Deliveries to ``url`` start with the next alert or model event that passes the filters.
@@ -223,7 +229,7 @@ def _known() -> Iterator[None]:
     try:
         yield
     except UnknownSubscription as error:
-        raise HTTPException(404, str(error.args[0])) from None
+        raise refused(404, ["path", "subscription"], str(error.args[0]), "not_found") from None
 
 
 def _check_url(settings: Settings, url: str) -> None:

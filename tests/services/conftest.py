@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from meander.config import Settings
@@ -48,3 +50,12 @@ def serve() -> Iterator[Serve]:
     yield start
     for server in servers:
         server.stop()
+
+
+def problem_of(response: httpx.Response) -> dict[str, Any]:
+    """The one problem a refused answer names, checked to be in the service's one shape."""
+    body = response.json()
+    assert set(body) == {"detail"}, body
+    [problem] = body["detail"]
+    assert set(problem) == {"loc", "msg", "type"}, problem
+    return dict(problem)

@@ -29,6 +29,7 @@ from meander.services import create_app
 from meander.services.auth import new_key
 from meander.store import memory_store
 from tests.conftest import HookServer
+from tests.services.conftest import problem_of
 
 BOUND = 60.0  # seconds any wait may take before the test fails; never reached when it passes
 OPEN = ["publish", "read", "admin"]
@@ -186,7 +187,11 @@ def test_a_subscription_lives_through_its_api_and_its_secret_is_shown_once(
     for method, path in [("GET", ""), ("PATCH", ""), ("DELETE", ""), ("GET", "/deliveries")]:
         response = client.request(method, f"/v1/subscriptions/{sid}{path}", json={})
         assert response.status_code == 404, (method, path)
-        assert response.json()["detail"] == f"no subscription {sid!r}; list them to see ids"
+        assert problem_of(response) == {
+            "loc": ["path", "subscription"],
+            "msg": f"no subscription {sid!r}; list them to see ids",
+            "type": "not_found",
+        }
 
 
 def test_a_password_in_the_url_is_masked_wherever_it_is_shown(runtime: Runtime) -> None:

@@ -30,6 +30,7 @@ from meander.runtime import Runtime
 from meander.services import create_app
 from meander.services.auth import new_key
 from tests.conftest import MakeRuntime, MakeStream
+from tests.services.conftest import problem_of
 
 EVENTS = 600
 AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -181,7 +182,7 @@ def test_the_overview_needs_the_read_scope(
     answer = client.get(path, headers={"X-API-Key": reader})
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
     unknown = client.get("/v1/streams/nope/overview", headers={"X-API-Key": reader})
-    assert unknown.status_code == 404 and "sea" in unknown.json()["detail"]
+    assert unknown.status_code == 404 and "sea" in problem_of(unknown)["msg"]
 
 
 def test_regression_streams_show_the_mae(

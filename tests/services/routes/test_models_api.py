@@ -37,7 +37,7 @@ from meander.services import create_app
 from meander.services.auth import new_key
 from meander.services.routes.decisions import Action
 from meander.store import memory_store
-from tests.services.conftest import Serve
+from tests.services.conftest import Serve, problem_of
 
 SPEC = "tree.HoeffdingTreeClassifier"
 OPEN = {"anonymous_scopes": ["publish", "read", "admin"]}
@@ -140,7 +140,7 @@ def test_an_unknown_version_is_404_naming_the_known_ones(world: World, path: str
         response = world.client.get(url)
     assert response.status_code == 404
     known = "stream 'sea' has no model version 9; known versions: 1, 2, 3"
-    assert response.json()["detail"] == known
+    assert problem_of(response)["msg"] == known
 
 
 def test_malformed_paths_and_bodies_are_4xx(world: World) -> None:
@@ -187,7 +187,11 @@ def test_promoting_the_champion_is_a_conflict(world: World) -> None:
     _, second, _ = lineage_of_three(world)
     response = world.client.post(f"/v1/streams/sea/models/{second}/promote", json={"reason": "x"})
     assert response.status_code == 409
-    assert response.json()["detail"] == "v2 is already the champion of 'sea'; nothing to promote"
+    assert problem_of(response) == {
+        "loc": ["path", "version"],
+        "msg": "v2 is already the champion of 'sea'; nothing to promote",
+        "type": "conflict",
+    }
     assert world.model_events() == []
 
 
@@ -239,7 +243,7 @@ def test_impossible_rollbacks_are_conflicts_that_say_why(
         lineage_of_three(world)
     response = world.client.post("/v1/streams/sea/rollback", json={"reason": "r"} | body)
     assert response.status_code == 409
-    assert response.json()["detail"].startswith(detail)
+    assert problem_of(response)["msg"].startswith(detail)
     assert world.model_events() == []
 
 

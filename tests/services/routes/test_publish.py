@@ -13,6 +13,7 @@ from meander.runtime import Runtime
 from meander.services import create_app
 from meander.services.auth import new_key
 from tests.conftest import MakeRuntime, ReadTopic
+from tests.services.conftest import problem_of
 
 OPEN = {"anonymous_scopes": ["publish", "read", "admin"]}
 
@@ -112,13 +113,14 @@ def test_limits_on_batch_size_and_body_size(
     huge = {"features": {"age": 40}, "entity": "x" * 600}
     answer = client.post("/v1/streams/credit/events", json=huge)
     assert answer.status_code == 413
-    assert "limit of 500 bytes" in answer.json()["detail"]
+    assert "limit of 500 bytes" in problem_of(answer)["msg"]
 
 
 def test_an_unknown_stream_is_404_naming_the_known_ones(runtime: Runtime) -> None:
     answer = client_for(runtime).post("/v1/streams/nope/events", json={"features": {}})
     assert answer.status_code == 404
-    assert "configured streams: credit" in answer.json()["detail"]
+    assert problem_of(answer)["loc"] == ["path", "stream"]
+    assert "configured streams: credit" in problem_of(answer)["msg"]
 
 
 def test_feedback_is_published_and_a_wrong_label_type_refused(
@@ -157,7 +159,7 @@ def test_keys_and_scopes(make_runtime: MakeRuntime, credit: StreamConfig) -> Non
     assert client.post(url, json=event, headers={"X-API-Key": "mnd_forged"}).status_code == 401
     forbidden = client.post(url, json=event, headers={"X-API-Key": reader})
     assert forbidden.status_code == 403
-    assert "'viewer' lacks the 'publish' scope" in forbidden.json()["detail"]
+    assert "'viewer' lacks the 'publish' scope" in problem_of(forbidden)["msg"]
     bearer = {"Authorization": f"Bearer {publisher}"}
     assert client.post(url, json=event, headers=bearer).status_code == 202
 

@@ -18,6 +18,7 @@ from meander.events import FeatureEvent, encode
 from meander.runtime import Runtime
 from meander.services import create_app
 from meander.store import memory_store
+from tests.services.conftest import problem_of
 
 WINDOW = 200
 
@@ -96,7 +97,7 @@ def test_no_profile_before_the_monitor_closed_a_window(world: World) -> None:
     monitor_events(world, WINDOW - 1)
     response = world.client.get("/v1/streams/loans/profile")
     assert response.status_code == 404
-    assert response.json()["detail"].startswith(
+    assert problem_of(response)["msg"].startswith(
         "the monitor has not profiled stream 'loans' yet: it writes a profile each time it has "
         "seen drift.data_window = 200 more events"
     )
@@ -106,7 +107,7 @@ def test_unknown_streams_are_404(world: World) -> None:
     for path in ("schema", "profile"):
         response = world.client.get(f"/v1/streams/cars/{path}")
         assert response.status_code == 404
-        assert response.json()["detail"] == "unknown stream 'cars'; configured streams: loans"
+        assert problem_of(response)["msg"] == "unknown stream 'cars'; configured streams: loans"
 
 
 def test_the_profile_describes_every_feature_since_the_monitor_started(world: World) -> None:
