@@ -36,6 +36,8 @@ Model = TypeVar("Model", bound=BaseModel)
 def items(body: bytes, content_type: str) -> list[Any]:
     """The items of ``body``: a JSON object or array, or one JSON value per NDJSON line."""
     media = content_type.split(";", 1)[0].strip().lower()
+    if not body.strip():
+        raise invalid([], "the body is empty: send one object, an array or NDJSON lines", "missing")
     if media in (NDJSON, "application/ndjson", "application/jsonl"):
         return [_json(line, ("body", number)) for number, line in _lines(body)]
     if media not in ("application/json", ""):

@@ -40,6 +40,24 @@ from meander.runtime import Runtime
 from meander.store import memory_store
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+FUZZED = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FUZZED] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """How many cases the fuzz suites ran, at the end of every run that ran them."""
+    if fuzzed := config.stash.get(FUZZED, {}):
+        cases = ", ".join(f"{count:,} {what}" for what, count in fuzzed.items())
+        terminalreporter.write_line(f"fuzzing: {cases} ({sum(fuzzed.values()):,} cases)")
+
+
+@pytest.fixture(scope="session")
+def fuzzed(request: pytest.FixtureRequest) -> dict[str, int]:
+    """Where a fuzz suite counts what it ran, for the summary at the end of the run."""
+    return request.config.stash[FUZZED]
 
 
 def _unavailable(what: str, error: Exception) -> None:

@@ -23,9 +23,9 @@ from meander import topics
 from meander.clock import TimeWindow
 from meander.config import StreamConfig
 from meander.events import Alert, FeatureEvent, Feedback, ModelEvent, Prediction
+from meander.models.evaluation import Prequential
+from meander.models.inference import clean, predict_one
 from meander.schema import Schema
-from models.evaluation import Prequential
-from models.inference import clean, predict_one
 from tests.adversarial import (
     HOSTILE_TOKENS,
     event_body,

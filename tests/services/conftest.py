@@ -7,8 +7,10 @@ backends the test already opened (the embedded ones exist only in-process).
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -59,3 +61,10 @@ def problem_of(response: httpx.Response) -> dict[str, Any]:
     [problem] = body["detail"]
     assert set(problem) == {"loc", "msg", "type"}, problem
     return dict(problem)
+
+
+def documented() -> set[tuple[int, str]]:
+    """The (status, type) pairs of the table in docs/service.md's "Errors and limits"."""
+    text = (Path(__file__).parents[2] / "docs" / "service.md").read_text()
+    section = text.split("## Errors and limits", 1)[1].split("\n## ", 1)[0]
+    return {(int(s), kind) for s, kind in re.findall(r"^\| (\d{3}) \| `(\w+)` \|", section, re.M)}

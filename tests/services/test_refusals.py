@@ -23,11 +23,16 @@ from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.runtime import Runtime
 from meander.services import create_app
+from meander.services.auth import new_key
 from tests.conftest import MakeRuntime, ReadTopic
 from tests.integration.conftest import SIGNING_KEY
-from tests.services.conftest import Serve, problem_of
+from tests.services.conftest import Serve, documented, problem_of
 
-OPEN = {"anonymous_scopes": ["publish", "read", "admin"], "allow_private_webhooks": True}
+OPEN = {
+    "anonymous_scopes": ["publish", "read", "admin"],
+    "allow_private_webhooks": True,
+    "max_batch_events": 2,
+}
 STREAM = StreamConfig(
     name="ripe",
     task="binary",
@@ -186,27 +191,51 @@ def test_a_label_of_no_class_of_the_stream_is_422(url: str, read_topic: ReadTopi
     assert post(url, "/v1/streams/ripe/feedback", {"event_id": "e1", "label": 1}).status_code == 202
 
 
-def test_every_refusal_has_the_one_shape(url: str) -> None:
+def test_every_documented_refusal_is_answered_in_the_one_shape(
+    url: str, make_runtime: MakeRuntime, serve: Serve
+) -> None:
+    reader, key = new_key()
+    keyed = make_runtime(
+        STREAM, service={"api_keys": [{"name": "r", "digest": key, "scopes": ["read"]}]}
+    )
+    guarded = serve(keyed.settings, keyed)
+    future = {"features": {"size": 1}, "time": "2099-01-01T00:00:00Z"}
     cases = [
+        (httpx.get(f"{url}/v1/streams/ripe/predictions/live", headers={"Last-Event-ID": "x"}),
+         400, ["header", "last-event-id"], "bad_cursor"),
+        (httpx.get(f"{guarded}/v1/streams"), 401, ["header", "authorization"], "unauthorized"),
+        (post(guarded, "/v1/streams/ripe/events", {}, **{"X-API-Key": reader}), 403,
+         ["header", "authorization"], "forbidden"),
         (post(url, "/v1/streams/nope/events", {}), 404, ["path", "stream"], "not_found"),
-        (post(url, "/v1/streams/ripe/events", b"x", **{"content-type": "text/csv"}), 415,
-         ["header", "content-type"], "unsupported_media_type"),
-        (post(url, "/v1/streams/ripe/events", b""), 422, ["body"], "json_invalid"),
-        (post(url, "/v1/streams/ripe/events", {"features": {"size": -1}}), 422,
-         ["body", 0, "features"], "schema"),
-        (httpx.put(f"{url}/v1/streams/ripe/events"), 405, ["method"], "method_not_allowed"),
         (httpx.get(f"{url}/v1/streams/ripe/predictions/nothing"), 404, ["path", "event_id"],
          "not_found"),
+        (httpx.get(f"{url}/v1/nowhere"), 404, ["path"], "not_found"),
+        (httpx.put(f"{url}/v1/streams/ripe/events"), 405, ["method"], "method_not_allowed"),
+        (post(url, "/v1/streams/ripe/models/1/promote", {"reason": "again"}), 409,
+         ["path", "version"], "conflict"),
+        (post(url, "/v1/streams/ripe/events", [{"features": {"size": 1}}] * 3), 413, ["body"],
+         "too_large"),
+        (post(url, "/v1/streams/ripe/events", b"x", **{"content-type": "text/csv"}), 415,
+         ["header", "content-type"], "unsupported_media_type"),
+        (post(url, "/v1/streams/ripe/events", b"[NaN]"), 422, ["body"], "json_invalid"),
+        (post(url, "/v1/streams/ripe/events", {"features": {"size": -1}}), 422,
+         ["body", 0, "features"], "schema"),
+        (post(url, "/v1/streams/ripe/predict", future), 422, ["body", "time"], "time"),
+        (post(url, "/v1/streams/ripe/feedback", {"event_id": "e", "label": "maybe"}), 422,
+         ["body", 0, "label"], "label"),
+        (post(url, "/v1/streams/ripe/predict", {"features": {"size": 1, "zip": "A1"}}), 422,
+         ["body", "features"], "model"),
+        (post(url, "/v1/streams/ripe/events", b""), 422, ["body"], "missing"),
         (httpx.get(f"{url}/v1/alerts", params={"limit": "many"}), 422, ["query", "limit"],
          "int_parsing"),
-        (httpx.get(f"{url}/v1/nowhere"), 404, ["path"], "not_found"),
     ]  # fmt: skip
     for answer, status, loc, kind in cases:
-        assert (answer.status_code, problem_of(answer)["loc"], problem_of(answer)["type"]) == (
-            status,
-            loc,
-            kind,
-        ), answer.text
+        problem = problem_of(answer)
+        assert (answer.status_code, problem["loc"], problem["type"]) == (status, loc, kind), (
+            answer.text
+        )
+    answered = {(status, kind) for _, status, _, kind in cases}
+    assert documented() <= answered  # the docs say nothing the service does not answer
 
 
 def test_the_schema_documents_the_refusals_and_the_batch_classes() -> None:
