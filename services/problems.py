@@ -119,8 +119,8 @@ def install(app: FastAPI) -> None:
 
 async def _invalid(_request: Request, error: RequestValidationError) -> Response:
     found = [
-        {"loc": list(_located(p.loc, p.type)), "msg": p.msg, "type": p.type}
-        for p in problems(error.errors())
+        {"loc": list(p.loc), "msg": p.msg, "type": p.type}
+        for p in problems(map(_located, error.errors()))
     ]
     if len(found) > MAX_PROBLEMS:
         more = f"and {len(found) - MAX_PROBLEMS} more problems like these"
@@ -139,10 +139,13 @@ async def _refused(_request: Request, error: StarletteHTTPException) -> Response
     return JSONResponse({"detail": [problem]}, error.status_code, headers=headers)
 
 
-def _located(loc: tuple[str | int, ...], kind: str) -> tuple[str | int, ...]:
+def _located(error: dict[str, Any]) -> dict[str, Any]:
     # FastAPI places a JSON syntax error at ("body", <character offset>), which reads like the
-    # index of an item: the offset is in the message already.
-    return loc[:1] if kind == "json_invalid" else loc
+    # index of an item (the publish routes' own put an NDJSON line's index there): the offset
+    # is in the message already.
+    if error.get("type") == "json_invalid" and "ctx" in error:
+        return {**error, "loc": tuple(error["loc"])[:1]}
+    return error
 
 
 def _cut(message: str) -> str:

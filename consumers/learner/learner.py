@@ -265,7 +265,8 @@ class Learner(Component):
         for envelope in envelopes:
             feedback, message = envelope.payload, envelope.message
             if not isinstance(feedback, Feedback):
-                rejected.append((message, f"expected {Feedback.type}, got {envelope.type}"))
+                wrong = f"expected {Feedback.type} on {message.topic}, got {envelope.type}"
+                rejected.append((message, wrong))
                 continue
             problem = label_problem(
                 feedback.label, self.stream.task, self.stream.label_classes

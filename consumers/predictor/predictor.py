@@ -196,8 +196,8 @@ class Predictor(Component):
         for envelope in envelopes:
             event, message = envelope.payload, envelope.message
             if not isinstance(event, FeatureEvent):
-                problem = f"expected {FeatureEvent.type} on {message.topic}, got {envelope.type}"
-                rejected.append((message, problem))
+                wrong = f"expected {FeatureEvent.type} on {message.topic}, got {envelope.type}"
+                rejected.append((message, wrong))
             elif envelope.source == SERVED_SOURCE and self._served(event, message):
                 self.served_elsewhere += 1
             elif problem := self.times.record_problem(message.timestamp_ms, event.time, horizon):

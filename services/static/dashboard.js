@@ -58,16 +58,22 @@ function emptyHistory() {
   return { last: null, events: [], labels: [], versions: new Map() };
 }
 
+// A refusal's detail is a list of problems ({loc, msg, type}); a 503's is a sentence.
+function said(body) {
+  const detail = body.detail;
+  return Array.isArray(detail) ? detail.map((problem) => problem.msg).join("; ") : detail;
+}
+
 async function api(path) {
   const headers = state.key ? { "X-API-Key": state.key } : {};
   const response = await fetch(path, { headers, cache: "no-store" });
   if (response.status === 401 || response.status === 403) {
     const body = await response.json().catch(() => ({}));
-    throw new AuthError(body.detail ?? `HTTP ${response.status}`);
+    throw new AuthError(said(body) ?? `HTTP ${response.status}`);
   }
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
-    throw new Error(`${response.status}: ${body.detail ?? response.statusText}`);
+    throw new Error(`${response.status}: ${said(body) ?? response.statusText}`);
   }
   return response.json();
 }

@@ -158,7 +158,7 @@ def test_feedback_that_cannot_be_learned_is_dead_lettered_with_the_reason(
     reasons = " | ".join(sorted(d.reason for d in letters))
     assert "no event 'nobody' is waiting for a label" in reasons
     assert "label 0.5 (float) is not a class label" in reasons
-    assert f"expected {Feedback.type} on this topic, got {FeatureEvent.type}" in reasons
+    assert f"expected {Feedback.type} on {where}, got {FeatureEvent.type}" in reasons
     assert "not JSON (" in reasons and "or the label alone keyed by the event id" in reasons
     assert len(letters) == len(bad)
     # The event whose label had the wrong type still waits for a good one.
