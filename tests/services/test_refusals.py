@@ -247,3 +247,16 @@ def test_the_schema_documents_the_refusals_and_the_batch_classes() -> None:
     scored = batch["content"]["application/json"]["schema"]["properties"]
     assert scored["classes"]["examples"] == [["False", "True"]]
     assert "proba_True" in scored["predictions"]["examples"][0][0]
+
+
+def test_an_answer_lists_at_most_a_hundred_problems_and_counts_the_rest(url: str) -> None:
+    label = {"event_id": "e1", "label": True, **{f"extra{i}": i for i in range(150)}}
+    answer = post(url, "/v1/streams/ripe/feedback", label)
+    detail = answer.json()["detail"]
+    assert answer.status_code == 422 and len(detail) == 101
+    assert {p["type"] for p in detail[:100]} == {"extra_forbidden"}
+    assert detail[100] == {
+        "loc": ["body"],
+        "msg": "and 50 more problems like these",
+        "type": "more",
+    }
