@@ -215,7 +215,7 @@ def _decode(message: Message, max_bytes: int | None, layout: Layout | None) -> E
     headers = message.headers
     binary = as_written(headers) or by_name(headers)
     if binary is None:
-        return _structured_or_plain(message, layout)
+        return _structured_or_plain(message, value, layout)
     event_id, source, kind, moment, subject = binary
     reader = _READERS.get(kind)
     if reader is None:
@@ -225,21 +225,21 @@ def _decode(message: Message, max_bytes: int | None, layout: Layout | None) -> E
         payload: Payload = validate_json(value)
     except ValidationError as error:
         # A label may leave its event id to the key: read it again with the key's help.
-        payload = _from_binary_data(payload_type, message, binary, moment, error)
+        payload = _from_binary_data(payload_type, message, value, binary, moment, error)
     else:
         if not filled <= payload.__pydantic_fields_set__:  # the data left an id or a time out
             payload = completed(payload, message, event_id, moment)
     return Envelope(event_id, source, kind, moment, subject, payload, message)
 
 
-def _structured_or_plain(message: Message, layout: Layout | None) -> Envelope:
+def _structured_or_plain(message: Message, value: bytes, layout: Layout | None) -> Envelope:
     if structured(message.headers):
-        return _structured(message, *read_structured(message.value))
+        return _structured(message, *read_structured(value))
     payload_type = plain_type(message.topic)
-    value = parse_value(message, payload_type)
-    if looks_structured(value):  # the envelope, with no header to say so
-        return _structured(message, *structured_attributes(value))
-    payload_type, data, encoding = plain_data(message, value, layout)
+    parsed = parse_value(value, payload_type)
+    if looks_structured(parsed):  # the envelope, with no header to say so
+        return _structured(message, *structured_attributes(parsed))
+    payload_type, data, encoding = plain_data(message, parsed, layout)
     data = complete(payload_type, data, message, None, None)
     payload = _validated(payload_type, data, encoding, layout)
     if isinstance(payload, FeatureEvent):
@@ -263,20 +263,21 @@ def _structured(message: Message, attributes: Attributes, data: dict[str, Any]) 
 def _from_binary_data(
     payload_type: type[Payload],
     message: Message,
+    value: bytes,
     binary: Attributes,
     moment: datetime | None,
     error: ValidationError,
 ) -> Payload:
     if payload_type is Feedback and message.key:
         try:
-            data = orjson.loads(message.value)
+            data = orjson.loads(value)
         except orjson.JSONDecodeError:
             pass
         else:
             if type(data) is dict and "event_id" not in data:
                 data = complete(payload_type, data, message, binary[0], moment)
                 return _validated(payload_type, data, "binary")
-    error = as_declared(payload_type, message.value, error)
+    error = as_declared(payload_type, value, error)
     raise ContractError(invalid_data(payload_type, error, "binary")) from None
 
 

@@ -69,10 +69,10 @@ def plain_type(topic: str) -> type[Payload]:
     return payload_type
 
 
-def parse_value(message: Message, payload_type: type[Payload]) -> Any:
+def parse_value(value: bytes, payload_type: type[Payload]) -> Any:
     """The value of a record with no CloudEvents headers, parsed."""
     try:
-        return orjson.loads(message.value)
+        return orjson.loads(value)
     except orjson.JSONDecodeError as error:
         raise ContractError(
             f"not JSON ({error}) and no ce_* headers: send {_SHAPES[payload_type]}, "
@@ -178,6 +178,8 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), "number")
 
 
-def _show(value: bytes) -> str:
+def _show(value: bytes | None) -> str:
+    if value is None:
+        return "null"
     text = value[:60].decode("utf-8", "replace")
     return text + ("..." if len(value) > 60 else "")
