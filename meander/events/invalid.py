@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from meander.events.payloads import FeatureEvent, Feedback, Payload
 from meander.events.plain import Encoding, Layout
 from meander.events.values import Value
+from meander.problems import problems
 
 __all__ = ["as_declared", "invalid_data"]
 
@@ -48,19 +49,21 @@ def invalid_data(
 ) -> str:
     """The reason ``error`` gives, for data read in ``encoding``; a flat object's fields are
     named as the sender named them, with ``layout``."""
-    problem = error.errors()[0]
-    location = tuple(problem["loc"])
+    # A union's errors come as one problem ("must be a boolean, ... not an array"), and no
+    # message quotes the sender's value.
+    found = problems(error.errors(include_url=False))
+    problem = found[0]
+    location = problem.loc
     if encoding == "flat":
         where = _flat_name(location, layout)
         hint = None
     else:
         where = ".".join(str(part) for part in location) or "(value)"
-        hint = _HINTS.get((payload_type, problem["type"]))
-    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        hint = _HINTS.get((payload_type, problem.type))
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
     hint = "" if hint is None else f"; {hint}"
     return (
-        f"invalid {payload_type.type} data{_READ_AS[encoding]}: {where}: {problem['msg']}"
-        f"{more}{hint}"
+        f"invalid {payload_type.type} data{_READ_AS[encoding]}: {where}: {problem.msg}{more}{hint}"
     )
 
 

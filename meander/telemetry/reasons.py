@@ -49,7 +49,7 @@ _RULES: tuple[tuple[str, str, str], ...] = (
     ("not JSON (", "", "undecodable"),
     ("no ce_* headers: ", "", "undecodable"),
     ("the Kafka key is not UTF-8", "", "undecodable"),
-    ("invalid ", " data: (value): Invalid JSON", "undecodable"),
+    ("invalid ", " data: (value): not valid JSON", "undecodable"),
     ("invalid ", " data", "contract"),
     ("unknown ce_type", "", "contract"),
     ("unknown type", "", "contract"),

@@ -49,7 +49,8 @@ def test_the_reasons_meander_writes_fall_in_their_classes(make_stream: MakeStrea
         "too_large": decode_reasons(message(b" " * 101)),
         "undecodable": decode_reasons(
             message(b"{"),  # not JSON
-            message(b"{}", ()),  # no CloudEvents headers
+            # no CloudEvents headers, on a topic that carries CloudEvents only
+            Message(topics.ALERTS, 0, 0, None, b"{}", (), 0),
             message(b"{}", (*good.headers[:1], ("ce_id", b"\xff"))),  # not UTF-8
             Message("reasons.events", 0, 0, None, None, good.headers, 0),  # a null value
             Message(
