@@ -180,11 +180,12 @@ TRANSPORT: dict[str, str] = {
     "null header": "undecodable",
     "unreadable header name": "undecodable",
     "not JSON": "undecodable",
-    "no ce headers": "undecodable",
+    "no ce headers": "undecodable",  # on S.events, S.feedback, S.predictions: plain JSON, read
     "text content-type": "undecodable",
     "timestamp ahead": "time",
     "timestamp before 1970": "time",
 }
+PLAIN = "no ce headers"
 EVENT_DATA: dict[str, tuple[Any, str | None]] = {  # (where in the event and what, the class)
     "no features": ((), "contract"),
     "extra field": (("extra", 1), "contract"),
@@ -243,7 +244,12 @@ def bad_event(oracle: Oracle, change: str, seed: int, hostile: Any, moment: str)
     case = Case(EVENTS, b"", key=event_id.encode(), bad="predictor")
     if change in TRANSPORT:
         case.value, case.headers = cloud(FeatureEvent.type, body, event_id)
-        return transport(case, change)
+        transport(case, change)
+        if change == PLAIN:  # the event as plain JSON, as any client may send it: served
+            x = clean(body["features"])
+            oracle.add(event_id, x)
+            case.bad, case.reason, case.event = None, None, (event_id, x)
+        return case
     if change == "feedback type":
         case.value, case.headers = cloud(Feedback.type, {"event_id": event_id, "label": True})
         case.reason = "contract"
@@ -279,7 +285,14 @@ def bad_label(oracle: Oracle, change: str, pick: int, hostile: Any, moment: str)
     case = Case(FEEDBACK, b"", key=event_id.encode(), bad="learner")
     if change in TRANSPORT:
         case.value, case.headers = cloud(Feedback.type, body)
-        return transport(case, change)
+        transport(case, change)
+        if change == PLAIN:  # the label as plain JSON: learned when its event waits for one
+            if waiting:
+                oracle.learn(event_id, True)
+                case.bad, case.reason = None, None
+            else:
+                case.reason = "wrong_label"
+        return case
     if change == "event type":
         body, case.reason = {"features": {"amount": 1}}, "contract"
     elif change == "empty event id":
@@ -330,6 +343,8 @@ def prediction_case(oracle: Oracle, how: str) -> Case:
         case.bad = case.reason = None
     elif how in TRANSPORT:
         transport(case, how)
+        if how == PLAIN:  # a prediction as plain JSON is read like any: a ghost
+            case.bad = case.reason = None
     return case
 
 

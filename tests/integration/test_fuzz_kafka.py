@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -259,8 +260,8 @@ def test_bad_records_cost_only_themselves(world: World, drawn: list[Intent]) -> 
         pytest.fail(world.failure, pytrace=False)
     try:
         check_example(world, drawn)
-    except Exception as error:
-        world.failure = f"{type(error).__name__}: {error}"
+    except Exception:
+        world.failure = traceback.format_exc(limit=-6)  # where it failed, when shown again
         raise
 
 
