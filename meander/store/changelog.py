@@ -173,17 +173,18 @@ def _apply(pipe: Pipeline[bytes], name: str, entry: _Entry) -> None:
 
 def _entry(message: Message) -> _Entry | None:
     headers = dict(message.headers)
-    op = headers.get("op", b"").decode()
-    if op not in _OPS:
+    op = (headers.get("op") or b"").decode()
+    value = message.value
+    if op not in _OPS or (value is None and op != "del"):
         log.warning(
-            "changelog %s[%d]@%d: unknown op %r; skipped",
+            "changelog %s[%d]@%d: unknown op %r, or a null value; skipped",
             message.topic,
             message.partition,
             message.offset,
             op,
         )
         return None
-    return _Entry(op, message.value, int(headers.get("order", b"0")), message.offset)
+    return _Entry(op, value or b"", int(headers.get("order") or b"0"), message.offset)
 
 
 def _read_to_end(bus: Bus, topic: str) -> list[Message]:
