@@ -73,7 +73,9 @@ class Oracle:
     """What the components must have done, as if the bad records never came."""
 
     stream: StreamConfig
-    champion: Any  # the model the predictor serves: it never changes in the suite
+    # The model the predictor serves: the registry's champion when an example starts (the
+    # learner publishes a revision of it after each decision it reads on meander.models).
+    champion: Any
     model: Any  # what the learner's champion must be after the good labels
     metrics: Prequential  # what the learner's metrics of the champion must be
     max_bytes: int
@@ -82,6 +84,7 @@ class Oracle:
     seen: list[str] = field(default_factory=list)  # every good event id, in order
     labels: int = 0
     serial: int = 0
+    served: dict[str, Any] = field(default_factory=dict)  # the answer each pending event got
 
     def new_id(self, prefix: str) -> str:
         self.serial += 1
@@ -89,11 +92,13 @@ class Oracle:
 
     def add(self, event_id: str, x: dict[str, Any]) -> None:
         self.seen.append(event_id)
-        self.pending.setdefault(event_id, x)  # a copy while one waits joins nothing
+        if event_id not in self.pending:  # a copy while one waits joins nothing
+            self.pending[event_id] = x
+            self.served[event_id] = predict_one(self.champion, x, self.stream.task)
 
     def learn(self, event_id: str, label: Any) -> None:
         x = self.pending.pop(event_id)
-        prediction, proba = predict_one(self.champion, x, self.stream.task)
+        prediction, proba = self.served.pop(event_id)
         self.metrics.update(label, prediction, proba)
         self.model.learn_one(x, label)
         self.labels += 1

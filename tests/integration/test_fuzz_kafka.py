@@ -76,7 +76,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Generating overly large repr"),
 ]
 
-EXAMPLES = 55  # hypothesis examples of MIN_INTENTS..MAX_INTENTS intents, ~2.5 records each
+EXAMPLES = 65  # hypothesis examples of MIN_INTENTS..MAX_INTENTS intents, ~2.5 records each
 MIN_INTENTS, MAX_INTENTS = 50, 110
 MAX_EVENT_BYTES = 8_000
 SPEC = "tree.HoeffdingTreeClassifier(grace_period=20)"
@@ -266,6 +266,8 @@ def test_bad_records_cost_only_themselves(world: World, drawn: list[Intent]) -> 
 
 
 def check_example(world: World, drawn: list[Intent]) -> None:
+    registry = Registry(world.runtime.store, world.stream.name, signer_for(world.runtime.settings))
+    world.oracle.champion = registry.load(registry.heads().champion or 1)[0]
     cases = materialize(drawn, world.oracle)
     counted = dead_letters_counted()
     taken, models_end = world.learner.handled_labels, world.end(MODELS)
@@ -332,7 +334,7 @@ def check_dead_letters(
 
 def check_served(world: World, events: list[Case]) -> None:
     """Every good event served by the champion, once per copy, as it would be alone."""
-    champion = world.oracle.champion
+    champion = world.oracle.champion  # served each event of this example
     served = [
         e.payload
         for e in world.read(topics.predictions(world.stream.name))

@@ -60,7 +60,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Generating overly large repr"),
 ]
 
-EXAMPLES = 230  # hypothesis examples; each sends MIN_REQUESTS..MAX_REQUESTS requests
+EXAMPLES = 260  # hypothesis examples; each sends MIN_REQUESTS..MAX_REQUESTS requests
 MIN_REQUESTS, MAX_REQUESTS = 12, 28
 MAX_BATCH, MAX_BODY = 20, 64_000
 JSON = "application/json"
