@@ -116,7 +116,10 @@ def _column(feature: Feature) -> Callable[[list[Any]], bool]:
             kinds = set(map(type, values))
             if not _NUMBERS.issuperset(kinds):
                 return False
-            total = sum(values)  # NaN or an infinity anywhere makes it NaN or infinite
+            try:
+                total = sum(values)  # NaN or an infinity anywhere makes it NaN or infinite
+            except OverflowError:  # an integer beyond a double among floats
+                return False
             if total - total != 0:
                 return False
             # Finite floats are within the finite bounds; integers may be beyond them.

@@ -180,3 +180,12 @@ def test_a_batch_is_checked_as_each_of_its_events_is(
     schema: Schema, batch: list[dict[str, Any]]
 ) -> None:
     assert schema.violations(batch) == [schema.violation(features) for features in batch]
+
+
+def test_an_integer_beyond_a_double_among_floats_fails_its_event_alone() -> None:
+    # The batch check sums a column: 1.5 + 10**400 raises OverflowError, which stopped the
+    # predictor's step (found by the Kafka fuzz suite).
+    schema = Schema(StreamConfig(name="s", task="binary", features={"a": "numeric"}))
+    problems = schema.violations([{"a": 1.5}, {"a": 10**400}, {"a": 2}])
+    assert problems[0] is None and problems[2] is None
+    assert problems[1] == "feature 'a' must be a finite number, got an integer of 1329 bits"
