@@ -132,12 +132,13 @@ class Predictor(Component):
             return 0
         self.meter.read(len(messages))
         with rewound_on_failure(self.consumer, messages):
-            self._serve(messages)
+            handled = self._serve(messages)
         self.in_flight.settle()
-        return len(messages)
+        return handled
 
-    def _serve(self, messages: list[Message]) -> None:
-        """Score what can be scored, dead-letter the rest, send both without waiting."""
+    def _serve(self, messages: list[Message]) -> int:
+        """Score what can be scored, dead-letter the rest, send both without waiting; how many
+        messages that handled (not those held back for the champion's next revision)."""
         envelopes, rejected = decode_batch(
             messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
         )
@@ -161,6 +162,7 @@ class Predictor(Component):
             self.meter.produced.inc(len(records))
             self._end_to_end.observe_many(ages([e.time for e in events], time.time()))
         self.scored += len(events)
+        return len(messages)
 
     @property
     def handled(self) -> int:
