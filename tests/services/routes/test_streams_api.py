@@ -79,7 +79,12 @@ def monitor_events(world: World, count: int) -> None:
 def test_the_schema_lists_each_feature_with_its_checks(world: World) -> None:
     answer = world.client.get("/v1/streams/loans/schema").json()
     assert (answer["stream"], answer["task"]) == ("loans", "binary")
-    assert answer["model"] == "preprocessing.StandardScaler | linear_model.LogisticRegression"
+    # No model configured: the default linear model, categories one-hot encoded.
+    assert answer["model"] == (
+        "(compose.Select('amount', 'income', 'repeat') | preprocessing.StandardScaler)"
+        " + (compose.Select('purpose') | preprocessing.OneHotEncoder)"
+        " | linear_model.LogisticRegression"
+    )
     features = answer["features"]
     assert features["amount"] == {
         "type": "numeric",
