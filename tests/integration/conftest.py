@@ -72,14 +72,17 @@ def child_env(kafka_bootstrap: str, redis_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
-    """Writes the stream configurations as a TOML config file, as a user would."""
+    """Writes the stream configurations as a TOML config file, as a user would; ``sections``
+    adds other top-level tables (``producer``, ``notifier``...)."""
 
-    def write(*streams: StreamConfig, name: str = "meander.toml") -> Path:
+    def write(
+        *streams: StreamConfig, name: str = "meander.toml", **sections: Mapping[str, Any]
+    ) -> Path:
         dumped = [s.model_dump(mode="json", exclude_defaults=True) for s in streams]
         for stream, dump in zip(streams, dumped, strict=True):
             dump |= {"name": stream.name, "task": stream.task}  # required, even when default
         path = tmp_path / name
-        path.write_text(toml({"streams": dumped}))
+        path.write_text(toml({**sections, "streams": dumped}))
         return path
 
     return write
