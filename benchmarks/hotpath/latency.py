@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+import uuid
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from typing import Any
 
 import orjson
@@ -20,15 +22,15 @@ from kafka import KafkaConsumer, KafkaProducer
 from benchmarks.hotpath.stage import FEATURES, Stage, partitions_of, samples, stop
 from benchmarks.hotpath.stats import Pacer, percentiles, read_cpu_seconds
 from meander import topics
+from meander.bus.kafka import KafkaBus
 
-__all__ = ["latencies", "offer"]
+__all__ = ["bare_latencies", "copy_loop", "latencies", "offer"]
 
-_HEADERS = (
-    ("ce_specversion", b"1.0"),
-    ("ce_source", b"/bench/hotpath/latency"),
-    ("ce_type", b"io.meander.event.v1"),
-    ("content-type", b"application/json"),
-)
+# In the order meander.events.encode writes them (ce_id and ce_time go between), so that the
+# predictor reads them by position as it reads its own producers' events.
+_SPEC = ("ce_specversion", b"1.0")
+_SOURCE_TYPE = (("ce_source", b"/bench/hotpath/latency"), ("ce_type", b"io.meander.event.v1"))
+_CONTENT = ("content-type", b"application/json")
 
 
 def offer(
@@ -63,7 +65,7 @@ def offer(
                 stamp.encode(),
                 rows[sent % len(rows)],
             )
-            headers = [*_HEADERS, ("ce_id", event_id.encode()), header_time]
+            headers = [_SPEC, ("ce_id", event_id.encode()), *_SOURCE_TYPE, header_time, _CONTENT]
             producer.send(topic, value=value, key=event_id.encode(), headers=headers)
             sent += 1
         pacer.sent(due)
@@ -83,18 +85,27 @@ def _at_end(stage: Stage, topic: str) -> KafkaConsumer:
 
 
 def _load(
-    stage: Stage, stream: str, per_second: float, seconds: float, drain: float
+    stage: Stage,
+    source: str,
+    answers: str,
+    per_second: float,
+    seconds: float,
+    drain: float,
+    fields: tuple[bytes, str, str] = (b"event_id", "event_id", "event_time"),
 ) -> dict[str, Any]:
+    """Offer events to ``source`` at ``per_second``; time each answer read on ``answers``: its
+    JSON names the event in ``fields[1]`` and carries its stamp in ``fields[2]``."""
     tag = f"L{int(per_second)}"
-    reader = _at_end(stage, topics.predictions(stream))
+    reader = _at_end(stage, answers)
     context = multiprocessing.get_context("spawn")
     out: Queue[Any] = context.Queue()
     producer = context.Process(
         target=offer,
-        args=(stage.kafka, topics.events(stream), tag, per_second, seconds, out),
+        args=(stage.kafka, source, tag, per_second, seconds, out),
     )
     producer.start()
-    prefix = f'"event_id":"{tag}-'.encode()
+    marker, named, stamped = fields
+    prefix = b'"%s":"%s-' % (marker, tag.encode())
     warm_up = min(1.0, seconds / 5) * per_second  # the first second's events: connections warm
     latencies: list[float] = []
     received = 0
@@ -109,9 +120,9 @@ def _load(
                         continue
                     prediction = orjson.loads(record.value)
                     received += 1
-                    if int(prediction["event_id"].rsplit("-", 1)[1]) < warm_up:
+                    if int(prediction[named].rsplit("-", 1)[1]) < warm_up:
                         continue
-                    event_time = datetime.fromisoformat(prediction["event_time"])
+                    event_time = datetime.fromisoformat(prediction[stamped])
                     latencies.append((now - event_time.timestamp()) * 1000)
             if result is None and not out.empty():
                 result = out.get()
@@ -137,16 +148,17 @@ def latencies(
 ) -> list[dict[str, Any]]:
     """Percentiles of end-to-end latency at each offered load, the predictor running throughout."""
     config = stage.config(stream)
+    source, answers = topics.events(stream), topics.predictions(stream)
     predictor = stage.spawn("predictor", config)
     try:
         # Let it start, load its champion and join its group before anything is timed.
-        _load(stage, stream, 500.0, 2.0, drain=60.0)
+        _load(stage, source, answers, 500.0, 2.0, drain=60.0)
         results = []
         for per_second in loads:
             if predictor.poll() is not None:
                 raise RuntimeError("the predictor exited:\n" + stage.log_of("predictor", config))
             cpu = read_cpu_seconds(predictor.pid)
-            found = _load(stage, stream, per_second, seconds, drain)
+            found = _load(stage, source, answers, per_second, seconds, drain)
             # What the predictor's process (all its threads) spent per event offered.
             used = read_cpu_seconds(predictor.pid) - cpu
             found["predictor_cpu_us_per_event"] = round(used / max(found["sent"], 1) * 1e6, 1)
@@ -154,3 +166,60 @@ def latencies(
         return results
     finally:
         stop(predictor)
+
+
+def copy_loop(bootstrap: str, source: str, target: str, group: str, stop: Event) -> None:
+    """The bare kafka-python loop, for latency: read each event of ``source`` and write its
+    bytes to ``target`` at once, until ``stop`` is set; no meander code.
+
+    Its client settings are kafka-python's defaults but for the producer's delivery settings,
+    which are the predictor's (acks from every replica, idempotent): a lone record goes out as
+    soon as it is sent (no linger), and a poll returns as soon as a fetch brought records.
+    """
+    consumer = KafkaConsumer(
+        source, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    try:
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    producer.send(target, value=record.value, key=record.key)
+    finally:
+        producer.close()
+        consumer.close()
+
+
+def bare_latencies(
+    stage: Stage, loads: tuple[float, ...], seconds: float, drain: float
+) -> list[dict[str, Any]]:
+    """The same percentiles, offered load and measurement for :func:`copy_loop` in place of
+    the predictor: what the client and the broker alone give on this machine at these loads."""
+    name = uuid.uuid4().hex[:8]
+    source, target = f"hotpath.bare-in.{name}", f"hotpath.bare-out.{name}"
+    with KafkaBus(stage.kafka) as bus:
+        bus.create_topics({source: 3, target: 3})
+    context = multiprocessing.get_context("spawn")
+    stop_loop = context.Event()
+    loop = context.Process(
+        target=copy_loop, args=(stage.kafka, source, target, f"hotpath-bare-{name}", stop_loop)
+    )
+    loop.start()
+    fields = (b"id", "id", "time")  # the event's own bytes come back
+    try:
+        _load(stage, source, target, 500.0, 2.0, drain=60.0, fields=fields)  # joined, warm
+        results = []
+        for per_second in loads:
+            if not loop.is_alive():
+                raise RuntimeError(f"the bare loop exited ({loop.exitcode})")
+            cpu = read_cpu_seconds(loop.pid or 0)
+            found = _load(stage, source, target, per_second, seconds, drain, fields=fields)
+            used = read_cpu_seconds(loop.pid or 0) - cpu
+            found["loop_cpu_us_per_event"] = round(used / max(found["sent"], 1) * 1e6, 1)
+            results.append(found)
+        return results
+    finally:
+        stop_loop.set()
+        loop.join(30)
+        if loop.is_alive():
+            loop.kill()

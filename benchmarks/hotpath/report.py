@@ -43,15 +43,16 @@ def plot(results: dict[str, Any], path: Path = PNG) -> None:
     bars.set_title(f"Throughput, median of {len(runs)} run(s) ({events:,} events)")
     bars.set_ylabel("events / s")
     for run in runs:
-        loads = run.get("latency", [])
-        for q, style in (("p50_ms", ":"), ("p99_ms", "-")):
-            lines.plot(
-                [load["offered_per_second"] for load in loads],
-                [load[q] for load in loads],
-                style,
-                marker="o",
-                label=f"run {run['run']} {q.removesuffix('_ms')}",
-            )
+        for part, who, marker in (("latency", "", "o"), ("latency_bare", " bare loop", "x")):
+            loads = run.get(part, [])
+            for q, style in (("p50_ms", ":"), ("p99_ms", "-")):
+                lines.plot(
+                    [load["offered_per_second"] for load in loads],
+                    [load[q] for load in loads],
+                    style,
+                    marker=marker,
+                    label=f"run {run['run']}{who} {q.removesuffix('_ms')}",
+                )
     lines.axhline(TARGET_P99_MS, color="grey", linestyle="--", linewidth=1, label="p99 target")
     lines.set_xscale("log")
     lines.set_yscale("log")

@@ -149,6 +149,19 @@ def _parts(
             command,
         )
 
+    # The same offered loads and measurement with the bare kafka-python loop in the
+    # predictor's place: the part of each percentile that is the client's and the broker's.
+    results["latency_bare"] = latency.bare_latencies(stage, LOADS, seconds, drain)
+    for load in results["latency_bare"]:
+        _say(
+            f"bare kafka-python loop at {load['offered_per_second']:,.0f} events/s offered "
+            f"({load['achieved_per_second']:,} achieved): p50 {load['p50_ms']} ms, "
+            f"p95 {load['p95_ms']} ms, p99 {load['p99_ms']} ms, "
+            f"{load['missing_after_drain']} missing after the drain; loop CPU "
+            f"{load['loop_cpu_us_per_event']} us per event",
+            command,
+        )
+
     if quick and memory_events is None:
         return
     memory_stream = f"hotpath-{run}-memory"

@@ -49,6 +49,10 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             values = [_latency(run, load, q) for run in runs]
             if any(v is not None for v in values):
                 found[f"{q} at {load:,.0f}/s"] = spread(values)
+        for q in ("p50_ms", "p95_ms", "p99_ms", "missing_after_drain", "loop_cpu_us_per_event"):
+            values = [_latency(run, load, q, "latency_bare") for run in runs]
+            if any(v is not None for v in values):
+                found[f"bare loop {q} at {load:,.0f}/s"] = spread(values)
     return found
 
 
@@ -62,8 +66,8 @@ def _at(run: dict[str, Any], path: tuple[str | int, ...]) -> Any:
     return value
 
 
-def _latency(run: dict[str, Any], load: float, q: str) -> Any:
-    for found in run.get("latency", []):
+def _latency(run: dict[str, Any], load: float, q: str, part: str = "latency") -> Any:
+    for found in run.get(part, []):
         if found["offered_per_second"] == load:
             return found.get(q)
     return None

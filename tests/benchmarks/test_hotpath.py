@@ -81,6 +81,7 @@ def test_summary_collects_each_figure_and_each_loads_latency_over_the_runs() -> 
         {
             "throughput": {"meander": {"events_per_second": rate_}},
             "latency": [{"offered_per_second": 1_000.0, "p99_ms": p99}],
+            "latency_bare": [{"offered_per_second": 1_000.0, "p99_ms": p99 / 2}],
         }
         for rate_, p99 in ((9_000, 20.0), (8_000, 30.0), (10_000, 10.0))
     ]
@@ -92,6 +93,7 @@ def test_summary_collects_each_figure_and_each_loads_latency_over_the_runs() -> 
         "median": 20.0,
         "max": 30.0,
     }
+    assert found["bare loop p99_ms at 1,000/s"]["values"] == [10.0, 15.0, 5.0]
     assert "learner labels/s" not in found  # no run measured it
 
 
