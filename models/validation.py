@@ -2,7 +2,9 @@
 
 Both models score every labelled event of the race, so the comparison is paired: for
 classification the exact McNemar test on the events where exactly one model is right, for
-regression a paired t-test on the per-event difference of absolute errors. After a promotion,
+regression a paired t-test on the per-event difference of absolute errors. `judge` decides a
+race the learner keeps (:class:`~meander.models.race.RecentRace`) at any event: it promotes on
+the race's bet, which stays sound however often it is looked at. After a promotion,
 `rollback_check` watches the new champion against the one it replaced.
 """
 
@@ -16,8 +18,9 @@ from scipy import stats
 
 from meander.config import PromotionSettings
 from meander.models.evaluation import PairedRace
+from meander.models.race import RecentRace
 
-__all__ = ["Decision", "Verdict", "gate", "rollback_check"]
+__all__ = ["Decision", "Verdict", "gate", "judge", "rollback_check"]
 
 Decision = Literal["promote", "reject", "continue", "roll_back", "keep"]
 Evidence = dict[str, float | int | str]
@@ -160,6 +163,77 @@ def gate(
         )
         return Verdict("reject", reason, evidence)
     reason = f"Undecided: {figures} p={test.p_better:.3g}); racing on up to {cap} events."
+    return Verdict("continue", reason, evidence)
+
+
+def judge(race: RecentRace, promotion: PromotionSettings, *, rivals: int = 1) -> Verdict:
+    """Decide a race at any event: promote on its bet, reject on its latest events.
+
+    - fewer than `promotion.min_samples` events: continue;
+    - promote once the bet that the challenger is better (:class:`~meander.models.betting.Bet`)
+      has grown to ``rivals / promotion.significance`` times its stake, with a gain of at least
+      `promotion.min_gain` on the race's latest events. Under "no better than the champion"
+      that happens with probability at most ``significance / rivals`` however often the race is
+      judged, so a pool of ``rivals`` challengers promotes an equal one at most that often;
+    - reject after `promotion.patience` events when the race's latest events say it is worse
+      (the test of `gate`), or after 10 x `min_samples` events without a promotion: a challenger
+      that does not win soon costs its predict and learn for nothing;
+    - otherwise continue.
+
+    >>> race = RecentRace("binary", challenger=2, baseline=1)
+    >>> for event in range(120):  # right where the champion errs, one event in four
+    ...     race.update(True, True, event % 4 != 0)
+    >>> judge(race, PromotionSettings(min_samples=50), rivals=4).decision
+    'promote'
+    """
+    threshold = rivals / promotion.significance
+    cap = 10 * promotion.min_samples
+    evidence: Evidence = {
+        "n": race.n,
+        "seen": race.seen,
+        "challenger": race.challenger,
+        "baseline": race.baseline,
+        "challenger_score": race.challenger_score,
+        "baseline_score": race.baseline_score,
+        "min_samples": promotion.min_samples,
+        "max_samples": cap,
+        "wealth": race.better.wealth,
+        "threshold": threshold,
+    }
+    if race.n < promotion.min_samples:
+        reason = f"Waiting: {race.n} of the {promotion.min_samples} shared events needed so far."
+        return Verdict("continue", reason, evidence)
+    gain = (
+        race.d_sum / race.n
+        if race.task == "regression"
+        else (race.challenger_only - race.baseline_only) / race.n
+    )
+    evidence |= {"gain": gain, "min_gain": promotion.min_gain}
+    figures = f"{_figures(race)} (gain {gain:+.4f}"
+    wealth = race.better.wealth
+    if wealth >= threshold and gain >= promotion.min_gain:
+        reason = (
+            f"Promote: {figures}; the bet on the challenger grew {wealth:.3g}-fold, "
+            f"at least {threshold:g}, over {race.seen} events)."
+        )
+        return Verdict("promote", reason, evidence)
+    alpha = promotion.significance
+    if race.seen >= promotion.patience and gain < 0:
+        test = _mcnemar(race) if race.task != "regression" else _paired_t(race)
+        evidence |= test.evidence | {"p_value_worse": test.p_worse, "significance": alpha}
+        if test.p_worse < alpha:
+            reason = (
+                f"Reject: significantly worse, {figures}, {evidence['test']} "
+                f"p={test.p_worse:.3g} < {alpha})."
+            )
+            return Verdict("reject", reason, evidence)
+    if race.seen >= cap:
+        reason = (
+            f"Reject: no promotion within {cap} events, {figures}; the bet grew "
+            f"{wealth:.3g}-fold, {threshold:g} needed)."
+        )
+        return Verdict("reject", reason, evidence)
+    reason = f"Undecided: {figures}; the bet stands at {wealth:.3g}, {threshold:g} needed)."
     return Verdict("continue", reason, evidence)
 
 

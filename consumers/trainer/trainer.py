@@ -31,7 +31,7 @@ from meander.deadletter import OUTAGES, DeadLetters
 from meander.events import ModelEvent, decision, decode_batch, encode
 from meander.models.race import RecentRace
 from meander.models.registry import Registry
-from meander.models.validation import Verdict, gate, rollback_check
+from meander.models.validation import Verdict, judge, rollback_check
 from meander.models.versions import config_hash
 from meander.runtime import Runtime
 from meander.telemetry import LagSampler, Meter, count_published
@@ -40,7 +40,6 @@ __all__ = ["Trainer"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/meander/trainer"
-LOOKS = 10  # the gate ends a race after 10 x min_samples events
 
 
 class Trainer(Component):
@@ -57,14 +56,6 @@ class Trainer(Component):
         )
         self.outbox = Outbox(runtime.bus)
         self.watch_key = keys.watch(stream.name)
-        # The gate looks at a race once per min_samples new events, so at most LOOKS times
-        # before its cap; each look spends an equal share of the significance (Bonferroni), so
-        # looking often does not promote an equal challenger more often than it should.
-        promotion = stream.promotion
-        self._per_look = promotion.model_copy(
-            update={"significance": promotion.significance / LOOKS}
-        )
-        self._looked: dict[tuple[int, int], int] = {}
         self.meter = Meter(self.name, stream.name)
         self.lag = LagSampler(self.name, self.consumer)
         self.dead = DeadLetters(runtime.bus, self.name)
@@ -198,18 +189,22 @@ class Trainer(Component):
             # After a roll back the races on hand are against the demoted champion: judge them
             # next step, against the champion as it is then.
             return decided
+        # Every race is judged at every step: its bet stays sound however often it is looked
+        # at, and the significance is shared by the request's pool of challengers, so an equal
+        # one is promoted no more often than the significance allows.
+        promotion, rivals = self.stream.promotion, self.stream.learning.max_challengers
         verdicts: list[tuple[int, Verdict, RecentRace]] = []
         for challenger in self.registry.challengers():
             race = self._race(challenger, champion)
-            if race is not None and self._new_look(race):
-                verdicts.append((challenger, gate(race, self._per_look), race))
+            if race is not None:
+                verdicts.append((challenger, judge(race, promotion, rivals=rivals), race))
         winners = [v for v in verdicts if v[1].decision == "promote"]
         if winners:
             best = max(winners, key=lambda v: float(v[1].evidence.get("gain", 0.0)))
             self._promote(best[0], champion, best[1], best[2])
             return decided + 1
-        for challenger, verdict, race in verdicts:
-            if verdict.decision == "reject" and race.seen >= self.stream.promotion.patience:
+        for challenger, verdict, _ in verdicts:
+            if verdict.decision == "reject":
                 self._reject(challenger, champion, verdict)
                 decided += 1
         return decided
@@ -274,14 +269,6 @@ class Trainer(Component):
     def _unwatch(self) -> None:
         self.store.delete(self.watch_key)
         self.runtime.changelog.delete(self.watch_key)
-
-    def _new_look(self, race: RecentRace) -> bool:
-        look = race.seen // self.stream.promotion.min_samples
-        key = (race.challenger, race.baseline)
-        if look == 0 or self._looked.get(key) == look:
-            return False
-        self._looked[key] = look
-        return True
 
     def _race(self, challenger: int, baseline: int) -> RecentRace | None:
         raw = self.store.hgetall(keys.race(self.stream.name, challenger, baseline))

@@ -128,9 +128,13 @@ class DriftSettings(_Section):
 class PromotionSettings(_Section):
     """The validation gate a challenger passes before it replaces the champion."""
 
-    min_samples: PositiveInt = 500
+    min_samples: PositiveInt = Field(
+        default=100,
+        description="shared events before a race is judged; a race that has not won after 10 "
+        "times as many is rejected",
+    )
     patience: PositiveInt = Field(
-        default=1_500,
+        default=300,
         description="events a challenger races before it may be rejected as worse: a model "
         "that starts after a drift starts behind and learns",
     )

@@ -10,7 +10,8 @@ from scipy import stats
 
 from meander.config import PromotionSettings
 from meander.models.evaluation import PairedRace
-from meander.models.validation import Verdict, gate, rollback_check
+from meander.models.race import RecentRace
+from meander.models.validation import Verdict, gate, judge, rollback_check
 
 SETTINGS = PromotionSettings(min_samples=20, min_gain=0.0, significance=0.05)
 
@@ -152,7 +153,7 @@ def test_regression_with_a_single_event_decides_nothing() -> None:
 def _simulate(challenger_accuracy: float, seed: int) -> tuple[Verdict, int]:
     """Race a challenger against a champion right 80% of the time; look every 50 events."""
     rng = random.Random(seed)
-    settings = PromotionSettings()  # min_samples 500, so the cap is 5000
+    settings = PromotionSettings(min_samples=500)  # so the cap is 5000
     race = PairedRace("binary", challenger=2, baseline=1)
     while True:
         race.update(True, rng.random() < challenger_accuracy, rng.random() < 0.8)
@@ -174,6 +175,54 @@ def test_seeded_race_rejects_a_same_quality_challenger_at_the_cap() -> None:
     assert verdict.decision == "reject"
     assert n == 5_000
     assert "no promotion within 5000 events" in verdict.reason
+
+
+def _judged(
+    challenger_accuracy: float, seed: int, settings: PromotionSettings | None = None
+) -> tuple[Verdict, int]:
+    """Race a challenger against a champion right 80% of the time, judged at every event."""
+    rng = random.Random(seed)
+    settings = settings or PromotionSettings()  # min_samples 100, patience 300, cap 1000
+    race = RecentRace("binary", challenger=2, baseline=1)
+    while True:
+        race.update(True, rng.random() < challenger_accuracy, rng.random() < 0.8)
+        verdict = judge(race, settings, rivals=4)
+        if verdict.decision != "continue":
+            return verdict, race.seen
+
+
+def test_judge_promotes_a_challenger_ten_points_better_within_500_events() -> None:
+    verdict, seen = _judged(challenger_accuracy=0.9, seed=1)
+    assert verdict.decision == "promote"
+    assert seen < 500  # the fixed-sample gate with min_samples 500 could not decide before
+    assert float(verdict.evidence["wealth"]) >= 4 / 0.05 == verdict.evidence["threshold"]
+
+
+def test_judge_looking_at_every_event_rarely_promotes_an_equal_challenger() -> None:
+    # 100 races between equal models, judged at every event until the cap: the bet bounds the
+    # share promoted by significance / rivals = 1.25 %; a test that looked at every event
+    # without it would promote far more often.
+    patient = PromotionSettings(patience=1_000)  # no rejection as worse before the cap
+    promoted = sum(_judged(0.8, seed, patient)[0].decision == "promote" for seed in range(100))
+    assert promoted / 100 <= 0.0125
+
+
+def test_judge_rejects_a_worse_challenger_after_its_patience_and_an_equal_one_at_the_cap() -> None:
+    worse, seen = _judged(challenger_accuracy=0.6, seed=2)
+    assert (worse.decision, seen) == ("reject", 300)
+    assert "significantly worse" in worse.reason
+    equal, seen = _judged(challenger_accuracy=0.8, seed=3)
+    assert (equal.decision, seen) == ("reject", 1_000)
+    assert "no promotion within 1000 events" in equal.reason
+
+
+def test_judge_waits_for_min_samples() -> None:
+    race = RecentRace("binary", challenger=2, baseline=1)
+    for _ in range(99):
+        race.update(True, True, False)
+    assert judge(race, PromotionSettings()).decision == "continue"
+    race.update(True, True, False)
+    assert judge(race, PromotionSettings()).decision == "promote"
 
 
 ROLLBACK = PromotionSettings(rollback_window=100, rollback_tolerance=0.02)

@@ -237,20 +237,22 @@ def test_the_best_of_several_winners_is_promoted(bench: Bench) -> None:
     assert bench.registry.champion() == best
 
 
-def test_a_race_is_judged_once_per_min_samples_events(bench: Bench, read_topic: ReadTopic) -> None:
+def test_a_race_is_judged_at_every_step_on_its_bet(bench: Bench, read_topic: ReadTopic) -> None:
     version = challenger(bench)
     race(bench, version, bench.champion, even(50))
     assert bench.trainer.step() == 0  # too short to be judged
 
     race(bench, version, bench.champion, even(100) + better(6))
-    bench.trainer.step()  # judged at its first look: undecided
-    race(bench, version, bench.champion, even(100) + better(90))
-    bench.trainer.step()  # the same look: not judged again, though it now clearly leads
-
+    assert bench.trainer.step() == 0  # ahead, but three wins are no evidence yet
     assert bench.registry.champion() == bench.champion
-    race(bench, version, bench.champion, even(100) + better(100))
-    bench.trainer.step()
+
+    # The next step judges it again, not min_samples events later: the bet on it stays sound
+    # however often it is looked at.
+    race(bench, version, bench.champion, even(100) + better(40))
+    assert bench.trainer.step() == 1
     assert bench.registry.champion() == version
+    promoted = [e for e in decisions(bench, read_topic) if e.action == "promoted"]
+    assert promoted[0].evidence["wealth"] >= promoted[0].evidence["threshold"] == 4 / 0.05
 
 
 def test_a_worse_challenger_is_rejected_only_after_its_patience(
