@@ -97,7 +97,14 @@ class Producer(Component):
             seed=settings.seed,
         )
         self._samples = _samples(self.source, settings.events)
-        self._bucket = TokenBucket(settings.rate) if settings.rate is not None else None
+        # Bursts of up to a second's events: each step waits for the broker's acknowledgement,
+        # and with a tenth of a second's, steps slower than that (a loaded machine) held the
+        # producer under its rate.
+        self._bucket = (
+            TokenBucket(settings.rate, burst=max(1.0, settings.rate))
+            if settings.rate is not None
+            else None
+        )
         rows = self.source.rows() if isinstance(self.source, FileSource) else None
         total = settings.events or rows
         self._bar = progress_bar(total, f"producer {self.stream.name}", enabled=settings.progress)

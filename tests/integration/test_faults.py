@@ -3,8 +3,9 @@
 ``meander run`` process (predictions exactly once), the project's producer publishing a
 drifting stream with late labels.
 
-While it runs, the components are SIGKILLed and restarted in two waves of three, Redis restarts
-with its data and then without it, and the broker restarts. Then: every event was predicted
+While it runs, the components are SIGKILLed and restarted in two waves of three (the producer
+with the first), Redis restarts with its data and then without it, and the broker restarts; each
+fault waits for the loop to predict again after the one before. Then: every event was predicted
 once (read committed), every label learned once, each alert announced once to the webhook, no
 champion answered null once a model had learned, every consumer group committed all it read,
 and each killed component was working again after its restart. How long that took (seconds
@@ -29,6 +30,7 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KafkaPartition
+from kafka.errors import KafkaError
 
 from meander import topics
 from meander.bus import Message
@@ -43,8 +45,9 @@ from meander.runtime import Runtime
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1_200)]
 
 STREAM = "faults"
-EVENTS = 9_000
-RATE = 60.0  # events per second: the stream lasts 150 s, through every fault below
+EVENTS = 6_000
+RATE = 60.0  # events per second: the stream lasts 100 s, through the faults below
+PROGRESS = 120  # events the predictors commit after a fault before the next one
 RECOVERY = 240.0  # seconds a restarted component may take to work again (imports, joins)
 COMPONENTS = ("learner", "predictor-1", "predictor-2", "trainer", "monitor", "notifier")
 GROUPS = {  # consumer group -> the topics it reads
@@ -122,6 +125,26 @@ class Deployment:
         for name in names:
             self.recoveries[name] = self.wait_working(name, timeout=RECOVERY)
 
+    def wait_stored(self, topic: str, count: int, timeout: float) -> None:
+        """Until ``topic`` holds ``count`` records."""
+        deadline = time.monotonic() + timeout
+        while stored(self.kafka.bootstrap, topic) < count:
+            assert time.monotonic() < deadline, f"{topic} holds less than {count} records"
+            time.sleep(0.5)
+
+    def wait_progress(self, timeout: float = RECOVERY) -> None:
+        """Until the predictors have committed ``PROGRESS`` events more than now, or all of
+        the stream once the producer has finished: the loop works again after a fault."""
+        group = f"meander-predictor-{STREAM}"
+        start = committed_total(self.kafka.bootstrap, group)
+        deadline = time.monotonic() + timeout
+        while (done := committed_total(self.kafka.bootstrap, group)) < start + PROGRESS:
+            ended = self.processes["producer"].child.process.poll() is not None
+            if ended and done >= stored(self.kafka.bootstrap, topics.events(STREAM)):
+                return
+            assert time.monotonic() < deadline, f"no predictions {timeout:g} s after a fault"
+            time.sleep(0.5)
+
     def restart_redis(self, *, keep_data: bool) -> None:
         self.store.stop()
         if not keep_data:
@@ -187,24 +210,27 @@ def test_the_loop_survives_kills_and_outages_and_does_each_thing_once(
     for name in COMPONENTS:
         run.wait_working(name, timeout=240)
     run.start("producer")
-    run.wait_working("producer", timeout=120)
+    run.wait_stored(topics.events(STREAM), PROGRESS, timeout=120)
 
     # Faults, one after the other, while the stream flows: the components in two waves (a
-    # predictor, and the learner or the trainer, always live), then the servers.
-    # (Not the producer: a restarted `meander run producer` starts its source from event 0.)
-    for wave in (COMPONENTS[0::2], COMPONENTS[1::2]):
-        time.sleep(3)
+    # predictor, and the learner or the trainer, always live; the producer mid-stream with the
+    # first), then the servers. Each waits until the loop predicts again after the last.
+    for wave in ((*COMPONENTS[0::2], "producer"), COMPONENTS[1::2]):
+        run.wait_progress()
         run.kill_and_restart(*wave)
+    run.wait_progress()
     run.restart_redis(keep_data=True)
-    time.sleep(5)
+    run.wait_progress()
     run.restart_redis(keep_data=False)
-    time.sleep(5)
+    run.wait_progress()
     run.restart_kafka(down=5)
 
     # The stream to its end (the producer's process ends with its source), every label
     # learned and every event predicted, before the components are stopped.
     producer = run.processes["producer"].child
     assert producer.process.wait(600) == 0, producer.output()[-3000:]
+    # The restarted producer took up after what its topics held (the asserts below: once).
+    assert "resuming after what" in producer.output(), producer.output()[-3000:]
     learned = wait_until_learned(run, timeout=300)
     wait_committed(run.kafka.bootstrap, f"meander-predictor-{STREAM}", timeout=300)
     run.stop()
@@ -248,7 +274,7 @@ def test_the_loop_survives_kills_and_outages_and_does_each_thing_once(
         assert_committed(run.kafka.bootstrap, group, read_topics)
 
     print("seconds from restart to working:", {n: round(s, 1) for n, s in run.recoveries.items()})
-    assert run.recoveries.keys() == set(COMPONENTS)
+    assert run.recoveries.keys() == {*COMPONENTS, "producer"}
 
 
 def wait_until_learned(run: Deployment, timeout: float) -> int:
@@ -320,6 +346,38 @@ def nulls_by_partition(predictions: list[Envelope]) -> dict[int, list[Any]]:
     return {p: [answer for _, answer in sorted(found)] for p, found in by_partition.items()}
 
 
+def stored(bootstrap: str, topic: str) -> int:
+    """How many records ``topic`` holds (0 before it exists)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        found = consumer.partitions_for_topic(topic) or ()
+        return sum(consumer.end_offsets([KafkaPartition(topic, p) for p in found]).values())
+    finally:
+        consumer.close()
+
+
+def committed_total(bootstrap: str, group: str) -> int:
+    """The sum of ``group``'s committed offsets."""
+    return sum(o.offset for o in group_offsets(bootstrap, group).values())
+
+
+def group_offsets(bootstrap: str, group: str, timeout: float = 120.0) -> dict[Any, Any]:
+    """``group``'s committed offsets, asked again while the broker cannot say yet (a
+    coordinator still loading after the broker's restart)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            found: dict[Any, Any] = admin.list_group_offsets(group).get(group, {})
+            return found
+        except KafkaError as error:
+            if not error.retriable or time.monotonic() > deadline:
+                raise
+        finally:
+            admin.close()
+        time.sleep(0.5)
+
+
 def wait_committed(bootstrap: str, group: str, timeout: float) -> None:
     """Until ``group`` has committed all of the stream's events (or the deadline)."""
     deadline = time.monotonic() + timeout
@@ -334,10 +392,9 @@ def assert_committed(bootstrap: str, group: str, read_topics: list[str]) -> None
 
 def behind(bootstrap: str, group: str, read_topics: list[str]) -> dict[str, Any]:
     """Per partition ``group`` has not committed to its end: (committed, end)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    committed = group_offsets(bootstrap, group)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        committed = admin.list_group_offsets(group).get(group, {})
         partitions = [
             KafkaPartition(topic, p)
             for topic in read_topics
@@ -351,4 +408,3 @@ def behind(bootstrap: str, group: str, read_topics: list[str]) -> dict[str, Any]
         }
     finally:
         consumer.close()
-        admin.close()

@@ -165,13 +165,13 @@ def test_a_rate_limited_step_publishes_what_the_bucket_allows(
 ) -> None:
     clock = FakeClock()
 
-    def paced(rate: float) -> TokenBucket:
-        return TokenBucket(rate, clock=clock.now, sleep=clock.sleep)
+    def paced(rate: float, burst: float | None = None) -> TokenBucket:
+        return TokenBucket(rate, burst=burst, clock=clock.now, sleep=clock.sleep)
 
     monkeypatch.setattr("meander.producers.runner.TokenBucket", paced)
     runtime = runtime_for(_settings(events=1_000, rate=200.0))
     producer = Producer(runtime)
-    assert producer.step(0.0) == 2 * 20  # a full bucket: a tenth of a second, with labels
+    assert producer.step(0.0) == 2 * 200  # a full bucket: a second's events, with labels
     assert producer.step(0.0) == 0  # nothing flowed in since
     assert producer.step(0.05) == 2 * 10  # waits 50 ms of the fake clock for ten events
     assert clock.now() == pytest.approx(0.05)
