@@ -24,6 +24,7 @@ from typing import Any
 import fakeredis
 import orjson
 import pytest
+import redis
 
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
@@ -37,7 +38,7 @@ from meander.producers.labels import Publisher
 from meander.producers.sample import Sample
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from meander.store import memory_store
+from meander.store import memory_store, redis_store
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 FUZZED = pytest.StashKey[dict[str, int]]()
@@ -99,6 +100,18 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest) -> Iterator[redis.Redis[bytes]]:
+    """A fresh embedded store, then a client of the session's real Redis: tests of what meander
+    relies on from its store run on both."""
+    if request.param == "memory":
+        client = memory_store(fakeredis.FakeServer())
+    else:
+        client = redis_store(request.getfixturevalue("redis_url"))
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,28 +7,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import fakeredis
 import pytest
 import redis
 
 from meander.models.registry import Registry
 from meander.models.signing import Signer
-from meander.store import memory_store, redis_store
 
 KEY = b"test signing key, 32 bytes long!"
 
 Sample = tuple[dict[str, float], Any]
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest) -> Iterator[redis.Redis[bytes]]:
-    """A fresh embedded store, or a client of the session's real Redis."""
-    if request.param == "memory":
-        client = memory_store(fakeredis.FakeServer())
-    else:
-        client = redis_store(request.getfixturevalue("redis_url"))
-    yield client
-    client.close()
 
 
 @pytest.fixture

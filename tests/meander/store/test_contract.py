@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 from meander.exceptions import StoreUnavailable
-from meander.store import memory_store, redis_store
+from meander.store import redis_store
 
 Store = redis.Redis
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        import fakeredis
-
-        client = memory_store(fakeredis.FakeServer())
-    else:
-        client = redis_store(request.getfixturevalue("redis_url"))
-    yield client
-    client.close()
 
 
 @pytest.fixture
