@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -311,28 +311,45 @@ def test_a_trained_challenger_joins_and_its_race_is_written_for_the_trainer(
     assert int(race[b"seen"]) == 79
 
 
-def test_a_drift_after_the_change_point_asks_for_a_retrain_with_the_window_to_replay(
-    make_runtime: MakeRuntime, read_topic: ReadTopic
-) -> None:
-    change = 1_500
-    # Stagger: a tree learns each concept almost perfectly, so the error rises at the change
-    # and only there.
-    source = synthetic("stagger", drift_every=change, seed=7)
-    stream = source.stream_config(
+STAGGER_CHANGE = 1_500  # the event at which stagger's concept changes, once in 3,000
+
+
+def stagger(make_runtime: MakeRuntime) -> tuple[Runtime, StreamConfig]:
+    """Stagger: a tree learns each concept almost perfectly, so the error rises at the change and
+    only there."""
+    stream = synthetic("stagger", drift_every=STAGGER_CHANGE, seed=7).stream_config(
         "stagger", model="tree.HoeffdingTreeClassifier", learning={"replay_window": 500}
     )
-    runtime = make_runtime(stream)
-    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
+    return make_runtime(stream), stream
+
+
+def learn_stagger(
+    runtime: Runtime,
+    stream: StreamConfig,
+    learner: Learner,
+    after: Callable[[int], None] = lambda start: None,
+) -> None:
+    """3,000 events of stagger in chunks of 100, each chunk predicted, then labelled and learned
+    (``after`` is called with the chunk's first event)."""
+    predictor = Predictor(runtime, stream)
     learner.step()
-    publisher = Publisher("stagger")
-    samples = list(source.samples(3_000))
+    publisher = Publisher(stream.name)
+    samples = list(synthetic("stagger", drift_every=STAGGER_CHANGE, seed=7).samples(3_000))
     for start in range(0, len(samples), 100):
         events, feedback = publisher.push(samples[start : start + 100])
         runtime.bus.publish(events)
         drain([predictor])
         runtime.bus.publish(feedback)
         drain([learner])
+        after(start)
     predictor.close()
+
+
+def test_a_drift_after_the_change_point_asks_for_a_retrain_with_the_window_to_replay(
+    make_runtime: MakeRuntime, read_topic: ReadTopic
+) -> None:
+    runtime, stream = stagger(make_runtime)
+    learn_stagger(runtime, stream, Learner(runtime, stream))
 
     requests = [
         e.payload
@@ -341,9 +358,9 @@ def test_a_drift_after_the_change_point_asks_for_a_retrain_with_the_window_to_re
     ]
     assert requests, "no retrain request after the concept changed"
     at = [int((r.at_event or "").rsplit("-", 1)[1]) for r in requests]
-    assert min(at) >= change
+    assert min(at) >= STAGGER_CHANGE
     first = requests[0]
-    assert first.evidence["labels"] > change and first.evidence["window"] == 500
+    assert first.evidence["labels"] > STAGGER_CHANGE and first.evidence["window"] == 500
     replay = first.evidence["replay"]
     assert sum(hi - lo for lo, hi in replay["feedback"].values()) == 500
     assert sum(hi - lo for lo, hi in replay["events"].values()) >= 500
@@ -358,26 +375,17 @@ def test_a_drift_after_the_change_point_asks_for_a_retrain_with_the_window_to_re
 def test_a_learner_resumed_from_before_a_drift_announces_it_again_under_the_same_ids(
     make_runtime: MakeRuntime, read_topic: ReadTopic
 ) -> None:
-    source = synthetic("stagger", drift_every=1_500, seed=7)
-    stream = source.stream_config(
-        "stagger", model="tree.HoeffdingTreeClassifier", learning={"replay_window": 500}
-    )
-    runtime = make_runtime(stream)
-    first, predictor = Learner(runtime, stream), Predictor(runtime, stream)
-    first.step()
-    publisher = Publisher("stagger")
-    samples = list(source.samples(3_000))
+    runtime, stream = stagger(make_runtime)
+    first = Learner(runtime, stream)
     before_the_drift = b""
-    for start in range(0, len(samples), 100):
-        events, feedback = publisher.push(samples[start : start + 100])
-        runtime.bus.publish(events)
-        drain([predictor])
-        runtime.bus.publish(feedback)
-        drain([first])
+
+    def checkpoint(start: int) -> None:
+        nonlocal before_the_drift
         if start == 1_300:
             first.checkpoint()
             before_the_drift = runtime.store.get(keys.checkpoint("stagger")) or b""
-    predictor.close()
+
+    learn_stagger(runtime, stream, first, checkpoint)
     # It dies; the last checkpoint that made it anywhere is the one before the drift.
     runtime.store.set(keys.checkpoint("stagger"), before_the_drift)
     runtime.store.delete(keys.lease("stagger"))
