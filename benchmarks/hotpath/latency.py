@@ -46,14 +46,16 @@ def offer(
         for _, chunk, _ in samples(0, 2_000)
         for x in chunk.tolist()
     ]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    # No linger: a record goes as soon as it is sent; under load batches form while the
+    # previous request is in flight.
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
     pacer = Pacer(per_second)
     end = pacer.started + seconds
     sent = 0
     while (now := time.perf_counter()) < end:
         due = pacer.due(now)
         if not due:
-            time.sleep(0.0005)
+            time.sleep(max(0.0, pacer.next_due() - now))
             continue
         moment = datetime.now(UTC)
         stamp = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
