@@ -24,26 +24,10 @@ from meander.services.auth import new_key
 from tests.conftest import MakeRuntime
 from tests.services.conftest import Serve, problem_of
 from tests.services.routes.test_feeds import DEADLINE, TIMEOUT, sse_events, take
+from tests.services.test_index import answer, publish
 
 OPEN = {"anonymous_scopes": ["publish", "read", "admin"]}
 FRAUD = StreamConfig(name="fraud", task="binary", features={"amount": "numeric"})
-
-
-def answer(event_id: str, version: int = 1, role: str = "champion") -> Prediction:
-    return Prediction(
-        event_id=event_id,
-        model="fraud",
-        version=version,
-        role=role,  # type: ignore[arg-type]
-        prediction=True,
-        probabilities={"True": 0.7, "False": 0.3},
-        latency_ms=0.4,
-    )
-
-
-def publish(runtime: Runtime, stream: str, *predictions: Prediction) -> None:
-    records = [encode(topics.predictions(stream), p, source="/test") for p in predictions]
-    runtime.bus.publish(records)
 
 
 def eventually(fetch: Callable[[], httpx.Response]) -> httpx.Response:
