@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import fakeredis
 import orjson
 import pytest
 import redis
@@ -23,7 +22,7 @@ from prometheus_client import REGISTRY
 from redis.client import PubSub
 
 from meander import topics
-from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
+from meander.bus import Record, TopicPartition
 from meander.config import Settings
 from meander.consumers.notifier.notifier import Notifier
 from meander.consumers.notifier.subscriptions import Filters, Subscriptions
@@ -33,27 +32,19 @@ from meander.exceptions import BusError
 from meander.keys import channel
 from meander.keys import log as log_key
 from meander.runtime import Runtime
-from meander.store import memory_store
-from tests.conftest import HookServer
+from tests.conftest import HookServer, MakeRuntime
 
 BOUND = 30.0  # seconds any wait may take before the test fails; never reached when it passes
 
 
 @pytest.fixture
-def runtime_for() -> Iterator[Callable[..., Runtime]]:
+def runtime_for(make_runtime: MakeRuntime) -> Callable[..., Runtime]:
     """A factory of embedded runtimes whose notifier settings are the given keywords."""
-    opened: list[Runtime] = []
 
     def make(*, service: dict[str, Any] | None = None, **notifier: Any) -> Runtime:
-        settings = Settings(notifier=notifier, service=service or {})
-        runtime = Runtime(settings, MemoryBus(MemoryBroker()), memory_store(fakeredis.FakeServer()))
-        runtime.bus.create_topics(topics.layout([]))
-        opened.append(runtime)
-        return runtime
+        return make_runtime(notifier=notifier, service=service or {})
 
-    yield make
-    for runtime in opened:
-        runtime.close()
+    return make
 
 
 @pytest.fixture
