@@ -119,7 +119,11 @@ class KafkaSending(Sending):
         ):
             while not self.done():
                 self.hand_over()
-                pending = next(f for f in self._futures if not f.is_done or _retriable(f))
+                # The producer's sender completes futures meanwhile: the last one may have
+                # succeeded since done() looked, which the next round of done() sees.
+                pending = next((f for f in self._futures if not f.is_done or _retriable(f)), None)
+                if pending is None:
+                    continue
                 left = deadline - time.monotonic()
                 if left <= 0 or not (pending.is_done or pending.wait(left)):
                     raise KafkaTimeoutError("not every record was acknowledged in time")
