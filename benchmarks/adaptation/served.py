@@ -35,6 +35,10 @@ def run(bench: BenchStream, **options: Any) -> dict[str, Any]:
         features=bench.features,
         **options,  # type: ignore[arg-type]
     )
+    # The learner's lease is wall time: a process starved of CPU by a loaded machine would lose
+    # it mid-run. It does not change what the loop learns or serves.
+    learning = config.learning.model_copy(update={"lease_seconds": 3_600.0})
+    config = config.model_copy(update={"learning": learning})
     runtime = embedded(config)
     loop = Loop(runtime, config, monitor=False)
     publisher = Publisher(config.name)

@@ -62,11 +62,16 @@ class LifecycleNotices:
             ),
         )
         announced: list[Alert | ModelEvent] = [alert]
-        if self._may_request(state):
+        # Challengers that raced since before the detector's window began learned the concept
+        # that has just passed: the request asks the trainer to end their races, start afresh.
+        preempt = _stale(state, width)
+        if self._may_request(state) or preempt:
             since = _since_change(state, width)
             reason = f"concept drift in the error of champion v{state.champion}"
-            announced.append(self._request(state, alert_id, since, event_id, reason))
-        # Also during a race: if its challengers lose, the follow-up retrains after this drift.
+            request = self._request(state, alert_id, since, event_id, reason, preempt=preempt)
+            announced.append(request)
+        # Also during a younger race: if its challengers lose, the follow-up retrains after this
+        # drift.
         state.drift_at, state.follow_ups = state.labels, 0
         self._publish(announced, alert_id)
 
@@ -144,10 +149,11 @@ class LifecycleNotices:
         reason: str,
         *,
         tuning: bool = False,
+        preempt: bool = False,
     ) -> ModelEvent:
         window = len(state.recent)
         state.retrain_requested_at = state.labels
-        marks = {"tuning": True} if tuning else {}
+        marks = ({"tuning": True} if tuning else {}) | ({"preempt": True} if preempt else {})
         return ModelEvent(
             action="retrain_requested",
             stream=self.stream.name,
@@ -215,6 +221,15 @@ def _reported(detector: Any, error: float) -> float:
     accepts an alert whose value is not a number."""
     estimate = getattr(detector, "estimation", None)
     return float(estimate) if estimate is not None else float(error)
+
+
+def _stale(state: LearnerState, width: int | None) -> bool:
+    """Whether a challenger racing the champion started before the drift detector's window
+    began, so that it was warm-started on the concept the drift ended."""
+    return any(
+        baseline == state.champion and race.seen > (width or 0)
+        for (_, baseline), race in state.races.items()
+    )
 
 
 def _since_change(state: LearnerState, width: int | None) -> int:

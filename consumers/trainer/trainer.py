@@ -124,6 +124,8 @@ class Trainer(Component):
 
     def _retrain(self, request: ModelEvent, request_id: str) -> None:
         champion = self.registry.champion()
+        if champion is not None and request.version == champion and request.evidence.get("preempt"):
+            self._preempt(champion, request, request_id)
         if champion is None or request.version != champion or self.registry.challengers():
             log.info(
                 "%s: request %s is stale or a race runs; skipped",
@@ -140,6 +142,17 @@ class Trainer(Component):
         chosen = ranked[: self.stream.learning.max_challengers]
         events = [self._register(c, champion, request, request_id, len(window)) for c in chosen]
         self._publish(events)
+
+    def _preempt(self, champion: int, request: ModelEvent, request_id: str) -> None:
+        """End the races of challengers trained before a drift the request reports: they
+        learned the concept that has passed, and fresh challengers take their place."""
+        reason = (
+            f"Reject: a concept drift came after this challenger was trained ({request.reason} "
+            f"at {request.at_event}); fresh challengers replace it."
+        )
+        evidence: dict[str, float | int | str] = {"stage": "preempted", "request": request_id}
+        for challenger in self.registry.challengers():
+            self._reject(challenger, champion, Verdict("reject", reason, evidence))
 
     def _register(
         self, candidate: Candidate, champion: int, request: ModelEvent, request_id: str, seen: int

@@ -150,6 +150,21 @@ def test_a_drift_during_a_race_is_only_an_alert_but_arms_the_follow_up(
     assert (world.state.drift_at, world.state.follow_ups) == (20, 0)
 
 
+def test_a_drift_after_a_race_began_asks_to_replace_its_challengers(
+    world: World, read_topic: ReadTopic
+) -> None:
+    world.state.add_challenger(9, tree.HoeffdingTreeClassifier())
+    labelled(world.state, 20)
+    race = world.state.races[(9, world.state.champion)]
+    race.seen = int(getattr(world.state.detector, "width", 0)) + 1  # raced before its window
+
+    world.notices.drift(world.state, "x")
+
+    [asked] = models_events(world, read_topic)
+    assert (asked.action, asked.evidence["preempt"]) == ("retrain_requested", True)
+    assert world.state.retrain_requested_at == 20
+
+
 def test_a_follow_up_asks_again_for_the_labels_since_the_drift(
     world: World, read_topic: ReadTopic
 ) -> None:

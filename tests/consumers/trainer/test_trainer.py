@@ -172,6 +172,26 @@ def test_stale_requests_and_requests_during_a_race_are_skipped(
     assert causes == {"first"}
 
 
+def test_a_preempting_request_rejects_the_racing_challengers_and_retrains(
+    bench: Bench, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    publish_samples(bench.runtime, bench.stream, 50)
+    replay = {"feedback": whole(bench.runtime, topics.feedback("s"))}
+    old = challenger(bench)
+    request(bench, bench.champion, "drift", replay=replay)
+    bench.trainer.step()
+    assert bench.registry.challengers() == (old,)  # a plain request waits for the race
+
+    request(bench, bench.champion, "preempt", replay=replay, preempt=True)
+    bench.trainer.step()
+
+    assert bench.registry.get(old).status == "rejected"
+    fresh = bench.registry.challengers()
+    assert fresh and {bench.registry.get(v).cause["request"] for v in fresh} == {"preempt"}
+    [rejected] = [e for e in decisions(bench, read_topic) if e.action == "rejected"]
+    assert rejected.version == old and rejected.evidence["stage"] == "preempted"
+
+
 def challenger(bench: Bench) -> int:
     version = bench.registry.register(
         tree.HoeffdingTreeClassifier(), spec="tree", parent=bench.champion
