@@ -16,6 +16,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -153,10 +154,10 @@ PublishSamples = Callable[..., Published]
 ReadTopic = Callable[[Runtime, str], list[Envelope]]
 
 
-@pytest.fixture
-def make_runtime() -> Iterator[MakeRuntime]:
-    """``make_runtime(*streams)``: settings with those streams, a fresh bus and store, and
-    every topic the streams need."""
+@contextmanager
+def embedded_runtimes() -> Iterator[MakeRuntime]:
+    """What :func:`make_runtime` gives, for fixtures of a wider scope: each runtime made is
+    closed on leaving."""
     opened: list[Runtime] = []
 
     def make(*streams: StreamConfig, **settings: Any) -> Runtime:
@@ -168,9 +169,19 @@ def make_runtime() -> Iterator[MakeRuntime]:
         opened.append(runtime)
         return runtime
 
-    yield make
-    for runtime in opened:
-        runtime.close()
+    try:
+        yield make
+    finally:
+        for runtime in opened:
+            runtime.close()
+
+
+@pytest.fixture
+def make_runtime() -> Iterator[MakeRuntime]:
+    """``make_runtime(*streams)``: settings with those streams, a fresh bus and store, and
+    every topic the streams need."""
+    with embedded_runtimes() as make:
+        yield make
 
 
 @pytest.fixture

@@ -35,9 +35,10 @@ from meander.runtime import Runtime
 from meander.services import create_app
 from meander.telemetry import dead_letter_reason, set_model_metrics
 from meander.telemetry.metrics import REASONS
+from tests.conftest import embedded_runtimes
 
 if TYPE_CHECKING:
-    from tests.conftest import MakeRuntime, MakeStream, ReadTopic
+    from tests.conftest import MakeRuntime, ReadTopic
 
 # name (as the parser names the family) -> (type, label names): the contract, written out.
 CONTRACT: dict[str, tuple[str, set[str]]] = {
@@ -123,12 +124,14 @@ def counts(stream: str) -> dict[str, float]:
     }
 
 
-@pytest.fixture
-def run(make_runtime: MakeRuntime, make_stream: MakeStream) -> Iterator[Run]:
+def through_the_loop(make_runtime: MakeRuntime) -> Iterator[Run]:
     """A drifting Stagger stream through the whole loop, with a few bad events and labels."""
     name = f"tele{uuid.uuid4().hex[:8]}"
-    stream = make_stream(
-        name, "stagger", promotion={"min_samples": 100}, learning={"replay_window": 300}
+    stream = synthetic("stagger").stream_config(
+        name,
+        model="tree.HoeffdingTreeClassifier",
+        promotion={"min_samples": 100},
+        learning={"replay_window": 300},
     )
     runtime = make_runtime(stream, producer={"source": "sea", "events": 200, "seed": 11})
     before = counts(name)
@@ -153,6 +156,19 @@ def run(make_runtime: MakeRuntime, make_stream: MakeStream) -> Iterator[Run]:
     yield Run(runtime, stream, loop, {s.event_id for s in samples_}, before)
     notifier.close()
     loop.close()
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[Run]:
+    """One run, for the tests that only read what it left."""
+    with embedded_runtimes() as make_runtime:
+        yield from through_the_loop(make_runtime)
+
+
+@pytest.fixture
+def own_run(make_runtime: MakeRuntime) -> Iterator[Run]:
+    """A run of its own, for a test that changes what the run left."""
+    yield from through_the_loop(make_runtime)
 
 
 def _event(event_id: str, stream: StreamConfig) -> FeatureEvent:
@@ -208,7 +224,8 @@ def test_no_label_value_is_an_event_id(run: Run) -> None:
     assert lag <= {str(p) for p in range(run.stream.partitions)}
 
 
-def test_model_figures_are_kept_only_for_live_versions(run: Run) -> None:
+def test_model_figures_are_kept_only_for_live_versions(own_run: Run) -> None:
+    run = own_run
     state = run.loop.learner.state
     assert state is not None
     run.loop.learner.checkpoints.publish_models(state)
