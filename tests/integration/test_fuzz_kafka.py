@@ -56,6 +56,7 @@ from meander.models.signing import signer_for
 from meander.runtime import Runtime
 from meander.services.index import PredictionIndex
 from meander.telemetry import dead_letter_reason
+from tests.adversarial import OTHER_THREADS_USE_RANDOM
 from tests.integration.conftest import SIGNING_KEY
 from tests.integration.fuzz_records import (
     ALERTS,
@@ -74,6 +75,7 @@ pytestmark = [
     pytest.mark.integration,
     # A failing example is shown whole, however large: what it was matters more than its size.
     pytest.mark.filterwarnings("ignore:Generating overly large repr"),
+    OTHER_THREADS_USE_RANDOM,
 ]
 
 EXAMPLES = 65  # hypothesis examples of MIN_INTENTS..MAX_INTENTS intents, ~2.5 records each

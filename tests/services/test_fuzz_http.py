@@ -45,6 +45,7 @@ from meander.models.signing import signer_for
 from meander.runtime import Runtime
 from tests.adversarial import (
     HOSTILE_TOKENS,
+    OTHER_THREADS_USE_RANDOM,
     event_body,
     features,
     hostile_values,
@@ -58,6 +59,7 @@ pytestmark = [
     pytest.mark.integration,
     # A failing example is shown whole, however large: what it was matters more than its size.
     pytest.mark.filterwarnings("ignore:Generating overly large repr"),
+    OTHER_THREADS_USE_RANDOM,
 ]
 
 EXAMPLES = 260  # hypothesis examples; each sends MIN_REQUESTS..MAX_REQUESTS requests

@@ -14,9 +14,10 @@ from schemathesis.checks import not_a_server_error
 
 from meander.config import Settings, StreamConfig
 from meander.services import create_app
+from tests.adversarial import OTHER_THREADS_USE_RANDOM
 from tests.services.conftest import RunningServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, OTHER_THREADS_USE_RANDOM]
 
 
 @pytest.fixture(scope="module")
