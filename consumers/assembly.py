@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from meander.component import Component, run_in_threads, stop_on_signals
@@ -21,6 +23,8 @@ from meander.runtime import Runtime, open_when_up
 from meander.telemetry import serve_metrics
 
 __all__ = ["build", "run"]
+
+log = logging.getLogger(__name__)
 
 # A predictor run on its own asks the registry for model changes, and commits its offsets, at
 # most this often (seconds) rather than on every step: under load its steps are short.
@@ -87,5 +91,13 @@ def run(names: Sequence[str], settings: Settings) -> None:
     if opened is None:
         return  # stopped while waiting
     runtime, components = opened
+    # What comes before is mostly imports (CPU); what comes after, until each component says
+    # it works, is joins, the lease and first fetches (waits).
+    log.info(
+        "%s: built (%.2f CPU-s since the process started)",
+        ", ".join(names),
+        time.process_time(),
+        extra={"built": True, "cpu_seconds": round(time.process_time(), 3)},
+    )
     with runtime:
         run_in_threads(components, stop)

@@ -7,9 +7,10 @@ them as feature events and delayed, lossy feedback; the ``producer`` component
 bus.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from meander.producers.exceptions import ReplayError, SourceError
 from meander.producers.labels import LabelDelay, Publisher
-from meander.producers.replay import FileSource
 from meander.producers.sample import Sample
 from meander.producers.synthetic import (
     DRIFTS,
@@ -36,3 +37,15 @@ __all__ = [
     "publish_stream",
     "synthetic",
 ]
+
+if TYPE_CHECKING:
+    from meander.producers.replay import FileSource
+
+
+def __getattr__(name: str) -> Any:
+    # The file readers (pandas, pyarrow) are imported only by a process that replays a file.
+    if name == "FileSource":
+        from meander.producers.replay import FileSource
+
+        return FileSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from meander import topics
 from meander.bus import Outbox
@@ -31,12 +32,14 @@ from meander.exceptions import ConfigError
 from meander.producers.exceptions import SourceError
 from meander.producers.labels import Publisher
 from meander.producers.pacing import TokenBucket, progress_bar
-from meander.producers.replay import REPLAYABLE, FileSource
 from meander.producers.resume import Stamps, run_of
 from meander.producers.sample import Sample
 from meander.producers.synthetic import GENERATORS, SyntheticStream, synthetic
 from meander.runtime import Runtime
 from meander.telemetry.metrics import EVENTS_PRODUCED
+
+if TYPE_CHECKING:
+    from meander.producers.replay import FileSource
 
 __all__ = ["Producer", "open_source"]
 
@@ -44,15 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def open_source(settings: ProducerSettings) -> SyntheticStream | FileSource:
-    """The source ``settings.source`` names: a file to replay or a synthetic generator."""
-    if settings.source.lower().endswith(REPLAYABLE):
-        return FileSource(
-            settings.source,
-            target=settings.target,
-            id_column=settings.id_column,
-            time_column=settings.time_column,
-            chunk_rows=settings.batch,
-        )
+    """The source ``settings.source`` names: a synthetic generator or a file to replay."""
     if settings.source in GENERATORS:
         return synthetic(
             settings.source,
@@ -60,6 +55,17 @@ def open_source(settings: ProducerSettings) -> SyntheticStream | FileSource:
             drift_every=settings.drift_every,
             width=settings.drift_width,
             seed=settings.seed,
+        )
+    # The file readers (pandas, pyarrow: a second of CPU) only in a producer that replays.
+    from meander.producers.replay import REPLAYABLE, FileSource
+
+    if settings.source.lower().endswith(REPLAYABLE):
+        return FileSource(
+            settings.source,
+            target=settings.target,
+            id_column=settings.id_column,
+            time_column=settings.time_column,
+            chunk_rows=settings.batch,
         )
     raise SourceError(
         f"unknown producer source {settings.source!r}: name a synthetic generator "
@@ -105,7 +111,7 @@ class Producer(Component):
             if settings.rate is not None
             else None
         )
-        rows = self.source.rows() if isinstance(self.source, FileSource) else None
+        rows = None if isinstance(self.source, SyntheticStream) else self.source.rows()
         total = settings.events or rows
         self._bar = progress_bar(total, f"producer {self.stream.name}", enabled=settings.progress)
         self.outbox = Outbox(self.bus)
@@ -182,9 +188,9 @@ def _target_stream(settings: Settings, producer: ProducerSettings) -> StreamConf
 
 def _samples(source: SyntheticStream | FileSource, events: int) -> Iterator[Sample]:
     count = events or None  # 0 is endless
-    if isinstance(source, FileSource):
-        return itertools.islice(source.samples(progress=False), count)
-    return source.samples(count)
+    if isinstance(source, SyntheticStream):
+        return source.samples(count)
+    return itertools.islice(source.samples(progress=False), count)
 
 
 def _check_schema(source: SyntheticStream | FileSource, stream: StreamConfig) -> None:

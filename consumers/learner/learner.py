@@ -61,6 +61,7 @@ class Learner(Component):
             epochs=keys.epochs(stream.name),
             ready=runtime.guard.check,
             changelog=runtime.changelog,
+            holder=runtime.settings.instance_id,
         )
         self.checkpoints = Checkpoints(runtime, stream, self.lease)
         self.registry = self.checkpoints.registry

@@ -7,21 +7,32 @@ subscriptions) runs one code path; :func:`open_store` picks the backend from the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from meander.store.memory import memory_store
 from meander.store.redis import redis_store
 
 if TYPE_CHECKING:
     import redis
 
     from meander.config import Settings
+    from meander.store.memory import memory_store
 
 __all__ = ["memory_store", "open_store", "redis_store"]
+
+
+def __getattr__(name: str) -> Any:
+    # The embedded store's fakeredis is imported only by a process that uses it.
+    if name == "memory_store":
+        from meander.store.memory import memory_store
+
+        return memory_store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(settings: Settings) -> redis.Redis[bytes]:
     """A client for ``redis_url``, checked to answer, or the process-wide embedded store."""
     if settings.redis_url is None:
+        from meander.store.memory import memory_store
+
         return memory_store()
     return redis_store(settings.redis_url, timeout=settings.redis_timeout_seconds)

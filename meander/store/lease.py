@@ -9,6 +9,11 @@ last renewal and a standby takes over. Every write the holder makes goes through
 the same transaction (WATCH), so a holder that lost its claim (a pause longer than the lease, a
 network partition) can never overwrite its successor's work.
 
+A ``holder`` name (the process's instance id: a name no two live processes share) goes into
+the token; a process started again under the same name takes its dead predecessor's claim at
+once instead of waiting for it to lapse (the predecessor, if it somehow lived on, is fenced off
+as any outbid holder is).
+
 >>> import fakeredis
 >>> from meander.store.memory import memory_store
 >>> store = memory_store(fakeredis.FakeServer())
@@ -65,11 +70,14 @@ class Lease:
         epochs: str | None = None,
         ready: Guard | None = None,
         changelog: Changelog | None = None,
+        holder: str | None = None,
     ) -> None:
         """``epochs`` counts the takeovers (``<key>:epoch`` by default); ``ready`` is checked
         in the transaction that takes the lease; ``changelog`` records each epoch in Kafka, so
-        that a restored store goes on counting from the highest."""
+        that a restored store goes on counting from the highest; ``holder`` names this process
+        (see the module docstring)."""
         self.store, self.key = store, key
+        self.holder = holder
         self.epochs = epochs or f"{key}:epoch"
         self.ready = ready
         self.changelog = changelog
@@ -133,12 +141,14 @@ class Lease:
             for _ in range(ATTEMPTS):  # a WATCHed key changed meanwhile: look again
                 try:
                     pipe.watch(self.key)
-                    if pipe.get(self.key) is not None:
+                    held = cast("bytes | None", pipe.get(self.key))
+                    if held is not None and not self._predecessors(held):
                         return False
                     if self.ready is not None:
                         self.ready(pipe)
                     epoch = cast("int", pipe.incr(self.epochs))
-                    token = f"{epoch}:{uuid.uuid4().hex}".encode()
+                    name = "" if self.holder is None else f":{self.holder}"
+                    token = f"{epoch}:{uuid.uuid4().hex}{name}".encode()
                     pipe.multi()
                     pipe.set(self.key, token, px=self.ttl_ms)
                     pipe.execute()
@@ -150,6 +160,15 @@ class Lease:
         self.epoch, self.token = epoch, token
         if self.changelog is not None:
             self.changelog.set(self.epochs, b"%d" % epoch, order=epoch)
+        return True
+
+    def _predecessors(self, token: bytes) -> bool:
+        """Whether ``token`` is an earlier process's of this holder's name."""
+        if self.holder is None or token == self.token:
+            return False
+        if token.split(b":", 2)[2:] != [self.holder.encode()]:
+            return False
+        log.info("lease %s: taking over from %s, an earlier process of this name", self.key, token)
         return True
 
     def _renew(self) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 import uuid
@@ -118,9 +121,41 @@ def test_run_builds_on_the_configured_backends_and_runs_until_stopped(
     monkeypatch.setattr(assembly, "stop_on_signals", lambda: stop)
     monkeypatch.setattr(assembly, "run_in_threads", run_in_threads)
 
-    assembly.run(["trainer", "predictor"], settings)
+    handler = _Kept()
+    said = handler.records
+    assembly.log.addHandler(handler)
+    try:
+        assembly.run(["trainer", "predictor"], settings)
+    finally:
+        assembly.log.removeHandler(handler)
 
     assert ran == {"components": [(Predictor, name), (Trainer, name)], "stop": stop}
+    # Once built, it says so with the CPU spent so far (mostly imports: a restart's cost).
+    built = [r for r in said if getattr(r, "built", False)]
+    assert len(built) == 1
+    assert built[0].cpu_seconds > 0  # type: ignore[attr-defined]
+    assert built[0].getMessage().startswith("trainer, predictor: built")
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_component_process_imports_neither_the_embedded_store_nor_file_readers() -> None:
+    # fakeredis is the embedded store's, pandas and pyarrow replay files: a `meander run` on
+    # Redis with a synthetic source needs none of them (about a CPU-second of each restart).
+    code = (
+        "import sys, meander.cli.app, meander.consumers.assembly, meander.runtime, "
+        "meander.consumers.notifier.notifier, meander.producers.runner; "
+        "print(sorted({'fakeredis', 'pandas', 'pyarrow'} & set(sys.modules)))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert found.stdout.strip() == b"[]", found.stderr[-2000:]
 
 
 @pytest.fixture

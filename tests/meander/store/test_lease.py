@@ -121,3 +121,19 @@ def test_the_lease_is_not_taken_while_its_guard_refuses(leases: Any) -> None:
     with pytest.raises(NotReady):
         leases(ready=refuse).hold()
     assert leases().hold()
+
+
+def test_a_process_started_again_under_its_name_takes_its_predecessors_claim_at_once(
+    store: redis.Redis[bytes], leases: Any
+) -> None:
+    dead = leases(holder="learner")
+    assert dead.hold()
+    dead._end_beat()  # SIGKILLed: no more renewals, but its claim has most of its life ahead
+
+    assert not leases().hold()  # a process of no name waits for the claim to lapse
+    assert not leases(holder="other").hold()  # as does one of another name
+    again = leases(holder="learner")
+    assert again.hold() and again.epoch == dead.epoch + 1
+    assert store.get("lease") == again.token
+    with pytest.raises(LeaseLost):  # had the predecessor lived on, it is fenced off
+        dead.fenced(lambda pipe: pipe.set("owned", b"late"))
