@@ -1,7 +1,8 @@
 """Run every benchmark: ``python -m benchmarks [--events N] [--only NAME ...] [--no-kafka]``.
 
 ``--quick`` makes each run of the hot-path benchmark under a minute and the adaptation benchmark
-a run of five short streams; ``--runs N`` repeats the hot path's figures N times (3 by default);
+a run of five short streams; ``--runs N`` repeats the hot path's figures, and the recovery
+benchmark's restarts of each component, N times (3 by default);
 ``--memory-events N`` sets the length of its memory run; ``--streams a,b`` picks the adaptation
 benchmark's streams and ``--jobs N`` runs N of them at a time.
 
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import adaptation, bus, codec, hotpath, loop, service
+from benchmarks import adaptation, bus, codec, hotpath, loop, recovery, service
 
-BENCHMARKS = ("codec", "bus", "loop", "service", "hotpath", "adaptation")
+BENCHMARKS = ("codec", "bus", "loop", "service", "hotpath", "recovery", "adaptation")
 
 
 def main() -> None:
@@ -44,7 +45,10 @@ def main() -> None:
         "--memory-events", type=int, default=None, help="hotpath: events of the memory run"
     )
     parser.add_argument(
-        "--runs", type=int, default=3, help="hotpath: runs of every figure (default 3)"
+        "--runs",
+        type=int,
+        default=3,
+        help="hotpath: runs of every figure; recovery: restarts of each component (default 3)",
     )
     args = parser.parse_args()
     events = args.events or 40_000
@@ -60,6 +64,8 @@ def main() -> None:
         hotpath.main(
             args.events, quick=args.quick, memory_events=args.memory_events, runs=args.runs
         )
+    if "recovery" in args.only and not args.no_kafka:
+        recovery.main(runs=args.runs)
     if "adaptation" in args.only:
         adaptation.main(quick=args.quick, streams=args.streams, events=args.events, jobs=args.jobs)
 
