@@ -170,7 +170,7 @@ def latencies(
         stop(predictor)
 
 
-def copy_loop(bootstrap: str, source: str, target: str, group: str, stop: Event) -> None:
+def copy_loop(bootstrap: str, source: str, target: str, stop: Event) -> None:
     """The bare kafka-python loop, for latency: read each event of ``source`` and write its
     bytes to ``target`` at once, until ``stop`` is set; no meander code.
 
@@ -178,9 +178,10 @@ def copy_loop(bootstrap: str, source: str, target: str, group: str, stop: Event)
     which are the predictor's (acks from every replica, idempotent): a lone record goes out as
     soon as it is sent (no linger), and a poll returns as soon as a fetch brought records.
     """
-    consumer = KafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
-    )
+    # Assigned rather than subscribed: kafka-python 3.0.12 can strand a group join that a short
+    # poll began (see meander.bus.kafka_consumer.finish_join), and this loop commits nothing.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer.assign(partitions_of(consumer, source))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
         while not stop.is_set():
@@ -203,9 +204,7 @@ def bare_latencies(
         bus.create_topics({source: 3, target: 3})
     context = multiprocessing.get_context("spawn")
     stop_loop = context.Event()
-    loop = context.Process(
-        target=copy_loop, args=(stage.kafka, source, target, f"hotpath-bare-{name}", stop_loop)
-    )
+    loop = context.Process(target=copy_loop, args=(stage.kafka, source, target, stop_loop))
     loop.start()
     fields = (b"id", "id", "time")  # the event's own bytes come back
     try:
