@@ -275,6 +275,12 @@ class Consumer(Closing):
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Per partition, the offset the next published message will get."""
 
+    def known_end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """:meth:`end_offsets` as this consumer last learned them without asking (a Kafka
+        fetch answer carries its partition's end), asking only for those it has not learned:
+        for a metric, which must not hold up a step with a round trip."""
+        return self.end_offsets(partitions)
+
     def rewind(self, messages: Sequence[Message]) -> None:
         """Read ``messages`` again: seek each partition back to the first of them it holds.
 

@@ -70,7 +70,9 @@ class LagSampler:
         self._last = now
         try:
             positions = dict(self.positions())
-            ends = self.consumer.end_offsets(sorted(positions)) if positions else {}
+            # Known ends, not asked for: a round trip here (75 ms each 5 s in a traced predictor
+            # at 1,000 events/s) held up the step, and the events waiting behind it.
+            ends = self.consumer.known_end_offsets(sorted(positions)) if positions else {}
         except Exception as error:  # a metric must never fail a step; the next sample retries
             log.debug("%s: consumer lag not sampled: %s", self.component, error)
             return

@@ -194,6 +194,27 @@ def test_end_offsets(bus: Bus, topic: Topic) -> None:
         assert reader.end_offsets(parts) == {parts[0]: 0, parts[1]: 3}
 
 
+def test_known_end_offsets_are_asked_for_until_reads_bring_them(bus: Bus, topic: Topic) -> None:
+    name = topic(2)
+    bus.publish([Record(name, b"x", partition=1)] * 3)
+    parts = [TopicPartition(name, 0), TopicPartition(name, 1)]
+    with bus.assign(parts) as reader:
+        assert reader.known_end_offsets(parts) == {parts[0]: 0, parts[1]: 3}  # nothing read yet
+        read = _read(reader, 3)
+        bus.publish([Record(name, b"y", partition=0)] * 2)
+        read += _read(reader, 2)
+        assert sorted(m.value for m in read) == [b"x"] * 3 + [b"y"] * 2
+        assert reader.known_end_offsets(parts) == {parts[0]: 2, parts[1]: 3}
+
+
+def _read(reader: Consumer, count: int, seconds: float = 30.0) -> list[Message]:
+    found: list[Message] = []
+    deadline = time.monotonic() + seconds
+    while len(found) < count and time.monotonic() < deadline:
+        found += reader.consume(timeout=0.5)
+    return found
+
+
 def test_consume_on_an_empty_topic_returns_within_the_timeout(bus: Bus, topic: Topic) -> None:
     name = topic(1)
     with bus.assign([TopicPartition(name, 0)]) as reader:
