@@ -102,6 +102,10 @@ class KafkaBus(Bus):
             "enable_auto_commit": False,
             "allow_auto_create_topics": False,
             "fetch_max_wait_ms": 100,
+            # A poll that finds no fetch to send or wait for (kafka-python 3.0.12's "idle") sleeps
+            # retry_backoff_ms: at the default 100 ms, a predictor at 1,000 events/s held 5 % of
+            # its events 90 - 130 ms (p95 of publish to prediction 91 -> 13 - 19 ms at 10 ms).
+            "retry_backoff_ms": 10,
             "session_timeout_ms": 10_000,
             "heartbeat_interval_ms": 1_000,
             # Exactly once: an aborted transaction's records are never read.
