@@ -17,17 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import fakeredis
 import redis
 from redis.backoff import EqualJitterBackoff
 
 from meander import topics
-from meander.bus import Bus, connect_bus
+from meander.bus import Bus, MemoryBroker, connect_bus, embedded_bus
 from meander.closing import Closing
 from meander.config import Settings
 from meander.exceptions import BusError, MeanderError, StoreUnavailable
 from meander.store import open_store
 from meander.store.changelog import Changelog
 from meander.store.guard import StoreGuard
+from meander.store.memory import memory_store
 from meander.telemetry.metrics import WAITING_FOR_BACKEND
 from meander.telemetry.server import report_readiness
 
@@ -68,6 +70,15 @@ class Runtime(Closing):
             bus.close()
             raise
         return cls(settings, bus, store)
+
+    @classmethod
+    def embedded(cls, settings: Settings) -> Runtime:
+        """Backends of its own in this process, whatever ``settings`` point at: a new embedded
+        bus with the settings' limits and a new embedded store, its topics created. A second
+        demo or backtest in the same process starts from nothing."""
+        bus = embedded_bus(settings, MemoryBroker())
+        bus.create_topics(topics.layout(settings.streams), topics.configs(settings.state_max_bytes))
+        return cls(settings, bus, memory_store(fakeredis.FakeServer()))
 
     def close(self) -> None:
         try:

@@ -36,11 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fakeredis
-
-from meander import topics
 from meander.backtest.stream import INFER_ROWS, resolve_stream
-from meander.bus import MemoryBroker, MemoryBus
 from meander.config import Settings, StreamConfig
 from meander.consumers.learner.learning import LearnerState
 from meander.consumers.loop import Loop, TickClock
@@ -50,7 +46,6 @@ from meander.producers.replay import FileSource
 from meander.producers.sample import Sample
 from meander.producers.text import from_text
 from meander.runtime import Runtime
-from meander.store.memory import memory_store
 
 __all__ = ["BacktestRun", "run_backtest"]
 
@@ -194,7 +189,5 @@ def _fresh_runtime(settings: Settings, stream: StreamConfig) -> Runtime:
     settings = settings.model_copy(
         update={"kafka_bootstrap": None, "redis_url": None, "streams": [stream]}
     )
-    bus = MemoryBus(MemoryBroker(), max_message_bytes=settings.max_event_bytes)
-    bus.create_topics(topics.layout([stream]))
-    # A server of its own: the process-wide embedded store may hold another run's registry.
-    return Runtime(settings, bus, memory_store(fakeredis.FakeServer()))
+    # Backends of its own: the process-wide embedded store may hold another run's registry.
+    return Runtime.embedded(settings)

@@ -42,20 +42,15 @@ __all__ = [
     "TopicPartition",
     "Transactional",
     "connect_bus",
+    "embedded_bus",
     "next_offsets",
 ]
 
 
 def connect_bus(settings: Settings) -> Bus:
     """The Kafka bus when ``kafka_bootstrap`` is set, else the process-wide embedded one."""
-    # The changelog's records are models and checkpoints: they may be larger than events.
-    limits = {topics.STATE: settings.state_max_bytes}
     if settings.kafka_bootstrap is None:
-        return MemoryBus(
-            max_message_bytes=settings.max_event_bytes,
-            topic_limits=limits,
-            max_ahead_seconds=settings.max_clock_skew_seconds,
-        )
+        return embedded_bus(settings)
     from meander.bus.kafka import KafkaBus  # kafka-python's network stack only when used
 
     return KafkaBus(
@@ -66,6 +61,22 @@ def connect_bus(settings: Settings) -> Bus:
         max_message_bytes=settings.max_event_bytes,
         read_committed=settings.processing_guarantee == "exactly_once",
         transaction_timeout=settings.transaction_timeout_seconds,
-        topic_limits=limits,
+        topic_limits=_limits(settings),
         max_ahead_seconds=settings.max_clock_skew_seconds,
     )
+
+
+def embedded_bus(settings: Settings, broker: MemoryBroker | None = None) -> MemoryBus:
+    """The in-process bus on ``broker`` (by default the process-wide one), with the limits of
+    ``settings``: a run that needs backends of its own passes a new :class:`MemoryBroker`."""
+    return MemoryBus(
+        broker,
+        max_message_bytes=settings.max_event_bytes,
+        topic_limits=_limits(settings),
+        max_ahead_seconds=settings.max_clock_skew_seconds,
+    )
+
+
+def _limits(settings: Settings) -> dict[str, int]:
+    # The changelog's records are models and checkpoints: they may be larger than events.
+    return {topics.STATE: settings.state_max_bytes}

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
-import fakeredis
 import orjson
 from pydantic import SecretStr
 
 from meander import topics
-from meander.bus import Bus, MemoryBroker, MemoryBus, Record, TopicPartition
+from meander.bus import Bus, Record, TopicPartition
 from meander.config import Settings
 from meander.consumers.loop import Loop, TickClock
 from meander.events import Alert, FeatureEvent, ModelEvent, decode_batch
@@ -31,7 +30,6 @@ from meander.models.signing import signer_for
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from meander.store.memory import memory_store
 
 __all__ = ["AGRAWAL", "malformed", "run_demo"]
 
@@ -130,10 +128,7 @@ def run_demo(
 def _runtime(settings: Settings) -> Runtime:
     if settings.uses_kafka:
         return Runtime.open(settings)
-    # Fresh embedded backends: a second demo in the same process starts from nothing too.
-    bus: Bus = MemoryBus(MemoryBroker(), max_message_bytes=settings.max_event_bytes)
-    bus.create_topics(topics.layout(settings.streams))
-    return Runtime(settings, bus, memory_store(fakeredis.FakeServer()))
+    return Runtime.embedded(settings)
 
 
 class _Story:
