@@ -70,6 +70,16 @@ def champion_answers(run: BacktestRun) -> dict[str, list[Any]]:
     return answers
 
 
+def quiet_backtest(path: Path) -> tuple[BacktestRun, dict[str, Any], dict[str, list[Any]]]:
+    """A backtest of ``path`` without the monitor: the run (closed), its report's data and the
+    champion's answers."""
+    run = run_backtest(path, target="label", monitor=False)
+    try:
+        return run, build_report(run).data, champion_answers(run)
+    finally:
+        run.close()
+
+
 def test_every_event_gets_exactly_one_champion_prediction(
     sea_run: tuple[BacktestRun, Report],
 ) -> None:
@@ -195,12 +205,7 @@ def test_the_command_takes_a_label_delay(sea_csv: Path, tmp_path: Path) -> None:
 
 def test_regression_reports_mae_from_a_parquet_file(tmp_path: Path) -> None:
     path = write_stream(tmp_path, "friedman", 1_000, suffix=".parquet")
-    run = run_backtest(path, target="label", monitor=False)
-    try:
-        report = build_report(run).data
-        answers = champion_answers(run)
-    finally:
-        run.close()
+    run, report, answers = quiet_backtest(path)
     errors = [
         abs(label - (answers[event_id][0] or 0.0))
         for event_id, label in zip(run.event_ids, run.labels, strict=True)
@@ -215,11 +220,7 @@ def test_columns_that_are_not_features_are_left_out(tmp_path: Path) -> None:
     frame = pd.read_csv(path)
     frame.insert(0, "ticket", [f"t-{i}" for i in range(len(frame))])  # an identifier
     frame.to_csv(path, index=False)
-    run = run_backtest(path, target="label", monitor=False)
-    try:
-        report = build_report(run).data
-    finally:
-        run.close()
+    run, report, _ = quiet_backtest(path)
     assert report["ignored_columns"] == ["ticket"]
     assert sorted(run.stream.features) == ["x0", "x1", "x2"]
     assert report["dead_letters"] == 0 and report["check"]["consistent"] is True
@@ -242,12 +243,7 @@ def test_a_bad_row_is_dead_lettered(tmp_path: Path) -> None:
     frame = pd.read_csv(path, dtype={"x0": object})
     frame.loc[10, "x0"] = "oops"
     frame.to_csv(path, index=False)
-    run = run_backtest(path, target="label", monitor=False)
-    try:
-        report = build_report(run).data
-        answers = champion_answers(run)
-    finally:
-        run.close()
+    run, report, answers = quiet_backtest(path)
     assert run.event_ids[10] not in answers and len(answers) == 299
     assert report["check"]["events_dead_lettered"] == 1
     assert report["check"]["consistent"] is True

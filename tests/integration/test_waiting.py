@@ -58,12 +58,7 @@ def test_a_monitor_started_before_kafka_and_redis_waits_for_them_then_works(
         "monitor", [MEANDER, "run", "monitor", "--config", str(write_config(stream))], env
     )
     try:
-        wait_for(
-            lambda: "waiting for kafka" in monitor.output(),
-            "it to wait",
-            timeout=60,
-            children=[monitor],
-        )
+        logs_until(wait_for, monitor, "waiting for kafka")
         assert _waiting(metrics_port) == {"kafka": 1.0, "redis": 0.0}
         status, ready = _readyz(metrics_port)
         assert status == 503 and ready["checks"]["bus"] != "ok", ready
@@ -73,21 +68,11 @@ def test_a_monitor_started_before_kafka_and_redis_waits_for_them_then_works(
             [MEANDER, "run", "trainer", "--config", str(write_config(stream, name="t.toml"))],
             {**env, "MEANDER_METRICS_PORT": "0"},
         )
-        wait_for(
-            lambda: "waiting for kafka" in trainer.output(),
-            "the trainer to wait",
-            timeout=60,
-            children=[trainer],
-        )
+        logs_until(wait_for, trainer, "waiting for kafka")
         assert trainer.stop() == 0, trainer.output()
 
         kafka.start(timeout=120)
-        wait_for(
-            lambda: "waiting for redis" in monitor.output(),
-            "it to wait",
-            timeout=90,
-            children=[monitor],
-        )
+        logs_until(wait_for, monitor, "waiting for redis")
         assert _waiting(metrics_port) == {"kafka": 0.0, "redis": 1.0}
         status, ready = _readyz(metrics_port)
         assert status == 503 and ready["checks"]["bus"] == "ok", ready
@@ -114,6 +99,16 @@ def test_a_monitor_started_before_kafka_and_redis_waits_for_them_then_works(
     finally:
         store.stop()
         kafka.stop()
+
+
+def logs_until(wait_for: Callable[..., object], child: Child, text: str) -> None:
+    """Waits (at most 90 s: a start under load) until ``child`` logs ``text``."""
+    wait_for(
+        lambda: text in child.output(),
+        f"{child.name} to log {text!r}",
+        timeout=90,
+        children=[child],
+    )
 
 
 def _waiting(port: int) -> dict[str, float]:
