@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import fakeredis
 import redis
 from redis.backoff import EqualJitterBackoff
 
@@ -29,7 +28,6 @@ from meander.exceptions import BusError, MeanderError, StoreUnavailable
 from meander.store import open_store
 from meander.store.changelog import Changelog
 from meander.store.guard import StoreGuard
-from meander.store.memory import memory_store
 from meander.telemetry.metrics import WAITING_FOR_BACKEND
 from meander.telemetry.server import report_readiness
 
@@ -76,6 +74,10 @@ class Runtime(Closing):
         """Backends of its own in this process, whatever ``settings`` point at: a new embedded
         bus with the settings' limits and a new embedded store, its topics created. A second
         demo or backtest in the same process starts from nothing."""
+        import fakeredis  # the embedded store's: a component process on Redis never needs it
+
+        from meander.store.memory import memory_store
+
         bus = embedded_bus(settings, MemoryBroker())
         bus.create_topics(topics.layout(settings.streams), topics.configs(settings.state_max_bytes))
         return cls(settings, bus, memory_store(fakeredis.FakeServer()))
