@@ -99,6 +99,25 @@ def _figures(race: PairedRace) -> str:
     )
 
 
+def _evidence(race: PairedRace, promotion: PromotionSettings, cap: int) -> Evidence:
+    """What every verdict on ``race`` records, whatever it decides."""
+    return {
+        "n": race.n,
+        "seen": getattr(race, "seen", race.n),
+        "challenger": race.challenger,
+        "baseline": race.baseline,
+        "challenger_score": race.challenger_score,
+        "baseline_score": race.baseline_score,
+        "min_samples": promotion.min_samples,
+        "max_samples": cap,
+    }
+
+
+def _waiting(race: PairedRace, promotion: PromotionSettings, evidence: Evidence) -> Verdict:
+    reason = f"Waiting: {race.n} of the {promotion.min_samples} shared events needed so far."
+    return Verdict("continue", reason, evidence)
+
+
 def gate(
     race: PairedRace, promotion: PromotionSettings, *, max_samples: int | None = None
 ) -> Verdict:
@@ -126,19 +145,9 @@ def gate(
             f"max_samples={cap} is below promotion.min_samples={promotion.min_samples}: "
             "the race would end before the gate may judge it; raise max_samples"
         )
-    evidence: Evidence = {
-        "n": race.n,
-        "seen": getattr(race, "seen", race.n),
-        "challenger": race.challenger,
-        "baseline": race.baseline,
-        "challenger_score": race.challenger_score,
-        "baseline_score": race.baseline_score,
-        "min_samples": promotion.min_samples,
-        "max_samples": cap,
-    }
+    evidence = _evidence(race, promotion, cap)
     if race.n < promotion.min_samples:
-        reason = f"Waiting: {race.n} of the {promotion.min_samples} shared events needed so far."
-        return Verdict("continue", reason, evidence)
+        return _waiting(race, promotion, evidence)
 
     test = _mcnemar(race) if race.task != "regression" else _paired_t(race)
     evidence |= test.evidence | {
@@ -188,21 +197,12 @@ def judge(race: RecentRace, promotion: PromotionSettings, *, rivals: int = 1) ->
     """
     threshold = rivals / promotion.significance
     cap = 10 * promotion.min_samples
-    evidence: Evidence = {
-        "n": race.n,
-        "seen": race.seen,
-        "challenger": race.challenger,
-        "baseline": race.baseline,
-        "challenger_score": race.challenger_score,
-        "baseline_score": race.baseline_score,
-        "min_samples": promotion.min_samples,
-        "max_samples": cap,
+    evidence = _evidence(race, promotion, cap) | {
         "wealth": race.better.wealth,
         "threshold": threshold,
     }
     if race.n < promotion.min_samples:
-        reason = f"Waiting: {race.n} of the {promotion.min_samples} shared events needed so far."
-        return Verdict("continue", reason, evidence)
+        return _waiting(race, promotion, evidence)
     gain = (
         race.d_sum / race.n
         if race.task == "regression"
