@@ -9,11 +9,13 @@ The predictor runs throughout, as ``meander run predictor`` in its own process.
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -99,6 +101,7 @@ def _load(
     JSON names the event in ``fields[1]`` and carries its stamp in ``fields[2]``."""
     tag = f"L{int(per_second)}"
     reader = _at_end(stage, answers)
+    reader_parts = [part.partition for part in reader.assignment()]
     context = multiprocessing.get_context("spawn")
     out: Queue[Any] = context.Queue()
     producer = context.Process(
@@ -134,6 +137,12 @@ def _load(
         reader.close()
     assert result is not None
     sent, elapsed = result
+    if not latencies:
+        raise NoAnswers(
+            f"{received} of {sent} events offered to {source} at {per_second:,.0f}/s were "
+            f"answered on {answers} within {drain:.0f} s of the last send, none of them after "
+            f"the first {warm_up:,.0f} (partitions read: {sorted(reader_parts)})"
+        )
     return {
         "offered_per_second": per_second,
         "achieved_per_second": round(sent / elapsed),
@@ -145,6 +154,10 @@ def _load(
     }
 
 
+class NoAnswers(RuntimeError):
+    """No answer to a timed event was read: the benchmark cannot give a percentile."""
+
+
 def latencies(
     stage: Stage, stream: str, loads: tuple[float, ...], seconds: float, drain: float
 ) -> list[dict[str, Any]]:
@@ -154,13 +167,19 @@ def latencies(
     predictor = stage.spawn("predictor", config)
     try:
         # Let it start, load its champion and join its group before anything is timed.
-        _load(stage, source, answers, 500.0, 2.0, drain=60.0)
+        try:
+            _load(stage, source, answers, 500.0, 2.0, drain=60.0)
+        except NoAnswers as error:
+            raise NoAnswers(f"warming up: {error}\n{_state(stage, predictor, config)}") from None
         results = []
         for per_second in loads:
             if predictor.poll() is not None:
-                raise RuntimeError("the predictor exited:\n" + stage.log_of("predictor", config))
+                raise RuntimeError(_state(stage, predictor, config))
             cpu = read_cpu_seconds(predictor.pid)
-            found = _load(stage, source, answers, per_second, seconds, drain)
+            try:
+                found = _load(stage, source, answers, per_second, seconds, drain)
+            except NoAnswers as error:
+                raise NoAnswers(f"{error}\n{_state(stage, predictor, config)}") from None
             # What the predictor's process (all its threads) spent per event offered.
             used = read_cpu_seconds(predictor.pid) - cpu
             found["predictor_cpu_us_per_event"] = round(used / max(found["sent"], 1) * 1e6, 1)
@@ -168,6 +187,14 @@ def latencies(
         return results
     finally:
         stop(predictor)
+
+
+def _state(stage: Stage, predictor: subprocess.Popen[bytes], config: Path) -> str:
+    """Whether the predictor still runs, and the last lines it wrote (its log goes with the
+    benchmark's scratch folder)."""
+    code = predictor.poll()
+    state = "still running" if code is None else f"exited with {code}"
+    return f"the predictor is {state}; its log ends:\n" + stage.log_of("predictor", config)
 
 
 def copy_loop(bootstrap: str, source: str, target: str, stop: Event) -> None:
@@ -208,7 +235,11 @@ def bare_latencies(
     loop.start()
     fields = (b"id", "id", "time")  # the event's own bytes come back
     try:
-        _load(stage, source, target, 500.0, 2.0, drain=60.0, fields=fields)  # joined, warm
+        try:
+            _load(stage, source, target, 500.0, 2.0, drain=60.0, fields=fields)  # warm
+        except NoAnswers as error:
+            state = "still running" if loop.is_alive() else f"exited with {loop.exitcode}"
+            raise NoAnswers(f"warming up the bare loop ({state}): {error}") from None
         results = []
         for per_second in loads:
             if not loop.is_alive():

@@ -26,7 +26,8 @@ def write(results: dict[str, Any], path: Path = JSON) -> None:
 
 def plot(results: dict[str, Any], path: Path = PNG) -> None:
     """Throughput medians with the runs' range, latency percentiles per offered load (one line
-    per run), and the predictor's RSS series of the first run that measured it."""
+    per run), and the predictor's RSS series of the first run that measured it. A part that
+    failed is not drawn; with no latency at all, its panel says so."""
     figure, (bars, lines, memory) = plt.subplots(1, 3, figsize=(16, 4.5))
     runs = results.get("runs", [])
     found = results.get("summary", {})
@@ -42,9 +43,12 @@ def plot(results: dict[str, Any], path: Path = PNG) -> None:
     events = results.get("events", "?")
     bars.set_title(f"Throughput, median of {len(runs)} run(s) ({events:,} events)")
     bars.set_ylabel("events / s")
+    drawn = False
     for run in runs:
         for part, who, marker in (("latency", "", "o"), ("latency_bare", " bare loop", "x")):
-            loads = run.get(part, [])
+            # A part that failed left nothing (or nothing whole) to draw.
+            loads = [load for load in run.get(part, []) if load.get("p99_ms", 0) > 0]
+            drawn = drawn or bool(loads)
             for q, style in (("p50_ms", ":"), ("p99_ms", "-")):
                 lines.plot(
                     [load["offered_per_second"] for load in loads],
@@ -53,14 +57,17 @@ def plot(results: dict[str, Any], path: Path = PNG) -> None:
                     marker=marker,
                     label=f"run {run['run']}{who} {q.removesuffix('_ms')}",
                 )
-    lines.axhline(TARGET_P99_MS, color="grey", linestyle="--", linewidth=1, label="p99 target")
-    lines.set_xscale("log")
-    lines.set_yscale("log")
-    lines.set_xlabel("offered events / s")
-    lines.set_ylabel("publish to prediction readable (ms)")
-    lines.set_title("End-to-end latency")
-    if any(run.get("latency") for run in runs):
+    if drawn:
+        lines.axhline(TARGET_P99_MS, color="grey", linestyle="--", linewidth=1, label="p99 target")
+        lines.set_xscale("log")
+        lines.set_yscale("log")
+        lines.set_xlabel("offered events / s")
+        lines.set_ylabel("publish to prediction readable (ms)")
+        lines.set_title("End-to-end latency")
         lines.legend(fontsize="small")
+    else:
+        lines.axis("off")
+        lines.set_title("End-to-end latency: not measured")
     series: list[dict[str, Any]] = next(
         (run["memory"]["series"] for run in runs if run.get("memory")), []
     )

@@ -63,7 +63,12 @@ def main(
                 results["runs"].append(run)
                 print(f"run {index + 1} of {runs}", flush=True)
                 with machine.load(run):
-                    _parts(stage, uuid.uuid4().hex[:6], n, quick, memory_events, command, run)
+                    try:
+                        _parts(stage, uuid.uuid4().hex[:6], n, quick, memory_events, command, run)
+                    except Exception as error:
+                        # Recorded beside what the run did measure; the benchmark still fails.
+                        run["failed"] = f"{type(error).__name__}: {error}"
+                        raise
                 print(
                     f"    load average {run['load_before'][0]} -> {run['load_after'][0]}, "
                     f"CPUs {run['cpu_busy_share']:.0%} busy",
@@ -74,6 +79,9 @@ def main(
             report.write(results)
             report.plot(results)
             say_summary(results["summary"], command)
+            for run in results["runs"]:
+                if "failed" in run:
+                    print(f"run {run['run']} FAILED: {run['failed']}", flush=True)
             print(f"written to {report.JSON} and {report.PNG}")
     return results
 

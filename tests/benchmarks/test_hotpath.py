@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from benchmarks.hotpath import report
 from benchmarks.hotpath.learner import scrape
 from benchmarks.hotpath.machine import busy_share, cpu_times
 from benchmarks.hotpath.stage import samples
@@ -102,3 +104,16 @@ def test_cpu_busy_share_is_read_from_proc_stat() -> None:
     assert cpu_times(stat) == (150, 1000)
     assert busy_share((150, 1000), (250, 1200)) == 0.5
     assert busy_share((150, 1000), (150, 1000)) is None
+
+
+def test_a_run_that_failed_before_its_latency_is_plotted_without_it(tmp_path: Path) -> None:
+    # Log scales over no positive value used to raise and hide the run's own failure.
+    whole = {"offered_per_second": 1_000.0, "p50_ms": 5.0, "p99_ms": 20.0}
+    runs = [
+        {"run": 1, "latency": [whole], "latency_bare": [whole]},
+        {"run": 2, "failed": "ValueError: no latencies were measured"},
+    ]
+    for shown in (runs, runs[1:]):
+        path = tmp_path / f"{len(shown)}.png"
+        report.plot({"runs": shown, "summary": {}, "events": 10}, path)
+        assert path.stat().st_size > 0
