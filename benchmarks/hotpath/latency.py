@@ -12,6 +12,7 @@ import multiprocessing
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -26,7 +27,7 @@ from benchmarks.hotpath.stats import Pacer, percentiles, read_cpu_seconds
 from meander import topics
 from meander.bus.kafka import KafkaBus
 
-__all__ = ["bare_latencies", "copy_loop", "latencies", "offer"]
+__all__ = ["NoAnswers", "bare_latencies", "confluent_loop", "copy_loop", "latencies", "offer"]
 
 # In the order meander.events.encode writes them (ce_id and ce_time go between), so that the
 # predictor reads them by position as it reads its own producers' events.
@@ -220,38 +221,84 @@ def copy_loop(bootstrap: str, source: str, target: str, stop: Event) -> None:
         consumer.close()
 
 
+def confluent_loop(bootstrap: str, source: str, target: str, stop: Event) -> None:
+    """:func:`copy_loop` on confluent-kafka (librdkafka, C) instead of kafka-python: the
+    reference for what another client would give, with the same delivery settings (acks from
+    every replica, idempotent, no linger). Needs the ``bench`` extra; meander never does."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import TopicPartition as Partition
+
+    # A group id is required, though nothing joins or commits: the partitions are assigned.
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"bare-{source}", "enable.auto.commit": False}
+    )
+    found = consumer.list_topics(source, timeout=30).topics[source].partitions
+    consumer.assign([Partition(source, p, 0) for p in sorted(found)])
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+    )
+    try:
+        while not stop.is_set():
+            for message in consumer.consume(num_messages=500, timeout=0.2):
+                if message.error() is None:
+                    producer.produce(target, message.value(), message.key())
+            producer.poll(0)  # delivery reports
+    finally:
+        producer.flush(30)
+        consumer.close()
+
+
 def bare_latencies(
-    stage: Stage, loads: tuple[float, ...], seconds: float, drain: float
+    stage: Stage,
+    loads: tuple[float, ...],
+    seconds: float,
+    drain: float,
+    loop: Callable[[str, str, str, Event], None] | None = copy_loop,
 ) -> list[dict[str, Any]]:
-    """The same percentiles, offered load and measurement for :func:`copy_loop` in place of
-    the predictor: what the client and the broker alone give on this machine at these loads."""
+    """The same percentiles, offered load and measurement for ``loop`` (:func:`copy_loop` or
+    :func:`confluent_loop`) in place of the predictor: what the client and the broker alone give
+    on this machine at these loads. With no loop, the measuring reader reads the paced
+    producer's own topic: the share of each percentile that is the measurement's own."""
+    if loop is None:
+        return _direct(stage, loads, seconds, drain)
     name = uuid.uuid4().hex[:8]
     source, target = f"hotpath.bare-in.{name}", f"hotpath.bare-out.{name}"
     with KafkaBus(stage.kafka) as bus:
         bus.create_topics({source: 3, target: 3})
     context = multiprocessing.get_context("spawn")
     stop_loop = context.Event()
-    loop = context.Process(target=copy_loop, args=(stage.kafka, source, target, stop_loop))
-    loop.start()
+    process = context.Process(target=loop, args=(stage.kafka, source, target, stop_loop))
+    process.start()
     fields = (b"id", "id", "time")  # the event's own bytes come back
     try:
         try:
             _load(stage, source, target, 500.0, 2.0, drain=60.0, fields=fields)  # warm
         except NoAnswers as error:
-            state = "still running" if loop.is_alive() else f"exited with {loop.exitcode}"
+            state = "still running" if process.is_alive() else f"exited with {process.exitcode}"
             raise NoAnswers(f"warming up the bare loop ({state}): {error}") from None
         results = []
         for per_second in loads:
-            if not loop.is_alive():
-                raise RuntimeError(f"the bare loop exited ({loop.exitcode})")
-            cpu = read_cpu_seconds(loop.pid or 0)
+            if not process.is_alive():
+                raise RuntimeError(f"the bare loop exited ({process.exitcode})")
+            cpu = read_cpu_seconds(process.pid or 0)
             found = _load(stage, source, target, per_second, seconds, drain, fields=fields)
-            used = read_cpu_seconds(loop.pid or 0) - cpu
+            used = read_cpu_seconds(process.pid or 0) - cpu
             found["loop_cpu_us_per_event"] = round(used / max(found["sent"], 1) * 1e6, 1)
             results.append(found)
         return results
     finally:
         stop_loop.set()
-        loop.join(30)
-        if loop.is_alive():
-            loop.kill()
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+
+
+def _direct(
+    stage: Stage, loads: tuple[float, ...], seconds: float, drain: float
+) -> list[dict[str, Any]]:
+    topic = f"hotpath.direct.{uuid.uuid4().hex[:8]}"
+    with KafkaBus(stage.kafka) as bus:
+        bus.create_topics({topic: 3})
+    fields = (b"id", "id", "time")
+    _load(stage, topic, topic, 500.0, 2.0, drain=60.0, fields=fields)  # connections warm
+    return [_load(stage, topic, topic, rate, seconds, drain, fields=fields) for rate in loads]

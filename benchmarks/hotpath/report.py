@@ -45,7 +45,12 @@ def plot(results: dict[str, Any], path: Path = PNG) -> None:
     bars.set_ylabel("events / s")
     drawn = False
     for run in runs:
-        for part, who, marker in (("latency", "", "o"), ("latency_bare", " bare loop", "x")):
+        for part, who, marker in (
+            ("latency", "", "o"),
+            ("latency_bare", " bare loop", "x"),
+            ("latency_confluent", " confluent-kafka loop", "s"),
+            ("latency_direct", " no loop", "."),
+        ):
             # A part that failed left nothing (or nothing whole) to draw.
             loads = [load for load in run.get(part, []) if load.get("p99_ms", 0) > 0]
             drawn = drawn or bool(loads)

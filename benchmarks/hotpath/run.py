@@ -13,12 +13,13 @@ import os
 import tempfile
 import uuid
 from contextlib import ExitStack
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from benchmarks.hotpath import latency, learner, machine, memory, report, throughput
 from benchmarks.hotpath.stage import MODEL, Stage
-from benchmarks.hotpath.summary import LOADS, say_summary, summary
+from benchmarks.hotpath.summary import LOADS, PARTS, say_summary, summary
 from meander.infra.kafka import LocalKafka
 from meander.infra.redis import LocalRedis
 
@@ -157,18 +158,28 @@ def _parts(
             command,
         )
 
-    # The same offered loads and measurement with the bare kafka-python loop in the
-    # predictor's place: the part of each percentile that is the client's and the broker's.
-    results["latency_bare"] = latency.bare_latencies(stage, LOADS, seconds, drain)
-    for load in results["latency_bare"]:
-        _say(
-            f"bare kafka-python loop at {load['offered_per_second']:,.0f} events/s offered "
-            f"({load['achieved_per_second']:,} achieved): p50 {load['p50_ms']} ms, "
-            f"p95 {load['p95_ms']} ms, p99 {load['p99_ms']} ms, "
-            f"{load['missing_after_drain']} missing after the drain; loop CPU "
-            f"{load['loop_cpu_us_per_event']} us per event",
-            command,
-        )
+    # The same offered loads and measurement with a bare loop in the predictor's place (the
+    # part of each percentile that is the client's and the broker's), and with none: the
+    # measuring reader on the paced producer's own topic (the measurement's own part).
+    for part, loop in (
+        ("latency_bare", latency.copy_loop),
+        ("latency_confluent", latency.confluent_loop),
+        ("latency_direct", None),
+    ):
+        if loop is latency.confluent_loop and find_spec("confluent_kafka") is None:
+            print("confluent-kafka loop: not measured (pip install -e '.[bench]')", flush=True)
+            continue
+        results[part] = latency.bare_latencies(stage, LOADS, seconds, drain, loop)
+        for load in results[part]:
+            cpu = load.get("loop_cpu_us_per_event")
+            _say(
+                f"{PARTS[part]} at {load['offered_per_second']:,.0f} events/s offered "
+                f"({load['achieved_per_second']:,} achieved): p50 {load['p50_ms']} ms, "
+                f"p95 {load['p95_ms']} ms, p99 {load['p99_ms']} ms, "
+                f"{load['missing_after_drain']} missing after the drain"
+                + ("" if cpu is None else f"; loop CPU {cpu} us per event"),
+                command,
+            )
 
     if quick and memory_events is None:
         return

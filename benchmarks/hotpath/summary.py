@@ -11,9 +11,15 @@ from typing import Any
 
 from benchmarks.hotpath.stats import spread
 
-__all__ = ["FIGURES", "LOADS", "say_summary", "summary"]
+__all__ = ["FIGURES", "LOADS", "PARTS", "say_summary", "summary"]
 
 LOADS = (1_000.0, 5_000.0, 20_000.0)
+# The latency parts measured beside the predictor's, by the name their figures go under.
+PARTS = {
+    "latency_bare": "bare loop",
+    "latency_confluent": "confluent-kafka loop",
+    "latency_direct": "no loop (the measurement's own)",
+}
 
 FIGURES: dict[str, tuple[str | int, ...]] = {
     "ceiling events/s": ("throughput", "ceiling", "events_per_second"),
@@ -49,10 +55,11 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             values = [_latency(run, load, q) for run in runs]
             if any(v is not None for v in values):
                 found[f"{q} at {load:,.0f}/s"] = spread(values)
-        for q in ("p50_ms", "p95_ms", "p99_ms", "missing_after_drain", "loop_cpu_us_per_event"):
-            values = [_latency(run, load, q, "latency_bare") for run in runs]
-            if any(v is not None for v in values):
-                found[f"bare loop {q} at {load:,.0f}/s"] = spread(values)
+        for part, name in PARTS.items():
+            for q in ("p50_ms", "p95_ms", "p99_ms", "missing_after_drain", "loop_cpu_us_per_event"):
+                values = [_latency(run, load, q, part) for run in runs]
+                if any(v is not None for v in values):
+                    found[f"{name} {q} at {load:,.0f}/s"] = spread(values)
     return found
 
 
