@@ -15,7 +15,7 @@ import os
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,15 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "kafka_python": version("kafka-python"),
         "river": version("river"),
+        "confluent_kafka": _installed("confluent-kafka"),  # the reference loop's client
     }
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def cpu_times(stat: str | None = None) -> tuple[int, int]:
