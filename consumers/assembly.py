@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from meander.component import Component, run_in_threads, stop_on_signals
+from meander.component import Component, collection_paused, run_in_threads, stop_on_signals
 from meander.config import Settings
 from meander.logs import configure_logging
 from meander.runtime import Runtime, open_when_up
@@ -87,7 +87,8 @@ def run(names: Sequence[str], settings: Settings) -> None:
     serve_metrics(settings.metrics_port)  # before the backends: `up` says the process runs
     stop = stop_on_signals()
     # Started before Kafka or Redis answers (a deployment's start order, an outage), it waits.
-    opened = open_when_up(settings, stop, lambda runtime: build(names, runtime, stop=stop))
+    with collection_paused():  # building is mostly imports: objects kept for good
+        opened = open_when_up(settings, stop, lambda runtime: build(names, runtime, stop=stop))
     if opened is None:
         return  # stopped while waiting
     runtime, components = opened

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import subprocess
@@ -115,9 +116,16 @@ def test_run_builds_on_the_configured_backends_and_runs_until_stopped(
 
     def run_in_threads(components: list[Component], event: threading.Event) -> None:
         ran["components"], ran["stop"] = kinds(components), event
+        ran["collecting while running"] = gc.isenabled()
         for component in components:
             component.close()
 
+    def build(*args: Any, **kwargs: Any) -> list[Component]:
+        ran["collecting while building"] = gc.isenabled()
+        return assembly_build(*args, **kwargs)
+
+    assembly_build = assembly.build
+    monkeypatch.setattr(assembly, "build", build)
     monkeypatch.setattr(assembly, "stop_on_signals", lambda: stop)
     monkeypatch.setattr(assembly, "run_in_threads", run_in_threads)
 
@@ -129,7 +137,13 @@ def test_run_builds_on_the_configured_backends_and_runs_until_stopped(
     finally:
         assembly.log.removeHandler(handler)
 
-    assert ran == {"components": [(Predictor, name), (Trainer, name)], "stop": stop}
+    assert ran == {
+        "components": [(Predictor, name), (Trainer, name)],
+        "stop": stop,
+        # Building (mostly imports) runs without the cyclic collector; the components with it.
+        "collecting while building": False,
+        "collecting while running": True,
+    }
     # Once built, it says so with the CPU spent so far (mostly imports: a restart's cost).
     built = [r for r in said if getattr(r, "built", False)]
     assert len(built) == 1

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from meander.component import Component, run_in_threads, run_until_stopped
+from meander.component import Component, collection_paused, run_in_threads, run_until_stopped
 
 
 class Recorder(Component):
@@ -85,6 +85,21 @@ def test_what_is_alive_after_the_first_busy_round_is_left_out_of_collections(
         assert component.freezes_before[1:] == [1, 1] and len(freezes) == 1
     finally:
         gc.unfreeze()
+
+
+def test_the_collector_is_paused_within_the_block_and_as_it_was_after_it() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collection_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a build that failed")
+    assert gc.isenabled()  # on again, even after a failure
+    gc.disable()
+    try:
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # paused by someone else before: left paused
+    finally:
+        gc.enable()
 
 
 class Joining(Component):
