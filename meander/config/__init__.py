@@ -1,22 +1,22 @@
-"""meander's configuration: one settings object (:mod:`meander.config.settings`), with the
-notifier's (:mod:`meander.config.notifier`), the HTTP service's (:mod:`meander.config.service`) and
-a stream's encoding (:mod:`meander.config.encoding`) sections in modules of their own."""
+"""meander's configuration: one settings object (:mod:`meander.config.settings`), with a
+stream's (:mod:`meander.config.stream`), the producer's (:mod:`meander.config.producer`), the
+notifier's (:mod:`meander.config.notifier`), the HTTP service's (:mod:`meander.config.service`)
+and a stream's encoding (:mod:`meander.config.encoding`) sections in modules of their own."""
 
 from meander.config.encoding import EncodingSettings
 from meander.config.notifier import NotifierSettings, WebhookSettings
+from meander.config.producer import ProducerSettings
 from meander.config.service import SCOPES, ApiKey, Scope, ServiceSettings
-from meander.config.settings import (
+from meander.config.settings import Settings, load_settings
+from meander.config.stream import (
     STREAM_NAME,
     DriftSettings,
     Feature,
     LabelWindow,
     LearningSettings,
-    ProducerSettings,
     PromotionSettings,
-    Settings,
     StreamConfig,
     Task,
-    load_settings,
 )
 
 __all__ = [

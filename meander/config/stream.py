@@ -1,0 +1,243 @@
+"""A stream's configuration: its name, task, features, and how its models learn, drift, and
+are promoted (:class:`StreamConfig`, one per stream in :class:`~meander.config.Settings`).
+
+>>> stream = StreamConfig(name="fraud", task="binary", features={"amount": "numeric"})
+>>> stream.features["amount"].type, sorted(stream.label_classes or ())
+('numeric', [False, True])
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from meander.config.encoding import EncodingSettings
+from meander.config.search_space import default_candidates, default_model
+
+__all__ = [
+    "STREAM_NAME",
+    "DriftSettings",
+    "Feature",
+    "LabelWindow",
+    "LearningSettings",
+    "PromotionSettings",
+    "StreamConfig",
+    "Task",
+]
+
+Task = Literal["binary", "multiclass", "regression"]
+
+# Stream names become topic names (`S.events`), so they follow Kafka's topic alphabet.
+STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+BINARY_CLASSES: frozenset[bool | int | str] = frozenset({False, True})
+
+
+class _Section(BaseModel):
+    # A misspelt key is an error, never a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Section):
+    """One input feature of a stream's schema."""
+
+    type: Literal["numeric", "categorical", "boolean"] = "numeric"
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: list[str | int] | None = Field(
+        default=None, description="Allowed values of a categorical feature; None allows any."
+    )
+
+    @model_validator(mode="after")
+    def _bounds_make_sense(self) -> Feature:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum {self.minimum} is above maximum {self.maximum}")
+        if self.categories is not None and self.type != "categorical":
+            raise ValueError("categories apply to categorical features only")
+        return self
+
+
+class DriftSettings(_Section):
+    """How drift is detected: River detector specs for the error stream and for features."""
+
+    concept_detector: str = "drift.ADWIN"
+    data_detector: str = Field(
+        default="drift.ADWIN", description="fed each numeric feature value; empty disables it"
+    )
+    data_window: PositiveInt = Field(
+        default=1_000, description="events per monitor window; the first is the reference"
+    )
+    ks_significance: float = Field(
+        default=1e-4,
+        gt=0.0,
+        lt=1.0,
+        description="p-value below which a numeric feature's window differs from its reference "
+        "(two-sample Kolmogorov-Smirnov); small because every feature is tested every window",
+    )
+    psi_threshold: PositiveFloat = Field(
+        default=0.2,
+        description="population stability index above which a categorical or boolean "
+        "feature's window differs from its reference",
+    )
+    missing_rate_threshold: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="share of a window's events missing a feature above which it is reported",
+    )
+    violation_rate_threshold: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="share of a window's events that break the schema above which it is reported",
+    )
+
+
+class PromotionSettings(_Section):
+    """The validation gate a challenger passes before it replaces the champion."""
+
+    min_samples: PositiveInt = Field(
+        default=100,
+        description="shared events before a race is judged; a race that has not won after 10 "
+        "times as many is rejected",
+    )
+    patience: PositiveInt = Field(
+        default=300,
+        description="events a challenger races before it may be rejected as worse: a model "
+        "that starts after a drift starts behind and learns",
+    )
+    min_gain: float = Field(default=0.0, ge=0.0)
+    significance: float = Field(default=0.05, gt=0.0, lt=1.0)
+    rollback_window: PositiveInt = 1_000
+    rollback_tolerance: float = Field(default=0.02, ge=0.0)
+
+
+class LearningSettings(_Section):
+    """How the learner keeps its state and shares its models, and how the trainer warm-starts."""
+
+    checkpoint_every: PositiveInt = Field(
+        default=2_000, description="labels learned between two checkpoints"
+    )
+    checkpoint_seconds: PositiveFloat = Field(
+        default=1.0,
+        description="longest time between two checkpoints while labels arrive (a checkpoint "
+        "also follows any decision, and never takes over a tenth of the learner's time)",
+    )
+    publish_every: PositiveInt = Field(
+        default=500, description="labels learned between two model snapshots for predictors"
+    )
+    replay_window: PositiveInt = Field(
+        default=1_000,
+        description="most recent labelled events a challenger is warm-started on; the first "
+        "tuning starts when the champion has learned this many",
+    )
+    max_challengers: PositiveInt = 4
+    tune_first: bool = Field(
+        default=True,
+        description=(
+            "race the candidates against the first champion once it has learned replay_window "
+            "labels, without waiting for a drift"
+        ),
+    )
+    lease_seconds: PositiveFloat = Field(
+        default=5.0,
+        description="how long a learner's claim on a stream outlives its last renewal (a thread "
+        "renews it every second): how soon a standby takes over from a dead learner",
+    )
+
+
+class LabelWindow(_Section):
+    """How long a prediction waits for its label before it is counted as never labelled."""
+
+    ttl_seconds: PositiveFloat = 3_600.0
+    max_pending: PositiveInt = 100_000
+
+
+class StreamConfig(_Section):
+    """A named data source: one schema, one task, one model lineage."""
+
+    name: str
+    task: Task
+    features: dict[str, Feature] = Field(min_length=1)
+    classes: list[bool | int | str] | None = Field(
+        default=None,
+        description="the labels a classification stream accepts; None: false and true for "
+        "binary, any bool, int or string for multiclass",
+    )
+    model: str = ""
+    candidates: list[str] = Field(default_factory=list)
+    drift: DriftSettings = DriftSettings()
+    promotion: PromotionSettings = PromotionSettings()
+    label_window: LabelWindow = LabelWindow()
+    learning: LearningSettings = LearningSettings()
+    encoding: EncodingSettings = EncodingSettings()
+    partitions: PositiveInt = 3
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_topic_prefix(cls, name: str) -> str:
+        if not STREAM_NAME.match(name):
+            raise ValueError(
+                f"{name!r} is not a valid stream name: use 1-100 letters, digits, '_' or '-'"
+            )
+        return name
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _expand_shorthand(cls, features: Any) -> Any:
+        # `amount = "numeric"` is shorthand for `amount = {type = "numeric"}`.
+        if isinstance(features, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in features.items()}
+        return features
+
+    @model_validator(mode="after")
+    def _encoding_fields_are_not_features(self) -> StreamConfig:
+        for setting in ("id_field", "time_field"):
+            field = getattr(self.encoding, setting)
+            if field in self.features:
+                raise ValueError(
+                    f"encoding.{setting} {field!r} is also a feature: a flat event's {setting} "
+                    "is not one of its features; rename one of them"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _default_model(self) -> StreamConfig:
+        # No model configured: a linear first champion and, unless candidates are given (an
+        # empty list is an answer), the default search space to race it (see search_space).
+        if not self.model:
+            kinds = {name: feature.type for name, feature in self.features.items()}
+            object.__setattr__(self, "model", default_model(self.task, kinds))
+            if "candidates" not in self.model_fields_set:
+                object.__setattr__(self, "candidates", default_candidates(self.task, kinds))
+        return self
+
+    @model_validator(mode="after")
+    def _classes_fit_the_task(self) -> StreamConfig:
+        if self.classes is None:
+            return self
+        if self.task == "regression":
+            raise ValueError("classes apply to binary and multiclass streams only")
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"classes must be at least two distinct labels, got {self.classes}")
+        if self.task == "binary" and len(self.classes) != 2:
+            raise ValueError(f"a binary stream has two classes, got {len(self.classes)}")
+        return self
+
+    @property
+    def label_classes(self) -> frozenset[bool | int | str] | None:
+        """The labels the stream accepts; None when any label of the task's type is."""
+        if self.classes is not None:
+            return frozenset(self.classes)
+        return BINARY_CLASSES if self.task == "binary" else None
