@@ -60,17 +60,23 @@ def test_publish_through_a_broker_outage(tmp_path: Path, redis_url: str, serve: 
                 accepted.append(event_id)
             return answer
 
-        assert publish("before").status_code == 202
+        def accepted_within(event_id: str, seconds: float, why: str) -> None:
+            deadline = time.monotonic() + seconds
+            while publish(event_id).status_code != 202:
+                assert time.monotonic() < deadline, why
+                time.sleep(0.5)
+
+        # The first publish to a broker that just started waits for the topic's metadata and
+        # leader: under load that took more than the 2 x 1 s this test allows a publish, which
+        # is answered 503 as it should be (seen at load average 16-29).
+        accepted_within("before", 60, "publishing never worked on the fresh broker")
         kafka.stop()
         down = publish("during")
         assert down.status_code == 503
         assert down.headers["Retry-After"] == "7"
         assert "did not acknowledge" in down.json()["detail"]
         kafka.start(timeout=120)
-        deadline = time.monotonic() + 60
-        while publish("after").status_code != 202:
-            assert time.monotonic() < deadline, "publishing never recovered after the restart"
-            time.sleep(0.5)
+        accepted_within("after", 60, "publishing never recovered after the restart")
         assert set(accepted) <= acknowledged_ids(settings, stream)
         assert {"before", "after"} <= set(accepted)
     finally:
