@@ -79,6 +79,30 @@ class TimeWindow:
             return self._problem("timestamp", timestamp_ms, horizon.ms)
         return None if moment is None else self.time_problem(moment, horizon)
 
+    def all_fit(self, timestamps_ms: list[int], moments: list[datetime], horizon: Horizon) -> bool:
+        """Whether :meth:`record_problem` finds nothing wrong with any of these records, checked
+        as a batch; False means only that some record needs the check of its own.
+
+        Comparing two aware datetimes with different ``tzinfo`` objects asks both for their
+        offsets: about a microsecond a record. Datetimes that share one (as those one decoder
+        read do) compare among themselves at no such cost, so only the batch's earliest and
+        latest moments meet the bounds.
+
+        >>> window = TimeWindow(60.0)
+        >>> horizon = window.horizon(now_ms=10_000)
+        >>> window.all_fit([1_000, 2_000], [EPOCH, EPOCH], horizon)
+        True
+        >>> window.all_fit([1_000, 80_000], [EPOCH, EPOCH], horizon)
+        False
+        """
+        if not moments:
+            return True
+        try:
+            times_fit = min(moments) >= EPOCH and max(moments) <= horizon.moment
+        except TypeError:  # a naive moment among them: each takes the check of its own
+            return False
+        return times_fit and min(timestamps_ms) >= 0 and max(timestamps_ms) <= horizon.ms
+
     def _problem(self, what: str, milliseconds: int, latest_ms: int) -> str:
         shown = _text(milliseconds)
         if milliseconds < 0:

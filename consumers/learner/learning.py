@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from river.drift import ADWIN
 
 from meander.bus import TopicPartition
 from meander.consumers.learner.join import LabelJoin
@@ -33,9 +35,8 @@ from meander.models.race import RecentRace
 __all__ = ["LearnerState", "Outcome"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one label did to the champion's error stream."""
+class Outcome(NamedTuple):
+    """What one label did to the champion's error stream (a tuple: one is made per label)."""
 
     drift: bool
     warning: bool
@@ -139,8 +140,8 @@ class LearnerState:
                 race.update(y, *pair)
         if champion_error is None:
             return Outcome(False, False, float("nan"))
-        level = _level(self.detector)
-        drift = _worse(self.detector, champion_error, level)
+        level, width = _window(self.detector)
+        drift = _worse(self.detector, champion_error, level, width)
         if drift and self.error_before is None:
             self.error_before = level
         warned = self.warning is not None and _worse(self.warning, champion_error)
@@ -234,7 +235,9 @@ def _error(y: Any, prediction: Any, task: str) -> float:
     return 0.0 if prediction == y else 1.0
 
 
-def _worse(detector: Any, error: float, before: float | None = None) -> bool:
+def _worse(
+    detector: Any, error: float, before: float | None = None, width: int | None = None
+) -> bool:
     """Update ``detector``; True only for a change for the worse.
 
     A detector on the error stream also fires when the error falls, as a young model learns;
@@ -244,9 +247,10 @@ def _worse(detector: Any, error: float, before: float | None = None) -> bool:
     enough: the dropped part may hold the high errors of the model's own first steps.) KSWIN's
     latest values are compared with what it held before. Page-Hinkley keeps no window, so every
     change counts: give it ``mode="up"`` to watch for rises only."""
-    # ``before``: the detector's level before this error, when the caller knows it already.
-    before = _level(detector) if before is None else before
-    width = getattr(detector, "width", None)
+    # ``before`` and ``width``: the detector's level and window before this error, when the
+    # caller read them already (as :func:`_window` does).
+    if before is None:
+        before, width = _window(detector)
     detector.update(error)
     if not detector.drift_detected:
         return False
@@ -281,6 +285,16 @@ def lagging(state: LearnerState, settle: int, task: str) -> bool:
         return False
     since = state.labels - max(state.drift_at, state.promoted_at or 0)
     return since >= settle and now > clearly
+
+
+def _window(detector: Any) -> tuple[float | None, int | None]:
+    """The level of a detector (see :func:`_level`) and its window's width, when it has one.
+
+    Read once per label for each detector: ADWIN's ``estimation`` reads its width twice more."""
+    if type(detector) is ADWIN:
+        width = detector.width
+        return (detector.total / width if width else 0.0), width
+    return _level(detector), getattr(detector, "width", None)
 
 
 def _level(detector: Any) -> float | None:

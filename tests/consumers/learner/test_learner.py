@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -136,9 +137,15 @@ def test_feedback_that_cannot_be_learned_is_dead_lettered_with_the_reason(
     learner.step()
     feedback = serve(site, publish_samples, 3)
     where = topics.feedback("s")
+    later = datetime.now(UTC) + timedelta(hours=2)  # the batch's other labels are on time
     bad = [
         encode(where, Feedback(event_id="nobody", label=True), source="/test"),
         encode(where, Feedback(event_id="sea-7-00000001", label=0.5), source="/test"),
+        encode(
+            where,
+            Feedback(event_id="sea-7-00000002", label=True, observed_at=later),
+            source="/test",
+        ),
         encode(where, FeatureEvent(id="e", features={"x0": 1.0}), source="/test"),
         Record(where, b"not an event", partition=0),
     ]
@@ -158,11 +165,12 @@ def test_feedback_that_cannot_be_learned_is_dead_lettered_with_the_reason(
     reasons = " | ".join(sorted(d.reason for d in letters))
     assert "no event 'nobody' is waiting for a label" in reasons
     assert "label 0.5 (float) is not a class label" in reasons
+    assert "time " in reasons and "ahead of the clock" in reasons
     assert f"expected {Feedback.type} on {where}, got {FeatureEvent.type}" in reasons
     assert "not JSON (" in reasons and "or the label alone keyed by the event id" in reasons
     assert len(letters) == len(bad)
     # The event whose label had the wrong type still waits for a good one.
-    assert "sea-7-00000001" in learner.state.join.pending
+    assert {"sea-7-00000001", "sea-7-00000002"} <= set(learner.state.join.pending)
 
 
 def summary(learner: Learner) -> dict[str, Any]:
