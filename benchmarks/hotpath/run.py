@@ -138,9 +138,14 @@ def _parts(
     results["learner"] = learner.feedback(stage, stream, n)
     pace = results["learner"]["feedback_per_second"]
     results["learner"]["over_predictor"] = round(pace / meander, 2) if pace else None
+    whole = results["learner"]["feedback_per_second_with_catch_up"]
+    results["learner"]["with_catch_up_over_predictor"] = (
+        round(whole / meander, 2) if whole else None
+    )
     _say(
         f"learner: {pace:,} labels/s, {results['learner']['over_predictor']} times the "
-        "predictor's rate (1 or more keeps up)",
+        f"predictor's rate (1 or more keeps up); with its catch-up on events and predictions "
+        f"{whole:,} labels/s, {results['learner']['with_catch_up_over_predictor']} times",
         command,
     )
 

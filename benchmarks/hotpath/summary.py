@@ -31,6 +31,8 @@ FIGURES: dict[str, tuple[str | int, ...]] = {
     "exactly-once / at-least-once": ("throughput", "exactly_once_over_at_least_once"),
     "learner labels/s": ("learner", "feedback_per_second"),
     "learner / predictor": ("learner", "over_predictor"),
+    "learner labels/s, with its catch-up": ("learner", "feedback_per_second_with_catch_up"),
+    "learner with its catch-up / predictor": ("learner", "with_catch_up_over_predictor"),
     "predictor RSS growth after warm-up (MiB)": ("memory", "growth_after_warm_up_mib"),
     "load average before": ("load_before", 0),
     "CPUs busy": ("cpu_busy_share",),
