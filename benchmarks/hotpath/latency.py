@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from importlib.util import find_spec
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
@@ -29,7 +30,15 @@ from meander import topics
 from meander.bus import Consumer, TopicPartition
 from meander.bus.kafka import KafkaBus
 
-__all__ = ["NoAnswers", "bare_latencies", "confluent_loop", "copy_loop", "latencies", "offer"]
+__all__ = [
+    "MEASURING_CLIENT",
+    "NoAnswers",
+    "bare_latencies",
+    "confluent_loop",
+    "copy_loop",
+    "latencies",
+    "offer",
+]
 
 # In the order meander.events.encode writes them (ce_id and ce_time go between), so that the
 # predictor reads them by position as it reads its own producers' events.
@@ -41,10 +50,15 @@ _CONTENT = ("content-type", b"application/json")
 def offer(
     bootstrap: str, topic: str, tag: str, per_second: float, seconds: float, out: Queue[Any]
 ) -> None:
-    """Publish ``{tag}-0..`` at ``per_second`` for ``seconds``; put (sent, elapsed) on ``out``.
+    """Publish ``{tag}-0..`` at ``per_second`` for ``seconds``; put (sent, elapsed, CPU
+    seconds) on ``out``.
 
     Records are built by hand rather than through pydantic so that building them does not
-    limit the rate offered; they are the bytes ``meander.events.encode`` writes.
+    limit the rate offered; they are the bytes ``meander.events.encode`` writes. They are sent
+    with confluent-kafka when it is installed (the ``bench`` extra), else with kafka-python:
+    on 2 cores the measurement's own CPU competes with what it measures, and kafka-python's
+    producer took 7 times librdkafka's CPU per event at 1,000/s (592 against 86 us, one
+    request per event).
     """
     rows = [
         orjson.dumps(dict(zip(FEATURES, x, strict=True)))
@@ -53,10 +67,11 @@ def offer(
     ]
     # No linger: a record goes as soon as it is sent; under load batches form while the
     # previous request is in flight.
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    producer = _paced_producer(bootstrap)
     pacer = Pacer(per_second)
     end = pacer.started + seconds
     sent = 0
+    cpu = time.process_time()
     while (now := time.perf_counter()) < end:
         due = pacer.due(now)
         if not due:
@@ -73,27 +88,128 @@ def offer(
                 rows[sent % len(rows)],
             )
             headers = [_SPEC, ("ce_id", event_id.encode()), *_SOURCE_TYPE, header_time, _CONTENT]
-            producer.send(topic, value=value, key=event_id.encode(), headers=headers)
+            producer.send(topic, value, event_id.encode(), headers)
             sent += 1
         pacer.sent(due)
-    producer.flush()
-    out.put((sent, time.perf_counter() - pacer.started))
     producer.close()
+    out.put((sent, time.perf_counter() - pacer.started, time.process_time() - cpu))
+
+
+MEASURING_CLIENT = "confluent-kafka" if find_spec("confluent_kafka") else "kafka-python"
+
+
+class _Sends(Protocol):
+    def send(self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Hand one record over, to be sent at once (no linger, the leader's acknowledgement)."""
+
+    def close(self) -> None:
+        """Send what is left, then let go."""
+
+
+def _paced_producer(bootstrap: str) -> _Sends:
+    if MEASURING_CLIENT == "kafka-python":
+        return _KafkaPythonSends(KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1))
+    from confluent_kafka import Producer
+
+    # murmur2 picks the partitions kafka-python and the JVM clients pick for the same keys.
+    config = {"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1}
+    return _ConfluentSends(Producer({**config, "partitioner": "murmur2_random"}))
+
+
+class _KafkaPythonSends:
+    def __init__(self, producer: KafkaProducer) -> None:
+        self.producer = producer
+
+    def send(self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self.producer.send(topic, value=value, key=key, headers=headers)
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()
+
+
+class _ConfluentSends:
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+
+    def send(self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self.producer.produce(topic, value, key, headers=headers)
+        self.producer.poll(0)  # delivery reports
+
+    def close(self) -> None:
+        if self.producer.flush(60):
+            raise RuntimeError("the paced producer could not deliver every event in 60 s")
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    return None if pid is None else read_cpu_seconds(pid)
+
+
+def _since(now: float | None, then: float | None) -> float | None:
+    return None if now is None or then is None else now - then
+
+
+class _Reads(Protocol):
+    partitions: list[int]
+
+    def values(self) -> list[bytes | None]:
+        """The values of the records fetched next, waiting up to 0.2 s for some."""
 
 
 @contextmanager
-def _at_end(stage: Stage, topic: str) -> Iterator[Consumer]:
-    """A reader of ``topic`` from its end now, on meander's bus: it reads fetched batches
-    straight into messages (a third of kafka-python's CPU per record)."""
-    with KafkaBus(stage.kafka) as bus:
-        parts = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
-        reader = bus.assign(parts)
+def _at_end(stage: Stage, topic: str) -> Iterator[_Reads]:
+    """A reader of ``topic`` from its end now, on confluent-kafka when it is installed (as the
+    paced producer), else on meander's bus (fetched batches read straight into messages)."""
+    if MEASURING_CLIENT == "confluent-kafka":
+        from confluent_kafka import Consumer as Reader
+        from confluent_kafka import TopicPartition as Partition
+
+        # A group id is required, though nothing joins or commits: the partitions are assigned.
+        config = {"bootstrap.servers": stage.kafka, "enable.auto.commit": False}
+        reader = Reader({**config, "group.id": f"measure-{topic}"})
         try:
-            for part, end in reader.end_offsets(parts).items():
-                reader.seek(part, end)
-            yield reader
+            found = sorted(reader.list_topics(topic, timeout=30).topics[topic].partitions)
+            ends = [reader.get_watermark_offsets(Partition(topic, p), 30)[1] for p in found]
+            reader.assign([Partition(topic, p, end) for p, end in zip(found, ends, strict=True)])
+            yield _ConfluentReads(reader, found)
         finally:
             reader.close()
+        return
+    with KafkaBus(stage.kafka) as bus:
+        parts = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
+        consumer = bus.assign(parts)
+        try:
+            for part, end in consumer.end_offsets(parts).items():
+                consumer.seek(part, end)
+            yield _BusReads(consumer, [part.partition for part in parts])
+        finally:
+            consumer.close()
+
+
+class _BusReads:
+    def __init__(self, consumer: Consumer, partitions: list[int]) -> None:
+        self.consumer, self.partitions = consumer, partitions
+
+    def values(self) -> list[bytes | None]:
+        return [message.value for message in self.consumer.consume(1_000, 0.2)]
+
+
+class _ConfluentReads:
+    def __init__(self, reader: Any, partitions: list[int]) -> None:
+        self.reader, self.partitions = reader, partitions
+
+    def values(self) -> list[bytes | None]:
+        return [message.value() for message in _fetched(self.reader)]
+
+
+def _fetched(consumer: Any) -> list[Any]:
+    """What a confluent-kafka consumer has fetched, waiting up to 0.2 s for the first record
+    only: ``consume(n, timeout)`` waits until it has ``n`` records or the timeout passed."""
+    first = consumer.poll(0.2)
+    if first is None:
+        return []
+    found = [first, *consumer.consume(num_messages=999, timeout=0)]
+    return [message for message in found if message.error() is None]
 
 
 def _load(
@@ -113,10 +229,12 @@ def _load(
     warm_up = min(1.0, seconds / 5) * per_second  # the first second's events: connections warm
     latencies: list[float] = []
     received = 0
-    result: tuple[int, float] | None = None
+    result: tuple[int, float, float] | None = None
     deadline = float("inf")
+    broker = _cpu_seconds(stage.broker_pid)
     with _at_end(stage, answers) as reader:
-        reader_parts = sorted(part.partition for part in reader.assignment())
+        reading = time.process_time()  # this process is the measuring reader, once connected
+        reader_parts = reader.partitions
         context = multiprocessing.get_context("spawn")
         out: Queue[Any] = context.Queue()
         producer = context.Process(
@@ -125,12 +243,12 @@ def _load(
         producer.start()
         try:
             while result is None or (received < result[0] and time.monotonic() < deadline):
-                messages = reader.consume(1_000, 0.2)
+                values = reader.values()
                 now = time.time()
-                for message in messages:
-                    if message.value is None or prefix not in message.value:
+                for value in values:
+                    if value is None or prefix not in value:
                         continue
-                    answer = orjson.loads(message.value)
+                    answer = orjson.loads(value)
                     received += 1
                     if int(answer[named].rsplit("-", 1)[1]) < warm_up:
                         continue
@@ -141,8 +259,10 @@ def _load(
                     deadline = time.monotonic() + drain
         finally:
             producer.join(30)
+        reading = time.process_time() - reading
+    broker = _since(_cpu_seconds(stage.broker_pid), broker)
     assert result is not None
-    sent, elapsed = result
+    sent, elapsed, producing = result
     if not latencies:
         raise NoAnswers(
             f"{received} of {sent} events offered to {source} at {per_second:,.0f}/s were "
@@ -157,6 +277,14 @@ def _load(
         "missing_after_drain": sent - received,
         **percentiles(latencies),
         "max_ms": round(max(latencies), 2),
+        # The measurement's own CPU per event offered: the paced producer's process while it
+        # sends, the measuring reader, and the broker (idle work included; None when the broker
+        # is not this machine's).
+        "producer_cpu_us_per_event": round(producing / max(sent, 1) * 1e6, 1),
+        "reader_cpu_us_per_event": round(reading / max(sent, 1) * 1e6, 1),
+        "broker_cpu_us_per_event": None
+        if broker is None
+        else round(broker / max(sent, 1) * 1e6, 1),
     }
 
 
@@ -244,9 +372,8 @@ def confluent_loop(bootstrap: str, source: str, target: str, stop: Event) -> Non
     )
     try:
         while not stop.is_set():
-            for message in consumer.consume(num_messages=500, timeout=0.2):
-                if message.error() is None:
-                    producer.produce(target, message.value(), message.key())
+            for message in _fetched(consumer):
+                producer.produce(target, message.value(), message.key())
             producer.poll(0)  # delivery reports
     finally:
         producer.flush(30)

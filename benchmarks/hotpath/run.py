@@ -47,17 +47,20 @@ def main(
     results: dict[str, Any] = {
         "command": command,
         "machine": machine.describe(),
+        "measuring_client": latency.MEASURING_CLIENT,  # paced producer and reader
         "model": MODEL,
         "quick": quick,
         "events": n,
         "runs": [],
     }
     with ExitStack() as stack:
-        kafka = (
-            os.environ.get("MEANDER_KAFKA_BOOTSTRAP") or stack.enter_context(LocalKafka()).bootstrap
+        broker = (
+            None if "MEANDER_KAFKA_BOOTSTRAP" in os.environ else stack.enter_context(LocalKafka())
         )
+        kafka = os.environ["MEANDER_KAFKA_BOOTSTRAP"] if broker is None else broker.bootstrap
         redis = os.environ.get("MEANDER_REDIS_URL") or stack.enter_context(LocalRedis()).url
-        stage = Stage(kafka, redis, Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        stage = Stage(kafka, redis, scratch, None if broker is None else broker.pid)
         try:
             for index in range(runs):
                 run: dict[str, Any] = {"run": index + 1}

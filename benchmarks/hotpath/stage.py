@@ -81,6 +81,7 @@ class Stage:
     kafka: str
     redis: str
     scratch: Path
+    broker_pid: int | None = None  # the broker's process when this machine runs it
 
     def config(self, stream: str, *, metrics_port: int = 0, max_pending: int = 2_000_000) -> Path:
         """Write the TOML file ``meander run`` reads for ``stream``; returns its path."""

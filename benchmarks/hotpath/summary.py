@@ -39,6 +39,13 @@ FIGURES: dict[str, tuple[str | int, ...]] = {
 }
 
 
+_MEASUREMENT_CPU = (
+    "producer_cpu_us_per_event",
+    "reader_cpu_us_per_event",
+    "broker_cpu_us_per_event",
+)
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's values over the runs, with their least, median and greatest."""
     found: dict[str, Any] = {}
@@ -53,12 +60,20 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_ms",
             "missing_after_drain",
             "predictor_cpu_us_per_event",
+            *_MEASUREMENT_CPU,
         ):
             values = [_latency(run, load, q) for run in runs]
             if any(v is not None for v in values):
                 found[f"{q} at {load:,.0f}/s"] = spread(values)
         for part, name in PARTS.items():
-            for q in ("p50_ms", "p95_ms", "p99_ms", "missing_after_drain", "loop_cpu_us_per_event"):
+            for q in (
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "missing_after_drain",
+                "loop_cpu_us_per_event",
+                *_MEASUREMENT_CPU,
+            ):
                 values = [_latency(run, load, q, part) for run in runs]
                 if any(v is not None for v in values):
                     found[f"{name} {q} at {load:,.0f}/s"] = spread(values)
