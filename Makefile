@@ -57,6 +57,7 @@ infra-down: install ## Stop what infra-up started
 	$(BIN)/python -m meander.infra down
 
 bench: install system-deps ## Run the benchmarks on a real broker; JSON in artifacts/bench/
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"  # confluent-kafka: the hot path's reference and measuring client
 	PYTHONHASHSEED=0 $(BIN)/python -m benchmarks
 
 clean: ## Remove the virtualenv and caches (keeps the Kafka jars in .cache/)
