@@ -232,14 +232,19 @@ class Learner(Component):
         attach to, and be lost. Bad events are the predictor's to dead-letter; here they are
         only skipped."""
         predictions, events = self._readers.caught_up()
-        read: list[tuple[FeatureEvent, Message]] = []
-        horizon = self.times.horizon()
-        for envelope in decode_batch(events, layout=self.stream.encoding)[0]:
-            event, message = envelope.payload, envelope.message
-            if isinstance(event, FeatureEvent) and (
-                self.times.record_problem(message.timestamp_ms, event.time, horizon) is None
-            ):
-                read.append((event, message))
+        read = [
+            (envelope.payload, envelope.message)
+            for envelope in decode_batch(events, layout=self.stream.encoding)[0]
+            if isinstance(envelope.payload, FeatureEvent)
+        ]
+        times, horizon = self.times, self.times.horizon()
+        stamps = [message.timestamp_ms for _, message in read]
+        if not times.all_fit(stamps, [event.time for event, _ in read], horizon):
+            read = [
+                (event, message)
+                for event, message in read
+                if times.record_problem(message.timestamp_ms, event.time, horizon) is None
+            ]
         problems = self.schema.violations([event.features for event, _ in read])
         add = state.join.add_event
         for (event, message), problem in zip(read, problems, strict=True):

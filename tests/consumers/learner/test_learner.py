@@ -149,6 +149,10 @@ def test_feedback_that_cannot_be_learned_is_dead_lettered_with_the_reason(
         encode(where, FeatureEvent(id="e", features={"x0": 1.0}), source="/test"),
         Record(where, b"not an event", partition=0),
     ]
+    # An event from 2 h ahead, read with the good ones, is skipped: its label finds no event.
+    ahead = FeatureEvent(id="ahead", time=later, features={"x0": 1.0, "x1": 1.0, "x2": 1.0})
+    site.runtime.bus.publish([encode(topics.events("s"), ahead, source="/test")])
+    bad.append(encode(where, Feedback(event_id="ahead", label=True), source="/test"))
     site.runtime.bus.publish([*feedback[:1], *bad])
 
     drain([learner])
@@ -164,6 +168,7 @@ def test_feedback_that_cannot_be_learned_is_dead_lettered_with_the_reason(
     assert {(d.component, d.topic) for d in letters} == {("learner", where)}
     reasons = " | ".join(sorted(d.reason for d in letters))
     assert "no event 'nobody' is waiting for a label" in reasons
+    assert "no event 'ahead' is waiting for a label" in reasons
     assert "label 0.5 (float) is not a class label" in reasons
     assert "time " in reasons and "ahead of the clock" in reasons
     assert f"expected {Feedback.type} on {where}, got {FeatureEvent.type}" in reasons
