@@ -286,8 +286,8 @@ class PairedRace:
     ...     race.update(truth, challenger, champion)
     >>> race.n, race.challenger_score, race.baseline_score
     (4, 0.75, 0.5)
-    >>> race.challenger_only, race.baseline_only
-    (2, 1)
+    >>> race.challenger_only, race.baseline_only, race.gain
+    (2, 1, 0.25)
     >>> PairedRace.from_dict(race.to_dict()).to_dict() == race.to_dict()
     True
     """
@@ -331,6 +331,16 @@ class PairedRace:
     def baseline_score(self) -> float:
         """The baseline's accuracy, or its MAE for regression, on the shared events."""
         return self._score(self.baseline_only, self.baseline_error_sum)
+
+    @property
+    def gain(self) -> float:
+        """How much better the challenger did per shared event: accuracy, or absolute error for
+        regression (0.0 before any event); negative when the baseline did better."""
+        if not self.n:
+            return 0.0
+        if self.task == "regression":
+            return self.d_sum / self.n
+        return (self.challenger_only - self.baseline_only) / self.n
 
     def _score(self, right_alone: int, error_sum: float) -> float:
         if not self.n:

@@ -203,11 +203,7 @@ def judge(race: RecentRace, promotion: PromotionSettings, *, rivals: int = 1) ->
     }
     if race.n < promotion.min_samples:
         return _waiting(race, promotion, evidence)
-    gain = (
-        race.d_sum / race.n
-        if race.task == "regression"
-        else (race.challenger_only - race.baseline_only) / race.n
-    )
+    gain = race.gain
     evidence |= {"gain": gain, "min_gain": promotion.min_gain}
     figures = f"{_figures(race)} (gain {gain:+.4f}"
     wealth = race.better.wealth

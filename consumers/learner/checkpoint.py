@@ -58,6 +58,7 @@ class Checkpoints:
         self.changelog = runtime.changelog
         self.key = keys.checkpoint(stream.name)
         self._logged: dict[str | int, float] = {}  # when each was last copied to Kafka
+        self._races: dict[tuple[int, int], dict[str, int | float]] = {}  # as last written
 
     def save(self, state: LearnerState, *, urgent: bool = False) -> None:
         """Write ``state`` in one SET, only while this learner holds the lease (LeaseLost); copy
@@ -98,15 +99,30 @@ class Checkpoints:
         )
 
     def write_races(self, state: LearnerState) -> None:
+        """Write the races that changed since this learner last wrote them (a step that
+        learned no label changes none, and costs no round trip)."""
+        changed: dict[tuple[int, int], dict[str, int | float]] = {}
+        for pair, race in state.races.items():
+            record = race.to_dict()
+            if self._races.get(pair) != record:
+                changed[pair] = record
+        if not changed:
+            return
+
         def write(pipe: Pipeline[bytes]) -> None:
-            for (challenger, baseline), race in state.races.items():
+            for (challenger, baseline), record in changed.items():
                 key = keys.race(self.stream.name, challenger, baseline)
-                pipe.hset(key, mapping=dict(race.to_dict()))  # type: ignore[arg-type]
+                pipe.hset(key, mapping=dict(record))  # type: ignore[arg-type]
                 pipe.expire(key, 86_400)  # a decided race is deleted; a forgotten one fades
             if state.last_event is not None:
                 pipe.set(keys.last_event(self.stream.name), state.last_event)
 
         self.lease.fenced(write)
+        self._races = {pair: self._races.get(pair, {}) for pair in state.races} | changed
+
+    def forget_races(self) -> None:
+        """After letting go of the stream: what this learner wrote may be another's since."""
+        self._races = {}
 
     def _due(self, what: str | int, urgent: bool) -> bool:
         now = time.monotonic()

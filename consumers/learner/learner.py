@@ -81,7 +81,7 @@ class Learner(Component):
         learning = stream.learning
         # The label count at which to ask for a first tuning (None: never), checked per label.
         tunes = learning.tune_first and bool(stream.candidates)
-        self._tune_at = learning.replay_window if tunes else None
+        self._tune_at = min(learning.tune_after, learning.replay_window) if tunes else None
         self._since_checkpoint = 0
         self._since_publish = 0
         self._unsaved = False  # a decision made or followed since the last checkpoint
@@ -197,6 +197,7 @@ class Learner(Component):
             self._lag.close()
             self._readers.close()
             self.state = None
+            self.checkpoints.forget_races()
             forget_learner(self.stream.name)  # another learner owns the stream from now on
 
     def _follow(self, state: LearnerState) -> list[Any]:
@@ -332,8 +333,8 @@ class Learner(Component):
             self.notices.follow_up(state, event_id, still_behind=True)
 
     def _tunes(self, state: LearnerState) -> bool:
-        """True at the label that fills the first champion's replay window, when the stream has
-        candidates and nothing has been asked of the trainer yet."""
+        """True at the first champion's tune_after-th label (its replay_window-th, if fewer),
+        when the stream has candidates and nothing has been asked of the trainer yet."""
         return (
             state.labels == self._tune_at
             and state.drift_at is None
@@ -362,12 +363,24 @@ class Learner(Component):
         if due and since >= CHECKPOINT_SPACING * self._checkpoint_cost:
             self.checkpoint(urgent=self._unsaved)
         # A young model changes fastest: share it up to 16 times as often until it has learned
-        # publish_every labels (with labels // 2 as the gap, the pace halves as it grows).
-        # After a decision at once: a promoted challenger's registry copy is the one the trainer
-        # registered, which has not learned what it learned in its race. After the checkpoint:
-        # a shared model is never ahead of the last checkpoint for long.
+        # publish_every labels (with its age // 2 as the gap, the pace halves as it grows). The
+        # youngest shared model sets the pace: a challenger's race scores the predictors' copy,
+        # and a copy many labels behind (one warm-started on no labels answers nothing useful)
+        # would lose a race its model is winning. After a decision at once: a promoted
+        # challenger's registry copy is the one the trainer registered, which has not learned
+        # what it learned in its race. After the checkpoint: a shared model is never ahead of
+        # the last checkpoint for long.
         every = learning.publish_every
-        if decided or self._since_publish >= min(every, max(every // 16, state.labels // 2)):
+        age = min(
+            (
+                race.seen
+                for (_, baseline), race in state.races.items()
+                if baseline == state.champion
+            ),
+            default=state.labels,
+        )
+        age = min(age, state.labels)
+        if decided or self._since_publish >= min(every, max(every // 16, age // 2)):
             self.checkpoints.publish_models(state)
             self._since_publish = 0
 

@@ -63,7 +63,8 @@ class LifecycleNotices:
         )
         announced: list[Alert | ModelEvent] = [alert]
         # Challengers that raced since before the detector's window began learned the concept
-        # that has just passed: the request asks the trainer to end their races, start afresh.
+        # that has just passed: unless they are ahead, the request asks the trainer to end
+        # their races and start afresh.
         preempt = _stale(state, width)
         if self._may_request(state) or preempt:
             since = _since_change(state, width)
@@ -225,9 +226,11 @@ def _reported(detector: Any, error: float) -> float:
 
 def _stale(state: LearnerState, width: int | None) -> bool:
     """Whether a challenger racing the champion started before the drift detector's window
-    began, so that it was warm-started on the concept the drift ended."""
+    began, so that it was warm-started on the concept the drift ended, and is not ahead of the
+    champion on its race's latest events (one that is ahead has learned what the champion has
+    not: its race goes on)."""
     return any(
-        baseline == state.champion and race.seen > (width or 0)
+        baseline == state.champion and race.seen > (width or 0) and race.gain <= 0
         for (_, baseline), race in state.races.items()
     )
 

@@ -145,14 +145,17 @@ class Trainer(Component):
 
     def _preempt(self, champion: int, request: ModelEvent, request_id: str) -> None:
         """End the races of challengers trained before a drift the request reports: they
-        learned the concept that has passed, and fresh challengers take their place."""
+        learned the concept that has passed, and fresh challengers take their place. One ahead
+        of the champion on its race's latest events races on (no retrain while it does)."""
         reason = (
             f"Reject: a concept drift came after this challenger was trained ({request.reason} "
             f"at {request.at_event}); fresh challengers replace it."
         )
         evidence: dict[str, float | int | str] = {"stage": "preempted", "request": request_id}
         for challenger in self.registry.challengers():
-            self._reject(challenger, champion, Verdict("reject", reason, evidence))
+            race = self._race(challenger, champion)
+            if race is None or race.gain <= 0:
+                self._reject(challenger, champion, Verdict("reject", reason, evidence))
 
     def _register(
         self, candidate: Candidate, champion: int, request: ModelEvent, request_id: str, seen: int

@@ -303,7 +303,32 @@ def test_models_and_metrics_are_shared_every_publish_every_labels(
     assert predict_one(shared, probe, "binary")[0] is not None
 
 
-def test_a_trained_challenger_joins_and_its_race_is_written_for_the_trainer(
+def test_a_young_challenger_sets_the_pace_of_sharing(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    stream = make_stream("s", learning={**QUIET, "publish_every": 400})
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream, batch=10)
+    learner.step()
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    publish_samples(runtime, stream, 600)
+    drain([learner])
+    challenger = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    registry.add_challenger(challenger)
+    event = ModelEvent(action="challenger_trained", stream="s", version=challenger)
+    runtime.bus.publish([encode(topics.MODELS, event, source="/test")])
+    joined = registry.heads().revisions[challenger]
+
+    publish_samples(runtime, stream, 100, start=600)
+    drain([learner])
+
+    # 600 labels in, the champion alone would be shared again after 300 labels. The predictors
+    # score the challenger's race with their copy of it: a copy of the untrained tree would
+    # answer nothing, so its race's age sets the pace (every 25 to 50 labels here).
+    assert registry.heads().revisions[challenger] - joined >= 3
+
+
+def test_a_trained_challenger_joins_and_its_race_is_written_for_the_trainer_as_it_changes(
     site: Site, publish_samples: PublishSamples
 ) -> None:
     learner = Learner(site.runtime, site.stream)
@@ -322,6 +347,15 @@ def test_a_trained_challenger_joins_and_its_race_is_written_for_the_trainer(
     # Both trees served None (untrained) and the race asked them instead: at the first label
     # neither had learned anything, so that pair has no answer and is not scored.
     assert int(race[b"seen"]) == 79
+
+    # A step that learns no label changes no race: it writes nothing (no round trip). The next
+    # labels do change it, and it is written again.
+    site.runtime.store.delete(race_key("s", challenger, champion))
+    learner.step()
+    assert site.runtime.store.hgetall(race_key("s", challenger, champion)) == {}
+    site.runtime.bus.publish(serve(site, publish_samples, 10, start=80))
+    drain([learner])
+    assert int(site.runtime.store.hgetall(race_key("s", challenger, champion))[b"seen"]) == 89
 
 
 STAGGER_CHANGE = 1_500  # the event at which stagger's concept changes, once in 3,000
@@ -472,9 +506,10 @@ def test_the_checkpoint_time_is_set_by_a_checkpoint_and_goes_with_the_stream(
     assert REGISTRY.get_sample_value("meander_checkpoint_timestamp_seconds", labels) is None
 
 
-@pytest.mark.parametrize("tune_first", [True, False])
-def test_the_first_champion_races_the_candidates_once_its_window_fills(
+@pytest.mark.parametrize(("tune_first", "tune_after"), [(True, 1_000), (True, 100), (False, 1_000)])
+def test_the_first_champion_races_the_candidates_once_it_has_learned_enough(
     tune_first: bool,
+    tune_after: int,
     make_stream: MakeStream,
     make_runtime: MakeRuntime,
     publish_samples: PublishSamples,
@@ -483,7 +518,7 @@ def test_the_first_champion_races_the_candidates_once_its_window_fills(
     stream = make_stream(
         "s",
         candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=1)"],
-        learning=QUIET | {"replay_window": 200, "tune_first": tune_first},
+        learning=QUIET | {"replay_window": 200, "tune_first": tune_first, "tune_after": tune_after},
     )
     runtime = make_runtime(stream)
     learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
@@ -503,6 +538,7 @@ def test_the_first_champion_races_the_candidates_once_its_window_fills(
         return
     assert len(requests) == 1, "tuning is asked for once, not at every label after the window"
     tuning = requests[0]
-    assert tuning.evidence["tuning"] is True and tuning.evidence["labels"] == 200
-    assert tuning.evidence["window"] == tuning.evidence["since_change"] == 200
+    first = min(tune_after, 200)  # tune_after labels, or the replay window if fewer
+    assert tuning.evidence["tuning"] is True and tuning.evidence["labels"] == first
+    assert tuning.evidence["window"] == tuning.evidence["since_change"] == first
     assert tuning.reason.startswith("first tuning")

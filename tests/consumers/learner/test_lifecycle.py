@@ -165,6 +165,22 @@ def test_a_drift_after_a_race_began_asks_to_replace_its_challengers(
     assert world.state.retrain_requested_at == 20
 
 
+def test_a_drift_lets_a_challenger_ahead_of_the_champion_race_on(
+    world: World, read_topic: ReadTopic
+) -> None:
+    world.state.add_challenger(9, tree.HoeffdingTreeClassifier())
+    labelled(world.state, 20)
+    race = world.state.races[(9, world.state.champion)]
+    race.seen = int(getattr(world.state.detector, "width", 0)) + 1  # raced before its window
+    for _ in range(10):
+        race.update(True, True, False)  # right where the champion errs: ahead
+
+    world.notices.drift(world.state, "x")
+
+    assert models_events(world, read_topic) == []  # no request: its race goes on
+    assert len(read_topic(world.runtime, topics.ALERTS)) == 1
+
+
 def test_a_follow_up_asks_again_for_the_labels_since_the_drift(
     world: World, read_topic: ReadTopic
 ) -> None:

@@ -192,6 +192,27 @@ def test_a_preempting_request_rejects_the_racing_challengers_and_retrains(
     assert rejected.version == old and rejected.evidence["stage"] == "preempted"
 
 
+def test_a_preempting_request_lets_a_challenger_ahead_of_the_champion_race_on(
+    bench: Bench, publish_samples: PublishSamples, read_topic: ReadTopic
+) -> None:
+    publish_samples(bench.runtime, bench.stream, 50)
+    replay = {"feedback": whole(bench.runtime, topics.feedback("s"))}
+    ahead, behind = challenger(bench), challenger(bench)
+    for version, right in ((ahead, True), (behind, False)):
+        race = RecentRace("binary", version, bench.champion)
+        for _ in range(20):
+            race.update(True, right, not right)
+        key = race_key("s", version, bench.champion)
+        bench.runtime.store.hset(key, mapping=race.to_dict())  # type: ignore[arg-type]
+
+    request(bench, bench.champion, "preempt", replay=replay, preempt=True)
+    bench.trainer.step()
+
+    assert bench.registry.get(behind).status == "rejected"
+    assert bench.registry.challengers() == (ahead,)  # no retrain while it races
+    assert [e.version for e in decisions(bench, read_topic) if e.action == "rejected"] == [behind]
+
+
 def challenger(bench: Bench) -> int:
     version = bench.registry.register(
         tree.HoeffdingTreeClassifier(), spec="tree", parent=bench.champion
