@@ -169,7 +169,7 @@ def _at_end(stage: Stage, topic: str) -> Iterator[_Reads]:
         reader = Reader({**config, "group.id": f"measure-{topic}"})
         try:
             found = sorted(reader.list_topics(topic, timeout=30).topics[topic].partitions)
-            ends = [reader.get_watermark_offsets(Partition(topic, p), 30)[1] for p in found]
+            ends = [_end_of(reader, Partition(topic, p)) for p in found]
             reader.assign([Partition(topic, p, end) for p, end in zip(found, ends, strict=True)])
             yield _ConfluentReads(reader, found)
         finally:
@@ -184,6 +184,20 @@ def _at_end(stage: Stage, topic: str) -> Iterator[_Reads]:
             yield _BusReads(consumer, [part.partition for part in parts])
         finally:
             consumer.close()
+
+
+def _end_of(reader: Any, partition: Any) -> int:
+    """The partition's end offset; a topic just created may have no leader for a moment."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            return int(reader.get_watermark_offsets(partition, 10)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 class _BusReads:
