@@ -232,7 +232,11 @@ def test_the_loop_survives_kills_and_outages_and_does_each_thing_once(
     # The restarted producer took up after what its topics held (the asserts below: once).
     assert "resuming after what" in producer.output(), producer.output()[-3000:]
     learned = wait_until_learned(run, timeout=300)
-    wait_committed(run.kafka.bootstrap, f"meander-predictor-{STREAM}", timeout=300)
+    # Every group read and committed to the ends before the stop: a group still behind when it
+    # is stopped (the notifier on the models a late race announced) has records left to read,
+    # which is not what the check below is about.
+    for group in GROUPS:
+        wait_committed(run.kafka.bootstrap, group, timeout=300)
     run.stop()
 
     with Runtime.open(run.settings, create_topics=False) as runtime:
@@ -379,7 +383,7 @@ def group_offsets(bootstrap: str, group: str, timeout: float = 120.0) -> dict[An
 
 
 def wait_committed(bootstrap: str, group: str, timeout: float) -> None:
-    """Until ``group`` has committed all of the stream's events (or the deadline)."""
+    """Until ``group`` has committed to the ends of the topics it reads (or the deadline)."""
     deadline = time.monotonic() + timeout
     while behind(bootstrap, group, GROUPS[group]) and time.monotonic() < deadline:
         time.sleep(1.0)
