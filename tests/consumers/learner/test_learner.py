@@ -18,6 +18,7 @@ from meander import keys, topics
 from meander.bus import Record
 from meander.component import drain
 from meander.config import StreamConfig
+from meander.consumers.learner import learner_inputs
 from meander.consumers.learner.learner import Learner
 from meander.consumers.predictor.predictor import Predictor
 from meander.events import Alert, DeadLetter, FeatureEvent, Feedback, ModelEvent, encode
@@ -91,6 +92,31 @@ def test_a_step_that_fails_midway_loses_no_label(
     drain([learner])
 
     assert learner.state is not None and learner.state.labels == 300
+
+
+def test_a_catch_up_never_stops_short_of_the_events_it_was_asked_for(
+    site: Site, publish_samples: PublishSamples, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reads of the events that bring nothing (a loaded broker): the step waits, then fails as
+    # in an outage, rather than join labels and predictions to events it has not read (those
+    # predictions were lost from the served metrics, those labels dead-lettered as unknown).
+    learner = Learner(site.runtime, site.stream, batch=100)
+    learner.step()
+    feedback = serve(site, publish_samples, 300)
+    learner.checkpoint()
+    monkeypatch.setattr(learner_inputs, "STALL_SECONDS", 0.2)
+    monkeypatch.setattr(learner._readers.events.consumer, "consume", lambda *_: [])
+    site.runtime.bus.publish(feedback)
+    with pytest.raises(BusUnavailable, match="short of the end"):
+        learner.step()
+    drain([learner])  # resumed from the checkpoint, on new readers
+
+    state = learner.state
+    assert state is not None and state.labels == 300
+    # Each label met its event and what was served for it (the untrained tree's None).
+    assert state.counts["unanswered"] == 300
+    assert not state.counts["unmatched"] and not state.counts["rejected_feedback"]
+    assert not state.join.labelled
 
 
 def test_the_first_step_registers_and_announces_the_configured_champion(
