@@ -22,6 +22,7 @@ from meander.models.signing import signer_for
 from meander.runtime import Runtime
 
 if TYPE_CHECKING:
+    from meander.models.race import RecentRace
     from tests.consumers.conftest import MakeRuntime, MakeStream, ReadTopic
 
 REPLAY_WINDOW = 10
@@ -60,6 +61,16 @@ def labelled(state: LearnerState, count: int) -> None:
         i = state.labels
         state.recent.append((i % 2, 100 + i, 2, i))
         state.labels += 1
+
+
+def racing_since_before_the_window(world: World) -> RecentRace:
+    """Challenger 9 against the champion after 20 labels, raced since before the detector's
+    window began."""
+    world.state.add_challenger(9, tree.HoeffdingTreeClassifier())
+    labelled(world.state, 20)
+    race = world.state.races[(9, world.state.champion)]
+    race.seen = int(getattr(world.state.detector, "width", 0)) + 1
+    return race
 
 
 def models_events(world: World, read_topic: ReadTopic) -> list[ModelEvent]:
@@ -153,10 +164,7 @@ def test_a_drift_during_a_race_is_only_an_alert_but_arms_the_follow_up(
 def test_a_drift_after_a_race_began_asks_to_replace_its_challengers(
     world: World, read_topic: ReadTopic
 ) -> None:
-    world.state.add_challenger(9, tree.HoeffdingTreeClassifier())
-    labelled(world.state, 20)
-    race = world.state.races[(9, world.state.champion)]
-    race.seen = int(getattr(world.state.detector, "width", 0)) + 1  # raced before its window
+    racing_since_before_the_window(world)
 
     world.notices.drift(world.state, "x")
 
@@ -168,10 +176,7 @@ def test_a_drift_after_a_race_began_asks_to_replace_its_challengers(
 def test_a_drift_lets_a_challenger_ahead_of_the_champion_race_on(
     world: World, read_topic: ReadTopic
 ) -> None:
-    world.state.add_challenger(9, tree.HoeffdingTreeClassifier())
-    labelled(world.state, 20)
-    race = world.state.races[(9, world.state.champion)]
-    race.seen = int(getattr(world.state.detector, "width", 0)) + 1  # raced before its window
+    race = racing_since_before_the_window(world)
     for _ in range(10):
         race.update(True, True, False)  # right where the champion errs: ahead
 
