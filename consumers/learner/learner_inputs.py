@@ -8,22 +8,17 @@ OrderedReader`); events and predictions are read up to their end at the time of 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from meander import topics
 from meander.bus import Bus, Message, TopicPartition
-from meander.bus.ordered import OrderedReader
+from meander.bus.ordered import OrderedReader, consume_to
 from meander.config import StreamConfig
 from meander.events import ModelEvent, decode_batch
-from meander.exceptions import BusUnavailable
 from meander.runtime import Runtime
 
 __all__ = ["LearnerInputs", "Tail"]
-
-# Seconds a read up to the ends may make no progress before it counts as an outage.
-STALL_SECONDS = 10.0
 
 
 class LearnerInputs:
@@ -81,30 +76,10 @@ class Tail:
         """Everything up to ``ends`` (the partitions' ends now, when None), never less.
 
         A catch-up that stopped short of the events' ends would hand on the predictions of the
-        events it had not read yet (no event to attach them to: lost to the served metrics) and
-        dead-letter the labels of those events as unknown. So it waits as long as its positions
-        move on (on a loaded machine one fetch took longer than the 2 s it once allowed), and
-        raises BusUnavailable once none moved for ``STALL_SECONDS``: the step fails, and the
-        next one resumes from the checkpoint, as after any outage."""
+        events it had not read yet and dead-letter the labels of those events as unknown: a
+        stalled read raises BusUnavailable instead (:func:`~meander.bus.ordered.consume_to`)."""
         ends = ends or self.consumer.end_offsets(self.partitions)
-        found: list[Message] = []
-        at, moved = self.offsets(), time.monotonic()
-        while True:
-            batch = self.consumer.consume(2_000, 0.0)
-            found.extend(batch)
-            now = self.offsets()
-            if all(now[p] >= ends[p] for p in self.partitions):
-                return found
-            if now != at:
-                at, moved = now, time.monotonic()
-            elif time.monotonic() - moved > STALL_SECONDS:
-                behind = {f"{p.topic}[{p.partition}]": (now[p], ends[p]) for p in self.partitions}
-                raise BusUnavailable(
-                    f"no record read for {STALL_SECONDS:g} s short of the end (position, end): "
-                    f"{behind}"
-                )
-            if not batch:
-                time.sleep(0.005)  # a fetch is in flight
+        return consume_to(self.consumer, {p: ends[p] for p in self.partitions})
 
     def offsets(self) -> dict[TopicPartition, int]:
         return {p: self.consumer.position(p) for p in self.partitions}

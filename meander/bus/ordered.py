@@ -6,6 +6,8 @@ brought, so two runs over the same log would interleave partitions differently. 
 k-way merge: it releases a message only once every partition either has a message buffered or
 has been read to its end. Over the same log, every run sees the same sequence, which is what
 lets a learner killed mid-stream resume and end with the model it would have had.
+:func:`consume_to` and :func:`read_to_end` read up to given offsets, never less (a learner's
+catch-up, a trainer's replay).
 
 >>> from meander.bus import MemoryBroker, MemoryBus, Record
 >>> bus = MemoryBus(MemoryBroker())
@@ -25,9 +27,13 @@ import time
 from collections import deque
 from collections.abc import Mapping
 
-from meander.bus import Bus, Message, TopicPartition
+from meander.bus import Bus, Consumer, Message, TopicPartition
+from meander.exceptions import BusUnavailable
 
-__all__ = ["OrderedReader", "read_to_end"]
+__all__ = ["STALL_SECONDS", "OrderedReader", "consume_to", "read_to_end"]
+
+# Seconds a read up to given ends may make no progress before it counts as an outage.
+STALL_SECONDS = 10.0
 
 
 class OrderedReader:
@@ -109,7 +115,9 @@ class OrderedReader:
 
 
 def read_to_end(bus: Bus, ranges: Mapping[TopicPartition, tuple[int, int]]) -> list[Message]:
-    """Every message in the half-open offset ranges given per partition, in offset order."""
+    """Every message in the half-open offset ranges given per partition, in offset order.
+
+    Never fewer: see :func:`consume_to`, which raises BusUnavailable rather than stop short."""
     wanted = {p: r for p, r in ranges.items() if r[1] > r[0]}
     if not wanted:
         return []
@@ -117,14 +125,38 @@ def read_to_end(bus: Bus, ranges: Mapping[TopicPartition, tuple[int, int]]) -> l
     try:
         for partition, (start, _) in wanted.items():
             consumer.seek(partition, start)
-        found: list[Message] = []
-        deadline = time.monotonic() + 30.0
-        while any(consumer.position(p) < end for p, (_, end) in wanted.items()):
-            if time.monotonic() > deadline:
-                break
-            for message in consumer.consume(1_000, 0.2):
-                if message.offset < wanted[message.topic_partition][1]:
-                    found.append(message)
-        return found
+        found = consume_to(consumer, {p: end for p, (_, end) in wanted.items()})
+        return [m for m in found if m.offset < wanted[m.topic_partition][1]]
     finally:
         consumer.close()
+
+
+def consume_to(consumer: Consumer, ends: Mapping[TopicPartition, int]) -> list[Message]:
+    """What ``consumer`` reads until its position reaches ``ends`` on every partition, never less.
+
+    A read that stopped short would hand on a part as if it were the whole: a learner's
+    catch-up would lose the predictions of the events it had not read, a trainer would warm-start
+    on a shorter window than asked. So it waits as long as a position moves on (on a loaded
+    machine one fetch can take seconds), and raises BusUnavailable once none moved for
+    ``STALL_SECONDS``: the caller's step fails and is taken again, as after any outage."""
+    found: list[Message] = []
+    at, moved = _positions(consumer, ends), time.monotonic()
+    while True:
+        batch = consumer.consume(2_000, 0.0)
+        found.extend(batch)
+        now = _positions(consumer, ends)
+        if all(now[p] >= end for p, end in ends.items()):
+            return found
+        if now != at:
+            at, moved = now, time.monotonic()
+        elif time.monotonic() - moved > STALL_SECONDS:
+            behind = {f"{p.topic}[{p.partition}]": (now[p], end) for p, end in ends.items()}
+            raise BusUnavailable(
+                f"no record read for {STALL_SECONDS:g} s short of the end (position, end): {behind}"
+            )
+        if not batch:
+            time.sleep(0.005)  # a fetch is in flight
+
+
+def _positions(consumer: Consumer, ends: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+    return {p: consumer.position(p) for p in ends}

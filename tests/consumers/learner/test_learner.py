@@ -15,10 +15,9 @@ from prometheus_client import REGISTRY
 from river import tree
 
 from meander import keys, topics
-from meander.bus import Record
+from meander.bus import Record, ordered
 from meander.component import drain
 from meander.config import StreamConfig
-from meander.consumers.learner import learner_inputs
 from meander.consumers.learner.learner import Learner
 from meander.consumers.predictor.predictor import Predictor
 from meander.events import Alert, DeadLetter, FeatureEvent, Feedback, ModelEvent, encode
@@ -104,7 +103,7 @@ def test_a_catch_up_never_stops_short_of_the_events_it_was_asked_for(
     learner.step()
     feedback = serve(site, publish_samples, 300)
     learner.checkpoint()
-    monkeypatch.setattr(learner_inputs, "STALL_SECONDS", 0.2)
+    monkeypatch.setattr(ordered, "STALL_SECONDS", 0.2)
     monkeypatch.setattr(learner._readers.events.consumer, "consume", lambda *_: [])
     site.runtime.bus.publish(feedback)
     with pytest.raises(BusUnavailable, match="short of the end"):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
-from meander.bus import MemoryBroker, MemoryBus, Message, Record, TopicPartition
+from meander.bus import Consumer, MemoryBroker, MemoryBus, Message, Record, TopicPartition, ordered
 from meander.bus.ordered import OrderedReader, read_to_end
+from meander.exceptions import BusUnavailable
 
 TOPIC = "t"
 
@@ -141,3 +143,64 @@ def test_read_to_end_of_nothing_reads_nothing() -> None:
 
     assert read_to_end(bus, {}) == []
     assert read_to_end(bus, {TopicPartition(TOPIC, 0): (1, 1)}) == []
+
+
+class SlowBroker:
+    """A clock that only moves when the reader waits, and a bus whose fetches take ``fetch`` s of
+    it each and bring at most ``per_fetch`` messages (none once ``stall_after`` were read)."""
+
+    def __init__(self, bus: MemoryBus, fetch: float, per_fetch: int, stall_after: int) -> None:
+        self.now, self.fetch, self.per_fetch, self.left = 0.0, fetch, per_fetch, stall_after
+        self.assign = bus.assign
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def slow_assign(self, partitions: list[TopicPartition]) -> Consumer:
+        consumer = self.assign(partitions)
+        fast = consumer.consume
+
+        def consume(max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+            self.now += self.fetch
+            batch = fast(min(max_records, self.per_fetch, self.left), 0.0) if self.left else []
+            self.left -= len(batch)
+            return batch
+
+        consumer.consume = consume  # type: ignore[method-assign]
+        return consumer
+
+
+@pytest.fixture
+def slow_broker(monkeypatch: pytest.MonkeyPatch) -> Callable[..., MemoryBus]:
+    def make(fetch: float, per_fetch: int, stall_after: int = 10**9) -> MemoryBus:
+        bus = bus_with({0: list(range(1_000))}, partitions=1)
+        broker = SlowBroker(bus, fetch, per_fetch, stall_after)
+        monkeypatch.setattr(ordered, "time", broker)
+        monkeypatch.setattr(bus, "assign", broker.slow_assign)
+        return bus
+
+    return make
+
+
+def test_read_to_end_reads_on_for_as_long_as_the_fetches_bring_something(
+    slow_broker: Callable[..., MemoryBus],
+) -> None:
+    # 5 s per fetch of 100 on a loaded broker: 50 s for the 1,000 asked for. A read that gave
+    # up after a fixed time handed a trainer a shorter window than its request named.
+    bus = slow_broker(fetch=5.0, per_fetch=100)
+
+    found = read_to_end(bus, {TopicPartition(TOPIC, 0): (0, 1_000)})
+
+    assert [m.offset for m in found] == list(range(1_000))
+
+
+def test_read_to_end_raises_once_nothing_came_for_the_stall_time(
+    slow_broker: Callable[..., MemoryBus],
+) -> None:
+    bus = slow_broker(fetch=1.0, per_fetch=100, stall_after=300)
+
+    with pytest.raises(BusUnavailable, match=r"short of the end .*t\[0\]': \(300, 1000\)"):
+        read_to_end(bus, {TopicPartition(TOPIC, 0): (0, 1_000)})
