@@ -3,7 +3,8 @@
 A paced producer (its own process, so its sends do not wait on this one's reads) offers events
 at a fixed rate, each stamped with its publication time as the event time. Here, a consumer in
 no group reads ``S.predictions`` from its end and takes ``now - event_time`` of each prediction.
-The predictor runs throughout, as ``meander run predictor`` in its own process.
+The predictor runs throughout, as ``meander run predictor`` in its own process. The reference
+loops measured the same way, without meander, are in :mod:`benchmarks.hotpath.bare`.
 """
 
 from __future__ import annotations
@@ -11,34 +12,24 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.util import find_spec
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
-from benchmarks.hotpath.stage import FEATURES, Stage, partitions_of, samples, stop
+from benchmarks.hotpath.stage import FEATURES, Stage, samples, stop
 from benchmarks.hotpath.stats import Pacer, percentiles, read_cpu_seconds
 from meander import topics
 from meander.bus import Consumer, TopicPartition
 from meander.bus.kafka import KafkaBus
 
-__all__ = [
-    "MEASURING_CLIENT",
-    "NoAnswers",
-    "bare_latencies",
-    "confluent_loop",
-    "copy_loop",
-    "latencies",
-    "offer",
-]
+__all__ = ["MEASURING_CLIENT", "NoAnswers", "fetched", "latencies", "measure", "offer"]
 
 # In the order meander.events.encode writes them (ce_id and ce_time go between), so that the
 # predictor reads them by position as it reads its own producers' events.
@@ -213,10 +204,10 @@ class _ConfluentReads:
         self.reader, self.partitions = reader, partitions
 
     def values(self) -> list[bytes | None]:
-        return [message.value() for message in _fetched(self.reader)]
+        return [message.value() for message in fetched(self.reader)]
 
 
-def _fetched(consumer: Any) -> list[Any]:
+def fetched(consumer: Any) -> list[Any]:
     """What a confluent-kafka consumer has fetched, waiting up to 0.2 s for the first record
     only: ``consume(n, timeout)`` waits until it has ``n`` records or the timeout passed."""
     first = consumer.poll(0.2)
@@ -226,7 +217,7 @@ def _fetched(consumer: Any) -> list[Any]:
     return [message for message in found if message.error() is None]
 
 
-def _load(
+def measure(
     stage: Stage,
     source: str,
     answers: str,
@@ -316,7 +307,7 @@ def latencies(
     try:
         # Let it start, load its champion and join its group before anything is timed.
         try:
-            _load(stage, source, answers, 500.0, 2.0, drain=60.0)
+            measure(stage, source, answers, 500.0, 2.0, drain=60.0)
         except NoAnswers as error:
             raise NoAnswers(f"warming up: {error}\n{_state(stage, predictor, config)}") from None
         results = []
@@ -325,7 +316,7 @@ def latencies(
                 raise RuntimeError(_state(stage, predictor, config))
             cpu = read_cpu_seconds(predictor.pid)
             try:
-                found = _load(stage, source, answers, per_second, seconds, drain)
+                found = measure(stage, source, answers, per_second, seconds, drain)
             except NoAnswers as error:
                 raise NoAnswers(f"{error}\n{_state(stage, predictor, config)}") from None
             # What the predictor's process (all its threads) spent per event offered.
@@ -343,108 +334,3 @@ def _state(stage: Stage, predictor: subprocess.Popen[bytes], config: Path) -> st
     code = predictor.poll()
     state = "still running" if code is None else f"exited with {code}"
     return f"the predictor is {state}; its log ends:\n" + stage.log_of("predictor", config)
-
-
-def copy_loop(bootstrap: str, source: str, target: str, stop: Event) -> None:
-    """The bare kafka-python loop, for latency: read each event of ``source`` and write its
-    bytes to ``target`` at once, until ``stop`` is set; no meander code.
-
-    Its client settings are kafka-python's defaults but for the producer's delivery settings,
-    which are the predictor's (acks from every replica, idempotent): a lone record goes out as
-    soon as it is sent (no linger), and a poll returns as soon as a fetch brought records.
-    """
-    # Assigned rather than subscribed: kafka-python 3.0.12 can strand a group join that a short
-    # poll began (see meander.bus.kafka_consumer.finish_join), and this loop commits nothing.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    consumer.assign(partitions_of(consumer, source))
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    try:
-        while not stop.is_set():
-            for records in consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    producer.send(target, value=record.value, key=record.key)
-    finally:
-        producer.close()
-        consumer.close()
-
-
-def confluent_loop(bootstrap: str, source: str, target: str, stop: Event) -> None:
-    """:func:`copy_loop` on confluent-kafka (librdkafka, C) instead of kafka-python: the
-    reference for what another client would give, with the same delivery settings (acks from
-    every replica, idempotent, no linger). Needs the ``bench`` extra; meander never does."""
-    from confluent_kafka import Consumer, Producer
-    from confluent_kafka import TopicPartition as Partition
-
-    # A group id is required, though nothing joins or commits: the partitions are assigned.
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bare-{source}", "enable.auto.commit": False}
-    )
-    found = consumer.list_topics(source, timeout=30).topics[source].partitions
-    consumer.assign([Partition(source, p, 0) for p in sorted(found)])
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
-    )
-    try:
-        while not stop.is_set():
-            for message in _fetched(consumer):
-                producer.produce(target, message.value(), message.key())
-            producer.poll(0)  # delivery reports
-    finally:
-        producer.flush(30)
-        consumer.close()
-
-
-def bare_latencies(
-    stage: Stage,
-    loads: tuple[float, ...],
-    seconds: float,
-    drain: float,
-    loop: Callable[[str, str, str, Event], None] | None = copy_loop,
-) -> list[dict[str, Any]]:
-    """The same percentiles, offered load and measurement for ``loop`` (:func:`copy_loop` or
-    :func:`confluent_loop`) in place of the predictor: what the client and the broker alone give
-    on this machine at these loads. With no loop, the measuring reader reads the paced
-    producer's own topic: the share of each percentile that is the measurement's own."""
-    if loop is None:
-        return _direct(stage, loads, seconds, drain)
-    name = uuid.uuid4().hex[:8]
-    source, target = f"hotpath.bare-in.{name}", f"hotpath.bare-out.{name}"
-    with KafkaBus(stage.kafka) as bus:
-        bus.create_topics({source: 3, target: 3})
-    context = multiprocessing.get_context("spawn")
-    stop_loop = context.Event()
-    process = context.Process(target=loop, args=(stage.kafka, source, target, stop_loop))
-    process.start()
-    fields = (b"id", "id", "time")  # the event's own bytes come back
-    try:
-        try:
-            _load(stage, source, target, 500.0, 2.0, drain=60.0, fields=fields)  # warm
-        except NoAnswers as error:
-            state = "still running" if process.is_alive() else f"exited with {process.exitcode}"
-            raise NoAnswers(f"warming up the bare loop ({state}): {error}") from None
-        results = []
-        for per_second in loads:
-            if not process.is_alive():
-                raise RuntimeError(f"the bare loop exited ({process.exitcode})")
-            cpu = read_cpu_seconds(process.pid or 0)
-            found = _load(stage, source, target, per_second, seconds, drain, fields=fields)
-            used = read_cpu_seconds(process.pid or 0) - cpu
-            found["loop_cpu_us_per_event"] = round(used / max(found["sent"], 1) * 1e6, 1)
-            results.append(found)
-        return results
-    finally:
-        stop_loop.set()
-        process.join(30)
-        if process.is_alive():
-            process.kill()
-
-
-def _direct(
-    stage: Stage, loads: tuple[float, ...], seconds: float, drain: float
-) -> list[dict[str, Any]]:
-    topic = f"hotpath.direct.{uuid.uuid4().hex[:8]}"
-    with KafkaBus(stage.kafka) as bus:
-        bus.create_topics({topic: 3})
-    fields = (b"id", "id", "time")
-    _load(stage, topic, topic, 500.0, 2.0, drain=60.0, fields=fields)  # connections warm
-    return [_load(stage, topic, topic, rate, seconds, drain, fields=fields) for rate in loads]

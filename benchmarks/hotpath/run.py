@@ -17,7 +17,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from benchmarks.hotpath import latency, learner, machine, memory, report, throughput
+from benchmarks.hotpath import bare, latency, learner, machine, memory, report, throughput
 from benchmarks.hotpath.stage import MODEL, Stage
 from benchmarks.hotpath.summary import LOADS, PARTS, say_summary, summary
 from meander.infra.kafka import LocalKafka
@@ -170,14 +170,14 @@ def _parts(
     # part of each percentile that is the client's and the broker's), and with none: the
     # measuring reader on the paced producer's own topic (the measurement's own part).
     for part, loop in (
-        ("latency_bare", latency.copy_loop),
-        ("latency_confluent", latency.confluent_loop),
+        ("latency_bare", bare.copy_loop),
+        ("latency_confluent", bare.confluent_loop),
         ("latency_direct", None),
     ):
-        if loop is latency.confluent_loop and find_spec("confluent_kafka") is None:
+        if loop is bare.confluent_loop and find_spec("confluent_kafka") is None:
             print("confluent-kafka loop: not measured (pip install -e '.[bench]')", flush=True)
             continue
-        results[part] = latency.bare_latencies(stage, LOADS, seconds, drain, loop)
+        results[part] = bare.bare_latencies(stage, LOADS, seconds, drain, loop)
         for load in results[part]:
             cpu = load.get("loop_cpu_us_per_event")
             _say(
