@@ -16,7 +16,7 @@ install: $(STAMP) ## Create .venv and install meander with its development tools
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,fast]"  # fast: the confluent-kafka bus, tested too
 	@rm -f $(VENV)/.installed-* && touch $@
 
 system-deps: ## Install redis-server, a JDK, Maven, kcat, Chromium (browser test), Prometheus and Alertmanager from Debian's packages when missing

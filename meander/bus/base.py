@@ -392,3 +392,7 @@ class Bus(Closing):
 
 def unknown_topic(topic: str) -> BusError:
     return BusError(f"topic {topic!r} does not exist; create it first (meander topics create)")
+
+
+def not_assigned(partition: TopicPartition) -> BusError:
+    return BusError(f"{partition.topic}[{partition.partition}] is not assigned to this consumer")

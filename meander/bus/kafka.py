@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +40,7 @@ from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
 from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
 from meander.bus.kafka_transactions import KafkaTransactional
+from meander.bus.reach import reachable, unavailable
 from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
 from meander.exceptions import BusError, BusUnavailable
 
@@ -113,9 +113,9 @@ class KafkaBus(Bus):
             **(consumer_options or {}),
         }
         self._transaction_timeout_ms = int(transaction_timeout * 1000)
-        if not _reachable(bootstrap, timeout):
+        if not reachable(bootstrap, timeout):
             # Fail here, before kafka-python: its failed bootstrap leaves sockets open.
-            raise _unavailable(bootstrap, timeout)
+            raise unavailable(bootstrap, timeout)
         self._admin = _connect(KafkaAdminClient, bootstrap, **self._common)
         self._producer: KafkaProducer | None = None
         self._keyless = itertools.count()  # the partition of the next send's keyless records
@@ -267,7 +267,7 @@ class KafkaBus(Bus):
 
     def problem(self) -> str | None:
         """Why this bus cannot publish now (the broker unreachable), or None."""
-        if not _reachable(self.bootstrap, min(self.timeout, 2.0)):
+        if not reachable(self.bootstrap, min(self.timeout, 2.0)):
             return f"no Kafka broker answers at {self.bootstrap}"
         producer = self._producer
         if producer is not None and failed(producer):
@@ -350,23 +350,4 @@ def _connect(client: Any, bootstrap: str, **options: Any) -> Any:
     try:
         return client(**options)
     except (KafkaConnectionError, KafkaTimeoutError) as error:
-        raise _unavailable(bootstrap, options["bootstrap_timeout_ms"] / 1000) from error
-
-
-def _reachable(bootstrap: str, timeout: float) -> bool:
-    """Whether any bootstrap address accepts a TCP connection within ``timeout`` seconds."""
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-        except (OSError, ValueError):
-            continue
-        return True
-    return False
-
-
-def _unavailable(bootstrap: str, seconds: float) -> BusUnavailable:
-    return BusUnavailable(
-        f"no Kafka broker answered at {bootstrap} within {seconds:.0f}s; start one "
-        f"(make infra-up) or point MEANDER_KAFKA_BOOTSTRAP at yours"
-    )
+        raise unavailable(bootstrap, options["bootstrap_timeout_ms"] / 1000) from error

@@ -16,7 +16,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import CorruptRecordError, IllegalStateError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from meander.bus.base import UNREADABLE, Consumer, Message, TopicPartition
+from meander.bus.base import UNREADABLE, Consumer, Message, TopicPartition, not_assigned
 from meander.exceptions import BusError
 
 __all__ = ["KafkaGroupConsumer", "finish_join"]
@@ -140,7 +140,7 @@ class KafkaGroupConsumer(Consumer):
         try:
             self._consumer.seek(KafkaTopicPartition(*partition), offset)
         except (IllegalStateError, AssertionError, ValueError) as error:
-            raise _not_assigned(partition) from error
+            raise not_assigned(partition) from error
 
     def group_metadata(self) -> Any:
         """The member's group, generation and id, with which a transaction commits offsets (a
@@ -166,7 +166,7 @@ class KafkaGroupConsumer(Consumer):
         try:
             offset: int = self._consumer.position(KafkaTopicPartition(*partition))
         except (IllegalStateError, AssertionError, ValueError) as error:
-            raise _not_assigned(partition) from error
+            raise not_assigned(partition) from error
         return offset
 
     def assignment(self) -> set[TopicPartition]:
@@ -223,7 +223,3 @@ class KafkaGroupConsumer(Consumer):
         if self._probe is not None and self._probe is not self._consumer:
             self._probe.close(autocommit=False)
         self._consumer.close(autocommit=False)
-
-
-def _not_assigned(partition: TopicPartition) -> BusError:
-    return BusError(f"{partition.topic}[{partition.partition}] is not assigned to this consumer")

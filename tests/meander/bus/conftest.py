@@ -10,15 +10,26 @@ import pytest
 from meander.bus import Bus, MemoryBroker, MemoryBus
 
 
-@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("kafka", marks=pytest.mark.integration),
+        pytest.param("confluent", marks=pytest.mark.integration),
+    ]
+)
 def bus(request: pytest.FixtureRequest) -> Iterator[Bus]:
-    """A fresh bus of each backend; the Kafka one talks to the session's real broker."""
+    """A fresh bus of each backend; the Kafka ones (kafka-python, confluent-kafka) talk to the
+    session's real broker."""
     if request.param == "memory":
         backend: Bus = MemoryBus(MemoryBroker())
-    else:
+    elif request.param == "kafka":
         from meander.bus.kafka import KafkaBus
 
         backend = KafkaBus(request.getfixturevalue("kafka_bootstrap"), timeout=10)
+    else:
+        from meander.bus.confluent import ConfluentBus
+
+        backend = ConfluentBus(request.getfixturevalue("kafka_bootstrap"), timeout=10)
     with backend:
         yield backend
 

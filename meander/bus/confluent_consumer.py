@@ -1,0 +1,274 @@
+"""The confluent-kafka consumer behind the bus contract: group or self-assigned reads, manual
+commits of what was processed.
+
+librdkafka differs from the Java client (and kafka-python) in two ways the contract hides:
+
+- ``position`` is only known once a message of the partition was returned; before that the
+  consumer answers from the group's committed offset or the partition's start or end;
+- ``seek`` is refused (``_STATE``) until librdkafka fetches the partition, right after it was
+  assigned: a self-assigned partition is then assigned again at the offset instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
+from confluent_kafka import Consumer as LibrdkafkaConsumer
+from confluent_kafka import TopicPartition as LibrdkafkaPartition
+
+from meander.bus.base import Consumer, Message, TopicPartition, not_assigned
+from meander.exceptions import BusError, BusUnavailable
+
+__all__ = ["ConfluentConsumer"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ConfluentConsumer(Consumer):
+    """A confluent-kafka consumer behind the bus contract."""
+
+    def __init__(
+        self,
+        consumer: LibrdkafkaConsumer,
+        group: str | None,
+        *,
+        from_beginning: bool,
+        bootstrap: str,
+        timeout: float,
+    ) -> None:
+        self._consumer = consumer
+        self.group = group
+        self._from_beginning = from_beginning
+        self._bootstrap = bootstrap
+        self._timeout = timeout
+        # The next offset of each partition as this consumer returned or sought it.
+        self._positions: dict[TopicPartition, int] = {}
+
+    def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        # consume(n, timeout) waits for n messages or the timeout: a lone message would wait
+        # the whole timeout. poll waits for the first; the rest are what has already arrived.
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
+        polled: list[Any] = [first]  # without error(), each has its topic, partition, offset
+        if max_records > 1:
+            polled += self._consumer.consume(max_records - 1, 0)
+        messages: list[Message] = []
+        positions = self._positions
+        for record in polled:
+            error = record.error()
+            if error is not None:
+                _log_error(error)
+                continue
+            topic, partition, offset = record.topic(), record.partition(), record.offset()
+            messages.append(
+                Message(
+                    topic,
+                    partition,
+                    offset,
+                    record.key(),
+                    record.value(),
+                    tuple(record.headers() or ()),
+                    record.timestamp()[1],
+                )
+            )
+            positions[TopicPartition(topic, partition)] = offset + 1
+        return messages
+
+    def commit(
+        self, offsets: Mapping[TopicPartition, int] | None = None, *, asynchronous: bool = False
+    ) -> None:
+        if self.group is None:
+            raise BusError("a consumer outside a group has nothing to commit to; use subscribe()")
+        try:
+            if offsets is None:
+                # The offsets librdkafka stored as it returned each message, of the partitions
+                # assigned now: never one a rebalance gave to another member.
+                partitions = None
+            else:
+                partitions = [
+                    LibrdkafkaPartition(p.topic, p.partition, o) for p, o in offsets.items()
+                ]
+            _commit(self._consumer, partitions, asynchronous=asynchronous)
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError._NO_OFFSET:
+                return  # nothing consumed since the last commit
+            raise BusError(
+                f"group {self.group} could not commit ({error}): a rebalance or an unreachable "
+                "broker; what was not committed is read again, so nothing is lost"
+            ) from error
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        if self.group is None:
+            return None
+        (found,) = self._asking(
+            "the committed offset",
+            lambda: self._consumer.committed([_theirs(partition)], timeout=self._timeout),
+        )
+        return found.offset if found.offset >= 0 else None
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if partition not in self.assignment():
+            raise not_assigned(partition)
+        try:
+            self._consumer.seek(LibrdkafkaPartition(partition.topic, partition.partition, offset))
+        except KafkaException as error:
+            if self.group is not None:
+                raise BusError(f"could not seek {partition}: {error}") from error
+            # Not fetched yet: assigning it again at the offset starts the fetch there.
+            self._consumer.incremental_unassign([_theirs(partition)])
+            self._consumer.incremental_assign(
+                [LibrdkafkaPartition(partition.topic, partition.partition, offset)]
+            )
+        self._positions[partition] = offset
+
+    def group_metadata(self) -> Any:
+        """The member's group, generation and id, with which a transaction commits offsets (a
+        member that lost its partitions in a rebalance cannot commit them)."""
+        return self._consumer.consumer_group_metadata()
+
+    def rewind_to_committed(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read each of ``partitions`` still assigned again from the group's committed offset
+        (from where a partition with none starts)."""
+        assigned = self.assignment()
+        for partition in partitions:
+            if partition not in assigned:
+                continue  # its new owner reads on from the committed offset
+            committed = self.committed(partition)
+            if committed is None:
+                low, high = self._watermarks(partition, cached=False)
+                committed = low if self._from_beginning else high
+            self.seek(partition, committed)
+
+    def position(self, partition: TopicPartition) -> int:
+        if partition not in self.assignment():
+            raise not_assigned(partition)
+        known = self._positions.get(partition)
+        if known is not None:
+            return known
+        (found,) = self._consumer.position([_theirs(partition)])
+        if found.offset >= 0:
+            return int(found.offset)
+        committed = self.committed(partition)
+        if committed is not None:
+            return committed
+        low, high = self._watermarks(partition, cached=False)
+        return low if self._from_beginning else high
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()}
+
+    def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int | None]:
+        wanted = [LibrdkafkaPartition(p.topic, p.partition, ts) for p, ts in timestamps.items()]
+        found = self._asking(
+            "offsets for times",
+            lambda: self._consumer.offsets_for_times(wanted, timeout=self._timeout),
+        )
+        return {
+            TopicPartition(p.topic, p.partition): p.offset if p.offset >= 0 else None for p in found
+        }
+
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return {p: self._watermarks(p, cached=False)[1] for p in partitions}
+
+    def known_end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        known: dict[TopicPartition, int] = {}
+        for partition in partitions:
+            seen = self.seen_end(partition)
+            known[partition] = (
+                seen if seen is not None else self._watermarks(partition, cached=False)[1]
+            )
+        return known
+
+    def seen_end(self, partition: TopicPartition) -> int | None:
+        # The high watermark the last fetch answer carried: no round trip to the broker.
+        try:
+            _, high = self._consumer.get_watermark_offsets(_theirs(partition), cached=True)
+        except KafkaException:
+            return None
+        return int(high) if high >= 0 else None
+
+    def assign_partitions(self, partitions: Sequence[TopicPartition]) -> None:
+        """Read ``partitions`` from their beginning, outside any group."""
+        self._consumer.assign(
+            [LibrdkafkaPartition(p.topic, p.partition, OFFSET_BEGINNING) for p in partitions]
+        )
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        """Join the group for ``topics``; partitions it takes away are forgotten here."""
+        self._consumer.subscribe(list(topics), on_revoke=self._revoked, on_lost=self._revoked)
+
+    def _revoked(self, _consumer: Any, partitions: list[LibrdkafkaPartition]) -> None:
+        for partition in partitions:
+            self._positions.pop(TopicPartition(partition.topic, partition.partition), None)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def _watermarks(self, partition: TopicPartition, *, cached: bool) -> tuple[int, int]:
+        low, high = self._asking(
+            f"the offsets of {partition.topic}[{partition.partition}]",
+            lambda: self._consumer.get_watermark_offsets(
+                _theirs(partition), timeout=self._timeout, cached=cached
+            ),
+        )
+        return int(low), int(high)
+
+    def _asking(self, what: str, ask: Callable[[], T]) -> T:
+        try:
+            return ask()
+        except KafkaException as error:
+            raise BusUnavailable(
+                f"Kafka at {self._bootstrap} did not give {what} within "
+                f"{self._timeout:.0f}s: {error}"
+            ) from error
+
+
+def _commit(
+    consumer: LibrdkafkaConsumer,
+    partitions: list[LibrdkafkaPartition] | None,
+    *,
+    asynchronous: bool,
+) -> None:
+    if partitions is None and asynchronous:
+        consumer.commit(asynchronous=True)
+    elif partitions is None:
+        consumer.commit(asynchronous=False)
+    elif asynchronous:
+        consumer.commit(offsets=partitions, asynchronous=True)
+    else:
+        consumer.commit(offsets=partitions, asynchronous=False)
+
+
+def _theirs(partition: TopicPartition) -> LibrdkafkaPartition:
+    return LibrdkafkaPartition(partition.topic, partition.partition)
+
+
+def _log_error(error: KafkaError) -> None:
+    # Broker down, leader moving, partition end: librdkafka recovers by itself; the component
+    # sees an empty batch and waits, as with kafka-python.
+    log.warning("the Kafka consumer reported: %s", error.str())
+
+
+def log_client_error(error: KafkaError) -> None:
+    """librdkafka's error callback: a fatal error is logged as one; the rest it retries."""
+    if error.fatal():
+        log.error("the Kafka client failed for good: %s", error.str())
+    elif error.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+        log.warning("the Kafka client reported: %s", error.str())
+
+
+def on_commit(group: str) -> Callable[[KafkaError | None, Any], None]:
+    """The callback of asynchronous commits: a failed one is logged; the next covers it."""
+
+    def committed(error: KafkaError | None, partitions: Any) -> None:
+        if error is not None:
+            log.warning("group %s: an asynchronous commit failed: %s", group, error.str())
+
+    return committed
