@@ -3,7 +3,8 @@
 Each version holds a signed pickle of the model (re-saved as it learns, each save a new
 revision) and its metadata: the spec, the parent it was trained from, what caused it, how it was
 trained, and its status. Aliases (``champion``, ``challengers``) move in MULTI/EXEC transactions,
-so every reader sees either the old or the new state of a promotion, never half of it.
+so every reader sees either the old or the new state of a promotion, never half of it
+(:mod:`~meander.models.registry_writes`).
 
 Keys, per stream ``S``, under ``meander:registry:S:``: ``counter``, ``versions`` (sorted set),
 ``meta:N`` (JSON), ``blob:N`` (signed pickle), ``revisions`` (hash N -> revision), ``champion``,
@@ -26,7 +27,7 @@ True
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
 from typing import TYPE_CHECKING, Any, cast
@@ -39,6 +40,7 @@ from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
 from meander.models.blobs import dumps
 from meander.models.registry_log import RegistryLog
+from meander.models.registry_writes import RegistryWrites
 from meander.models.signing import signer_for
 from meander.models.versions import Heads, ModelVersion, Status
 
@@ -52,8 +54,6 @@ if TYPE_CHECKING:
     from meander.store.guard import Fence
 
 __all__ = ["Heads", "ModelVersion", "Registry"]
-
-MAX_ATTEMPTS = 50  # optimistic retries of one alias change before giving up
 
 
 class Registry:
@@ -78,6 +78,7 @@ class Registry:
         self.guard = guard
         self._prefix = keys.registry(stream)
         self._log = None if changelog is None else RegistryLog(changelog, self._prefix)
+        self._writes = RegistryWrites(store, stream, self._prefix, guard=guard, log=self._log)
         self._known: set[int] = set()  # versions seen to exist; they are never deleted
 
     @classmethod
@@ -129,7 +130,7 @@ class Registry:
             pipe.hset(self._key("revisions"), str(version), 1)
             pipe.zadd(self._key("versions"), {str(version): version})
 
-        order = self._guarded(write, fence)
+        order = self._writes.guarded(write, fence)
         if self._log is not None:
             self._log.version(version, meta=meta, blob=blob, order=order)
         self._known.add(version)
@@ -154,7 +155,7 @@ class Registry:
             nonlocal revision
             revision = int(results[1])
 
-        order = self._guarded(write, fence, saved)
+        order = self._writes.guarded(write, fence, saved)
         if self._log is not None and logged:
             self._log.snapshot(version, blob=blob, revision=revision, order=order)
         return revision
@@ -243,7 +244,8 @@ class Registry:
             self._set_status(pipe, entry, "challenger", reason or "challenger")
             return (version,)
 
-        self._transaction(change, version)
+        self._require(version)
+        self._writes.aliases(change, version)
 
     def reject(self, version: int, reason: str) -> None:
         """Take ``version`` out of the race with status ``rejected``."""
@@ -260,7 +262,8 @@ class Registry:
             self._set_status(pipe, entry, "rejected", reason)
             return (version,)
 
-        self._transaction(change, version)
+        self._require(version)
+        self._writes.aliases(change, version)
 
     def promote(
         self,
@@ -316,73 +319,9 @@ class Registry:
                 return (version, old.version)
             return (version,)
 
-        self._transaction(change, version, fence)
-        return previous
-
-    def _guarded(
-        self,
-        write: Callable[[Pipeline[bytes]], None],
-        fence: Fence | None,
-        done: Callable[[list[Any]], None] | None = None,
-    ) -> int:
-        """``write`` in one MULTI/EXEC under the fence's WATCH; ``done`` gets the results.
-        Returns the fence's epoch, the order of the write in the changelog."""
-        fence = fence or self.guard
-        with self.store.pipeline(transaction=True) as pipe:
-            for _ in range(MAX_ATTEMPTS):
-                try:
-                    if fence is not None:
-                        fence.check(pipe)
-                        pipe.multi()
-                    write(pipe)
-                    results = pipe.execute()
-                except redis.WatchError:
-                    continue
-                if done is not None:
-                    done(results)
-                return 0 if fence is None else fence.epoch
-        raise RegistryError(
-            f"the registry of stream {self.stream!r} kept changing under {MAX_ATTEMPTS} "
-            f"attempts to write; retry when the other writer is done"
-        )
-
-    def _transaction(
-        self,
-        change: Callable[[Pipeline[bytes]], tuple[int, ...]],
-        version: int,
-        fence: Fence | None = None,
-    ) -> None:
-        # WATCH the aliases and the version's metadata: if another writer changes them between
-        # our reads and EXEC, EXEC fails and `change` runs again on fresh values, so no decision
-        # is ever applied on a stale view. What the change wrote is read back in the same
-        # EXEC, for the changelog.
         self._require(version)
-        fence = fence or self.guard
-        watched = (self._key("champion"), self._key("challengers"), self._key(f"meta:{version}"))
-        with self.store.pipeline(transaction=True) as pipe:
-            for _ in range(MAX_ATTEMPTS):
-                try:
-                    pipe.watch(*watched)
-                    if fence is not None:
-                        fence.check(pipe)
-                    metas = change(pipe)
-                    pipe.get(self._key("champion"))
-                    pipe.zrange(self._key("challengers"), 0, -1, withscores=True)
-                    pipe.mget([self._key(f"meta:{v}") for v in metas])
-                    *_, champion, challengers, written = pipe.execute()
-                except redis.WatchError:
-                    continue
-                if self._log is not None:
-                    self._log.aliases(
-                        champion,
-                        {member.decode(): score for member, score in challengers},
-                        dict(zip(metas, written, strict=True)),
-                    )
-                return
-        raise RegistryError(
-            f"version {version} of stream {self.stream!r} kept changing under {MAX_ATTEMPTS} "
-            f"attempts to update it; retry when the other writer is done"
-        )
+        self._writes.aliases(change, version, fence)
+        return previous
 
     def _watched(self, pipe: Pipeline[bytes], version: int) -> ModelVersion:
         pipe.watch(self._key(f"meta:{version}"))
