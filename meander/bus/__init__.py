@@ -1,6 +1,7 @@
-"""The event bus: Kafka in production, an in-process log for the demo and unit tests.
+"""The event bus: Kafka in production (on kafka-python, or on confluent-kafka with the ``fast``
+extra), an in-process log for the demo and unit tests.
 
-Both backends keep one contract (:class:`Bus`, :class:`Consumer`); :func:`connect_bus` picks one
+Every backend keeps one contract (:class:`Bus`, :class:`Consumer`); :func:`connect_bus` picks one
 from the settings. Above the contract, :mod:`meander.bus.ordered` reads several partitions in an
 order that depends on the data alone, and :mod:`meander.bus.inflight` tracks batches in flight.
 """
@@ -26,6 +27,8 @@ from meander.bus.memory import MemoryBroker, MemoryBus
 from meander.bus.outbox import Outbox
 
 if TYPE_CHECKING:
+    from meander.bus.confluent import ConfluentBus
+    from meander.bus.kafka import KafkaBus
     from meander.config import Settings
 
 __all__ = [
@@ -48,12 +51,20 @@ __all__ = [
 
 
 def connect_bus(settings: Settings) -> Bus:
-    """The Kafka bus when ``kafka_bootstrap`` is set, else the process-wide embedded one."""
+    """The Kafka bus when ``kafka_bootstrap`` is set (on the client ``kafka_client`` names),
+    else the process-wide embedded one."""
     if settings.kafka_bootstrap is None:
         return embedded_bus(settings)
-    from meander.bus.kafka import KafkaBus  # kafka-python's network stack only when used
+    kafka: type[KafkaBus | ConfluentBus]
+    if settings.kafka_client == "confluent-kafka":
+        from meander.bus.confluent import ConfluentBus  # librdkafka only when chosen
 
-    return KafkaBus(
+        kafka = ConfluentBus
+    else:
+        from meander.bus.kafka import KafkaBus  # kafka-python's network stack only when used
+
+        kafka = KafkaBus
+    return kafka(
         settings.kafka_bootstrap,
         client_id=settings.client_id,
         instance_id=settings.instance_id,

@@ -169,8 +169,14 @@ def moment(text: str) -> datetime:
 
 @pytest.fixture
 def make_world(
-    kafka_bootstrap: str, redis_url: str, kcat: str, console_tools: Path
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    redis_url: str,
+    kcat: str,
+    console_tools: Path,
 ) -> Iterator[Callable[..., World]]:
+    """Worlds whose bus runs on kafka-python, or on the client a test asks for indirectly."""
+    client = getattr(request, "param", "kafka-python")
     opened: list[tuple[Runtime, KafkaProducer, Component, Component]] = []
 
     def make(**encoding: Any) -> World:
@@ -186,6 +192,7 @@ def make_world(
             redis_url=redis_url,
             model_signing_key=SIGNING_KEY,
             streams=[stream],
+            kafka_client=client,
         )
         runtime = Runtime.open(settings)
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
@@ -206,6 +213,7 @@ def make_world(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("make_world", ["kafka-python", "confluent-kafka"], indirect=True)
 def test_every_client_and_encoding_gets_predictions_and_its_feedback_joined(
     make_world: Callable[..., World],
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,7 @@ def test_file_is_read_and_the_environment_overrides_it(
         ("kafka_timeout_seconds = 0", "kafka_timeout_seconds: Input should be greater than 0"),
         ("redis_url = 'http://x'", "redis_url: Value error, must start with redis://"),
         ("kafak_bootstrap = 'x'", "kafak_bootstrap: Extra inputs are not permitted"),
+        ("kafka_client = 'librdkafka'", "kafka_client: Input should be 'kafka-python' or"),
         (STREAM.replace('"binary"', '"ranking"'), "streams.0.task: Input should be 'binary'"),
         (STREAM.replace('"fraud"', '"fr aud"'), "streams.0.name: Value error, 'fr aud' is not"),
         (STREAM.replace("min_samples", "min_sample"), "streams.0.promotion.min_sample: Extra"),
@@ -89,6 +91,17 @@ def test_a_bad_config_names_the_key_and_the_reason(tmp_path: Path, text: str, me
         load_settings(path)
     assert str(path) in str(raised.value)
     assert message in str(raised.value)
+
+
+def test_the_confluent_client_not_installed_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "fast.toml"
+    path.write_text("kafka_client = 'confluent-kafka'")
+    assert load_settings(path).kafka_client == "confluent-kafka"  # installed: make install
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)  # as if it were not
+    with pytest.raises(ConfigError, match=r"kafka_client: .*pip install 'meander\[fast\]'"):
+        load_settings(path)
 
 
 def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
