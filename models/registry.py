@@ -142,6 +142,13 @@ class Registry:
         """Store a new snapshot of ``version``'s model; returns its new revision.
 
         ``logged=False`` leaves it out of Kafka: a writer that saves often records only some."""
+        return self.snapshot(version, model, fence=fence, logged=logged)[0]
+
+    def snapshot(
+        self, version: int, model: Any, *, fence: Fence | None = None, logged: bool = True
+    ) -> tuple[int, int]:
+        """:meth:`save`, returning ``(revision, bytes)``: what a snapshot of this model costs
+        to write and to load grows with its size."""
         if version not in self._known:
             self._require(version)
         blob = self._sign(version, model)
@@ -158,7 +165,7 @@ class Registry:
         order = self._writes.guarded(write, fence, saved)
         if self._log is not None and logged:
             self._log.snapshot(version, blob=blob, revision=revision, order=order)
-        return revision
+        return revision, len(blob)
 
     def load(self, version: int) -> tuple[Any, int]:
         """``(model, revision)`` of ``version``; the blob is verified before it is unpickled."""

@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 __all__ = ["LOG_SPACING", "Checkpoints", "initial_state"]
 
 LOG_SPACING = 5.0  # seconds between two copies of the checkpoint (or of a snapshot) in Kafka
+# Labels a model learns between two of its snapshots, at the least, per byte of its last one.
+# Writing a snapshot and loading it in each predictor takes time in proportion to its size
+# (45-200 ns a byte measured): an ARF(10) that learned one Agrawal concept (0.5 MB, 86 ms to
+# dump and load, as long as ~60 of its labels take to learn) spent half its learning time on
+# snapshots at one every 100 labels. One label per 1,000 bytes keeps them near a tenth, and
+# leaves small models (the default search space's are 1-70 KB) at publish_every. Bytes, not
+# seconds: the labels at which predictors get a new copy, hence what they serve, are the same
+# in every run.
+SNAPSHOT_BYTES_PER_LABEL = 1_000
 
 
 class Checkpoints:
@@ -59,6 +68,7 @@ class Checkpoints:
         self.key = keys.checkpoint(stream.name)
         self._logged: dict[str | int, float] = {}  # when each was last copied to Kafka
         self._races: dict[tuple[int, int], dict[str, int | float]] = {}  # as last written
+        self._snapshots: dict[int, tuple[int, int]] = {}  # version -> (labels, bytes) at its last
 
     def save(self, state: LearnerState, *, urgent: bool = False) -> None:
         """Write ``state`` in one SET, only while this learner holds the lease (LeaseLost); copy
@@ -85,12 +95,25 @@ class Checkpoints:
             return None
         return state
 
-    def publish_models(self, state: LearnerState) -> None:
-        """Snapshots of the champion and the challengers for the predictors, and the metrics."""
+    def publish_models(self, state: LearnerState, *, decided: bool = False) -> None:
+        """Snapshots of the champion and the challengers for the predictors, and the metrics.
+
+        A model that learned nothing since this learner's last snapshot of it is not written
+        again; nor, unless a decision was just made, one that learned fewer labels since than
+        its last snapshot's bytes / ``SNAPSHOT_BYTES_PER_LABEL``."""
         shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
         for version in sorted(shared):
+            last = self._snapshots.get(version)
+            if last is not None:
+                learned = state.labels - last[0]
+                if learned == 0 or (not decided and learned < last[1] // SNAPSHOT_BYTES_PER_LABEL):
+                    continue
             logged = self._due(version, urgent=False)
-            self.registry.save(version, state.models[version], fence=self.lease, logged=logged)
+            _, size = self.registry.snapshot(
+                version, state.models[version], fence=self.lease, logged=logged
+            )
+            self._snapshots[version] = (state.labels, size)
+        self._snapshots = {v: at for v, at in self._snapshots.items() if v in shared}
         report = metrics(state)
         key = keys.metrics(self.stream.name)
         self.lease.fenced(lambda pipe: pipe.set(key, orjson.dumps(report)))
@@ -120,9 +143,11 @@ class Checkpoints:
         self.lease.fenced(write)
         self._races = {pair: self._races.get(pair, {}) for pair in state.races} | changed
 
-    def forget_races(self) -> None:
-        """After letting go of the stream: what this learner wrote may be another's since."""
+    def forget(self) -> None:
+        """After letting go of the stream: what this learner wrote (races, snapshots) may be
+        another's since."""
         self._races = {}
+        self._snapshots = {}
 
     def _due(self, what: str | int, urgent: bool) -> bool:
         now = time.monotonic()

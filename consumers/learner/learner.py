@@ -197,7 +197,7 @@ class Learner(Component):
             self._lag.close()
             self._readers.close()
             self.state = None
-            self.checkpoints.forget_races()
+            self.checkpoints.forget()
             forget_learner(self.stream.name)  # another learner owns the stream from now on
 
     def _follow(self, state: LearnerState) -> list[Any]:
@@ -381,7 +381,7 @@ class Learner(Component):
         )
         age = min(age, state.labels)
         if decided or self._since_publish >= min(every, max(every // 16, age // 2)):
-            self.checkpoints.publish_models(state)
+            self.checkpoints.publish_models(state, decided=decided)
             self._since_publish = 0
 
     def _unfit(self, prediction: Prediction) -> bool:

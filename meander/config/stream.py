@@ -137,7 +137,8 @@ class LearningSettings(_Section):
     publish_every: PositiveInt = Field(
         default=100,
         description="labels learned between two model snapshots for predictors (a stale copy "
-        "serves a drifting stream worse: 500 cost 0.012 accuracy on an incremental drift)",
+        "serves a drifting stream worse: 500 cost 0.012 accuracy on an incremental drift); a "
+        "model whose snapshot is over publish_every KB waits for a label per KB",
     )
     replay_window: PositiveInt = Field(
         default=1_000,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 from prometheus_client import REGISTRY
-from river import tree
+from river import neighbors, tree
 
 from meander import keys, topics
 from meander.bus import Record, ordered
@@ -351,6 +352,39 @@ def test_a_young_challenger_sets_the_pace_of_sharing(
     # score the challenger's race with their copy of it: a copy of the untrained tree would
     # answer nothing, so its race's age sets the pace (every 25 to 50 labels here).
     assert registry.heads().revisions[challenger] - joined >= 3
+
+
+def test_a_snapshot_follows_learning_and_a_big_model_learns_in_proportion_to_its_size_first(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    stream = make_stream("s", learning=QUIET)
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    learner.step()
+    state, checkpoints = learner.state, learner.checkpoints
+    assert state is not None
+    champion = state.champion
+
+    def shared(labels: int, *, decided: bool = False) -> int:
+        """Snapshots written by publishing after ``labels`` more labels."""
+        before = learner.registry.heads().revisions[champion]
+        state.labels += labels
+        checkpoints.publish_models(state, decided=decided)
+        return learner.registry.heads().revisions[champion] - before
+
+    assert shared(1) == 1
+    assert shared(0) == 0 and shared(0, decided=True) == 0  # it learned nothing since
+    assert shared(1) == 1  # the linear champion's snapshot is a few KB
+    rng = random.Random(7)
+    big = neighbors.KNNClassifier(engine=neighbors.LazySearch(window_size=2_000))
+    for _ in range(2_000):
+        big.learn_one({f"x{i}": rng.random() for i in range(5)}, rng.random() < 0.5)
+    state.models[champion] = big
+    assert shared(1) == 1
+    # ~100 KB: its next snapshot waits for ~100 labels, unless a decision was just made.
+    assert shared(1) == 0 and shared(30) == 0
+    assert shared(1, decided=True) == 1
+    assert shared(1) == 0 and shared(1_000) == 1
 
 
 def test_a_trained_challenger_joins_and_its_race_is_written_for_the_trainer_as_it_changes(
