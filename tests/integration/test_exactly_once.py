@@ -1,5 +1,6 @@
 """With ``processing_guarantee = "exactly_once"``, a read_committed reader of a stream's
-predictions sees each event's champion prediction once, however often the predictor is killed.
+predictions sees each event's champion prediction once, however often the predictor is killed,
+on either Kafka client (kafka-python, confluent-kafka).
 
 Each predictor batch (predictions, dead letters and the input offsets) is one Kafka transaction:
 a SIGKILLed predictor's open transaction is aborted (its records are never read committed and
@@ -42,7 +43,9 @@ KILLS = 3
 EXACTLY_ONCE = {"MEANDER_PROCESSING_GUARANTEE": "exactly_once"}
 
 
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_each_champion_prediction_is_read_committed_once_across_predictor_kills(
+    client: str,
     stream_name: str,
     real_settings: Callable[..., Settings],
     write_config: Callable[..., Path],
@@ -71,7 +74,8 @@ def test_each_champion_prediction_is_read_committed_once_across_predictor_kills(
                 time.sleep(0.1)
 
         run = [MEANDER, "run", "predictor", "--config", config]
-        predictor = spawn("predictor", run, EXACTLY_ONCE)
+        env = {**EXACTLY_ONCE, "MEANDER_KAFKA_CLIENT": client}
+        predictor = spawn("predictor", run, env)
         publish_for(120, [predictor], until=lambda: _count(runtime.bus, predictions) > 0)
         assert _count(runtime.bus, predictions) > 0, f"no prediction:\n{predictor.output()}"
         killed = [predictor]
@@ -79,7 +83,7 @@ def test_each_champion_prediction_is_read_committed_once_across_predictor_kills(
             publish_for(4.0, [predictor])
             predictor.process.send_signal(signal.SIGKILL)
             predictor.process.wait(30)
-            predictor = spawn("predictor", run, EXACTLY_ONCE)
+            predictor = spawn("predictor", run, env)
             killed.append(predictor)
         publish_for(2.0, [predictor])
 

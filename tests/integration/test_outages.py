@@ -22,6 +22,7 @@ import pytest
 
 from meander import topics
 from meander.bus import Bus, Outbox, Record, TopicPartition
+from meander.bus.confluent import ConfluentBus
 from meander.bus.kafka import KafkaBus
 from meander.exceptions import BusUnavailable
 from meander.infra.kafka import LocalKafka
@@ -85,9 +86,14 @@ def stored_on(bus: Bus, topic: str) -> Counter[tuple[bytes | None, bytes | None]
     return found
 
 
-def test_an_outbox_waits_through_a_pause_and_stores_each_record_once(broker: Broker) -> None:
+@pytest.mark.parametrize(
+    "client", [KafkaBus, ConfluentBus], ids=["kafka-python", "confluent-kafka"]
+)
+def test_an_outbox_waits_through_a_pause_and_stores_each_record_once(
+    broker: Broker, client: type[KafkaBus | ConfluentBus]
+) -> None:
     kafka = broker.started()
-    with KafkaBus(kafka.bootstrap, timeout=2.0) as bus:
+    with client(kafka.bootstrap, timeout=2.0) as bus:
         topic = f"outage.{os.urandom(5).hex()}"
         bus.create_topics({topic: 3})
         outbox = Outbox(bus)
