@@ -9,7 +9,7 @@ from river import tree
 from meander import topics
 from meander.bus import Record, TopicPartition
 from meander.bus.ordered import OrderedReader
-from meander.consumers.trainer.retraining import candidates, replay_window
+from meander.consumers.trainer.retraining import SCORED_LABELS, candidates, replay_window
 from meander.events import Feedback, decode, encode
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
@@ -103,6 +103,24 @@ def test_every_spec_learns_the_labels_since_the_change_and_the_best_comes_first(
     assert all(c.window == window[-120:] for c in built)
     assert [c.score for c in built] == sorted((c.score for c in built), reverse=True)
     assert all(0.0 <= c.score <= 1.0 for c in built) and built[0].score > 0.5
+
+
+def test_candidates_are_scored_on_the_latest_labels_of_what_they_learn(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    stream = make_stream("s", model="dummy.PriorClassifier", candidates=[])
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    x = {"x0": 0.0, "x1": 0.0, "x2": 0.0}
+    # 700 labels of one class, then SCORED_LABELS of the other. The majority class it learned
+    # from the whole window is wrong on every one of the latest labels (scored on all of them,
+    # it would be right 700 times in 1,000; learning only the latest, it would be right).
+    window = [(x, False)] * 700 + [(x, True)] * SCORED_LABELS
+
+    [built] = candidates(stream, registry, window, champion=None, since_change=len(window))
+
+    assert built.score == 0.0
+    assert built.model.counts == {False: 700, True: SCORED_LABELS}
 
 
 def test_without_labels_since_the_change_every_spec_starts_cold_in_configured_order(
