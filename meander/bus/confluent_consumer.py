@@ -25,6 +25,7 @@ from meander.exceptions import BusError, BusUnavailable
 __all__ = ["ConfluentConsumer"]
 
 log = logging.getLogger(__name__)
+_LATEST = -1  # the timestamp that asks ListOffsets for a partition's end
 T = TypeVar("T")
 
 
@@ -145,19 +146,22 @@ class ConfluentConsumer(Consumer):
             self.seek(partition, committed)
 
     def position(self, partition: TopicPartition) -> int:
-        if partition not in self.assignment():
-            raise not_assigned(partition)
-        known = self._positions.get(partition)
+        known = self._positions.get(partition)  # only assigned partitions are kept here
         if known is not None:
             return known
+        if partition not in self.assignment():
+            raise not_assigned(partition)
         (found,) = self._consumer.position([_theirs(partition)])
         if found.offset >= 0:
             return int(found.offset)
-        committed = self.committed(partition)
-        if committed is not None:
-            return committed
-        low, high = self._watermarks(partition, cached=False)
-        return low if self._from_beginning else high
+        # Nothing returned yet: where the fetch starts. Kept, so that a loop asking for it
+        # (a read to the ends) makes one round trip, not one per turn.
+        start = self.committed(partition)
+        if start is None:
+            low, high = self._watermarks(partition, cached=False)
+            start = low if self._from_beginning else high
+        self._positions[partition] = start
+        return start
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()}
@@ -175,15 +179,30 @@ class ConfluentConsumer(Consumer):
         }
 
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        return {p: self._watermarks(p, cached=False)[1] for p in partitions}
+        # One ListOffsets request per leader for all of them (timestamp -1: the latest offset,
+        # the last stable one when reading committed records), where get_watermark_offsets
+        # would make a round trip per partition.
+        wanted = [LibrdkafkaPartition(p.topic, p.partition, _LATEST) for p in partitions]
+        found = self._asking(
+            "end offsets", lambda: self._consumer.offsets_for_times(wanted, timeout=self._timeout)
+        )
+        ends = {TopicPartition(p.topic, p.partition): int(p.offset) for p in found}
+        failed = [p for p, offset in ends.items() if offset < 0]
+        if failed:
+            raise BusUnavailable(f"Kafka at {self._bootstrap} gave no end offset for {failed}")
+        return ends
 
     def known_end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         known: dict[TopicPartition, int] = {}
+        unknown: list[TopicPartition] = []
         for partition in partitions:
             seen = self.seen_end(partition)
-            known[partition] = (
-                seen if seen is not None else self._watermarks(partition, cached=False)[1]
-            )
+            if seen is None:
+                unknown.append(partition)
+            else:
+                known[partition] = seen
+        if unknown:
+            known.update(self.end_offsets(unknown))
         return known
 
     def seen_end(self, partition: TopicPartition) -> int | None:
