@@ -298,12 +298,18 @@ class NoAnswers(RuntimeError):
 
 
 def latencies(
-    stage: Stage, stream: str, loads: tuple[float, ...], seconds: float, drain: float
+    stage: Stage,
+    stream: str,
+    loads: tuple[float, ...],
+    seconds: float,
+    drain: float,
+    env: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Percentiles of end-to-end latency at each offered load, the predictor running throughout."""
+    """Percentiles of end-to-end latency at each offered load, the predictor running throughout
+    (``env``: settings of its own, such as the Kafka client)."""
     config = stage.config(stream)
     source, answers = topics.events(stream), topics.predictions(stream)
-    predictor = stage.spawn("predictor", config)
+    predictor = stage.spawn("predictor", config, env)
     try:
         # Let it start, load its champion and join its group before anything is timed.
         try:

@@ -44,13 +44,20 @@ def _counters(port: int, stream: str) -> dict[str, float]:
         return {}  # not serving yet
 
 
-def feedback(stage: Stage, stream: str, labels: int, timeout: float = 900.0) -> dict[str, Any]:
-    """Publish ``labels`` labels for events ``e0..`` and time the learner joining them."""
+def feedback(
+    stage: Stage,
+    stream: str,
+    labels: int,
+    timeout: float = 900.0,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Publish ``labels`` labels for events ``e0..`` and time the learner joining them
+    (``env``: settings of its own, such as the Kafka client)."""
     stage.publish_feedback(stream, 0, labels)
     port = free_port()
     config = stage.config(stream, metrics_port=port)
     started = time.monotonic()
-    learner = stage.spawn("learner", config)
+    learner = stage.spawn("learner", config, env)
     first: tuple[float, float] | None = None
     resumed: float | None = None
     try:

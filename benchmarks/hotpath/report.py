@@ -47,6 +47,7 @@ def plot(results: dict[str, Any], path: Path = PNG) -> None:
     for run in runs:
         for part, who, marker in (
             ("latency", "", "o"),
+            ("latency_fast", " predictor on confluent-kafka", "^"),
             ("latency_bare", " bare loop", "x"),
             ("latency_confluent", " confluent-kafka loop", "s"),
             ("latency_direct", " no loop", "."),

@@ -137,38 +137,35 @@ def _parts(
         f"{rates['exactly_once_over_at_least_once']} of at least once",
         command,
     )
+    fast = find_spec("confluent_kafka") is not None
+    if fast:
+        _fast_predictor(stage, f"{stream}-fast", n, command, rates)
+    else:
+        print("confluent-kafka parts: not measured (pip install -e '.[fast]')", flush=True)
 
-    results["learner"] = learner.feedback(stage, stream, n)
-    pace = results["learner"]["feedback_per_second"]
-    results["learner"]["over_predictor"] = round(pace / meander, 2) if pace else None
-    whole = results["learner"]["feedback_per_second_with_catch_up"]
-    results["learner"]["with_catch_up_over_predictor"] = (
-        round(whole / meander, 2) if whole else None
-    )
-    _say(
-        f"learner: {pace:,} labels/s, {results['learner']['over_predictor']} times the "
-        f"predictor's rate (1 or more keeps up); with its catch-up on events and predictions "
-        f"{whole:,} labels/s, {results['learner']['with_catch_up_over_predictor']} times",
-        command,
-    )
+    results["learner"] = _learner(stage, stream, n, meander, {})
+    _say_learner("learner", results["learner"], command)
+    if fast:
+        results["learner_fast"] = _learner(
+            stage, f"{stream}-fast", n, rates["meander_fast"]["events_per_second"], FAST
+        )
+        _say_learner("learner on confluent-kafka", results["learner_fast"], command)
 
     latency_stream = f"hotpath-{run}-latency"
     stage.prepare(latency_stream)
     seconds, drain = (3.0, 15.0) if quick else (15.0, 60.0)
     results["latency"] = latency.latencies(stage, latency_stream, LOADS, seconds, drain)
-    for load in results["latency"]:
-        _say(
-            f"latency at {load['offered_per_second']:,.0f} events/s offered "
-            f"({load['achieved_per_second']:,} achieved): p50 {load['p50_ms']} ms, "
-            f"p95 {load['p95_ms']} ms, p99 {load['p99_ms']} ms, "
-            f"{load['missing_after_drain']} missing after the drain; predictor CPU "
-            f"{load['predictor_cpu_us_per_event']} us per event",
-            command,
-        )
+    _say_latencies("latency", results["latency"], command)
 
     # The same offered loads and measurement with a bare loop in the predictor's place (the
     # part of each percentile that is the client's and the broker's), and with none: the
     # measuring reader on the paced producer's own topic (the measurement's own part).
+    if fast:
+        stage.prepare(f"{latency_stream}-fast")
+        results["latency_fast"] = latency.latencies(
+            stage, f"{latency_stream}-fast", LOADS, seconds, drain, FAST
+        )
+        _say_latencies(PARTS["latency_fast"], results["latency_fast"], command)
     for part, loop in (
         ("latency_bare", bare.copy_loop),
         ("latency_confluent", bare.confluent_loop),
@@ -201,3 +198,56 @@ def _parts(
         f"{found['end_rss_mib']} MiB at the end (peak {found['peak_rss_mib']} MiB)",
         f"python -m benchmarks --only hotpath --memory-events {total}",
     )
+
+
+FAST = {"MEANDER_KAFKA_CLIENT": "confluent-kafka"}
+"""The settings of the parts that run meander's components on the confluent-kafka client."""
+
+
+def _fast_predictor(stage: Stage, stream: str, n: int, command: str, rates: dict[str, Any]) -> None:
+    """The predictor's throughput on confluent-kafka, on events of its own, beside the ceiling
+    and the naive loop (both on kafka-python) it is compared with."""
+    stage.prepare(stream)
+    stage.publish_events(stream, 0, n)
+    rates["meander_fast"] = throughput.meander(stage, stream, n, env=FAST)
+    fast = rates["meander_fast"]["events_per_second"]
+    rates["meander_fast_over_naive"] = round(fast / rates["naive"]["events_per_second"], 2)
+    rates["meander_fast_over_ceiling"] = round(fast / rates["ceiling"]["events_per_second"], 2)
+    _say(
+        f"throughput meander on confluent-kafka: {fast:,} events/s; /naive "
+        f"{rates['meander_fast_over_naive']}, /ceiling {rates['meander_fast_over_ceiling']}",
+        command,
+    )
+
+
+def _learner(
+    stage: Stage, stream: str, n: int, predictor: float, env: dict[str, str]
+) -> dict[str, Any]:
+    """The learner's pace on ``stream``'s labels, and over ``predictor``'s rate (events/s)."""
+    found = learner.feedback(stage, stream, n, env=env)
+    pace, whole = found["feedback_per_second"], found["feedback_per_second_with_catch_up"]
+    found["over_predictor"] = round(pace / predictor, 2) if pace else None
+    found["with_catch_up_over_predictor"] = round(whole / predictor, 2) if whole else None
+    return found
+
+
+def _say_learner(who: str, found: dict[str, Any], command: str) -> None:
+    _say(
+        f"{who}: {found['feedback_per_second']:,} labels/s, {found['over_predictor']} times "
+        f"the predictor's rate (1 or more keeps up); with its catch-up on events and "
+        f"predictions {found['feedback_per_second_with_catch_up']:,} labels/s, "
+        f"{found['with_catch_up_over_predictor']} times",
+        command,
+    )
+
+
+def _say_latencies(who: str, loads: list[dict[str, Any]], command: str) -> None:
+    for load in loads:
+        _say(
+            f"{who} at {load['offered_per_second']:,.0f} events/s offered "
+            f"({load['achieved_per_second']:,} achieved): p50 {load['p50_ms']} ms, "
+            f"p95 {load['p95_ms']} ms, p99 {load['p99_ms']} ms, "
+            f"{load['missing_after_drain']} missing after the drain; predictor CPU "
+            f"{load['predictor_cpu_us_per_event']} us per event",
+            command,
+        )

@@ -16,6 +16,7 @@ __all__ = ["FIGURES", "LOADS", "PARTS", "say_summary", "summary"]
 LOADS = (1_000.0, 5_000.0, 20_000.0)
 # The latency parts measured beside the predictor's, by the name their figures go under.
 PARTS = {
+    "latency_fast": "predictor on confluent-kafka",
     "latency_bare": "bare loop",
     "latency_confluent": "confluent-kafka loop",
     "latency_direct": "no loop (the measurement's own)",
@@ -29,10 +30,19 @@ FIGURES: dict[str, tuple[str | int, ...]] = {
     "meander / ceiling": ("throughput", "meander_over_ceiling"),
     "meander exactly-once events/s": ("throughput", "meander_exactly_once", "events_per_second"),
     "exactly-once / at-least-once": ("throughput", "exactly_once_over_at_least_once"),
+    "meander on confluent-kafka events/s": ("throughput", "meander_fast", "events_per_second"),
+    "meander on confluent-kafka / naive": ("throughput", "meander_fast_over_naive"),
+    "meander on confluent-kafka / ceiling": ("throughput", "meander_fast_over_ceiling"),
     "learner labels/s": ("learner", "feedback_per_second"),
     "learner / predictor": ("learner", "over_predictor"),
     "learner labels/s, with its catch-up": ("learner", "feedback_per_second_with_catch_up"),
     "learner with its catch-up / predictor": ("learner", "with_catch_up_over_predictor"),
+    "learner on confluent-kafka labels/s": ("learner_fast", "feedback_per_second"),
+    "learner on confluent-kafka / its predictor": ("learner_fast", "over_predictor"),
+    "learner on confluent-kafka with its catch-up / its predictor": (
+        "learner_fast",
+        "with_catch_up_over_predictor",
+    ),
     "predictor RSS growth after warm-up (MiB)": ("memory", "growth_after_warm_up_mib"),
     "load average before": ("load_before", 0),
     "CPUs busy": ("cpu_busy_share",),
@@ -72,6 +82,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "p99_ms",
                 "missing_after_drain",
                 "loop_cpu_us_per_event",
+                "predictor_cpu_us_per_event",
                 *_MEASUREMENT_CPU,
             ):
                 values = [_latency(run, load, q, part) for run in runs]

@@ -123,9 +123,16 @@ def naive(stage: Stage, stream: str, events: int) -> dict[str, Any]:
     return _rate(stage, topic, events)
 
 
-def meander(stage: Stage, stream: str, events: int, timeout: float = 600.0) -> dict[str, Any]:
-    """``meander run predictor`` as its own process, from its first prediction to the last."""
-    return _predictor(stage, stream, events, timeout, {})
+def meander(
+    stage: Stage,
+    stream: str,
+    events: int,
+    timeout: float = 600.0,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``meander run predictor`` as its own process, from its first prediction to the last
+    (``env``: settings of its own, such as the Kafka client)."""
+    return _predictor(stage, stream, events, timeout, env or {})
 
 
 def meander_exactly_once(
