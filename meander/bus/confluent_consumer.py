@@ -59,13 +59,13 @@ class ConfluentConsumer(Consumer):
         if max_records > 1:
             polled += self._consumer.consume(max_records - 1, 0)
         messages: list[Message] = []
-        positions = self._positions
+        last: dict[tuple[str, int], int] = {}  # plain tuples: a NamedTuple per record costs
         for record in polled:
-            error = record.error()
-            if error is not None:
-                _log_error(error)
+            if record.error() is not None:
+                _log_error(record.error())
                 continue
             topic, partition, offset = record.topic(), record.partition(), record.offset()
+            headers = record.headers()
             messages.append(
                 Message(
                     topic,
@@ -73,11 +73,13 @@ class ConfluentConsumer(Consumer):
                     offset,
                     record.key(),
                     record.value(),
-                    tuple(record.headers() or ()),
+                    tuple(headers) if headers else (),
                     record.timestamp()[1],
                 )
             )
-            positions[TopicPartition(topic, partition)] = offset + 1
+            last[topic, partition] = offset
+        for (topic, partition), offset in last.items():
+            self._positions[TopicPartition(topic, partition)] = offset + 1
         return messages
 
     def commit(

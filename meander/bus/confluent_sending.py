@@ -38,7 +38,7 @@ class ConfluentSending(Sending):
         self._records = records
         self._bootstrap = bootstrap
         self._timeout = timeout
-        self._delivered: list[Delivered | None] = [None] * len(records)
+        self._delivered: list[Any] = [None] * len(records)  # librdkafka's messages
         self._errors: dict[int, KafkaError] = {}
         self._handed = 0  # records before this position are in the producer's queue
         self._pending = len(records)  # records whose delivery callback has not run yet
@@ -65,9 +65,7 @@ class ConfluentSending(Sending):
 
     def _on_delivery(self, position: int, error: KafkaError | None, message: Any) -> None:
         if error is None:
-            self._delivered[position] = Delivered(
-                message.topic(), message.partition(), message.offset()
-            )
+            self._delivered[position] = message  # made a Delivered only if one is asked for
         else:
             self._errors[position] = error
         self._pending -= 1
@@ -96,7 +94,7 @@ class ConfluentSending(Sending):
         if self._errors:
             position = min(self._errors)
             raise delivery_error(self._records[position], position, self._errors[position])
-        return self._delivered  # type: ignore[return-value]  # every one delivered
+        return [Delivered(m.topic(), m.partition(), m.offset()) for m in self._delivered]
 
 
 def delivery_error(record: Record, position: int, error: KafkaError) -> BusError:
