@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,9 +23,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from meander.bus.base import (
-    Bus,
     Consumer,
-    Delivered,
     Record,
     Sending,
     TopicPartition,
@@ -36,14 +33,15 @@ from meander.bus.base import (
 from meander.bus.confluent_consumer import ConfluentConsumer, log_client_error, on_commit
 from meander.bus.confluent_sending import ConfluentSending
 from meander.bus.confluent_transactions import ConfluentTransactional
-from meander.bus.reach import reachable, unavailable
-from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
+from meander.bus.kafka_cluster import ClusterBus
+from meander.bus.reach import unavailable
+from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["ConfluentBus"]
 
 
-class ConfluentBus(Bus):
+class ConfluentBus(ClusterBus):
     """A bus on an Apache Kafka cluster, through confluent-kafka."""
 
     def __init__(
@@ -61,13 +59,15 @@ class ConfluentBus(Bus):
         read_committed: bool = False,
         transaction_timeout: float = 10.0,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.instance_id = instance_id
-        self.timeout = timeout
-        self.max_message_bytes = max_message_bytes
-        self.topic_limits = dict(topic_limits or {})
-        largest = max([max_message_bytes, *self.topic_limits.values()])
-        self.time_window = TimeWindow(max_ahead_seconds)
+        super().__init__(
+            bootstrap,
+            instance_id=instance_id,
+            timeout=timeout,
+            max_message_bytes=max_message_bytes,
+            topic_limits=topic_limits,
+            max_ahead_seconds=max_ahead_seconds,
+        )
+        largest = self.largest
         timeout_ms = int(timeout * 1000)
         self._common: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
@@ -104,17 +104,14 @@ class ConfluentBus(Bus):
             **(consumer_options or {}),
         }
         self._transaction_timeout_ms = int(transaction_timeout * 1000)
-        if not reachable(bootstrap, timeout):
-            raise unavailable(bootstrap, timeout)
         self._admin = AdminClient({**self._common})
         self._producer: Producer | None = None
         self._producer_lock = threading.Lock()
-        self._known_topics: dict[str, int] = {}  # topic -> partitions, as last described
 
     def create_topics(
         self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
     ) -> None:
-        missing = {name: n for name, n in topics.items() if not self._exists(name)}
+        missing = self._missing(topics)
         if not missing:
             return
         configs = configs or {}
@@ -130,27 +127,7 @@ class ConfluentBus(Bus):
                     raise BusError(f"could not create topics {sorted(missing)}: {error}") from error
             except TimeoutError as error:
                 raise unavailable(self.bootstrap, self.timeout) from error
-        # The controller answers once it created them; the metadata the clients read catches up
-        # a moment later.
-        deadline = time.monotonic() + self.timeout
-        for name in missing:
-            while self._describe(name) is None:
-                if time.monotonic() > deadline:
-                    raise BusUnavailable(
-                        f"Kafka at {self.bootstrap} created {name!r} but did not show it "
-                        f"within {self.timeout:.0f}s"
-                    )
-                time.sleep(0.05)
-        self._known_topics.update(missing)
-
-    def partitions(self, topic: str) -> int:
-        described = self._describe(topic)
-        if described is None:
-            raise unknown_topic(topic)
-        return described
-
-    def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
-        return self.send(records).wait(timeout or self.timeout)
+        self._shown(missing)
 
     def send(self, records: Sequence[Record]) -> Sending:
         self._check_known(records)
@@ -161,10 +138,8 @@ class ConfluentBus(Bus):
     def subscribe(
         self, topics: Sequence[str], group: str, *, from_beginning: bool = True
     ) -> Consumer:
-        # A static member (KIP-345): its restart takes its place and partitions back at once.
-        static = (
-            {} if self.instance_id is None else {"group.instance.id": f"{self.instance_id}-{group}"}
-        )
+        member = self._member(group)
+        static = {} if member is None else {"group.instance.id": member}
         consumer = self._consumer(group, from_beginning, on_commit=on_commit(group), **static)
         consumer.subscribe(topics)
         return consumer
@@ -179,9 +154,7 @@ class ConfluentBus(Bus):
         )
 
     def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
-        for topic in {p.topic for p in partitions}:
-            if not self._exists(topic):
-                raise unknown_topic(topic)
+        self._check_exist(p.topic for p in partitions)
         # librdkafka wants a group even to read alone; this one is never joined nor committed to.
         consumer = self._consumer(None, True, **{"group.id": f"meander-assign-{uuid.uuid4().hex}"})
         consumer.assign_partitions(partitions)
@@ -191,12 +164,6 @@ class ConfluentBus(Bus):
         if self._producer is not None:
             self._producer.flush(self.timeout)
             self._producer = None
-
-    def problem(self) -> str | None:
-        """Why this bus cannot publish now (the broker unreachable), or None."""
-        if not reachable(self.bootstrap, min(self.timeout, 2.0)):
-            return f"no Kafka broker answers at {self.bootstrap}"
-        return None
 
     def _consumer(
         self, group: str | None, from_beginning: bool, **options: Any
@@ -256,15 +223,7 @@ class ConfluentBus(Bus):
                 if not self._exists(topic) or partition >= self._known_topics[topic]:
                     raise BusError(f"{topic} has no partition {partition} (has {count})")
 
-    def _exists(self, topic: str) -> bool:
-        if topic not in self._known_topics:
-            count = self._describe(topic)
-            if count is not None:
-                self._known_topics[topic] = count
-        return topic in self._known_topics
-
-    def _describe(self, topic: str) -> int | None:
-        """How many partitions ``topic`` has, None when it does not exist."""
+    def _partition_count(self, topic: str) -> int | None:
         (future,) = self._admin.describe_topics(
             TopicCollection([topic]), request_timeout=self.timeout
         ).values()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,21 +26,19 @@ from kafka.errors import (
 )
 
 from meander.bus.base import (
-    Bus,
     Consumer,
-    Delivered,
     Record,
     Sending,
     TopicPartition,
     Transactional,
-    unknown_topic,
 )
+from meander.bus.kafka_cluster import ClusterBus
 from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
 from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
 from meander.bus.kafka_transactions import KafkaTransactional
-from meander.bus.reach import reachable, unavailable
-from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
+from meander.bus.reach import unavailable
+from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["KafkaBus", "KafkaSending"]
@@ -51,7 +48,7 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 NEVER_GIVE_UP_MS = 2**31 - 1  # the Java client's largest delivery.timeout.ms, ~24.8 days
 
 
-class KafkaBus(Bus):
+class KafkaBus(ClusterBus):
     """A bus on an Apache Kafka cluster."""
 
     def __init__(
@@ -69,13 +66,15 @@ class KafkaBus(Bus):
         read_committed: bool = False,
         transaction_timeout: float = 10.0,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.instance_id = instance_id
-        self.timeout = timeout
-        self.max_message_bytes = max_message_bytes
-        self.topic_limits = dict(topic_limits or {})
-        largest = max([max_message_bytes, *self.topic_limits.values()])
-        self.time_window = TimeWindow(max_ahead_seconds)
+        super().__init__(
+            bootstrap,
+            instance_id=instance_id,
+            timeout=timeout,
+            max_message_bytes=max_message_bytes,
+            topic_limits=topic_limits,
+            max_ahead_seconds=max_ahead_seconds,
+        )
+        largest = self.largest
         timeout_ms = int(timeout * 1000)
         self._common = {
             "bootstrap_servers": bootstrap.split(","),
@@ -113,19 +112,15 @@ class KafkaBus(Bus):
             **(consumer_options or {}),
         }
         self._transaction_timeout_ms = int(transaction_timeout * 1000)
-        if not reachable(bootstrap, timeout):
-            # Fail here, before kafka-python: its failed bootstrap leaves sockets open.
-            raise unavailable(bootstrap, timeout)
         self._admin = _connect(KafkaAdminClient, bootstrap, **self._common)
         self._producer: KafkaProducer | None = None
         self._keyless = itertools.count()  # the partition of the next send's keyless records
         self._producer_lock = threading.Lock()
-        self._known_topics: set[str] = set()
 
     def create_topics(
         self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
     ) -> None:
-        missing = {name: n for name, n in topics.items() if not self._exists(name)}
+        missing = self._missing(topics)
         if not missing:
             return
         configs = configs or {}
@@ -139,27 +134,7 @@ class KafkaBus(Bus):
             pass  # another process created it between our look and our request
         except KafkaError as error:
             raise BusError(f"could not create topics {sorted(missing)}: {error}") from error
-        # The controller answers once it created them; the broker's metadata, which describe
-        # and the clients read, catches up a moment later.
-        deadline = time.monotonic() + self.timeout
-        for name in missing:
-            while self._describe(name) is None:
-                if time.monotonic() > deadline:
-                    raise BusUnavailable(
-                        f"Kafka at {self.bootstrap} created {name!r} but did not show it "
-                        f"within {self.timeout:.0f}s"
-                    )
-                time.sleep(0.05)
-        self._known_topics.update(missing)
-
-    def partitions(self, topic: str) -> int:
-        described = self._describe(topic)
-        if described is None:
-            raise unknown_topic(topic)
-        return len(described["partitions"])
-
-    def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
-        return self.send(records).wait(timeout or self.timeout)
+        self._shown(missing)
 
     def send(self, records: Sequence[Record]) -> Sending:
         self._check_topics(records)
@@ -184,10 +159,8 @@ class KafkaBus(Bus):
     def subscribe(
         self, topics: Sequence[str], group: str, *, from_beginning: bool = True
     ) -> Consumer:
-        # A static member (KIP-345): its restart takes its place and partitions back at once.
-        static = (
-            {} if self.instance_id is None else {"group_instance_id": f"{self.instance_id}-{group}"}
-        )
+        member = self._member(group)
+        static = {} if member is None else {"group_instance_id": member}
         consumer = self._consumer(group_id=group, from_beginning=from_beginning, **static)
         consumer.subscribe(list(topics))
         return KafkaGroupConsumer(consumer, group, self._prober, join_timeout=self.timeout)
@@ -204,9 +177,7 @@ class KafkaBus(Bus):
         )
 
     def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
-        for topic in {p.topic for p in partitions}:
-            if not self._exists(topic):
-                raise unknown_topic(topic)
+        self._check_exist(p.topic for p in partitions)
         consumer = self._consumer(group_id=None, from_beginning=True)
         consumer.assign([KafkaTopicPartition(*p) for p in partitions])
         return KafkaGroupConsumer(consumer, None, self._prober)
@@ -266,9 +237,11 @@ class KafkaBus(Bus):
         _close_failed(producer)
 
     def problem(self) -> str | None:
-        """Why this bus cannot publish now (the broker unreachable), or None."""
-        if not reachable(self.bootstrap, min(self.timeout, 2.0)):
-            return f"no Kafka broker answers at {self.bootstrap}"
+        """Why this bus cannot publish now (the broker unreachable, the producer failed), or
+        None."""
+        unreachable = super().problem()
+        if unreachable is not None:
+            return unreachable
         producer = self._producer
         if producer is not None and failed(producer):
             return f"the Kafka producer failed: {_last_error(producer)}"
@@ -292,9 +265,7 @@ class KafkaBus(Bus):
         self._check_topics(records)
 
     def _check_topics(self, records: Sequence[Record]) -> None:
-        for topic in {record.topic for record in records}:
-            if not self._exists(topic):
-                raise unknown_topic(topic)
+        self._check_exist(record.topic for record in records)
 
     def _write(self, producer: KafkaProducer, records: Sequence[Record]) -> list[Placed]:
         """``records`` placed on their partitions and written as record batches."""
@@ -311,12 +282,7 @@ class KafkaBus(Bus):
         # to split one (it cannot split a batch written whole).
         return min(int(self._producer_options["batch_size"]), self.max_message_bytes)
 
-    def _exists(self, topic: str) -> bool:
-        if topic not in self._known_topics and self._describe(topic) is not None:
-            self._known_topics.add(topic)
-        return topic in self._known_topics
-
-    def _describe(self, topic: str) -> dict[str, Any] | None:
+    def _partition_count(self, topic: str) -> int | None:
         try:
             (described,) = self._admin.describe_topics([topic])
         except KafkaError as error:
@@ -325,7 +291,7 @@ class KafkaBus(Bus):
             ) from error
         if described["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
             return None
-        return dict(described)
+        return len(described["partitions"])
 
 
 def failed(producer: KafkaProducer) -> bool:
