@@ -138,7 +138,7 @@ class LearningSettings(_Section):
         default=100,
         description="labels learned between two model snapshots for predictors (a stale copy "
         "serves a drifting stream worse: 500 cost 0.012 accuracy on an incremental drift); a "
-        "model whose snapshot is over publish_every KB waits for a label per KB",
+        "model whose snapshot is big waits for a label per 500 bytes of it",
     )
     replay_window: PositiveInt = Field(
         default=1_000,

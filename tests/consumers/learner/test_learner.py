@@ -381,8 +381,8 @@ def test_a_snapshot_follows_learning_and_a_big_model_learns_in_proportion_to_its
         big.learn_one({f"x{i}": rng.random() for i in range(5)}, rng.random() < 0.5)
     state.models[champion] = big
     assert shared(1) == 1
-    # ~100 KB: its next snapshot waits for ~100 labels, unless a decision was just made.
-    assert shared(1) == 0 and shared(30) == 0
+    # ~160 KB: its next snapshot waits for ~320 labels, unless a decision was just made.
+    assert shared(1) == 0 and shared(200) == 0
     assert shared(1, decided=True) == 1
     assert shared(1) == 0 and shared(1_000) == 1
 
