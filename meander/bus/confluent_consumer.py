@@ -12,14 +12,15 @@ librdkafka differs from the Java client (and kafka-python) in two ways the contr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
 from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import TopicPartition as LibrdkafkaPartition
 
-from meander.bus.base import Consumer, Message, TopicPartition, not_assigned
+from meander.bus.base import Message, TopicPartition, not_assigned
+from meander.bus.member import GroupMember
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["ConfluentConsumer"]
@@ -29,7 +30,7 @@ _LATEST = -1  # the timestamp that asks ListOffsets for a partition's end
 T = TypeVar("T")
 
 
-class ConfluentConsumer(Consumer):
+class ConfluentConsumer(GroupMember):
     """A confluent-kafka consumer behind the bus contract."""
 
     def __init__(
@@ -130,22 +131,11 @@ class ConfluentConsumer(Consumer):
         self._positions[partition] = offset
 
     def group_metadata(self) -> Any:
-        """The member's group, generation and id, with which a transaction commits offsets (a
-        member that lost its partitions in a rebalance cannot commit them)."""
         return self._consumer.consumer_group_metadata()
 
-    def rewind_to_committed(self, partitions: Iterable[TopicPartition]) -> None:
-        """Read each of ``partitions`` still assigned again from the group's committed offset
-        (from where a partition with none starts)."""
-        assigned = self.assignment()
-        for partition in partitions:
-            if partition not in assigned:
-                continue  # its new owner reads on from the committed offset
-            committed = self.committed(partition)
-            if committed is None:
-                low, high = self._watermarks(partition, cached=False)
-                committed = low if self._from_beginning else high
-            self.seek(partition, committed)
+    def _seek_to_start(self, partition: TopicPartition) -> None:
+        low, high = self._watermarks(partition, cached=False)
+        self.seek(partition, low if self._from_beginning else high)
 
     def position(self, partition: TopicPartition) -> int:
         known = self._positions.get(partition)  # only assigned partitions are kept here

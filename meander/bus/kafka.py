@@ -247,7 +247,7 @@ class KafkaBus(ClusterBus):
             return f"the Kafka producer failed: {_last_error(producer)}"
         return None
 
-    def _transactional_producer(self, *, transactional_id: str) -> KafkaProducer:
+    def _transactional_producer(self, transactional_id: str) -> KafkaProducer:
         options = {
             **self._producer_options,
             # A transaction is aborted after its timeout anyway: a record is given up on (and

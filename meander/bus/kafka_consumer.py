@@ -8,7 +8,7 @@ and a member stepped without waiting then fetches for good while every commit is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer
@@ -16,7 +16,8 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import CorruptRecordError, IllegalStateError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from meander.bus.base import UNREADABLE, Consumer, Message, TopicPartition, not_assigned
+from meander.bus.base import UNREADABLE, Message, TopicPartition, not_assigned
+from meander.bus.member import GroupMember
 from meander.exceptions import BusError
 
 __all__ = ["KafkaGroupConsumer", "finish_join"]
@@ -50,7 +51,7 @@ def finish_join(consumer: KafkaConsumer, timeout: float) -> None:
     coordinator.ensure_active_group(timeout_ms=int(timeout * 1000))
 
 
-class KafkaGroupConsumer(Consumer):
+class KafkaGroupConsumer(GroupMember):
     """A kafka-python consumer behind the bus contract."""
 
     def __init__(
@@ -143,24 +144,13 @@ class KafkaGroupConsumer(Consumer):
             raise not_assigned(partition) from error
 
     def group_metadata(self) -> Any:
-        """The member's group, generation and id, with which a transaction commits offsets (a
-        member that lost its partitions in a rebalance cannot commit them)."""
         return self._consumer.group_metadata()
 
-    def rewind_to_committed(self, partitions: Iterable[TopicPartition]) -> None:
-        """Read each of ``partitions`` still assigned again from the group's committed offset
-        (from where a partition with none starts)."""
-        assigned = self.assignment()
-        for partition in partitions:
-            if partition not in assigned:
-                continue  # its new owner reads on from the committed offset
-            committed = self.committed(partition)
-            if committed is not None:
-                self.seek(partition, committed)
-            elif self._consumer.config["auto_offset_reset"] == "earliest":
-                self._consumer.seek_to_beginning(KafkaTopicPartition(*partition))
-            else:
-                self._consumer.seek_to_end(KafkaTopicPartition(*partition))
+    def _seek_to_start(self, partition: TopicPartition) -> None:
+        if self._consumer.config["auto_offset_reset"] == "earliest":
+            self._consumer.seek_to_beginning(KafkaTopicPartition(*partition))
+        else:
+            self._consumer.seek_to_end(KafkaTopicPartition(*partition))
 
     def position(self, partition: TopicPartition) -> int:
         try:
