@@ -2,6 +2,8 @@
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN      = $(VENV)/bin
+# make test: two pytest-xdist workers (the CI machine has 2 cores), each with its own Kafka and Redis
+TEST_WORKERS ?= 2
 STAMP    = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO     = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -38,7 +40,7 @@ demo: install ## Run the demo on the embedded backends (no servers needed)
 	PYTHONHASHSEED=0 $(BIN)/meander demo
 
 test: install system-deps ## Run every test; starts a real Kafka broker and a real Redis
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install ## ruff (lint + format check), mypy and the import contracts (lint-imports)
 	$(BIN)/ruff check .

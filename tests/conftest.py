@@ -1,4 +1,9 @@
-"""Session fixtures for the real backends: one Kafka broker and one Redis server per test run.
+"""Session fixtures for the real backends: one Kafka broker and one Redis server per test process.
+
+``make test`` runs two pytest-xdist workers, each with its own broker and Redis, and hands each
+test module whole to one of them (``--dist loadfile``): the tests of a module run in their order
+and share its module fixtures, and a module that restarts servers of its own does it on one
+worker.
 
 They use the servers named by MEANDER_KAFKA_BOOTSTRAP / MEANDER_REDIS_URL when set, and
 otherwise start their own on free loopback ports and stop them at the end. When a server cannot
@@ -49,10 +54,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[FUZZED] = {}
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, hand the fuzz counts to the controller, which prints them."""
+    if (output := getattr(session.config, "workeroutput", None)) is not None:
+        output["fuzzed"] = session.config.stash.get(FUZZED, {})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Add up what each pytest-xdist worker fuzzed (``make test`` runs two workers)."""
+    fuzzed = node.config.stash[FUZZED]
+    for what, count in getattr(node, "workeroutput", {}).get("fuzzed", {}).items():
+        fuzzed[what] = fuzzed.get(what, 0) + count
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """How many cases the fuzz suites ran, at the end of every run that ran them."""
     if fuzzed := config.stash.get(FUZZED, {}):
-        cases = ", ".join(f"{count:,} {what}" for what, count in fuzzed.items())
+        cases = ", ".join(f"{count:,} {what}" for what, count in sorted(fuzzed.items()))
         terminalreporter.write_line(f"fuzzing: {cases} ({sum(fuzzed.values()):,} cases)")
 
 
