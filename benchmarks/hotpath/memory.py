@@ -22,14 +22,19 @@ def _publish(stage: Stage, stream: str, events: int) -> None:
 
 
 def resident_memory(
-    stage: Stage, stream: str, events: int, timeout: float = 3_600.0
+    stage: Stage,
+    stream: str,
+    events: int,
+    timeout: float = 3_600.0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """RSS samples (MiB, one a second) of the predictor while it scores ``events`` events."""
+    """RSS samples (MiB, one a second) of the predictor while it scores ``events`` events
+    (``env``: settings of its own, such as the Kafka client)."""
     config = stage.config(stream)
     context = multiprocessing.get_context("spawn")
     publisher = context.Process(target=_publish, args=(stage, stream, events))
     publisher.start()
-    predictor = stage.spawn("predictor", config)
+    predictor = stage.spawn("predictor", config, env)
     peeker = stage.peeker()
     started = time.monotonic()
     series: list[tuple[float, int, float]] = []

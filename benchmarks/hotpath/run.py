@@ -188,16 +188,21 @@ def _parts(
 
     if quick and memory_events is None:
         return
-    memory_stream = f"hotpath-{run}-memory"
-    stage.prepare(memory_stream)
     total = memory_events or MEMORY_EVENTS
-    results["memory"] = memory.resident_memory(stage, memory_stream, total)
-    found = results["memory"]
-    _say(
-        f"predictor RSS over {total:,} events: {found['warm_up_rss_mib']} MiB warm, "
-        f"{found['end_rss_mib']} MiB at the end (peak {found['peak_rss_mib']} MiB)",
-        f"python -m benchmarks --only hotpath --memory-events {total}",
-    )
+    for part, who, env in (
+        ("memory", "predictor", {}),
+        ("memory_fast", "on confluent-kafka", FAST),
+    ):
+        if env and not fast:
+            continue
+        memory_stream = f"hotpath-{run}-{part}"
+        stage.prepare(memory_stream)
+        found = results[part] = memory.resident_memory(stage, memory_stream, total, env=env)
+        _say(
+            f"{who} RSS over {total:,} events: {found['warm_up_rss_mib']} MiB warm, "
+            f"{found['end_rss_mib']} MiB at the end (peak {found['peak_rss_mib']} MiB)",
+            f"python -m benchmarks --only hotpath --memory-events {total}",
+        )
 
 
 FAST = {"MEANDER_KAFKA_CLIENT": "confluent-kafka"}

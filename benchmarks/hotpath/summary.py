@@ -44,6 +44,10 @@ FIGURES: dict[str, tuple[str | int, ...]] = {
         "with_catch_up_over_predictor",
     ),
     "predictor RSS growth after warm-up (MiB)": ("memory", "growth_after_warm_up_mib"),
+    "predictor on confluent-kafka RSS growth after warm-up (MiB)": (
+        "memory_fast",
+        "growth_after_warm_up_mib",
+    ),
     "load average before": ("load_before", 0),
     "CPUs busy": ("cpu_busy_share",),
 }
