@@ -175,14 +175,16 @@ def test_the_loop_closes_itself_on_kafka_and_redis(
     ]
     assert any(DRIFT_AT <= at < DRIFT_AT + 1_000 for at in drift_alerts), drift_alerts
 
-    # The champion now serving was trained for a retrain request made after the change,
-    # raced, validated by the gate and promoted over the champion it was trained from.
+    # The champion now serving was trained for a retrain request on the champion it replaced,
+    # raced, validated by the gate and promoted over it. The request may precede the change: a
+    # challenger already racing then keeps racing while it leads (a drift does not end its race),
+    # and it learns the new concept as it races.
     by_id = dict(models)
     new, parent = lineage[0], lineage[1]
     assert new.status == "champion" and new.parent == parent.version
     request = by_id[new.cause["request"]]
     assert isinstance(request, ModelEvent) and request.action == "retrain_requested"
-    assert request.version == parent.version and index[request.at_event or ""] >= DRIFT_AT
+    assert request.version == parent.version
     assert new.training["replay"] == request.evidence["replay"]
     actions = defaultdict(list)
     for _, event in models:
