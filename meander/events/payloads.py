@@ -159,6 +159,10 @@ def decision(
     )
 
 
+_REASON_CHARS = 1_000  # a reason may quote what it rejects (a feature's name, a value)
+_HEADER_OVERHEAD = 16  # a header's place in the dead letter's JSON beside its name and value
+
+
 class DeadLetter(Payload):
     """A rejected message, kept whole with the reason, on ``meander.deadletter``."""
 
@@ -171,7 +175,10 @@ class DeadLetter(Payload):
     key_b64: str | None
     value_b64: str | None = Field(description="None when the value was null")
     size: int = Field(description="bytes of the original value")
-    truncated: bool = Field(description="True when value_b64 holds only the first bytes")
+    truncated: bool = Field(
+        description="True when the value, the key, a header or the reason holds only its first "
+        "bytes, or headers were left out, to keep the dead letter within the topic's limit"
+    )
     headers_b64: list[tuple[str, str | None]] = Field(description="None for a null value")
     rejected_at: datetime = Field(default_factory=_now)
 
@@ -182,23 +189,50 @@ class DeadLetter(Payload):
     def of(
         cls, message: Message, reason: str, component: str, keep_bytes: int = 256_000
     ) -> DeadLetter:
-        """The record of ``message``; an oversized value keeps its first ``keep_bytes``."""
+        """The record of ``message``. Its key, headers, value and reason together keep at most
+        about ``keep_bytes`` of the original: any client can write a record whose key or
+        headers alone, base64-encoded, would not fit on the dead-letter topic, and one that
+        could not be dead-lettered would stop its reader for good. The key and the headers
+        keep up to a quarter of it (they are small in any record a person meant), the value
+        the rest, each from its first byte, and the reason its first 1,000 characters;
+        ``truncated`` says when anything was cut."""
 
         def b64(raw: bytes | None) -> str | None:
             return None if raw is None else base64.b64encode(raw).decode("ascii")
 
+        cut = len(reason) > _REASON_CHARS
+        reason = reason[:_REASON_CHARS] + "..." if cut else reason
+        side = keep_bytes // 4
+        key = message.key
+        if key is not None and len(key) > side:
+            key, cut = key[:side], True
+        side -= 0 if key is None else len(key)
+        headers: list[tuple[str, str | None]] = []
+        for name, raw in message.headers:
+            name_bytes = len(name.encode("utf-8", "replace")) + _HEADER_OVERHEAD
+            if name_bytes > side:
+                cut = True
+                break
+            side -= name_bytes
+            if raw is not None and len(raw) > side:
+                raw, cut = raw[:side], True
+            side -= 0 if raw is None else len(raw)
+            headers.append((name, b64(raw)))
         value = message.value
+        room = keep_bytes - (keep_bytes // 4 - side)  # what the key and headers left
+        if value is not None and len(value) > room:
+            cut = True
         return cls(
             reason=reason,
             component=component,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key_b64=b64(message.key),
-            value_b64=None if value is None else b64(value[:keep_bytes]),
+            key_b64=b64(key),
+            value_b64=None if value is None else b64(value[:room]),
             size=0 if value is None else len(value),
-            truncated=value is not None and len(value) > keep_bytes,
-            headers_b64=[(name, b64(raw)) for name, raw in message.headers],
+            truncated=cut,
+            headers_b64=headers,
         )
 
     def original_value(self) -> bytes | None:

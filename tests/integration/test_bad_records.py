@@ -10,12 +10,14 @@ class cost the labels after it; any client could make predictors pass an event b
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import orjson
 import pytest
 from kafka import KafkaProducer
 from river import linear_model, preprocessing
@@ -166,6 +168,30 @@ def test_null_values_null_headers_and_unreadable_records_cost_only_themselves(si
         site.send(record)
     site.run_until(lambda: site.learner.handled_labels >= 6, "the learner to take every label")
     assert site.learner.state is not None and site.learner.state.labels == 6
+
+
+def test_records_too_big_to_dead_letter_whole_cost_only_themselves(site: Site) -> None:
+    """A dead letter keeps the key, the headers, the value and the reason, base64-encoded: each
+    of these records made one over the topic's limit (1.2-1.4 MB of 1 MB), the predictor's step
+    raised MessageTooLarge for good, and no event after it was predicted."""
+    event = site.event("bad")
+    site.send(site.event("g0"))
+    site.send(event, key=b"k" * 600_000, value=b"y" * 300_000)
+    site.send(event, headers=[*event.headers, ("junk", b"z" * 900_000)], value=b"nope")
+    site.send(event, headers=[*event.headers, *[("j", b"")] * 150_000], value=b"nope")
+    unknown = {"id": "bad", "features": {"a" * 700_000: 1.0}}  # the reason quotes its name
+    site.send(event, value=orjson.dumps(unknown), headers=[])
+    site.send(site.event("g1"))
+
+    site.run_until(lambda: site.predictor.handled >= 6, "the predictor to handle every record")
+
+    assert sorted(site.champion_predictions()) == ["g0", "g1"]
+    letters = site.letters()
+    assert [(d.offset, d.truncated) for d in letters] == [(o, True) for o in (1, 2, 3, 4)]
+    assert base64.b64decode(letters[0].key_b64 or "").startswith(b"kkkk")
+    kept = [(name, base64.b64encode(raw).decode()) for name, raw in event.headers if raw]
+    assert letters[1].headers_b64[: len(kept)] == kept
+    assert letters[3].reason.startswith("unknown feature 'aaaa") and len(letters[3].reason) < 1_100
 
 
 def test_a_label_of_no_class_of_the_stream_costs_only_itself(site: Site) -> None:

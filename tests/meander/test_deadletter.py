@@ -77,3 +77,25 @@ def test_a_value_too_large_to_keep_whole_is_truncated_and_says_so() -> None:
     payload = decode(letter).payload
     assert isinstance(payload, DeadLetter)
     assert (payload.size, payload.truncated, len(payload.original_value())) == (9_000, True, 5_000)
+
+
+def test_a_key_headers_or_a_reason_too_large_to_keep_whole_are_cut_to_fit() -> None:
+    """Any client can write a record whose key or headers alone would not fit, base64-encoded,
+    on the dead-letter topic: each part is cut so the whole dead letter does."""
+    bus = MemoryBus(MemoryBroker(), max_message_bytes=10_000)
+    bus.create_topics({topics.DEADLETTER: 1})
+    headers = (("ce_id", b"e1"), ("junk", b"z" * 9_000), *[("j", b"")] * 2_000)
+    records = [
+        (Message("s.events", 0, 0, b"k" * 9_000, b"v" * 9_000, (), 0), "a big key"),
+        (Message("s.events", 0, 1, b"k", b"v", headers, 0), "big headers"),
+        (Message("s.events", 0, 2, None, b"v", (), 0), "unknown feature '" + "a" * 9_000),
+    ]
+    DeadLetters(bus, component="test").send(records)
+    letters = [decode(m).payload for m in read_all(bus, topics.DEADLETTER, 3)]
+    assert all(isinstance(p, DeadLetter) and p.truncated for p in letters)
+    key, many, reason = letters
+    assert isinstance(key, DeadLetter) and isinstance(many, DeadLetter)
+    assert isinstance(reason, DeadLetter)
+    assert (len(key.original_value() or b""), key.size) == (5_000 - 1_250, 9_000)
+    assert many.headers_b64[0] == ("ce_id", "ZTE=") and many.original_value() == b"v"
+    assert len(reason.reason) == 1_003 and reason.original_value() == b"v"
