@@ -119,7 +119,10 @@ def _paced(runtime: Runtime, stage: Stage, stream: str, events: int, rate: float
 def _learner(runtime: Runtime, stage: Stage, stream: str, events: int) -> None:
     stage.publish_events(stream, 0, events)
     predictor = Predictor(runtime, runtime.settings.streams[0])
-    steps(predictor, lambda: predictor.handled >= events)
+    # Joining the group takes longer than five idle steps on confluent-kafka: without this
+    # wait no event was scored, and the learner was profiled with no prediction to join.
+    predictor.step(5.0)
+    steps(predictor, lambda: predictor.handled >= events, idle_limit=50)
     predictor.close()
     stage.publish_feedback(stream, 0, events)
     learner = Learner(runtime, runtime.settings.streams[0])

@@ -183,6 +183,19 @@ class ConfluentBus(ClusterBus):
             from_beginning=from_beginning,
             bootstrap=self.bootstrap,
             timeout=self.timeout,
+            prober=self._prober,
+        )
+
+    def _prober(self) -> LibrdkafkaConsumer:
+        """A client for offset requests alone: never assigned, it never fetches (librdkafka wants
+        a group even so; this one is never joined). It reads as the consumers do: the last
+        stable offset is the end when they read committed records."""
+        return LibrdkafkaConsumer(
+            {
+                **self._common,
+                **self._consumer_options,
+                "group.id": f"meander-probe-{uuid.uuid4().hex}",
+            }
         )
 
     def _ensure_producer(self) -> Producer:
