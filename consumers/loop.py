@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from meander.bus import Record
-from meander.component import Component, drain
+from meander.component import Component, drain, freeze_heap
 from meander.config import StreamConfig
 from meander.runtime import Runtime
 
@@ -55,9 +55,17 @@ class Loop:
             self.after_labels.append(self.monitor)
         self.events = self.labels = 0
         self._nudge = 0.05 if runtime.settings.uses_kafka else 0.0
+        self._frozen = False
 
     def feed(self, events: Sequence[Record], labels: Sequence[Record]) -> None:
         """Publish ``events``, score them, publish ``labels``, and let the loop react."""
+        if not self._frozen:
+            # As a component process does after its first busy round: the libraries, clients
+            # and components alive now are left out of later full collections, each of which
+            # went over them all (some 130,000 objects: 24 us an event of a 5,000-event loop
+            # racing nothing, 57 us of one racing four challengers).
+            freeze_heap()
+            self._frozen = True
         if events:
             self.runtime.bus.publish(events)
             self.events += len(events)

@@ -6,6 +6,7 @@ runs once for the module on the embedded backends, and each test reads what it l
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,3 +136,38 @@ def test_the_new_champion_serves_after_its_promotion_and_serves_better(run: Run)
 
     assert promoted.version in {p.version for p in served.values()}  # hot-swapped in the loop
     assert accuracy(EVENTS - 500, EVENTS) > accuracy(CHANGE, CHANGE + CHUNK)
+
+
+def test_the_loop_leaves_what_is_alive_before_its_first_feed_out_of_collections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    freezes: list[int] = []
+    freeze = gc.freeze
+
+    def counted() -> None:
+        freezes.append(gc.get_freeze_count())
+        freeze()
+
+    monkeypatch.setattr(gc, "freeze", counted)
+    source = synthetic("stagger", drift_every=1_000, seed=3)
+    stream = source.stream_config("frozen", candidates=[])
+    bus = MemoryBus(MemoryBroker())
+    bus.create_topics(topics.layout([stream]))
+    runtime = Runtime(Settings(streams=[stream]), bus, memory_store(fakeredis.FakeServer()))
+    gc.unfreeze()
+    try:
+        loop = Loop(runtime, stream, monitor=False)
+        publisher = Publisher("frozen")
+        samples = list(source.samples(300))
+        for start in range(0, 300, CHUNK):
+            loop.feed(*publisher.push(samples[start : start + CHUNK]))
+        loop.feed([], publisher.flush())
+
+        # Once, before the first feed (nothing was frozen yet), and the run went on as ever.
+        assert freezes == [0]
+        assert gc.get_freeze_count() > 10_000
+        assert loop.learner.state is not None and loop.learner.state.labels == 300
+        loop.close()
+    finally:
+        gc.unfreeze()
+        runtime.close()
