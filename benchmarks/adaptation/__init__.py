@@ -101,7 +101,12 @@ def main(
     for name, met, figures in targets(results):
         print(f"{'met' if met else 'NOT MET'}: {name} ({figures})")
     if "price" in out:
-        print(f"ARF(10) as the champion: {out['price']['times_plain']}x its plain cost")
+        cost = out["price"]
+        low, high = cost["times_plain_range"]
+        print(
+            f"ARF(10) as the champion: {cost['times_plain']}x its plain cost (median of"
+            f" {len(cost['pairs'])} interleaved pairs, {low}-{high})"
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=2) + "\n")
     return out

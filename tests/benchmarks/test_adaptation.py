@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import adaptation
+from benchmarks.adaptation import price
 from benchmarks.adaptation.baselines import BASELINES
 from benchmarks.adaptation.served import detection
 from benchmarks.adaptation.streams import CATALOGUE, QUICK, build
@@ -69,3 +70,28 @@ def test_a_tiny_suite_scores_every_baseline_and_the_loop(
     printed = capsys.readouterr().out
     assert "| stagger_recurring |" in printed and "| friedman_abrupt |" in printed
     assert {t["target"] for t in out["targets"]} >= {"loop >= 3x ARF's events/s on every stream"}
+
+
+def test_the_price_of_an_expensive_champion_is_the_median_of_interleaved_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    plain_speeds, loop_speeds = iter([600, 700, 500]), iter([500, 400, 250])
+
+    def plain(model: object, bench: object) -> dict[str, float]:
+        calls.append("plain")
+        return {"score": 0.9, "events_per_second": next(plain_speeds)}
+
+    def loop(bench: object, **options: object) -> dict[str, float]:
+        calls.append("loop")
+        assert options["candidates"] == []  # the champion is the only model the loop runs
+        return {"score": 0.9, "events_per_second": next(loop_speeds)}
+
+    monkeypatch.setattr(price, "prequential", plain)
+    monkeypatch.setattr(price.served, "run", loop)
+
+    cost = price.price(events=50, pairs=3)
+
+    assert calls == ["plain", "loop"] * 3  # each loop run right after its plain run
+    assert [p["times_plain"] for p in cost["pairs"]] == [1.2, 1.75, 2.0]
+    assert cost["times_plain"] == 1.75 and cost["times_plain_range"] == [1.2, 2.0]
