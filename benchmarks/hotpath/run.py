@@ -223,6 +223,18 @@ def _fast_predictor(stage: Stage, stream: str, n: int, command: str, rates: dict
         f"{rates['meander_fast_over_naive']}, /ceiling {rates['meander_fast_over_ceiling']}",
         command,
     )
+    # Exactly once on this client too, on events of its own, beside its at-least-once rate.
+    once = f"{stream}-once"
+    stage.prepare(once)
+    stage.publish_events(once, 0, n)
+    rates["meander_fast_exactly_once"] = throughput.meander_exactly_once(stage, once, n, env=FAST)
+    exactly = rates["meander_fast_exactly_once"]["events_per_second"]
+    rates["fast_exactly_once_over_at_least_once"] = round(exactly / fast, 2)
+    _say(
+        f"throughput meander on confluent-kafka exactly once: {exactly:,} events/s, "
+        f"{rates['fast_exactly_once_over_at_least_once']} of at least once",
+        command,
+    )
 
 
 def _learner(

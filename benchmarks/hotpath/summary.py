@@ -33,6 +33,15 @@ FIGURES: dict[str, tuple[str | int, ...]] = {
     "meander on confluent-kafka events/s": ("throughput", "meander_fast", "events_per_second"),
     "meander on confluent-kafka / naive": ("throughput", "meander_fast_over_naive"),
     "meander on confluent-kafka / ceiling": ("throughput", "meander_fast_over_ceiling"),
+    "meander on confluent-kafka exactly-once events/s": (
+        "throughput",
+        "meander_fast_exactly_once",
+        "events_per_second",
+    ),
+    "exactly-once / at-least-once on confluent-kafka": (
+        "throughput",
+        "fast_exactly_once_over_at_least_once",
+    ),
     "learner labels/s": ("learner", "feedback_per_second"),
     "learner / predictor": ("learner", "over_predictor"),
     "learner labels/s, with its catch-up": ("learner", "feedback_per_second_with_catch_up"),

@@ -136,11 +136,15 @@ def meander(
 
 
 def meander_exactly_once(
-    stage: Stage, stream: str, events: int, timeout: float = 600.0
+    stage: Stage,
+    stream: str,
+    events: int,
+    timeout: float = 600.0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The same with ``processing_guarantee = "exactly_once"``: each batch's predictions and
-    offsets in one Kafka transaction."""
-    guarantee = {"MEANDER_PROCESSING_GUARANTEE": "exactly_once"}
+    offsets in one Kafka transaction (``env``: settings of its own, such as the Kafka client)."""
+    guarantee = {**(env or {}), "MEANDER_PROCESSING_GUARANTEE": "exactly_once"}
     return _predictor(stage, stream, events, timeout, guarantee)
 
 
