@@ -254,7 +254,9 @@ def test_the_loop_survives_kills_and_outages_and_does_each_thing_once(
     # Every event predicted; exactly once to a read_committed reader.
     champion = champion_answers(predictions)
     missing = expected - champion.keys()
-    assert not missing, f"{len(missing)} events without a champion prediction"
+    assert not missing, (
+        f"{len(missing)} events without a champion prediction:\n{whereabouts(run, missing)}"
+    )
     repeated = {event: len(answers) for event, answers in champion.items() if len(answers) > 1}
     assert not repeated, f"{len(repeated)} events predicted more than once"
 
@@ -281,6 +283,36 @@ def test_the_loop_survives_kills_and_outages_and_does_each_thing_once(
     assert run.recoveries.keys() == {*COMPONENTS, "producer"}
 
 
+def whereabouts(run: Deployment, missing: set[str]) -> str:
+    """Where events without a prediction went: their records, the dead letters and any answer
+    to them (committed or not) that mention them, the predictors' commits and their logs."""
+    ids = sorted(missing)[:5]
+    found = []
+    with Runtime.open(run.settings, create_topics=False) as runtime:
+        settings = runtime.settings
+        for topic, committed in (
+            (topics.events(STREAM), False),
+            (topics.DEADLETTER, False),
+            (topics.predictions(STREAM), False),
+            (topics.predictions(STREAM), True),
+        ):
+            for message in records(settings, topic, committed=committed):
+                named = [i for i in ids if i.encode() in (message.value or b"")]
+                if named:
+                    found.append(
+                        f"{topic}[{message.partition}]@{message.offset}"
+                        f"{' (read committed)' if committed else ''}: {named} "
+                        f"headers {[(k, v) for k, v in message.headers if k != 'ce_data']}"
+                    )
+    offsets = group_offsets(run.kafka.bootstrap, f"meander-predictor-{STREAM}")
+    logs = {
+        name: process.child.output()[-2500:]
+        for name, process in run.processes.items()
+        if name.startswith("predictor")
+    }
+    return "\n".join([*found, f"committed: {offsets}", *(f"{n}: {o}" for n, o in logs.items())])
+
+
 def wait_until_learned(run: Deployment, timeout: float) -> int:
     """The labels the learner's checkpoint holds, once it holds them all (or the deadline)."""
     with Runtime.open(run.settings, create_topics=False) as runtime:
@@ -298,6 +330,11 @@ def wait_until_learned(run: Deployment, timeout: float) -> int:
 
 def read(settings: Settings, topic: str, *, committed: bool = False) -> list[Envelope]:
     """Every message of ``topic``, decoded; only committed transactions' when asked."""
+    return decode_batch(records(settings, topic, committed=committed))[0]
+
+
+def records(settings: Settings, topic: str, *, committed: bool = False) -> list[Message]:
+    """Every record of ``topic`` as read; only committed transactions' when asked."""
     assert settings.kafka_bootstrap is not None
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -305,7 +342,8 @@ def read(settings: Settings, topic: str, *, committed: bool = False) -> list[Env
         enable_auto_commit=False,
     )
     try:
-        partitions = [KafkaPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        found_partitions = consumer.partitions_for_topic(topic) or ()
+        partitions = [KafkaPartition(topic, p) for p in found_partitions]
         consumer.assign(partitions)
         consumer.seek_to_beginning()
         ends = consumer.end_offsets(partitions)
@@ -313,7 +351,7 @@ def read(settings: Settings, topic: str, *, committed: bool = False) -> list[Env
         deadline = time.monotonic() + 120
         while any(consumer.position(p) < ends[p] for p in partitions):
             assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for records in consumer.poll(timeout_ms=500).values():
+            for batch in consumer.poll(timeout_ms=500).values():
                 found += [
                     Message(
                         r.topic,
@@ -324,9 +362,9 @@ def read(settings: Settings, topic: str, *, committed: bool = False) -> list[Env
                         tuple(r.headers),
                         r.timestamp,
                     )
-                    for r in records
+                    for r in batch
                 ]
-        return decode_batch(found)[0]
+        return found
     finally:
         consumer.close()
 
