@@ -34,6 +34,10 @@ from meander.models.evaluation import PairedRace
 __all__ = ["RecentRace"]
 
 _COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
+# A classification event's outcome: which of the four counts it added one to.
+_BOTH_RIGHT, _CHALLENGER_ONLY, _BASELINE_ONLY, _BOTH_WRONG = (
+    tuple(float(i == j) for j in range(4)) for i in range(4)
+)
 _SCALE_DECAY = 0.99  # a regression race's error scale follows about its last hundred events
 
 
@@ -49,10 +53,29 @@ class RecentRace(PairedRace):
         self.scale = 0.0  # regression: the typical absolute error, which bounds d in [-1, 1]
 
     def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> None:
-        before = self._snapshot()
-        super().update(y_true, challenger_pred, baseline_pred)
+        if self.task == "regression":
+            before = self._snapshot()
+            super().update(y_true, challenger_pred, baseline_pred)
+            outcome = self._difference(before)
+        else:
+            # The one count that moves, as PairedRace.update moves it: every racing model of
+            # every label comes here, and reading all four counts before and after cost three
+            # times the update itself.
+            self.n += 1
+            if challenger_pred == y_true:
+                if baseline_pred == y_true:
+                    self.both_right += 1
+                    outcome = _BOTH_RIGHT
+                else:
+                    self.challenger_only += 1
+                    outcome = _CHALLENGER_ONLY
+            elif baseline_pred == y_true:
+                self.baseline_only += 1
+                outcome = _BASELINE_ONLY
+            else:
+                self.both_wrong += 1
+                outcome = _BOTH_WRONG
         self.seen += 1
-        outcome = self._difference(before)
         self._outcomes.append(outcome)
         self.better.update(self._d(outcome))
         if len(self._outcomes) > self.window:

@@ -24,7 +24,11 @@ def outcomes(task: str, count: int, seed: int = 5) -> list[Outcome]:
             (rng.gauss(0, 1), rng.choice([None, rng.gauss(0, 1)]), rng.gauss(0, 1))
             for _ in range(count)
         ]
-    return [(rng.randint(0, 2), rng.randint(0, 2), rng.randint(0, 2)) for _ in range(count)]
+    # A challenger that answered nothing (None) is wrong, as in PairedRace.
+    return [
+        (rng.randint(0, 2), rng.choice([None, rng.randint(0, 2)]), rng.randint(0, 2))
+        for _ in range(count)
+    ]
 
 
 Race = TypeVar("Race", bound=PairedRace)
