@@ -11,7 +11,7 @@ best go on to race the champion on live events.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -82,6 +82,7 @@ class Candidate:
     score: float
     source_version: int | None = None
     window: Window | None = None  # when it learned a part of the window only
+    copy: bool = False  # the same spec on the same labels as a candidate ranked before it
 
 
 def replay_window(
@@ -124,15 +125,31 @@ def candidates(
     know a concept that came back, are scored on those labels too. Candidates that saw no
     label keep their configured order: the stream's own spec first. Without ``fresh`` (the
     first tuning, where a new model of the stream's spec would only repeat the champion) the
-    configured candidates alone are built."""
+    configured candidates alone are built.
+
+    A spec is built once: two models of one spec that learned the same labels are one model
+    (the default search space holds the default champion's spec). A second one is a ``copy``
+    of the first, ranked beside it with its score, never warm-started: the trainer races
+    neither it nor anything in its place. At the first tuning a candidate of the champion's
+    own spec is left out, having learned what the champion learned."""
     recent = window[len(window) - since_change :] if since_change > 0 else []
     built: list[Candidate] = []
     specs = [("fresh", stream.model)] if fresh else []
+    left_out = set() if fresh or champion is None else {registry.get(champion).spec}
+    twins: dict[str, Candidate] = {}
     for origin, spec in specs + [("candidate", c) for c in stream.candidates]:
+        text = spec_text(spec)
+        if text in left_out:
+            continue
+        twin = twins.get(text)
+        if twin is not None:
+            built.append(replace(twin, origin=origin, copy=True))
+            continue
         model = build_model(spec)
         check_task(model, stream.task)
         score = _warm_start(model, recent, stream.task)
-        built.append(Candidate(model, spec_text(spec), origin, score, window=recent))
+        twins[text] = Candidate(model, text, origin, score, window=recent)
+        built.append(twins[text])
     # The two latest retired versions: the concepts most likely to come back, at a bounded cost.
     retired = [v for v in registry.versions() if v.status in ("retired", "rolled_back")]
     for past in retired[-2:]:

@@ -139,7 +139,8 @@ class Trainer(Component):
         since = int(request.evidence.get("since_change", len(window)))
         tuning = request.evidence.get("tuning") is True
         ranked = candidates(self.stream, self.registry, window, champion, since, fresh=not tuning)
-        chosen = ranked[: self.stream.learning.max_challengers]
+        # A copy keeps its place in the ranking, and races as its twin, once.
+        chosen = [c for c in ranked[: self.stream.learning.max_challengers] if not c.copy]
         events = [self._register(c, champion, request, request_id, len(window)) for c in chosen]
         self._publish(events)
 

@@ -157,3 +157,47 @@ def test_retired_versions_of_the_lineage_compete_but_never_the_champion(
     past = sorted(c.source_version for c in built if c.origin == "past_version")  # type: ignore[type-var]
     assert past == versions[1:3]  # the two latest retired ones
     assert champion not in past
+
+
+def test_a_spec_is_built_once_even_when_the_stream_lists_it_twice(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    own = "tree.HoeffdingTreeClassifier(grace_period=20)"
+    configured = ["naive_bayes.GaussianNB", "tree.HoeffdingTreeClassifier(grace_period = 20)"]
+    stream = make_stream("s", model=own, candidates=[*configured, "naive_bayes.GaussianNB"])
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+
+    built = candidates(stream, registry, rows(300), champion=None, since_change=120)
+
+    # Each copy is ranked after its twin, with its score; only the twins were trained.
+    twins = [c for c in built if not c.copy]
+    assert sorted((c.origin, c.spec) for c in twins) == [
+        ("candidate", "naive_bayes.GaussianNB"),
+        ("fresh", spec_text(own)),
+    ]
+    for index, candidate in enumerate(built):
+        if candidate.copy:
+            [twin] = [c for c in built[:index] if c.spec == candidate.spec]
+            assert (twin.score, twin.model, twin.copy) == (candidate.score, candidate.model, False)
+    assert len(built) == 4
+
+
+def test_the_first_tuning_leaves_out_a_candidate_of_the_champions_own_spec(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    own = "tree.HoeffdingTreeClassifier(grace_period=20)"
+    stream = make_stream("s", model=own, candidates=["naive_bayes.GaussianNB", own])
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.register(tree.HoeffdingTreeClassifier(grace_period=20), spec=own).version
+    registry.promote(champion)
+
+    tuning = candidates(stream, registry, rows(300), champion, since_change=300, fresh=False)
+    after_drift = candidates(stream, registry, rows(300), champion, since_change=120)
+
+    # At the first tuning the champion learned the whole window: a new model of its spec
+    # would be its copy. After a drift one learns only the labels since, and races.
+    assert [c.spec for c in tuning] == ["naive_bayes.GaussianNB"]
+    twins = sorted(c.spec for c in after_drift if not c.copy)
+    assert twins == sorted([spec_text(own), "naive_bayes.GaussianNB"])

@@ -14,6 +14,7 @@ from river import tree
 from meander import topics
 from meander.bus import TopicPartition
 from meander.config import StreamConfig
+from meander.consumers.trainer.retraining import candidates, replay_window
 from meander.consumers.trainer.trainer import Trainer
 from meander.events import ModelEvent, encode
 from meander.keys import race as race_key
@@ -151,6 +152,39 @@ def test_a_first_tuning_races_the_candidates_and_no_copy_of_the_champion(
     assert {entry.training["origin"] for entry in trained} == {"candidate"}
     assert all(entry.training["window"] == 300 for entry in trained)
     assert len(decisions(bench, read_topic)) == len(candidates)
+
+
+def test_a_spec_listed_twice_races_once_and_its_copy_takes_no_other_place(
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+) -> None:
+    own = "preprocessing.StandardScaler | linear_model.LogisticRegression"
+    others = ["dummy.NoChangeClassifier", "dummy.PriorClassifier"]
+    # The stream's own spec is also a candidate (as in the default search space): the fresh
+    # model and the candidate learn the same labels. Two places for three distinct specs.
+    stream = make_stream("s", model=own, candidates=[own, *others], learning={"max_challengers": 2})
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    registry.promote(champion)
+    publish_samples(runtime, stream, 300)
+    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
+    replay = {
+        "events": whole(runtime, topics.events("s")),
+        "feedback": whole(runtime, topics.feedback("s")),
+    }
+    request(bench, champion, replay=replay, since_change=300)
+    ranked = candidates(stream, registry, replay_window(runtime.bus, stream, replay), champion, 300)
+
+    bench.trainer.step()
+    bench.trainer.close()
+
+    # The two best places go to what ranked there; a copy among them races as its twin, once.
+    assert [c.copy for c in ranked[:2]] == [False, True]  # SEA is linear: the best, and its copy
+    expected = {c.spec for c in ranked[:2]}
+    specs = [registry.get(v).spec for v in registry.challengers()]
+    assert sorted(specs) == sorted(expected) and len(specs) == len(set(specs))
 
 
 def test_stale_requests_and_requests_during_a_race_are_skipped(
