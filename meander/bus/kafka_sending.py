@@ -30,7 +30,7 @@ from meander.bus.kafka_batches import Encoded, append_batch, encode_batches
 from meander.bus.partitioner import partitions_of
 from meander.exceptions import BusError, BusUnavailable, MessageTooLarge
 
-__all__ = ["KafkaSending", "Placed", "delivery_errors", "place", "write"]
+__all__ = ["KafkaSending", "Placed", "delivery_errors", "failure", "place", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ class KafkaSending(Sending):
                 if future is not None and not _retriable(future):
                     continue
                 if future is not None:
-                    log.warning("sending again a batch the producer gave up on: %s", _error(future))
+                    log.warning(
+                        "sending again a batch the producer gave up on: %s", failure(future)
+                    )
                 topic, partition, positions, encoded = self._batches[index]
                 records = [self._sent[position] for position in positions]
                 self._futures[index], self._starts[index] = append_batch(
@@ -106,7 +108,7 @@ class KafkaSending(Sending):
         return sorted(
             position
             for batch, future in zip(self._batches, self._futures, strict=True)
-            if future is None or _error(future) is not None
+            if future is None or failure(future) is not None
             for position in batch.positions
         )
 
@@ -131,7 +133,7 @@ class KafkaSending(Sending):
             for (topic, partition, positions, _), future, start in zip(
                 self._batches, self._futures, self._starts, strict=True
             ):
-                error = _error(future)
+                error = failure(future)
                 if error is not None:
                     raise error
                 base_offset = future.value[0] + start
@@ -192,7 +194,7 @@ def write(
     return batches
 
 
-def _error(future: Any) -> BaseException | None:
+def failure(future: Any) -> BaseException | None:
     """Why a batch's future failed, or None (not done, or stored). kafka-python completes a
     batch's future with ``(base_offset, log_append_time, errors)`` even when the batch failed:
     ``errors`` then gives each record's error (the batch's, unless the broker named records)."""
@@ -206,11 +208,11 @@ def _error(future: Any) -> BaseException | None:
 
 def _retriable(future: Any) -> bool:
     """Whether the producer gave up on a batch for a cause that passes (the delivery timeout)."""
-    return isinstance(_error(future), RetriableError)
+    return isinstance(failure(future), RetriableError)
 
 
 def _succeeded(future: Any) -> bool:
-    return future is not None and future.is_done and _error(future) is None
+    return future is not None and future.is_done and failure(future) is None
 
 
 @contextmanager
