@@ -27,7 +27,7 @@ True
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
 from typing import TYPE_CHECKING, Any, cast
@@ -149,23 +149,43 @@ class Registry:
     ) -> tuple[int, int]:
         """:meth:`save`, returning ``(revision, bytes)``: what a snapshot of this model costs
         to write and to load grows with its size."""
-        if version not in self._known:
-            self._require(version)
-        blob = self._sign(version, model)
-        revision = 0
+        return self.snapshots({version: model}, fence=fence, logged={version} if logged else ())[
+            version
+        ]
+
+    def snapshots(
+        self,
+        models: Mapping[int, Any],
+        *,
+        fence: Fence | None = None,
+        logged: Collection[int] = (),
+        also: Callable[[Pipeline[bytes]], object] | None = None,
+    ) -> dict[int, tuple[int, int]]:
+        """Snapshots of several versions, and the writes ``also`` adds, in one transaction (one
+        round trip, one check of the fence); ``(revision, bytes)`` of each. Those in ``logged``
+        are recorded in Kafka too."""
+        for version in models:
+            if version not in self._known:
+                self._require(version)
+        blobs = {version: self._sign(version, model) for version, model in models.items()}
+        revisions: dict[int, int] = {}
 
         def write(pipe: Pipeline[bytes]) -> None:
-            pipe.set(self._key(f"blob:{version}"), blob)
-            pipe.hincrby(self._key("revisions"), str(version), 1)
+            for version, blob in blobs.items():
+                pipe.set(self._key(f"blob:{version}"), blob)
+                pipe.hincrby(self._key("revisions"), str(version), 1)
+            if also is not None:
+                also(pipe)
 
         def saved(results: list[Any]) -> None:
-            nonlocal revision
-            revision = int(results[1])
+            for index, version in enumerate(blobs):
+                revisions[version] = int(results[2 * index + 1])
 
         order = self._writes.guarded(write, fence, saved)
-        if self._log is not None and logged:
-            self._log.snapshot(version, blob=blob, revision=revision, order=order)
-        return revision, len(blob)
+        for version, blob in blobs.items():
+            if self._log is not None and version in logged:
+                self._log.snapshot(version, blob=blob, revision=revisions[version], order=order)
+        return {version: (revisions[version], len(blob)) for version, blob in blobs.items()}
 
     def load(self, version: int) -> tuple[Any, int]:
         """``(model, revision)`` of ``version``; the blob is verified before it is unpickled."""

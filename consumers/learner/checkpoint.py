@@ -96,27 +96,37 @@ class Checkpoints:
         return state
 
     def publish_models(self, state: LearnerState, *, decided: bool = False) -> None:
-        """Snapshots of the champion and the challengers for the predictors, and the metrics.
+        """Snapshots of the champion and the challengers for the predictors, the metrics, and
+        the races that changed, in one fenced write.
 
         A model that learned nothing since this learner's last snapshot of it is not written
         again; nor, unless a decision was just made, one that learned fewer labels since than
         its last snapshot's bytes / ``SNAPSHOT_BYTES_PER_LABEL``."""
         shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
+        due: dict[int, Any] = {}
         for version in sorted(shared):
             last = self._snapshots.get(version)
             if last is not None:
                 learned = state.labels - last[0]
                 if learned == 0 or (not decided and learned < last[1] // SNAPSHOT_BYTES_PER_LABEL):
                     continue
-            logged = self._due(version, urgent=False)
-            _, size = self.registry.snapshot(
-                version, state.models[version], fence=self.lease, logged=logged
-            )
-            self._snapshots[version] = (state.labels, size)
-        self._snapshots = {v: at for v, at in self._snapshots.items() if v in shared}
+            due[version] = state.models[version]
         report = metrics(state)
         key = keys.metrics(self.stream.name)
-        self.lease.fenced(lambda pipe: pipe.set(key, orjson.dumps(report)))
+        races = self._changed_races(state)
+
+        def also(pipe: Pipeline[bytes]) -> None:
+            self._write_races(pipe, state, races)
+            pipe.set(key, orjson.dumps(report))
+
+        # One round trip, one check of the lease, for what used to take one per model, one for
+        # the metrics and one for the races.
+        logged = [version for version in due if self._due(version, urgent=False)]
+        written = self.registry.snapshots(due, fence=self.lease, logged=logged, also=also)
+        for version, (_, size) in written.items():
+            self._snapshots[version] = (state.labels, size)
+        self._snapshots = {v: at for v, at in self._snapshots.items() if v in shared}
+        self._races_written(state, races)
         set_model_metrics(
             self.stream.name, report["versions"], report["served"].get("champion", {})
         )
@@ -124,23 +134,38 @@ class Checkpoints:
     def write_races(self, state: LearnerState) -> None:
         """Write the races that changed since this learner last wrote them (a step that
         learned no label changes none, and costs no round trip)."""
+        changed = self._changed_races(state)
+        if not changed:
+            return
+        self.lease.fenced(lambda pipe: self._write_races(pipe, state, changed))
+        self._races_written(state, changed)
+
+    def _changed_races(self, state: LearnerState) -> dict[tuple[int, int], dict[str, int | float]]:
         changed: dict[tuple[int, int], dict[str, int | float]] = {}
         for pair, race in state.races.items():
             record = race.to_dict()
             if self._races.get(pair) != record:
                 changed[pair] = record
+        return changed
+
+    def _write_races(
+        self,
+        pipe: Pipeline[bytes],
+        state: LearnerState,
+        changed: dict[tuple[int, int], dict[str, int | float]],
+    ) -> None:
         if not changed:
             return
+        for (challenger, baseline), record in changed.items():
+            key = keys.race(self.stream.name, challenger, baseline)
+            pipe.hset(key, mapping=dict(record))  # type: ignore[arg-type]
+            pipe.expire(key, 86_400)  # a decided race is deleted; a forgotten one fades
+        if state.last_event is not None:
+            pipe.set(keys.last_event(self.stream.name), state.last_event)
 
-        def write(pipe: Pipeline[bytes]) -> None:
-            for (challenger, baseline), record in changed.items():
-                key = keys.race(self.stream.name, challenger, baseline)
-                pipe.hset(key, mapping=dict(record))  # type: ignore[arg-type]
-                pipe.expire(key, 86_400)  # a decided race is deleted; a forgotten one fades
-            if state.last_event is not None:
-                pipe.set(keys.last_event(self.stream.name), state.last_event)
-
-        self.lease.fenced(write)
+    def _races_written(
+        self, state: LearnerState, changed: dict[tuple[int, int], dict[str, int | float]]
+    ) -> None:
         self._races = {pair: self._races.get(pair, {}) for pair in state.races} | changed
 
     def forget(self) -> None:

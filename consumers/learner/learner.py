@@ -344,8 +344,6 @@ class Learner(Component):
 
     def _share(self, state: LearnerState, decided: bool) -> None:
         learning = self.stream.learning
-        if state.races:
-            self.checkpoints.write_races(state)
         self._unsaved = self._unsaved or decided
         since = time.monotonic() - self._checkpointed_at
         # Work worth keeping is kept soon: the first labels after a start (a learner restarted
@@ -381,8 +379,10 @@ class Learner(Component):
         )
         age = min(age, state.labels)
         if decided or self._since_publish >= min(every, max(every // 16, age // 2)):
-            self.checkpoints.publish_models(state, decided=decided)
+            self.checkpoints.publish_models(state, decided=decided)  # the races with them
             self._since_publish = 0
+        elif state.races:
+            self.checkpoints.write_races(state)
 
     def _unfit(self, prediction: Prediction) -> bool:
         """Whether a prediction does not fit the stream, so that no metric may take it."""

@@ -92,6 +92,42 @@ def test_save_makes_a_new_revision_that_load_returns(
     assert loaded.predict_proba_one(probe) != build_model(SPEC).predict_proba_one(probe)
 
 
+def test_snapshots_of_several_versions_and_other_writes_go_in_one_round_trip(
+    registry: Registry, make_samples: Samples, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _register(registry), _register(registry)
+    learned = build_model(SPEC)
+    for x, y in make_samples("binary", 50):
+        learned.learn_one(x, y)
+    registry.save(second, build_model(SPEC))
+    pipelines = 0
+    make_pipeline = registry.store.pipeline
+
+    def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
+        nonlocal pipelines
+        pipelines += 1
+        return make_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(registry.store, "pipeline", counting_pipeline)
+    written = registry.snapshots(
+        {first: learned, second: learned}, also=lambda pipe: pipe.set("beside", b"1")
+    )
+    monkeypatch.undo()
+
+    assert pipelines == 1
+    assert {version: revision for version, (revision, _) in written.items()} == {
+        first: 2,
+        second: 3,
+    }
+    assert all(size > 100 for _, size in written.values())
+    probe = make_samples("binary", 1)[0][0]
+    for version in (first, second):
+        model, revision = registry.load(version)
+        assert revision == written[version][0]
+        assert model.predict_proba_one(probe) == learned.predict_proba_one(probe)
+    assert registry.store.get("beside") == b"1"
+
+
 def test_promote_retires_the_previous_champion(registry: Registry) -> None:
     first, second = _register(registry), _register(registry, parent=1)
     assert registry.promote(first, reason="first model") is None

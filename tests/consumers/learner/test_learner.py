@@ -387,6 +387,44 @@ def test_a_snapshot_follows_learning_and_a_big_model_learns_in_proportion_to_its
     assert shared(1) == 0 and shared(1_000) == 1
 
 
+def test_models_metrics_and_races_are_shared_in_one_fenced_write(
+    site: Site, publish_samples: PublishSamples, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learner = Learner(site.runtime, site.stream)
+    learner.step()
+    challenger = site.registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    site.registry.add_challenger(challenger)
+    event = ModelEvent(action="challenger_trained", stream="s", version=challenger)
+    site.runtime.bus.publish([encode(topics.MODELS, event, source="/test")])
+    site.runtime.bus.publish(serve(site, publish_samples, 80))
+    drain([learner])
+    state = learner.state
+    assert state is not None and state.races
+    revisions = site.registry.heads().revisions
+    checks = 0
+    check = learner.lease.check
+
+    def counted(pipe: Any) -> None:
+        nonlocal checks
+        checks += 1
+        check(pipe)
+
+    monkeypatch.setattr(learner.lease, "check", counted)
+    state.labels += 1  # as if both models had learned a label, and the race moved with it
+    [(pair, race)] = state.races.items()
+    race.update(True, True, False)
+    learner.checkpoints.publish_models(state, decided=True)
+
+    # Champion and challenger snapshots, the metrics and the race: one check of the lease.
+    assert checks == 1
+    assert site.registry.heads().revisions == {v: r + 1 for v, r in revisions.items()}
+    stored = site.runtime.store.hgetall(keys.race("s", *pair))
+    assert int(stored[b"seen"]) == race.seen
+    assert (
+        orjson.loads(site.runtime.store.get(keys.metrics("s")) or b"{}")["labels"] == state.labels
+    )
+
+
 def test_a_trained_challenger_joins_and_its_race_is_written_for_the_trainer_as_it_changes(
     site: Site, publish_samples: PublishSamples
 ) -> None:
