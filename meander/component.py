@@ -99,10 +99,14 @@ def run_until_stopped(
 
     A failing step is logged and the loop goes on: a bad batch must never stop a component.
     When a whole round handled nothing, the next waits up to ``idle_timeout`` on each consume.
-    After the first round that handled something (clients connected, models loaded), what is
-    alive is left out of later garbage collections (:func:`freeze_heap`).
+    What is alive is left out of later garbage collections (:func:`freeze_heap`) before the
+    first round (libraries, clients, models), and again after the first round that handled
+    something (connections, what it read): that collection then visits only what the round
+    made. A learner whose first round read 20,000 events and predictions spent 474 ms in it
+    with nothing frozen before, 115 ms with (loaded machine): a stall after its first labels.
     """
     timeout = 0.0
+    freeze_heap()
     frozen = False
     waiting = list(components)  # those not yet seen working since the process started
     try:
