@@ -189,14 +189,24 @@ class Registry:
 
     def load(self, version: int) -> tuple[Any, int]:
         """``(model, revision)`` of ``version``; the blob is verified before it is unpickled."""
+        return self.load_many([version])[version]
+
+    def load_many(self, versions: Collection[int]) -> dict[int, tuple[Any, int]]:
+        """:meth:`load` of several versions in one round trip; RegistryError when one of
+        them cannot be loaded."""
         with self.store.pipeline(transaction=True) as pipe:
-            pipe.get(self._key(f"blob:{version}"))
-            pipe.hget(self._key("revisions"), str(version))
-            blob, revision = pipe.execute()
-        if blob is None:
-            raise self._unknown(version)
-        data = self.signer.verify(blob, context=self._context(version))
-        return pickle.loads(data), int(revision)
+            for version in versions:
+                pipe.get(self._key(f"blob:{version}"))
+                pipe.hget(self._key("revisions"), str(version))
+            results = pipe.execute()
+        loaded: dict[int, tuple[Any, int]] = {}
+        for index, version in enumerate(versions):
+            blob, revision = results[2 * index], results[2 * index + 1]
+            if blob is None:
+                raise self._unknown(version)
+            data = self.signer.verify(blob, context=self._context(version))
+            loaded[version] = pickle.loads(data), int(revision)
+        return loaded
 
     def get(self, version: int) -> ModelVersion:
         """The metadata of ``version``."""

@@ -244,21 +244,31 @@ class Predictor(Component):
     def _refresh(self, heads: Heads) -> bool:
         """Load whatever version or revision changed; False while there is no champion."""
         wanted = ([heads.champion] if heads.champion is not None else []) + list(heads.challengers)
-        for version in wanted:
-            revision = heads.revisions.get(version, 0)
-            cached = self.models.get(version)
-            if cached is None or cached[1] != revision:
-                try:
-                    self.models[version] = self.registry.load(version)
-                except RegistryError as error:
-                    # Keep serving the copy we have rather than stop; say why loudly.
-                    log.error(
-                        "%s: cannot load v%s: %s",
-                        self.stream.name,
-                        version,
-                        error,
-                        extra={"stream": self.stream.name},
-                    )
+        changed = [
+            version
+            for version in wanted
+            if (cached := self.models.get(version)) is None
+            or cached[1] != heads.revisions.get(version, 0)
+        ]
+        try:
+            # What the learner shares at once (a step's snapshots) comes in one round trip.
+            if changed:
+                self.models.update(self.registry.load_many(changed))
+            changed = []
+        except RegistryError:
+            pass  # one by one, to keep what loads and say which does not
+        for version in changed:
+            try:
+                self.models[version] = self.registry.load(version)
+            except RegistryError as error:
+                # Keep serving the copy we have rather than stop; say why loudly.
+                log.error(
+                    "%s: cannot load v%s: %s",
+                    self.stream.name,
+                    version,
+                    error,
+                    extra={"stream": self.stream.name},
+                )
         for version in set(self.models) - set(wanted):
             del self.models[version]
         self.champion = heads.champion if heads.champion in self.models else None

@@ -240,6 +240,41 @@ def test_a_revision_that_cannot_be_loaded_leaves_the_copy_being_served(
     assert {p.prediction for p in served if p.event_id in after} == {True}
 
 
+def test_what_changed_since_the_last_batch_is_loaded_in_one_round_trip_and_a_bad_blob_alone_fails(
+    serving: Serving,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    champion = register(serving, taught(True), promote=True)
+    challengers = [register(serving, taught(True)) for _ in range(2)]
+    for challenger in challengers:
+        serving.registry.add_challenger(challenger)
+    feed(serving, publish_samples, start=0)
+    loads: list[list[int]] = []
+    load_many = serving.registry.load_many
+
+    def counted(versions: list[int]) -> dict[int, tuple[Any, int]]:
+        loads.append(list(versions))
+        return load_many(versions)
+
+    monkeypatch.setattr(serving.predictor.registry, "load_many", counted)
+    for version in (champion, *challengers):
+        serving.registry.save(version, taught(False))
+    feed(serving, publish_samples, start=20)
+    assert loads == [[champion, *challengers]]
+
+    # A new revision of each, one of them unreadable: the others still load, one by one.
+    for version in (champion, *challengers):
+        serving.registry.save(version, taught(True))
+    serving.runtime.store.set(f"meander:registry:s:blob:{challengers[0]}", b"planted pickle")
+    after = feed(serving, publish_samples, start=40)
+
+    served = predictions(serving, read_topic)
+    answers = {(p.version, p.prediction) for p in served if p.event_id in after}
+    assert answers == {(champion, True), (challengers[0], False), (challengers[1], True)}
+
+
 def dead_letters(serving: Serving, read_topic: ReadTopic) -> list[DeadLetter]:
     found = read_topic(serving.runtime, topics.DEADLETTER)
     return [e.payload for e in found if isinstance(e.payload, DeadLetter)]
