@@ -24,7 +24,7 @@ import orjson
 from kafka import KafkaProducer
 
 from benchmarks.hotpath.stage import FEATURES, Stage, samples, stop
-from benchmarks.hotpath.stats import Pacer, percentiles, read_cpu_seconds
+from benchmarks.hotpath.stats import Pacer, percentiles, read_cpu_seconds, slow_spells
 from meander import topics
 from meander.bus import Consumer, TopicPartition
 from meander.bus.kafka import KafkaBus
@@ -87,6 +87,7 @@ def offer(
 
 
 MEASURING_CLIENT = "confluent-kafka" if find_spec("confluent_kafka") else "kafka-python"
+SLOW_MS = 25.0  # issue 17's target for p99: the answers slower than it are located in time
 
 
 class _Sends(Protocol):
@@ -233,6 +234,7 @@ def measure(
     prefix = b'"%s":"%s-' % (marker, tag.encode())
     warm_up = min(1.0, seconds / 5) * per_second  # the first second's events: connections warm
     latencies: list[float] = []
+    read_at: list[float] = []  # when each timed answer was read
     received = 0
     result: tuple[int, float, float] | None = None
     deadline = float("inf")
@@ -259,6 +261,7 @@ def measure(
                         continue
                     event_time = datetime.fromisoformat(answer[stamped])
                     latencies.append((now - event_time.timestamp()) * 1000)
+                    read_at.append(now)
                 if result is None and not out.empty():
                     result = out.get()
                     deadline = time.monotonic() + drain
@@ -282,6 +285,10 @@ def measure(
         "missing_after_drain": sent - received,
         **percentiles(latencies),
         "max_ms": round(max(latencies), 2),
+        # When the answers over the target (25 ms) came: one spell is a stall, many a spread.
+        "slow_spells": slow_spells(
+            [(at - read_at[0], ms) for at, ms in zip(read_at, latencies, strict=True)], SLOW_MS
+        ),
         # The measurement's own CPU per event offered: the paced producer's process while it
         # sends, the measuring reader, and the broker (idle work included; None when the broker
         # is not this machine's).

@@ -24,6 +24,7 @@ __all__ = [
     "read_cpu_seconds",
     "read_rss_kib",
     "rss_kib",
+    "slow_spells",
     "spread",
 ]
 
@@ -38,6 +39,33 @@ def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 95, 99)) -> di
         raise ValueError("no latencies were measured: did any prediction arrive?")
     array = np.asarray(values, dtype=float)
     return {f"p{q}_ms": round(float(np.percentile(array, q)), 2) for q in qs}
+
+
+def slow_spells(
+    answers: Sequence[tuple[float, float]], over_ms: float, gap: float = 0.05, most: int = 10
+) -> list[dict[str, float]]:
+    """When the answers slower than ``over_ms`` came, as spells: slow answers read less than
+    ``gap`` seconds apart are one spell. ``answers`` are (seconds since the first timed answer
+    was read, latency in ms) in the order read; the ``most`` spells with the most answers are
+    kept, in time order. One spell holding most slow answers is a stall of something (a
+    collection, the broker, the machine); many small ones are a tail spread over the run.
+
+    >>> slow_spells([(0.0, 5.0), (1.0, 80.0), (1.01, 60.0), (2.0, 30.0)], 25.0)
+    [{'at_s': 1.0, 'answers': 2, 'max_ms': 80.0}, {'at_s': 2.0, 'answers': 1, 'max_ms': 30.0}]
+    """
+    spells: list[dict[str, float]] = []
+    last = -float("inf")
+    for at, latency in answers:
+        if latency <= over_ms:
+            continue
+        if at - last > gap:
+            spells.append({"at_s": round(at, 2), "answers": 0, "max_ms": 0.0})
+        spell = spells[-1]
+        spell["answers"] += 1
+        spell["max_ms"] = round(max(spell["max_ms"], latency), 2)
+        last = at
+    kept = sorted(spells, key=lambda spell: -spell["answers"])[:most]
+    return sorted(kept, key=lambda spell: spell["at_s"])
 
 
 def spread(values: Sequence[float | None]) -> dict[str, object]:

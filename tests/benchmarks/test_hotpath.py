@@ -11,7 +11,15 @@ from benchmarks.hotpath import report
 from benchmarks.hotpath.learner import scrape
 from benchmarks.hotpath.machine import busy_share, cpu_times
 from benchmarks.hotpath.stage import samples
-from benchmarks.hotpath.stats import Pacer, percentiles, rate, read_rss_kib, rss_kib, spread
+from benchmarks.hotpath.stats import (
+    Pacer,
+    percentiles,
+    rate,
+    read_rss_kib,
+    rss_kib,
+    slow_spells,
+    spread,
+)
 from benchmarks.hotpath.summary import summary
 
 
@@ -20,6 +28,19 @@ def test_percentiles_interpolate_and_refuse_an_empty_sample() -> None:
     assert percentiles(values) == {"p50_ms": 50.5, "p95_ms": 95.05, "p99_ms": 99.01}
     with pytest.raises(ValueError, match="no latencies"):
         percentiles([])
+
+
+def test_slow_answers_are_grouped_into_spells_and_the_biggest_kept_in_time_order() -> None:
+    stall = [(1.0 + i * 0.001, 60.0 + i) for i in range(30)]  # one stall: 30 slow answers
+    spread_out = [(2.0 + i * 0.5, 30.0) for i in range(4)]  # four slow answers, far apart
+    fast = [(0.5, 3.0), (1.5, 4.0)]
+    spells = slow_spells(sorted(fast + stall + spread_out), 25.0, most=3)
+    assert spells == [
+        {"at_s": 1.0, "answers": 30, "max_ms": 89.0},
+        {"at_s": 2.0, "answers": 1, "max_ms": 30.0},
+        {"at_s": 2.5, "answers": 1, "max_ms": 30.0},
+    ]
+    assert slow_spells(fast, 25.0) == []
 
 
 def test_rate_divides_and_refuses_an_empty_span() -> None:
