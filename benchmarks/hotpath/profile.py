@@ -3,17 +3,19 @@
 ``python -m benchmarks.hotpath.profile predictor|learner [--events N] [--rate R]`` prepares a
 stream as the hot-path benchmark does, runs the component in this process, stepped as
 ``meander run`` steps it (no wait while there is work, 0.2 s when there is none), and prints
-pyinstrument's call tree of the steps alone, then the pace without the profiler's overhead
-counted out. The learner is profiled after its first step, which reads every event and
-prediction already published. With ``--rate`` the predictor is profiled while a paced producer
-offers the events at ``R`` per second (as the latency benchmark does): where a step's time goes
-at a given load, not over a backlog. pyinstrument is not a dependency: ``pip install
-pyinstrument`` to use this.
+pyinstrument's call tree of the steps alone, then the pace and the CPU per event under the
+profiler (``--no-profile``: the same run without it). The learner is profiled after its first
+step, which reads every event and prediction already published; the champion's own
+``learn_one`` is then timed alone on the same labels (River's part of each label's CPU). With
+``--rate`` the predictor is profiled while a paced producer offers the events at ``R`` per
+second (as the latency benchmark does): where a step's time goes at a given load, not over a
+backlog. pyinstrument is not a dependency: ``pip install pyinstrument`` to use this.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import multiprocessing
 import os
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.hotpath.latency import offer
-from benchmarks.hotpath.stage import Stage
+from benchmarks.hotpath.stage import FEATURES, Stage, samples
 from meander import topics
 from meander.component import Component
 from meander.consumers.learner.learner import Learner
@@ -53,7 +55,17 @@ def steps(component: Component, done: Callable[[], bool], idle_limit: int = 5) -
         timeout = 0.0 if handled else 0.2
 
 
+PROFILE = {"on": True}  # off with --no-profile: the same run, timed without pyinstrument
+
+
 def _profiled(run: Callable[[], int]) -> None:
+    if not PROFILE["on"]:
+        started, cpu = time.perf_counter(), time.process_time()
+        count = run()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        each = cpu * 1e6 / max(count, 1)
+        print(f"{count:,} in {seconds:.2f} s ({count / seconds:,.0f}/s); {each:.1f} us of CPU each")
+        return
     try:
         from pyinstrument import Profiler
     except ImportError:
@@ -134,7 +146,25 @@ def _learner(runtime: Runtime, stage: Stage, stream: str, events: int) -> None:
         return learner.handled_labels - before
 
     _profiled(run)
+    model = copy.deepcopy(learner.state.models[learner.state.champion]) if learner.state else None
     learner.close()
+    if model is not None:
+        _learn_one_alone(model, events)
+
+
+def _learn_one_alone(model: Any, events: int) -> None:
+    """The champion's own ``learn_one`` on the same labels, without the learner around it
+    (a copy of the model as it ended): what is River's of each label's CPU time."""
+    rows = [
+        (dict(zip(FEATURES, x, strict=True)), bool(y))
+        for _, chunk, labels in samples(0, events)
+        for x, y in zip(chunk.tolist(), labels.tolist(), strict=True)
+    ]
+    cpu = time.process_time()
+    for x, y in rows:
+        model.learn_one(x, y)
+    each = (time.process_time() - cpu) * 1e6 / max(len(rows), 1)
+    print(f"the champion's learn_one alone on the same {len(rows):,} labels: {each:.1f} us each")
 
 
 COMPONENTS: dict[str, Callable[[Runtime, Stage, str, int], None]] = {
@@ -148,7 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("component", choices=sorted(COMPONENTS))
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--rate", type=float, default=None, help="predictor: events offered/s")
+    parser.add_argument("--no-profile", action="store_true", help="time the run, no profiler")
     args = parser.parse_args(argv)
+    PROFILE["on"] = not args.no_profile
     with ExitStack() as stack:
         kafka = (
             os.environ.get("MEANDER_KAFKA_BOOTSTRAP") or stack.enter_context(LocalKafka()).bootstrap
