@@ -70,7 +70,9 @@ def connect_bus(settings: Settings) -> Bus:
         instance_id=settings.instance_id,
         timeout=settings.kafka_timeout_seconds,
         max_message_bytes=settings.max_event_bytes,
-        read_committed=settings.processing_guarantee == "exactly_once",
+        # Always: a record of a transaction its producer aborted never happened, whoever wrote
+        # it, and without transactions the last stable offset is the end (nothing to wait for).
+        read_committed=True,
         transaction_timeout=settings.transaction_timeout_seconds,
         topic_limits=_limits(settings),
         max_ahead_seconds=settings.max_clock_skew_seconds,

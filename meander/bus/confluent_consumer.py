@@ -58,6 +58,7 @@ class ConfluentConsumer(GroupMember):
         # the whole timeout. poll waits for the first; the rest are what has already arrived.
         first = self._consumer.poll(timeout)
         if first is None:
+            self._past_control_records()
             return []
         polled: list[Any] = [first]  # without error(), each has its topic, partition, offset
         if max_records > 1:
@@ -85,6 +86,20 @@ class ConfluentConsumer(GroupMember):
         for (topic, partition), offset in last.items():
             self._positions[TopicPartition(topic, partition)] = offset + 1
         return messages
+
+    def _past_control_records(self) -> None:
+        """Take librdkafka's positions, once it has nothing more to return.
+
+        A transaction ends with a control record (its commit or abort marker) that no reader
+        is given: a partition whose last record is one was never read to its end by the
+        positions of the messages returned, and a learner's catch-up on a stream any
+        transactional producer wrote to stalled for good. librdkafka moves its own position
+        past them; it has none (-1001) after a seek until it fetched again."""
+        if not self._positions:
+            return
+        for found in self._consumer.position([_theirs(p) for p in self._positions]):
+            if found.offset >= 0:
+                self._positions[TopicPartition(found.topic, found.partition)] = found.offset
 
     def commit(
         self, offsets: Mapping[TopicPartition, int] | None = None, *, asynchronous: bool = False

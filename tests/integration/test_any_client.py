@@ -391,6 +391,79 @@ def test_batches_compressed_by_any_client_with_any_codec_are_read_whole(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("make_world", ["kafka-python", "confluent-kafka"], indirect=True)
+def test_what_a_transactional_producer_aborted_is_never_predicted_nor_learned(
+    make_world: Callable[..., World],
+) -> None:
+    """Two transactional producers (librdkafka's and kafka-python's) interleave a committed
+    and an aborted transaction with plain records, and end on an abort marker.
+
+    Consumers read uncommitted records unless exactly once was asked: every aborted event was
+    predicted and its label learned. On confluent-kafka a partition whose last record is a
+    transaction's marker was never read to its end: the learner's catch-up stalled for good."""
+    from confluent_kafka import Producer
+
+    world = make_world()
+
+    def event(event_id: str) -> bytes:
+        return json({"id": event_id, "features": {"amount": 2.5, "country": "DE"}}).encode()
+
+    rdkafka = Producer({"bootstrap.servers": world.bootstrap, "transactional.id": uuid.uuid4().hex})
+    python = KafkaProducer(bootstrap_servers=world.bootstrap, transactional_id=uuid.uuid4().hex)
+    rdkafka.init_transactions(30)
+    python.init_transactions()
+    committed: set[str] = set()
+
+    def both(topic: str, value: Callable[[str], bytes], keyed: bool) -> None:
+        for aborter, committer in (("rd", "py"), ("py", "rd")):
+            rdkafka.begin_transaction()
+            python.begin_transaction()
+            for i in range(4):
+                for who in (aborter, committer):
+                    name = f"{who}-{aborter}-{i}"
+                    key = name.encode() if keyed else None
+                    if who == "rd":
+                        rdkafka.produce(topic, value(name), key)
+                        rdkafka.flush(30)  # in the log before the abort
+                    else:
+                        python.send(topic, value(name), key=key)
+                        python.flush()
+                committed.add(f"{committer}-{aborter}-{i}")
+                plain = f"plain-{aborter}-{i}"
+                world.send(topic, value(plain), plain.encode() if keyed else None)
+                committed.add(plain)
+            for producer, who in ((rdkafka, "rd"), (python, "py")):
+                if who == aborter:
+                    producer.abort_transaction()
+                else:
+                    producer.commit_transaction()
+
+    both(world.events, event, keyed=False)
+    events = set(committed)
+    world.step_until(
+        lambda: len(world.predictions()) >= len(events),
+        "every committed event's prediction",
+        world.predictor,
+        world.learner,
+    )
+    assert set(world.predictions()) == events
+
+    committed.clear()
+    both(world.feedback, lambda name: b"false" if name.startswith("py-rd") else b"true", True)
+    world.step_until(
+        lambda: world.learner.handled_labels >= len(events), "every label", world.learner
+    )
+    for _ in range(5):  # what was aborted would come after: nothing does
+        world.learner.step(0.2)
+    state = world.learner.state
+    assert state is not None and state.labels == len(events)
+    assert state.counts["unmatched"] == 0  # no aborted label was read
+    assert world.dead_letters() == {}
+    rdkafka.flush(10)
+    python.close()
+
+
+@pytest.mark.integration
 def test_malformed_records_of_every_encoding_are_dead_lettered_with_what_to_change(
     make_world: Callable[..., World],
 ) -> None:
