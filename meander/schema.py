@@ -31,13 +31,18 @@ from meander.config import Feature, StreamConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Schema", "infer_features", "shown"]
+__all__ = ["LARGEST", "Schema", "infer_features", "shown"]
 
 # Returns None when the value fits, else the reason. None (missing) is handled before it.
 Check = Callable[[Any], str | None]
 
 # The largest finite float: a bound of +-inf would let an infinite value through.
 _FINITE = sys.float_info.max
+LARGEST = 1e100
+"""How far from zero a numeric feature may be unless its own minimum or maximum says more.
+Models keep running sums of squares (scalers, Gaussian estimators in trees, ADWIN): one number
+beyond ~1e154 makes them infinite, a few beyond 1e150 too, and a model that learned it answers
+NaN, or raises, for every event after; a data-drift detector that saw it never works again."""
 
 
 class Schema:
@@ -108,9 +113,7 @@ class Schema:
 def _column(feature: Feature) -> Callable[[list[Any]], bool]:
     """Whether every one of a batch's values of ``feature`` (none of them None) fits it."""
     if feature.type == "numeric":
-        bounded = feature.minimum is not None or feature.maximum is not None
-        low = -_FINITE if feature.minimum is None else max(feature.minimum, -_FINITE)
-        high = _FINITE if feature.maximum is None else min(feature.maximum, _FINITE)
+        low, high = _bounds(feature.minimum, feature.maximum)
 
         def numbers(values: list[Any]) -> bool:
             kinds = set(map(type, values))
@@ -122,10 +125,7 @@ def _column(feature: Feature) -> Callable[[list[Any]], bool]:
                 return False
             if total - total != 0:
                 return False
-            # Finite floats are within the finite bounds; integers may be beyond them.
-            if bounded or int in kinds:
-                return bool(low <= min(values) and max(values) <= high)
-            return True
+            return bool(low <= min(values) and max(values) <= high)
 
         return numbers
     if feature.type == "categorical":
@@ -153,8 +153,7 @@ def _compile(name: str, feature: Feature) -> Check:
 
 
 def _numeric(name: str, minimum: float | None, maximum: float | None) -> Check:
-    low = -_FINITE if minimum is None else max(minimum, -_FINITE)
-    high = _FINITE if maximum is None else min(maximum, _FINITE)
+    low, high = _bounds(minimum, maximum)
 
     def check(value: Any) -> str | None:
         kind = type(value)
@@ -164,6 +163,14 @@ def _numeric(name: str, minimum: float | None, maximum: float | None) -> Check:
         return _numeric_reason(name, value, minimum, maximum)
 
     return check
+
+
+def _bounds(minimum: float | None, maximum: float | None) -> tuple[float, float]:
+    """The accepted range: a feature's own bounds (never beyond the finite floats), else
+    +-LARGEST."""
+    low = -LARGEST if minimum is None else max(minimum, -_FINITE)
+    high = LARGEST if maximum is None else min(maximum, _FINITE)
+    return low, high
 
 
 def _numeric_reason(
@@ -177,6 +184,12 @@ def _numeric_reason(
         number = float("inf")
     if not -_FINITE <= number <= _FINITE:
         return f"feature {name!r} must be a finite number, got {shown(value)}"
+    if (minimum is None and number < -LARGEST) or (maximum is None and number > LARGEST):
+        return (
+            f"feature {name!r} = {shown(value)} is beyond +-{LARGEST:g}: a model's running "
+            "variances overflow on it and it would answer NaN from then on; scale the feature, "
+            "or give it a minimum and a maximum to accept such numbers"
+        )
     if minimum is not None and number < minimum:
         return f"feature {name!r} = {shown(value)} is below its minimum {_number(minimum)}"
     if maximum is not None and number > maximum:
@@ -229,7 +242,8 @@ def shown(value: Any) -> str:
 
 
 def _number(bound: float) -> str:
-    return str(int(bound)) if float(bound).is_integer() else str(bound)
+    # 120 for 120.0, but 1e+200 rather than its 201 digits
+    return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e16 else str(bound)
 
 
 def infer_features(

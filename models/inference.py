@@ -24,7 +24,7 @@ from typing import Any
 
 from meander.config import StreamConfig
 from meander.events import Prediction
-from meander.schema import shown
+from meander.schema import LARGEST, shown
 
 __all__ = [
     "Scored",
@@ -95,6 +95,11 @@ def label_problem(label: Any, task: str, classes: Collection[Any] | None = None)
             return f"label {shown(label)} is beyond the floats' range"
         if label != label or label in (float("inf"), float("-inf")):
             return f"label {label!r} is not a finite number"
+        if not -LARGEST <= label <= LARGEST:
+            return (
+                f"label {shown(label)} is beyond +-{LARGEST:g}: a model's running variances "
+                "overflow on it and it would answer NaN from then on; scale the target"
+            )
         return None
     if isinstance(label, float) or not isinstance(label, bool | int | str):
         return f"label {shown(label)} ({kind}) is not a class label: use a bool, an int or a string"

@@ -11,6 +11,7 @@ class cost the labels after it; any client could make predictors pass an event b
 from __future__ import annotations
 
 import base64
+import math
 import subprocess
 import time
 import uuid
@@ -192,6 +193,32 @@ def test_records_too_big_to_dead_letter_whole_cost_only_themselves(site: Site) -
     kept = [(name, base64.b64encode(raw).decode()) for name, raw in event.headers if raw]
     assert letters[1].headers_b64[: len(kept)] == kept
     assert letters[3].reason.startswith("unknown feature 'aaaa") and len(letters[3].reason) < 1_100
+
+
+def test_a_number_too_large_to_learn_from_is_dead_lettered_and_the_model_keeps_answering(
+    site: Site,
+) -> None:
+    """1e308 is a finite JSON number: its label made the champion's scaler's variance infinite,
+    and from then on it answered NaN probabilities for every event (found by hand through the
+    service); a monitor's detector that saw it never worked again."""
+    site.send(site.event("g0", 1.0))
+    site.send(site.event("huge", 1e308))
+    site.send(site.event("g1", 2.0))
+    site.run_until(lambda: site.predictor.handled >= 3, "the predictor to handle every record")
+    site.run_until(lambda: site.monitor.window.events >= 3, "the monitor to see every record")
+
+    assert sorted(site.champion_predictions()) == ["g0", "g1"]
+    (letter,) = site.letters()
+    assert letter.reason.startswith("feature 'amount' = 1e+308 is beyond +-1e+100: ")
+    assert site.monitor.window.violations == 1
+    for event_id, label in (("g0", False), ("huge", True), ("g1", True)):
+        site.send(site.label(event_id, label))
+    site.run_until(lambda: site.learner.handled_labels >= 3, "the learner to take every label")
+
+    state = site.learner.state
+    assert state is not None and state.labels == 2
+    answer = state.models[state.champion].predict_proba_one({"amount": 3.0})
+    assert all(math.isfinite(p) for p in answer.values()), answer
 
 
 def test_a_label_of_no_class_of_the_stream_costs_only_itself(site: Site) -> None:

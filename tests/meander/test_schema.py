@@ -62,6 +62,12 @@ def test_valid_events_pass(schema: Schema, features: dict[str, Any]) -> None:
         ({"salary": math.nan}, "feature 'salary' must be a finite number, got nan"),
         ({"salary": math.inf}, "feature 'salary' must be a finite number, got inf"),
         ({"salary": -math.inf}, "feature 'salary' must be a finite number, got -inf"),
+        (
+            {"salary": 1e200},
+            "feature 'salary' = 1e+200 is beyond +-1e+100: a model's running variances overflow "
+            "on it and it would answer NaN from then on; scale the feature, or give it a "
+            "minimum and a maximum to accept such numbers",
+        ),
         ({"age": 130}, "feature 'age' = 130 is above its maximum 120"),
         ({"age": 17.5}, "feature 'age' = 17.5 is below its minimum 18"),
         ({"car": "boat"}, "feature 'car' = 'boat' is not one of its categories: 'bike', 'car', 3"),

@@ -140,6 +140,8 @@ def test_clean_leaves_out_missing_values_only() -> None:
         (float("nan"), "regression", False),
         (float("inf"), "regression", False),
         (float("-inf"), "regression", False),
+        (1e100, "regression", True),
+        (-1e200, "regression", False),  # a target scaler's variance overflows
     ],
 )
 def test_label_problem_says_which_labels_fit_a_task(label: Any, task: str, fits: bool) -> None:
