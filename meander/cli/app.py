@@ -11,7 +11,7 @@ import typer
 
 from meander import topics
 from meander.bus import connect_bus
-from meander.cli.options import ConfigOption, fail, settings_from
+from meander.cli.options import ConfigOption, checked_settings, fail, settings_from
 from meander.cli.serve import keys_app, serve
 from meander.consumers import COMPONENTS
 from meander.exceptions import MeanderError
@@ -99,8 +99,11 @@ def run(
     names = COMPONENTS if component.value == "all" else (component.value,)
     from meander.consumers.assembly import run as run_components
 
+    # The producer and the notifier use no model: they start without importing River.
+    uses_models = not set(names) <= {"producer", "notifier"}
+    settings = checked_settings(config) if uses_models else settings_from(config)
     try:
-        run_components(names, settings_from(config))
+        run_components(names, settings)
     except MeanderError as error:
         raise fail(error) from None
 
@@ -121,8 +124,8 @@ def topics_create(config: ConfigOption = None) -> None:
 
 @config_app.command("check")
 def config_check(config: ConfigOption = None) -> None:
-    """Validate the configuration and print it as meander sees it."""
-    settings = settings_from(config)
+    """Validate the configuration, its models too, and print it as meander sees it."""
+    settings = checked_settings(config)
     typer.echo(settings.model_dump_json(indent=2))
 
 

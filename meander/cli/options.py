@@ -10,7 +10,7 @@ import typer
 from meander.config import Settings, load_settings
 from meander.exceptions import MeanderError
 
-__all__ = ["ConfigOption", "fail", "settings_from"]
+__all__ = ["ConfigOption", "checked_settings", "fail", "settings_from"]
 
 ConfigOption = Annotated[
     Path | None,
@@ -31,6 +31,20 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     except MeanderError as error:
         typer.secho(str(error), fg="red", err=True)
         raise typer.Exit(2) from None
+
+
+def checked_settings(config: Path | None, **overrides: object) -> Settings:
+    """The settings with every stream's model and detectors tried (see
+    :mod:`meander.models.trial`), or exit 2 with the message that names the key and why."""
+    from meander.models.trial import check_models  # River: only for commands that use models
+
+    settings = settings_from(config, **overrides)
+    try:
+        check_models(settings)
+    except MeanderError as error:
+        typer.secho(str(error), fg="red", err=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def fail(error: MeanderError) -> typer.Exit:

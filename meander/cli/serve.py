@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from meander.cli.options import ConfigOption, settings_from
+from meander.cli.options import ConfigOption, checked_settings
 from meander.config.service import SCOPES
 from meander.consumers import COMPONENTS
 
@@ -33,7 +33,7 @@ def serve(
 
     from meander.services import create_app
 
-    settings = settings_from(config)
+    settings = checked_settings(config)
     if with_:
         names = list(COMPONENTS) if with_ == "all" else [n.strip() for n in with_.split(",")]
         unknown = sorted(set(names) - set(COMPONENTS))

@@ -39,6 +39,47 @@ def test_a_bad_config_stops_with_the_key(tmp_path: Path) -> None:
     assert "api_port: Input should be a valid integer" in result.output
 
 
+STREAM = """
+[[streams]]
+name = "shop"
+task = "binary"
+features = { amount = "numeric", country = "categorical" }
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ('model = "os.system"', "streams.0.model: model spec 'os.system' is refused at"),
+        (
+            'model = "linear_model.LinearRegression"',
+            "streams.0.model: the LinearRegression model is not a classifier",
+        ),
+        (
+            'model = "preprocessing.StandardScaler | linear_model.LogisticRegression"',
+            "streams.0.model: cannot learn an event of the stream's features (amount: numeric, "
+            "country: categorical): TypeError: unsupported operand type(s) for -: 'str' and",
+        ),
+        ('candidates = ["tree.Nope"]', "streams.0.candidates.0: model spec 'tree.Nope'"),
+        (
+            'drift.data_detector = "drift.Nope"',
+            "streams.0.drift.data_detector: model spec 'drift.Nope'",
+        ),
+    ],
+)
+def test_a_model_that_cannot_serve_its_stream_stops_every_command_using_it(
+    tmp_path: Path, setting: str, problem: str
+) -> None:
+    """Each was accepted by config check, and a learner then failed every step, or
+    dead-lettered every label, for as long as it ran."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"{STREAM}{setting}\n")
+    for command in (["config", "check"], ["run", "learner"], ["run", "all"], ["serve"]):
+        result = runner.invoke(app, [*command, "-c", str(bad)])
+        assert result.exit_code == 2, (command, result.output)
+        assert problem in " ".join(result.output.split()), (command, result.output)
+
+
 def test_topics_create_on_the_embedded_bus() -> None:
     result = runner.invoke(app, ["topics", "create", "-c", str(ROOT / "deploy/meander.toml")])
     assert result.exit_code == 0, result.output
