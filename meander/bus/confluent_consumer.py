@@ -12,6 +12,7 @@ librdkafka differs from the Java client (and kafka-python) in two ways the contr
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -28,6 +29,15 @@ __all__ = ["ConfluentConsumer"]
 log = logging.getLogger(__name__)
 _LATEST = -1  # the timestamp that asks ListOffsets for a partition's end
 T = TypeVar("T")
+# Answers about a partition's leader that a moment's wait clears (librdkafka does not mark all
+# of them retriable).
+_PASSING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+    }
+)
 
 
 class ConfluentConsumer(GroupMember):
@@ -261,13 +271,24 @@ class ConfluentConsumer(GroupMember):
         return int(low), int(high)
 
     def _asking(self, what: str, ask: Callable[[], T]) -> T:
-        try:
-            return ask()
-        except KafkaException as error:
-            raise BusUnavailable(
-                f"Kafka at {self._bootstrap} did not give {what} within "
-                f"{self._timeout:.0f}s: {error}"
-            ) from error
+        """``ask()``, asked again while the broker answers with an error that passes (a
+        partition whose leader is not ready yet, just after its topic was created or while
+        leadership moves: NOT_LEADER_FOR_PARTITION), for up to the timeout: librdkafka hands
+        those back at once, where the Java client and kafka-python wait them out."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return ask()
+            except KafkaException as error:
+                passes = error.args[0].retriable() or error.args[0].code() in _PASSING
+                if not (passes and time.monotonic() < deadline):
+                    raise self._unavailable(what, error) from error
+            time.sleep(0.05)
+
+    def _unavailable(self, what: str, error: KafkaException) -> BusUnavailable:
+        return BusUnavailable(
+            f"Kafka at {self._bootstrap} did not give {what} within {self._timeout:.0f}s: {error}"
+        )
 
 
 def _commit(
