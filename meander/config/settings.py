@@ -15,6 +15,7 @@ False
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,10 @@ from meander.config.producer import ProducerSettings
 from meander.config.service import ServiceSettings
 from meander.config.stream import StreamConfig
 from meander.exceptions import ConfigError
+
+# A broker's address as Kafka clients take it: a host name, IPv4 or [IPv6] address, and a port
+# (9092 when left out).
+BOOTSTRAP_ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>[0-9]{1,5}))?")
 
 __all__ = ["Settings", "load_settings"]
 
@@ -113,6 +118,24 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     notifier: NotifierSettings = NotifierSettings()
     service: ServiceSettings = ServiceSettings()
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_addresses(cls, bootstrap: str | None) -> str | None:
+        # A malformed address made every component wait for Kafka for good ("waiting for
+        # kafka: no Kafka broker answered at localhost:abc"), as if the broker were down.
+        if bootstrap is None:
+            return None
+        for address in (part.strip() for part in bootstrap.split(",")):
+            found = BOOTSTRAP_ADDRESS.fullmatch(address)
+            if found is None:
+                raise ValueError(
+                    f"{address[:60]!r} is not host:port (a port of 1-65535; an IPv6 host in "
+                    "brackets, [::1]:9092); separate several with commas"
+                )
+            if found["port"] is not None and not 1 <= int(found["port"]) <= 65_535:
+                raise ValueError(f"port {found['port']} of {address!r} is not 1-65535")
+        return bootstrap
 
     @field_validator("redis_url")
     @classmethod
@@ -220,5 +243,9 @@ def _describe(error: ValidationError, path: str | Path | None) -> str:
     lines = [f"{where} is invalid ({error.error_count()} problem(s)):"]
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"]) or "(root)"
-        lines.append(f"  {key}: {problem['msg']}")
+        # A value from the environment wins over the file: say so, or the file is searched
+        # for a key it does not hold.
+        variable = "MEANDER_" + "__".join(str(part).upper() for part in problem["loc"])
+        source = f" (set by {variable})" if variable in os.environ else ""
+        lines.append(f"  {key}{source}: {problem['msg']}")
     return "\n".join(lines)

@@ -119,8 +119,40 @@ def test_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
     monkeypatch.setenv("MEANDER_STREAMS", "[]")
     monkeypatch.setenv("MEANDER_API_PORT", "99999")
-    with pytest.raises(ConfigError, match="api_port: Input should be less than or equal"):
+    with pytest.raises(
+        ConfigError, match=r"api_port \(set by MEANDER_API_PORT\): Input should be less than"
+    ):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "problem"),
+    [
+        ("localhost:abc", "'localhost:abc' is not host:port"),
+        ("::::", "'::::' is not host:port"),
+        ("a:9092,", "'' is not host:port"),
+        ("127.0.0.1:0", "port 0 of '127.0.0.1:0' is not 1-65535"),
+        ("kafka:99999", "port 99999 of 'kafka:99999' is not 1-65535"),
+    ],
+)
+def test_a_malformed_bootstrap_address_is_named(
+    monkeypatch: pytest.MonkeyPatch, bootstrap: str, problem: str
+) -> None:
+    """Each made every component wait for Kafka for good, as if the broker were down."""
+    monkeypatch.setenv("MEANDER_KAFKA_BOOTSTRAP", bootstrap)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert f"kafka_bootstrap (set by MEANDER_KAFKA_BOOTSTRAP): Value error, {problem}" in str(
+        raised.value
+    )
+
+
+@pytest.mark.parametrize("bootstrap", ["kafka-1:9092,kafka-2:9092", "[::1]:9092", "localhost"])
+def test_the_addresses_kafka_clients_take_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, bootstrap: str
+) -> None:
+    monkeypatch.setenv("MEANDER_KAFKA_BOOTSTRAP", bootstrap)
+    assert load_settings().kafka_bootstrap == bootstrap
 
 
 def test_unknown_stream_lists_the_known_ones(config_file: Path) -> None:
