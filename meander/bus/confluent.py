@@ -102,6 +102,9 @@ class ConfluentBus(ClusterBus):
             # second of records at the predictor's pace, many fetches' worth on a local network.
             "queued.max.messages.kbytes": max(largest + 4096, QUEUED_BYTES) // 1024,
             "queued.min.messages": 10_000,
+            # A full queue postpones the partition's next fetch by this much (librdkafka's
+            # default is a second: a reader faster than that drains the queue and then waits).
+            "fetch.queue.backoff.ms": 20,
             "fetch.max.bytes": max(largest + 4096, QUEUED_BYTES),
             "receive.message.max.bytes": max(largest + 4096, QUEUED_BYTES) + 1_000_000,
             "session.timeout.ms": 10_000,
