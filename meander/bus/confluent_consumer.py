@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
 from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import TopicPartition as LibrdkafkaPartition
 
-from meander.bus.base import Message, TopicPartition, not_assigned
+from meander.bus.base import UNREADABLE, Message, TopicPartition, not_assigned
 from meander.bus.member import GroupMember
 from meander.exceptions import BusError, BusUnavailable
 
@@ -80,18 +80,21 @@ class ConfluentConsumer(GroupMember):
                 _log_error(record.error())
                 continue
             topic, partition, offset = record.topic(), record.partition(), record.offset()
-            headers = record.headers()
-            messages.append(
-                Message(
-                    topic,
-                    partition,
-                    offset,
-                    record.key(),
-                    record.value(),
-                    tuple(headers) if headers else (),
-                    record.timestamp()[1],
+            try:
+                headers = record.headers()
+                messages.append(
+                    Message(
+                        topic,
+                        partition,
+                        offset,
+                        record.key(),
+                        record.value(),
+                        tuple(headers) if headers else (),
+                        record.timestamp()[1],
+                    )
                 )
-            )
+            except (UnicodeDecodeError, SystemError) as error:
+                messages.append(_unreadable(topic, partition, offset, error))
             last[topic, partition] = offset
         for (topic, partition), offset in last.items():
             self._positions[TopicPartition(topic, partition)] = offset + 1
@@ -305,6 +308,16 @@ def _commit(
         consumer.commit(offsets=partitions, asynchronous=True)
     else:
         consumer.commit(offsets=partitions, asynchronous=False)
+
+
+def _unreadable(topic: str, partition: int, offset: int, error: Exception) -> Message:
+    """A message standing for a record the binding cannot hand over: confluent-kafka decodes
+    header names as UTF-8 and fails on any other (kafka-python and the Java client read them
+    with replacement characters). It raised out of consume, on every step, for good."""
+    cause = error.__cause__ or error.__context__ or error
+    why = f"the Kafka client cannot read this record: a header name is not UTF-8 ({cause})"
+    log.warning("%s[%d]@%d cannot be read: %s", topic, partition, offset, why)
+    return Message(topic, partition, offset, None, None, ((UNREADABLE, why.encode()),), -1)
 
 
 def _theirs(partition: TopicPartition) -> LibrdkafkaPartition:

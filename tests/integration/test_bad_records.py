@@ -106,7 +106,8 @@ class Site:
 
 
 @pytest.fixture
-def site(kafka_bootstrap: str, redis_url: str) -> Iterator[Site]:
+def site(request: pytest.FixtureRequest, kafka_bootstrap: str, redis_url: str) -> Iterator[Site]:
+    """A stream on kafka-python's bus, or on the client a test asks for indirectly."""
     stream = StreamConfig(
         name=f"bad{uuid.uuid4().hex[:8]}",
         task="binary",
@@ -120,6 +121,7 @@ def site(kafka_bootstrap: str, redis_url: str) -> Iterator[Site]:
         redis_url=redis_url,
         model_signing_key=SIGNING_KEY,
         streams=[stream],
+        kafka_client=getattr(request, "param", "kafka-python"),
     )
     with Runtime.open(settings) as runtime:
         model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
@@ -219,6 +221,28 @@ def test_a_number_too_large_to_learn_from_is_dead_lettered_and_the_model_keeps_a
     assert state is not None and state.labels == 2
     answer = state.models[state.champion].predict_proba_one({"amount": 3.0})
     assert all(math.isfinite(p) for p in answer.values()), answer
+
+
+@pytest.mark.parametrize("site", ["confluent-kafka"], indirect=True)
+def test_a_header_name_confluent_kafka_cannot_decode_costs_only_its_record(site: Site) -> None:
+    """confluent-kafka decodes header names as UTF-8: on any other it raised out of consume on
+    every step (SystemError from a UnicodeDecodeError), and no record after it was read."""
+    events = topics.events(site.stream.name)
+    site.send(site.event("g0"))
+    site.kcat(events, site.event("bad").value, ["k\udcff=1"])
+    site.send(site.event("g1"))
+
+    site.run_until(lambda: site.predictor.handled >= 3, "the predictor to handle every record")
+    site.run_until(lambda: site.monitor.window.events >= 3, "the monitor to see every record")
+
+    assert sorted(site.champion_predictions()) == ["g0", "g1"]
+    (letter,) = site.letters()
+    assert letter.offset == 1
+    assert letter.reason.startswith("the Kafka client cannot read this record: a header name")
+    site.send(site.label("g0", True))
+    site.send(site.label("g1", False))
+    site.run_until(lambda: site.learner.handled_labels >= 2, "the learner to take every label")
+    assert site.learner.state is not None and site.learner.state.labels == 2
 
 
 def test_a_label_of_no_class_of_the_stream_costs_only_itself(site: Site) -> None:
