@@ -48,6 +48,7 @@ from meander.consumers.monitor.profile import (
 from meander.events import Alert
 from meander.exceptions import ConfigError
 from meander.models.specs import build_detector
+from meander.schema import shown
 
 __all__ = ["CRITICAL_FACTOR", "MIN_VALUES", "FeatureWatch", "Latch", "severity", "watch_for"]
 
@@ -264,7 +265,7 @@ class CategoricalWatch(FeatureWatch):
                 at_event=at_event,
                 message=f"feature {self.name!r} changed category shares"
                 f"{_since([event for _, event in present], start)}: "
-                f"PSI {statistic:.3f} > {threshold:g}; {category!r} moved most, "
+                f"PSI {statistic:.3f} > {threshold:g}; {shown(category)} moved most, "
                 f"{before:.1%} -> {after:.1%}",
             )
         ]

@@ -190,6 +190,29 @@ def test_a_category_shift_raises_one_psi_alert(feature: str, change: Change, sev
     assert "moved most" in found[0].message
 
 
+def test_a_category_too_long_to_quote_whole_is_shortened_in_its_alert() -> None:
+    """The alert quoted the category that moved most whole: one as long as an event may be
+    made the alert too large to publish, and the monitor's step failed on it for good."""
+    long = "b" * 19_500  # an event holding it fits in 20,000 bytes; an alert quoting it did not
+
+    def some_become_long(i: int, row: dict[str, Any], rng: random.Random) -> None:
+        if i >= 3_000 and rng.random() < 0.3:
+            row["colour"] = long
+
+    stream = stream_config()
+    bus = MemoryBus(MemoryBroker(), max_message_bytes=20_000)
+    runtime = Runtime(Settings(), bus, memory_store(fakeredis.FakeServer()))
+    runtime.bus.create_topics(topics.layout([stream]))
+    publish(runtime, stream, rows(6_000, seed=2, change=some_become_long))
+    monitor = Monitor(runtime, stream)
+    while monitor.step():
+        pass
+
+    (alert,) = alerts(runtime)
+    assert (alert.feature, alert.statistic) == ("colour", "psi")
+    assert "'bbbb" in alert.message and len(alert.message) < 1_000
+
+
 def test_a_stationary_stream_raises_nothing_over_many_windows() -> None:
     runtime, found = run(stream_config(data_detector="drift.ADWIN"), rows(30_000, seed=3))
     assert found == []
