@@ -99,7 +99,9 @@ class Schema:
         """None when ``features`` fit the schema, else the first reason they do not."""
         if not self._names.issuperset(features):
             unknown = next(name for name in features if name not in self._names)
-            return f"unknown feature {unknown!r}; the schema has: {', '.join(sorted(self._names))}"
+            # shown: any client names the fields, and the reason travels in alerts too
+            known = ", ".join(sorted(self._names))
+            return f"unknown feature {shown(unknown)}; the schema has: {known}"
         for name, check, required in self._checks:
             value = features.get(name)
             if value is None:

@@ -182,7 +182,7 @@ def test_records_too_big_to_dead_letter_whole_cost_only_themselves(site: Site) -
     site.send(event, key=b"k" * 600_000, value=b"y" * 300_000)
     site.send(event, headers=[*event.headers, ("junk", b"z" * 900_000)], value=b"nope")
     site.send(event, headers=[*event.headers, *[("j", b"")] * 150_000], value=b"nope")
-    unknown = {"id": "bad", "features": {"a" * 700_000: 1.0}}  # the reason quotes its name
+    unknown = {"id": "bad", "features": {"a" * 700_000: 1.0}}  # the reason quoted its name
     site.send(event, value=orjson.dumps(unknown), headers=[])
     site.send(site.event("g1"))
 
