@@ -14,7 +14,7 @@ from typing import Any, get_args
 
 from meander.config import Task
 
-__all__ = ["TASKS", "PairedRace", "Prequential"]
+__all__ = ["TASKS", "Outcome", "PairedRace", "Prequential"]
 
 TASKS: tuple[Task, ...] = get_args(Task)
 _SMALLEST_PROBABILITY = 1e-15
@@ -268,6 +268,12 @@ class Prequential:
 
 _RACE_COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
 _RACE_SUMS = ("d_sum", "d_squares", "challenger_error_sum", "baseline_error_sum")
+Outcome = tuple[float, float, float, float]
+"""What one event added to a race's four counts, or to its four sums for regression."""
+_BOTH_RIGHT: Outcome = (1.0, 0.0, 0.0, 0.0)
+_CHALLENGER_ONLY: Outcome = (0.0, 1.0, 0.0, 0.0)
+_BASELINE_ONLY: Outcome = (0.0, 0.0, 1.0, 0.0)
+_BOTH_WRONG: Outcome = (0.0, 0.0, 0.0, 1.0)
 
 
 class PairedRace:
@@ -283,7 +289,7 @@ class PairedRace:
 
     >>> race = PairedRace("binary", challenger=2, baseline=1)
     >>> for truth, challenger, champion in [(1, 1, 1), (0, 0, 1), (1, 1, 0), (0, 1, 0)]:
-    ...     race.update(truth, challenger, champion)
+    ...     _ = race.update(truth, challenger, champion)
     >>> race.n, race.challenger_score, race.baseline_score
     (4, 0.75, 0.5)
     >>> race.challenger_only, race.baseline_only, race.gain
@@ -301,8 +307,9 @@ class PairedRace:
         self.d_sum = self.d_squares = 0.0
         self.challenger_error_sum = self.baseline_error_sum = 0.0
 
-    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> None:
-        """Score both models' predictions for one event against its label."""
+    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> Outcome:
+        """Score both models' predictions for one event against its label; returns what the
+        event added to each count (or sum, for regression), in ``to_dict``'s order."""
         self.n += 1
         if self.task == "regression":
             challenger_error = abs(y_true - (0.0 if challenger_pred is None else challenger_pred))
@@ -312,15 +319,18 @@ class PairedRace:
             self.d_squares += d * d
             self.challenger_error_sum += challenger_error
             self.baseline_error_sum += baseline_error
-        elif challenger_pred == y_true:
+            return d, d * d, challenger_error, baseline_error
+        if challenger_pred == y_true:
             if baseline_pred == y_true:
                 self.both_right += 1
-            else:
-                self.challenger_only += 1
-        elif baseline_pred == y_true:
+                return _BOTH_RIGHT
+            self.challenger_only += 1
+            return _CHALLENGER_ONLY
+        if baseline_pred == y_true:
             self.baseline_only += 1
-        else:
-            self.both_wrong += 1
+            return _BASELINE_ONLY
+        self.both_wrong += 1
+        return _BOTH_WRONG
 
     @property
     def challenger_score(self) -> float:

@@ -11,7 +11,7 @@ higher than its significance.
 
 >>> race = RecentRace("binary", challenger=2, baseline=1, window=3)
 >>> for truth, challenger, champion in [(1, 0, 1), (1, 0, 1), (1, 1, 0), (1, 1, 0), (1, 1, 0)]:
-...     race.update(truth, challenger, champion)
+...     _ = race.update(truth, challenger, champion)
 >>> race.seen, race.n, race.challenger_only, race.baseline_only
 (5, 3, 3, 0)
 >>> RecentRace.from_dict(race.to_dict()).seen
@@ -29,15 +29,11 @@ from typing import Any
 
 from meander.config import Task
 from meander.models.betting import Bet
-from meander.models.evaluation import PairedRace
+from meander.models.evaluation import Outcome, PairedRace
 
 __all__ = ["RecentRace"]
 
 _COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
-# A classification event's outcome: which of the four counts it added one to.
-_BOTH_RIGHT, _CHALLENGER_ONLY, _BASELINE_ONLY, _BOTH_WRONG = (
-    tuple(float(i == j) for j in range(4)) for i in range(4)
-)
 _SCALE_DECAY = 0.99  # a regression race's error scale follows about its last hundred events
 
 
@@ -52,34 +48,30 @@ class RecentRace(PairedRace):
         self.better = Bet()  # evidence that the challenger beats the champion
         self.scale = 0.0  # regression: the typical absolute error, which bounds d in [-1, 1]
 
-    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> None:
+    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> Outcome:
         if self.task == "regression":
-            before = self._snapshot()
+            # The sums' own changes rather than the event's terms: forgetting them undoes each
+            # to the bit.
+            before = self._sums()
             super().update(y_true, challenger_pred, baseline_pred)
-            outcome = self._difference(before)
+            now = self._sums()
+            outcome: Outcome = (
+                now[0] - before[0],
+                now[1] - before[1],
+                now[2] - before[2],
+                now[3] - before[3],
+            )
         else:
-            # The one count that moves, as PairedRace.update moves it: every racing model of
-            # every label comes here, and reading all four counts before and after cost three
-            # times the update itself.
-            self.n += 1
-            if challenger_pred == y_true:
-                if baseline_pred == y_true:
-                    self.both_right += 1
-                    outcome = _BOTH_RIGHT
-                else:
-                    self.challenger_only += 1
-                    outcome = _CHALLENGER_ONLY
-            elif baseline_pred == y_true:
-                self.baseline_only += 1
-                outcome = _BASELINE_ONLY
-            else:
-                self.both_wrong += 1
-                outcome = _BOTH_WRONG
+            outcome = super().update(y_true, challenger_pred, baseline_pred)
         self.seen += 1
         self._outcomes.append(outcome)
         self.better.update(self._d(outcome))
         if len(self._outcomes) > self.window:
             self._forget(self._outcomes.popleft())
+        return outcome
+
+    def _sums(self) -> Outcome:
+        return self.d_sum, self.d_squares, self.challenger_error_sum, self.baseline_error_sum
 
     def _d(self, outcome: tuple[float, ...]) -> float:
         """The event's score in [-1, 1], positive when it favours the challenger."""
@@ -116,14 +108,6 @@ class RecentRace(PairedRace):
         race.scale = float(fields.get("scale", 0.0))
         race.better = Bet.from_dict(fields, "better")
         return race
-
-    def _snapshot(self) -> tuple[float, ...]:
-        if self.task == "regression":
-            return (self.d_sum, self.d_squares, self.challenger_error_sum, self.baseline_error_sum)
-        return tuple(float(getattr(self, name)) for name in _COUNTS)
-
-    def _difference(self, before: tuple[float, ...]) -> tuple[float, ...]:
-        return tuple(now - was for now, was in zip(self._snapshot(), before, strict=True))
 
     def _forget(self, outcome: tuple[float, ...]) -> None:
         self.n -= 1

@@ -134,7 +134,7 @@ def gate(
 
     >>> race = PairedRace("binary", challenger=2, baseline=1)
     >>> for event in range(100):  # the challenger is right 20 more times, never less
-    ...     race.update(True, True, event >= 20)
+    ...     _ = race.update(True, True, event >= 20)
     >>> verdict = gate(race, PromotionSettings(min_samples=50))
     >>> verdict.decision, verdict.evidence["p_value"] == 0.5**20
     ('promote', True)
@@ -191,7 +191,7 @@ def judge(race: RecentRace, promotion: PromotionSettings, *, rivals: int = 1) ->
 
     >>> race = RecentRace("binary", challenger=2, baseline=1)
     >>> for event in range(120):  # right where the champion errs, one event in four
-    ...     race.update(True, True, event % 4 != 0)
+    ...     _ = race.update(True, True, event % 4 != 0)
     >>> judge(race, PromotionSettings(min_samples=50), rivals=4).decision
     'promote'
     """
@@ -243,7 +243,7 @@ def rollback_check(race: PairedRace, promotion: PromotionSettings) -> Verdict:
 
     >>> race = PairedRace("regression", challenger=3, baseline=2)
     >>> for _ in range(10):
-    ...     race.update(1.0, 1.5, 1.2)  # the new champion errs by 0.5, the old one by 0.2
+    ...     _ = race.update(1.0, 1.5, 1.2)  # the new champion errs by 0.5, the old one by 0.2
     >>> rollback_check(race, PromotionSettings(rollback_window=10)).decision
     'roll_back'
     """
