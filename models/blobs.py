@@ -9,6 +9,12 @@ unseeded generator out; the model is unpickled with :func:`pickle.loads` as ever
 Gaussians get a generator that is just as unseeded. A seeded distribution keeps its state, so
 a model that samples reproducibly still does.
 
+The E-BST that a Hoeffding regression tree keeps per leaf and numeric feature is a binary search
+tree of the values seen, unbalanced: on a feature that only grows (a date, a counter) it is a
+chain as long as the values a leaf saw, and pickle's recursion through it failed after a few hundred
+of them (a learner could not checkpoint such a champion, a trainer not register such a
+challenger). :func:`dumps` writes each E-BST as a flat list of its nodes instead.
+
 >>> import pickle
 >>> from river import proba
 >>> gaussian = proba.Gaussian()
@@ -29,6 +35,7 @@ import random
 from typing import Any
 
 from river import proba
+from river.tree.splitter.ebst_splitter import EBSTNode
 
 __all__ = ["dumps"]
 
@@ -49,13 +56,39 @@ def _reduce(distribution: proba.Gaussian) -> Any:
     return _restore, (type(distribution), state)
 
 
+_Row = tuple[Any, Any, Any, int, int]  # att_val, estimator, update function, left, right
+
+
+def _rebuild(cls: type[EBSTNode], rows: list[_Row]) -> EBSTNode:
+    nodes = [cls.__new__(cls) for _ in rows]
+    for node, (value, estimator, update, left, right) in zip(nodes, rows, strict=True):
+        node.att_val, node.estimator, node._update_estimator = value, estimator, update
+        node._left = nodes[left] if left else None  # 0 is the root, never a child
+        node._right = nodes[right] if right else None
+    return nodes[0]
+
+
+def _flatten(root: EBSTNode) -> Any:
+    nodes, rows = [root], []
+    for node in nodes:  # grows as it goes: breadth first, no recursion
+        links = []
+        for child in (node._left, node._right):
+            links.append(len(nodes) if child is not None else 0)
+            if child is not None:
+                nodes.append(child)
+        rows.append((node.att_val, node.estimator, node._update_estimator, *links))
+    return _rebuild, (type(root), rows)
+
+
 class _Pickler(pickle.Pickler):
     dispatch_table = copyreg.dispatch_table.copy()
     dispatch_table[proba.Gaussian] = _reduce
+    dispatch_table[EBSTNode] = _flatten
 
 
 def dumps(obj: Any) -> bytes:
-    """``pickle.dumps(obj)``, less the state of unseeded random generators nobody reads."""
+    """``pickle.dumps(obj)``, less the state of unseeded random generators nobody reads, and
+    with search trees of split candidates written flat."""
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
     return buffer.getvalue()

@@ -54,3 +54,21 @@ def test_an_unseeded_gaussian_gets_a_working_generator() -> None:
     assert isinstance(twin._rng, random.Random)
     assert (twin.mu, twin.sigma) == (gaussian.mu, gaussian.sigma)
     assert isinstance(twin.sample(), float)
+
+
+def test_a_regression_tree_over_a_feature_that_only_grows_is_written_and_restored() -> None:
+    # A date or a counter: a leaf's E-BST of split candidates is a chain of the values it saw
+    # (about 1,250 long here; plain pickle's recursion gave up at a few hundred).
+    noise = random.Random(0)
+    stream = []
+    for day in range(3_000):
+        x = {"day": float(day), "x": noise.random()}
+        stream.append((x, 40 + day / 100 + noise.gauss(0, 1)))
+    model = tree.HoeffdingTreeRegressor(grace_period=50)
+    for x, y in stream[:2_000]:
+        model.learn_one(x, y)
+    twin = pickle.loads(dumps(model))
+    for x, y in stream[2_000:]:
+        assert twin.predict_one(x) == model.predict_one(x)
+        model.learn_one(x, y)
+        twin.learn_one(x, y)
