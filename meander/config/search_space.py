@@ -8,7 +8,8 @@ text. The search space was chosen by measurement on the tuning half of the adapt
 >>> print(default_model("binary", {"amount": "numeric", "country": "categorical"}))
 ... # doctest: +NORMALIZE_WHITESPACE
 (compose.Select('amount') | preprocessing.StandardScaler)
-+ (compose.Select('country') | preprocessing.OneHotEncoder) | linear_model.LogisticRegression
++ (compose.Select('country') | preprocessing.OneHotEncoder(drop_zeros=True))
+| linear_model.LogisticRegression
 >>> print(default_model("regression", {"x": "numeric"}))
 ... # doctest: +NORMALIZE_WHITESPACE
 preprocessing.TargetStandardScaler(regressor=preprocessing.StandardScaler
@@ -69,7 +70,12 @@ def _scaled(head: str, features: Mapping[str, str]) -> str:
     categorical = [name for name, kind in features.items() if kind == "categorical"]
     if not categorical:
         return f"preprocessing.StandardScaler | {head}"
-    parts = [f"(compose.Select({_names(categorical)}) | preprocessing.OneHotEncoder)"]
+    # Only the categories present: a distance or a dot product over the absent ones (zeros) adds
+    # nothing but time. Nearest neighbours answered the same at a quarter of the cost on Agrawal
+    # (597 -> 162 us a prediction over 300 events: every category seen, against the 3 present).
+    parts = [
+        f"(compose.Select({_names(categorical)}) | preprocessing.OneHotEncoder(drop_zeros=True))"
+    ]
     if numeric:
         parts.insert(0, f"(compose.Select({_names(numeric)}) | preprocessing.StandardScaler)")
     return f"{' + '.join(parts)} | {head}"

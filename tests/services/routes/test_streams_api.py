@@ -82,7 +82,7 @@ def test_the_schema_lists_each_feature_with_its_checks(world: World) -> None:
     # No model configured: the default linear model, categories one-hot encoded.
     assert answer["model"] == (
         "(compose.Select('amount', 'income', 'repeat') | preprocessing.StandardScaler)"
-        " + (compose.Select('purpose') | preprocessing.OneHotEncoder)"
+        " + (compose.Select('purpose') | preprocessing.OneHotEncoder(drop_zeros=True))"
         " | linear_model.LogisticRegression"
     )
     features = answer["features"]
