@@ -11,6 +11,10 @@ Classifiers answer with the most probable label and the probabilities; regressor
 >>> model.learn_one({"x": 1.0}, True)
 >>> predict_one(model, {"x": 1.0}, "binary")
 (True, {'True': 1.0})
+>>> diverged((float("nan"), None))
+'it answered nan: it has diverged'
+>>> diverged((True, {"True": 0.9, "False": 0.1})) is None
+True
 >>> label_problem(0.5, "binary")
 'label 0.5 (float) is not a class label: use a bool, an int or a string'
 >>> label_problem("maybe", "binary", classes=frozenset({False, True}))
@@ -19,6 +23,7 @@ Classifiers answer with the most probable label and the probabilities; regressor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +34,7 @@ from meander.schema import LARGEST, shown
 __all__ = [
     "Scored",
     "clean",
+    "diverged",
     "label_problem",
     "predict_many",
     "predict_one",
@@ -81,6 +87,17 @@ def predict_many(model: Any, xs: Sequence[Mapping[str, Any]], task: str) -> list
         (labels[b], dict(zip(names, map(float, row), strict=True)))
         for b, row in zip(best, answer.to_numpy().tolist(), strict=True)
     ]
+
+
+def diverged(answer: Scored) -> str | None:
+    """Why ``answer`` is no answer to serve (a NaN or an infinity, which a model whose weights
+    or variances overflowed gives for every event from then on), or None when it is one."""
+    prediction, proba = answer
+    if isinstance(prediction, float) and not math.isfinite(prediction):
+        return f"it answered {prediction!r}: it has diverged"
+    if proba is not None and not math.isfinite(total := sum(proba.values())):
+        return f"its probabilities add up to {total!r}: it has diverged"
+    return None
 
 
 def label_problem(label: Any, task: str, classes: Collection[Any] | None = None) -> str | None:

@@ -29,7 +29,7 @@ from meander.deadletter import DeadLetters
 from meander.events import Envelope, FeatureEvent, decode, decode_batch
 from meander.events.plain import flat_hint
 from meander.exceptions import BusError, RegistryError
-from meander.models.inference import Scored, clean, predict_many, predict_one
+from meander.models.inference import Scored, clean, diverged, predict_many, predict_one
 from meander.models.registry import Heads, Registry
 from meander.models.signing import signer_for
 from meander.models.specs import build_model
@@ -374,10 +374,13 @@ class Predictor(Component):
     ) -> list[Scored | None]:
         """``version``'s answers; where it cannot answer, None, and the reason in ``failed``."""
         model = self.models[version][0]
+        batch: list[Scored | None]
         try:
             if len(xs) >= SCORE_MANY_FROM:
-                return list(predict_many(model, xs, self.stream.task))
-            return [predict_one(model, x, self.stream.task) for x in xs]
+                batch = list(predict_many(model, xs, self.stream.task))
+            else:
+                batch = [predict_one(model, x, self.stream.task) for x in xs]
+            return self._finite(version, batch, failed)
         except Exception:  # any model error: find the events at fault one by one
             pass
         answers: list[Scored | None] = []
@@ -391,4 +394,17 @@ class Predictor(Component):
                 log.warning(
                     "%s: %s", self.stream.name, failed[index], extra={"stream": self.stream.name}
                 )
+        return self._finite(version, answers, failed)
+
+    @staticmethod
+    def _finite(
+        version: int, answers: list[Scored | None], failed: dict[int, str]
+    ) -> list[Scored | None]:
+        """``answers`` less those that are not numbers (a diverged model's NaN), which are
+        failures to score, as an error would be: JSON has no NaN, so each would be published
+        as null, which no reader takes for a prediction."""
+        for index, answer in enumerate(answers):
+            if answer is not None and (why := diverged(answer)) is not None:
+                answers[index] = None
+                failed[index] = f"model v{version} cannot score this event: {why}"
         return answers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 from prometheus_client import REGISTRY
-from river import tree
+from river import linear_model, tree
 
 from meander import topics
 from meander.bus import Record, TopicPartition
@@ -515,3 +516,74 @@ def test_exactly_once_commits_each_batch_with_its_predictions_and_dead_letters(
         assert sum(ends.values()) == 121 and len(predictor.in_flight) == 0
     finally:
         predictor.close()
+
+
+def diverged_regressor() -> Any:
+    """A linear regression with too large a step on unscaled numbers, left to learn until its
+    weights overflow: from then on it answers -inf or NaN for every event."""
+    from river import linear_model, optim
+
+    model = linear_model.LinearRegression(optimizer=optim.SGD(0.1), clip_gradient=1e300)
+    for day in range(60):
+        model.learn_one({"day": 736_389.0 + day, "poll": 43.8}, 43.7)
+    assert not math.isfinite(model.predict_one({"day": 736_500.0, "poll": 43.8}))
+    return model
+
+
+def publish_polls(runtime: Runtime, stream: StreamConfig, count: int) -> None:
+    runtime.bus.publish(
+        [
+            encode(
+                topics.events(stream.name),
+                FeatureEvent(id=f"e{n}", features={"day": 736_400.0 + n, "poll": 44.0}),
+                source="/test",
+            )
+            for n in range(count)
+        ]
+    )
+
+
+@pytest.mark.parametrize("count", [30, 300], ids=["one by one", "as a batch"])  # 256+: *_many
+@pytest.mark.parametrize("diverged", ["champion", "challenger"])
+def test_a_diverged_model_serves_no_answer_that_is_not_a_number(
+    make_runtime: MakeRuntime, read_topic: ReadTopic, count: int, diverged: str
+) -> None:
+    # Published, a NaN or an infinity is JSON's null: the prediction index and the learner
+    # refused such predictions. A diverged champion's events are dead-lettered with the
+    # reason (as when it raises), a diverged challenger has no shadow prediction.
+    stream = StreamConfig(
+        name=f"poll{uuid.uuid4().hex[:6]}",
+        task="regression",
+        features={"day": "numeric", "poll": "numeric"},
+        model="linear_model.LinearRegression",
+    )
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+    sane = linear_model.LinearRegression()
+    sane.learn_one({"day": 1.0, "poll": 43.8}, 43.7)
+    models = (
+        (diverged_regressor(), sane) if diverged == "champion" else (sane, diverged_regressor())
+    )
+    champion, challenger = (
+        registry.register(m, spec="linear_model.LinearRegression") for m in models
+    )
+    registry.promote(champion.version)
+    registry.add_challenger(challenger.version, reason="test")
+    publish_polls(runtime, stream, count)
+    predictor = Predictor(runtime, stream, batch=count)
+    try:
+        drain([predictor])
+    finally:
+        predictor.close()
+
+    served = [e.payload for e in read_topic(runtime, topics.predictions(stream.name))]
+    dead = [e.payload for e in read_topic(runtime, topics.DEADLETTER)]
+    assert predictor.handled == count  # read and committed: nothing waits for a new revision
+    if diverged == "challenger":
+        assert not dead and [p.role for p in served] == ["champion"] * count  # type: ignore[union-attr]
+        assert all(math.isfinite(p.prediction) for p in served)  # type: ignore[union-attr]
+        return
+    assert not served and len(dead) == count  # nothing served for them, in shadow neither
+    assert {letter.reason for letter in dead} == {  # type: ignore[union-attr]
+        f"model v{champion.version} cannot score this event: it answered -inf: it has diverged"
+    }
