@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -32,7 +33,7 @@ from meander.events import ModelEvent, decision, decode_batch, encode
 from meander.models.race import RecentRace
 from meander.models.registry import Registry
 from meander.models.validation import Verdict, judge, rollback_check
-from meander.models.versions import config_hash
+from meander.models.versions import ModelVersion, config_hash
 from meander.runtime import Runtime
 from meander.telemetry import LagSampler, Meter, count_published
 
@@ -40,6 +41,7 @@ __all__ = ["Trainer"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/meander/trainer"
+_TRAINED = uuid.UUID("6d65616e-6465-7200-8000-747261696e65")  # uuid5 namespace
 
 
 class Trainer(Component):
@@ -126,6 +128,15 @@ class Trainer(Component):
         champion = self.registry.champion()
         if champion is not None and request.version == champion and request.evidence.get("preempt"):
             self._preempt(champion, request, request_id)
+        if champion is not None and request.version == champion:
+            registered = self._registered_for(request_id)
+            if registered:
+                # The request is read again after a step failed (an outage, a kill) between
+                # registering its challengers and announcing them: announce what was
+                # registered, or nobody would race them, and no retrain would come while they
+                # stand. An announcement made already has the same id.
+                self._publish([self._trained(entry, champion, request) for entry in registered])
+                return
         if champion is None or request.version != champion or self.registry.challengers():
             log.info(
                 "%s: request %s is stale or a race runs; skipped",
@@ -141,8 +152,39 @@ class Trainer(Component):
         ranked = candidates(self.stream, self.registry, window, champion, since, fresh=not tuning)
         # A copy keeps its place in the ranking, and races as its twin, once.
         chosen = [c for c in ranked[: self.stream.learning.max_challengers] if not c.copy]
-        events = [self._register(c, champion, request, request_id, len(window)) for c in chosen]
-        self._publish(events)
+        entries = self._register_all(chosen, champion, request, request_id, len(window))
+        self._publish([self._trained(entry, champion, request) for entry in entries])
+
+    def _registered_for(self, request_id: str) -> list[ModelVersion]:
+        """The challengers registered in answer to ``request_id``."""
+        entries = [self.registry.get(version) for version in self.registry.challengers()]
+        return [entry for entry in entries if entry.cause.get("request") == request_id]
+
+    def _register_all(
+        self,
+        chosen: list[Candidate],
+        champion: int,
+        request: ModelEvent,
+        request_id: str,
+        seen: int,
+    ) -> list[ModelVersion]:
+        """Register each candidate; one that cannot be registered (a model that cannot be
+        pickled, say) is left out, and raises only when none could be."""
+        entries: list[ModelVersion] = []
+        failure: Exception | None = None
+        for candidate in chosen:
+            try:
+                entries.append(self._register(candidate, champion, request, request_id, seen))
+            except OUTAGES:
+                raise
+            except Exception as error:
+                failure = failure or error
+                log.exception(
+                    "%s: candidate %s not registered", self.stream.name, candidate.spec[:200]
+                )
+        if failure is not None and not entries:
+            raise failure
+        return entries
 
     def _preempt(self, champion: int, request: ModelEvent, request_id: str) -> None:
         """End the races of challengers trained before a drift the request reports: they
@@ -160,11 +202,10 @@ class Trainer(Component):
 
     def _register(
         self, candidate: Candidate, champion: int, request: ModelEvent, request_id: str, seen: int
-    ) -> ModelEvent:
-        """Register one warm-started candidate as a challenger; the event announcing it."""
-        replay = request.evidence.get("replay", {})
+    ) -> ModelVersion:
+        """Register one warm-started candidate as a challenger."""
         training = {
-            "replay": replay,
+            "replay": request.evidence.get("replay", {}),
             "window": len(candidate.window) if candidate.window is not None else seen,
             "origin": candidate.origin,
             "window_score": candidate.score,
@@ -184,14 +225,19 @@ class Trainer(Component):
             config_hash=config_hash(self.stream),
         )
         self.registry.add_challenger(entry.version, reason=f"{candidate.origin} warm start")
-        reason = f"{candidate.origin} {candidate.spec}, warm-started on {training['window']} labels"
+        return entry
+
+    def _trained(self, entry: ModelVersion, champion: int, request: ModelEvent) -> ModelEvent:
+        """The event announcing ``entry``, a challenger registered for ``request``."""
+        training = entry.training
+        reason = f"{training['origin']} {entry.spec}, warm-started on {training['window']} labels"
         evidence = {k: v for k, v in training.items() if k != "replay" and v is not None}
         return self._event(
             "challenger_trained",
             entry.version,
             champion,
             reason,
-            evidence | {"request": request_id},
+            evidence | {"request": entry.cause["request"]},
             request.at_event,
         )
 
@@ -306,10 +352,25 @@ class Trainer(Component):
     ) -> ModelEvent:
         return decision(self.stream.name, action, version, previous, reason, evidence, at)
 
+    def _event_id(self, event: ModelEvent) -> str | None:
+        """A challenger's announcement has one id however often it is made (a request read
+        again announces its challengers again); other decisions get a new one."""
+        if event.action != "challenger_trained":
+            return None
+        request = event.evidence.get("request")
+        return uuid.uuid5(_TRAINED, f"{self.stream.name}/{request}/{event.version}").hex
+
     def _publish(self, events: list[ModelEvent]) -> None:
         if events:
             records = [
-                encode(topics.MODELS, e, source=SOURCE, subject=self.stream.name) for e in events
+                encode(
+                    topics.MODELS,
+                    e,
+                    source=SOURCE,
+                    subject=self.stream.name,
+                    event_id=self._event_id(e),
+                )
+                for e in events
             ]
             self.outbox.add(
                 records, lambda: count_published(self.name, events, log, self.stream.name)

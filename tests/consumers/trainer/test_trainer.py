@@ -17,6 +17,7 @@ from meander.config import StreamConfig
 from meander.consumers.trainer.retraining import candidates, replay_window
 from meander.consumers.trainer.trainer import Trainer
 from meander.events import ModelEvent, encode
+from meander.exceptions import StoreUnavailable
 from meander.keys import race as race_key
 from meander.models.inference import predict_one
 from meander.models.race import RecentRace
@@ -185,6 +186,87 @@ def test_a_spec_listed_twice_races_once_and_its_copy_takes_no_other_place(
     expected = {c.spec for c in ranked[:2]}
     specs = [registry.get(v).spec for v in registry.challengers()]
     assert sorted(specs) == sorted(expected) and len(specs) == len(set(specs))
+
+
+def fail_the_second(bench: Bench, method: str, error: Exception) -> None:
+    """Make the trainer's registry raise ``error`` at the second call of ``method``."""
+    original, calls = getattr(bench.trainer.registry, method), []
+
+    def second_fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 2:
+            raise error
+        return original(*args, **kwargs)
+
+    setattr(bench.trainer.registry, method, second_fails)
+
+
+@pytest.fixture
+def asked(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> Iterator[Bench]:
+    """A trainer of a stream with two candidates (three challengers a retrain), asked for a
+    retrain over 300 labelled events."""
+    candidates = [
+        "tree.HoeffdingAdaptiveTreeClassifier(seed=1)",
+        "preprocessing.StandardScaler | linear_model.LogisticRegression",
+    ]
+    stream = make_stream("s", candidates=candidates, learning={"max_challengers": 3})
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    registry.promote(champion)
+    publish_samples(runtime, stream, 300)
+    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
+    replay = {
+        "events": whole(runtime, topics.events("s")),
+        "feedback": whole(runtime, topics.feedback("s")),
+    }
+    request(bench, champion, replay=replay, since_change=150)
+    yield bench
+    bench.trainer.close()
+
+
+def test_challengers_registered_before_an_outage_are_announced_when_the_request_is_read_again(
+    asked: Bench, read_topic: ReadTopic
+) -> None:
+    bench = asked
+    # Redis gone between two challengers: the step fails and the request is read again. The
+    # first challenger stood in the registry unannounced: never raced, never judged, and every
+    # later request skipped while it stood ("a race runs").
+    fail_the_second(bench, "add_challenger", StoreUnavailable("redis restarting"))
+    with pytest.raises(StoreUnavailable):
+        bench.trainer.step()
+    del bench.trainer.registry.add_challenger  # Redis is back
+
+    bench.trainer.step()
+
+    standing = set(bench.registry.challengers())
+    assert len(standing) == 1
+    assert {(e.action, e.version) for e in decisions(bench, read_topic)} == {
+        ("challenger_trained", version) for version in standing
+    }
+    bench.trainer.step()  # nothing read again: announced once
+    assert len(decisions(bench, read_topic)) == 1
+
+
+def test_a_candidate_that_cannot_be_registered_leaves_the_others_racing(
+    asked: Bench, read_topic: ReadTopic
+) -> None:
+    bench = asked
+    # A model pickle gives up on (as on a Hoeffding regression tree's chain of split
+    # candidates before they were written flat): the request was dead-lettered, and the
+    # challengers registered before it stood unannounced.
+    fail_the_second(bench, "register", RecursionError("maximum recursion depth exceeded"))
+
+    bench.trainer.step()
+
+    standing = set(bench.registry.challengers())
+    assert len(standing) >= 2
+    assert {(e.action, e.version) for e in decisions(bench, read_topic)} == {
+        ("challenger_trained", version) for version in standing
+    }
+    assert not read_topic(bench.runtime, topics.DEADLETTER)
 
 
 def test_stale_requests_and_requests_during_a_race_are_skipped(
