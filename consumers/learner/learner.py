@@ -317,7 +317,9 @@ class Learner(Component):
             self.dead.send(rejected)
 
     def _watch(self, state: LearnerState, outcome: Outcome, event_id: str) -> None:
-        if outcome.drift:
+        if outcome.diverged and state.diverged != state.champion:
+            self.notices.diverged(state, event_id)
+        elif outcome.drift:
             self.notices.drift(state, event_id, outcome.error)
         elif outcome.warning:
             self.notices.warning(state, event_id, outcome.error)

@@ -29,10 +29,12 @@ from river.drift import ADWIN
 from meander.bus import TopicPartition
 from meander.consumers.learner.join import LabelJoin
 from meander.models.evaluation import Prequential
-from meander.models.inference import Scored, predict_one
+from meander.models.inference import Scored, diverged, predict_one
 from meander.models.race import RecentRace
 
 __all__ = ["LearnerState", "Outcome"]
+
+_DIVERGED = object()  # a model's own answer that is no number: it has diverged
 
 
 class Outcome(NamedTuple):
@@ -41,6 +43,7 @@ class Outcome(NamedTuple):
     drift: bool
     warning: bool
     error: float
+    diverged: bool = False  # the champion answered this event with no number (NaN, infinity)
 
 
 @dataclass
@@ -71,6 +74,7 @@ class LearnerState:
     error_before: float | None = None  # the champion's error level before the last drift
     promoted_at: int | None = None
     rollback_window: int = 1_000
+    diverged: int | None = None  # the champion found answering no number (announced once)
 
     @classmethod
     def start(
@@ -134,12 +138,19 @@ class LearnerState:
         for (challenger, baseline), race in self.races.items():
             for version in (challenger, baseline):
                 if version not in answers and version in self.models:
-                    answers[version] = predict_one(self.models[version], x, self.task)[0]
+                    answers[version] = self._answer(version, x)
             pair = answers.get(challenger), answers.get(baseline)
             if None not in pair:
-                race.update(y, *pair)
+                # A model that diverged answers no number: its answer counts as none, wrong
+                # (or 0.0 for regression), and it loses the event to one that answered.
+                race.update(y, *(None if answer is _DIVERGED else answer for answer in pair))
         if champion_error is None:
-            return Outcome(False, False, float("nan"))
+            # Nothing served: a champion whose answers are no numbers has its events
+            # dead-lettered by the predictors; this is where the loop learns of it.
+            own = answers.get(self.champion)
+            if own is None and self.champion in self.models:
+                own = self._answer(self.champion, x)
+            return Outcome(False, False, float("nan"), diverged=own is _DIVERGED)
         level, width = _window(self.detector)
         drift = _worse(self.detector, champion_error, level, width)
         if drift and self.error_before is None:
@@ -147,6 +158,11 @@ class LearnerState:
         warned = self.warning is not None and _worse(self.warning, champion_error)
         warned = warned or bool(getattr(self.detector, "warning_detected", False))
         return Outcome(drift, warned, champion_error)
+
+    def _answer(self, version: int, x: dict[str, Any]) -> Any:
+        """``version``'s own prediction for ``x``; ``_DIVERGED`` when it is no number."""
+        scored = predict_one(self.models[version], x, self.task)
+        return _DIVERGED if diverged(scored) is not None else scored[0]
 
     def late(self, y: Any, version: int, role: str, scored: Scored) -> None:
         """A prediction that arrived after its label: it still counts in the metrics (an

@@ -106,6 +106,34 @@ class LifecycleNotices:
             [self._request(state, None, len(state.recent), event_id, reason, tuning=True)]
         )
 
+    def diverged(self, state: LearnerState, event_id: str) -> None:
+        """Alert that the champion answers no number (NaN or an infinity: its weights or
+        variances overflowed, for good), and ask for a retrain. The predictors dead-letter its
+        events until a challenger, which wins every event it answers, replaces it."""
+        state.diverged = state.champion
+        alert_id = announcement_id(self.stream.name, "diverged", state.champion, event_id)
+        alert = Alert(
+            kind="performance",
+            stream=self.stream.name,
+            severity="critical",
+            statistic="diverged",
+            value=1.0,
+            model=self.stream.name,
+            version=state.champion,
+            at_event=event_id,
+            message=(
+                f"champion v{state.champion} answers no number (NaN or an infinity) after "
+                f"{state.labels} labels: it has diverged, and its events are dead-lettered "
+                "until a challenger replaces it"
+            ),
+        )
+        announced: list[Alert | ModelEvent] = [alert]
+        if self._may_request(state):
+            reason = f"champion v{state.champion} has diverged (it answers no number)"
+            since = len(state.recent)
+            announced.append(self._request(state, alert_id, since, event_id, reason))
+        self._publish(announced, alert_id)
+
     def warning(self, state: LearnerState, event_id: str, error: float = float("nan")) -> None:
         window = self.stream.learning.replay_window
         if state.warned_at is not None and state.labels - state.warned_at < window:

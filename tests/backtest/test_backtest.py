@@ -299,3 +299,30 @@ def test_an_empty_target_cannot_tell_its_task() -> None:
 
     with pytest.raises(ConfigError, match="holds no value"):
         infer_task(pd.Series([None, None], name="y", dtype=object))
+
+
+def test_a_champion_that_diverges_is_announced_and_replaced_and_no_event_is_lost(
+    tmp_path: Path,
+) -> None:
+    # River's TrumpApproval, unscaled (a date as a day number near 736,000), under a linear
+    # regression with too large a step: it answers -inf from its 28th event on, and NaN after.
+    from river import datasets
+
+    rows = [{**x, "approve": y} for x, y in datasets.TrumpApproval()]
+    path = tmp_path / "approval.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    spec = "linear_model.LinearRegression(optimizer=optim.SGD(0.1), clip_gradient=1e300)"
+    run = run_backtest(path, target="approve", model=spec, monitor=False)
+    try:
+        report, answers = build_report(run).data, champion_answers(run)
+    finally:
+        run.close()
+
+    assert report["alerts"].get("performance") == 1  # announced once
+    assert report["promotions"] and report["champion"]["version"] != 1  # and replaced
+    served = [answer for answer in answers.values() for answer in answer]
+    assert all(isinstance(a, float) and abs(a) < 1e6 for a in served)  # no null, no -inf
+    assert report["check"]["consistent"] is True  # each event predicted once or dead-lettered
+    reasons = report["dead_letter_reasons"]
+    assert reasons and all(reason.endswith("it has diverged") for reason in reasons)
+    assert len(answers) + report["check"]["events_dead_lettered"] == len(rows)

@@ -137,6 +137,40 @@ def test_a_race_asks_a_version_that_served_none_and_skips_a_pair_without_answer(
     assert race.n == 1
 
 
+def diverged() -> Any:
+    """A linear regression whose weights overflowed: it answers NaN or -inf for good."""
+    from river import linear_model, optim
+
+    model = linear_model.LinearRegression(optimizer=optim.SGD(0.1), clip_gradient=1e300)
+    for day in range(60):
+        model.learn_one({"x": 736_389.0 + day}, 43.7)
+    return model
+
+
+def sane() -> Any:
+    from river import dummy, stats
+
+    model = dummy.StatisticRegressor(stats.Mean())
+    model.learn_one({"x": 736_389.0}, 43.0)
+    return model
+
+
+@pytest.mark.parametrize("which", ["champion", "challenger"])
+def test_a_diverged_model_loses_each_event_of_its_race(which: str) -> None:
+    # Its NaN in the race's sums would make the race's gain NaN: never promoted nor rejected.
+    state = start(task="regression")
+    state.models[1] = diverged() if which == "champion" else sane()
+    state.add_challenger(2, sane() if which == "champion" else diverged())
+
+    for _ in range(3):
+        outcome = state.evaluate({"x": 736_500.0}, 43.7, {})
+
+    race = state.races[(2, 1)]
+    assert race.n == 3 and math.isfinite(race.gain)
+    assert race.gain > 0 if which == "champion" else race.gain < 0
+    assert outcome.diverged is (which == "champion")  # nothing served: the learner asks it
+
+
 def test_the_watched_previous_champion_answers_by_itself() -> None:
     state = start()
     state.models[1] = taught(True)
