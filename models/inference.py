@@ -73,7 +73,7 @@ def predict_many(model: Any, xs: Sequence[Mapping[str, Any]], task: str) -> list
     frame = pd.DataFrame.from_records(list(xs))
     try:
         answer = getattr(model, method)(frame)
-    except (NotImplementedError, KeyError, ValueError, TypeError):
+    except (NotImplementedError, AttributeError, KeyError, ValueError, TypeError):
         # Some estimators only pretend to batch (or need every class seen): fall back.
         return [predict_one(model, x, task) for x in xs]
     if task == "regression":

@@ -20,7 +20,7 @@ preprocessing.TargetStandardScaler(regressor=preprocessing.StandardScaler
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 __all__ = ["default_candidates", "default_model", "linear_model", "neighbours"]
 
@@ -50,22 +50,23 @@ _TREES = {
 }
 
 
-def linear_model(task: str, features: Mapping[str, str]) -> str:
+def linear_model(task: str, features: Mapping[str, str], optional: Collection[str] = ()) -> str:
     """A linear model for ``task`` that scales numbers and one-hot encodes categories; for
     regression, it also learns the target's scale (a target far from 0, an approval rating
-    near 40, would otherwise take hundreds of labels to reach from the first prediction of 0)."""
-    scaled = _scaled(_LINEAR[task], features)
+    near 40, would otherwise take hundreds of labels to reach from the first prediction of 0).
+    ``optional`` names the features an event may lack."""
+    scaled = _scaled(_LINEAR[task], features, optional)
     if task == "regression":
         return f"preprocessing.TargetStandardScaler(regressor={scaled})"
     return scaled
 
 
-def neighbours(task: str, features: Mapping[str, str]) -> str:
+def neighbours(task: str, features: Mapping[str, str], optional: Collection[str] = ()) -> str:
     """Nearest neighbours among the latest 300 events, on scaled and one-hot features."""
-    return _scaled(_NEIGHBOURS[task], features)
+    return _scaled(_NEIGHBOURS[task], features, optional)
 
 
-def _scaled(head: str, features: Mapping[str, str]) -> str:
+def _scaled(head: str, features: Mapping[str, str], optional: Collection[str]) -> str:
     numeric = [name for name, kind in features.items() if kind != "categorical"]
     categorical = [name for name, kind in features.items() if kind == "categorical"]
     if not categorical:
@@ -73,34 +74,47 @@ def _scaled(head: str, features: Mapping[str, str]) -> str:
     # Only the categories present: a distance or a dot product over the absent ones (zeros) adds
     # nothing but time. Nearest neighbours answered the same at a quarter of the cost on Agrawal
     # (597 -> 162 us a prediction over 300 events: every category seen, against the 3 present).
-    parts = [
-        f"(compose.Select({_names(categorical)}) | preprocessing.OneHotEncoder(drop_zeros=True))"
-    ]
+    one_hot = _only(categorical, numeric, optional)
+    parts = [f"({one_hot} | preprocessing.OneHotEncoder(drop_zeros=True))"]
     if numeric:
-        parts.insert(0, f"(compose.Select({_names(numeric)}) | preprocessing.StandardScaler)")
+        parts.insert(0, f"({_only(numeric, categorical, optional)} | preprocessing.StandardScaler)")
     return f"{' + '.join(parts)} | {head}"
 
 
-def default_model(task: str, features: Mapping[str, str]) -> str:
+def _only(names: list[str], others: list[str], optional: Collection[str]) -> str:
+    """A step that passes ``names`` on. ``compose.Select`` raises KeyError on an event that
+    lacks one of them (and the event would be dead-lettered, its label not learned), so a group
+    holding an optional feature leaves the others out instead (``compose.Discard``), which
+    scores a batch one event at a time."""
+    if any(name in optional for name in names):
+        return f"compose.Discard({_names(others)})"
+    return f"compose.Select({_names(names)})"
+
+
+def default_model(task: str, features: Mapping[str, str], optional: Collection[str] = ()) -> str:
     """The first champion of a stream with no model configured: a linear model, which learns
     from its first labels on and costs little, while the search space races it."""
-    return linear_model(task, features)
+    return linear_model(task, features, optional)
 
 
-def default_candidates(task: str, features: Mapping[str, str]) -> list[str]:
+def default_candidates(
+    task: str, features: Mapping[str, str], optional: Collection[str] = ()
+) -> list[str]:
     """The search space of a stream with no candidates configured."""
-    trees = [spec.format(leaves=_leaves(features)) for spec in _TREES[task]]
-    return [*trees, linear_model(task, features), neighbours(task, features)]
+    trees = [spec.format(leaves=_leaves(features, optional)) for spec in _TREES[task]]
+    return [*trees, linear_model(task, features, optional), neighbours(task, features, optional)]
 
 
-def _leaves(features: Mapping[str, str]) -> str:
+def _leaves(features: Mapping[str, str], optional: Collection[str]) -> str:
     """A regression tree's leaf models are linear regressions, which take numbers only."""
     numeric = [name for name, kind in features.items() if kind != "categorical"]
     if len(numeric) == len(features):
         return ""
     if not numeric:
         return ", leaf_prediction='mean'"
-    return f", leaf_model=compose.Select({_names(numeric)}) | linear_model.LinearRegression"
+    categorical = [name for name in features if name not in numeric]
+    leaf = _only(numeric, categorical, optional)
+    return f", leaf_model={leaf} | linear_model.LinearRegression"
 
 
 def _names(names: list[str]) -> str:

@@ -225,9 +225,11 @@ class StreamConfig(_Section):
         # empty list is an answer), the default search space to race it (see search_space).
         if not self.model:
             kinds = {name: feature.type for name, feature in self.features.items()}
-            object.__setattr__(self, "model", default_model(self.task, kinds))
+            optional = [name for name, feature in self.features.items() if not feature.required]
+            object.__setattr__(self, "model", default_model(self.task, kinds, optional))
             if "candidates" not in self.model_fields_set:
-                object.__setattr__(self, "candidates", default_candidates(self.task, kinds))
+                candidates = default_candidates(self.task, kinds, optional)
+                object.__setattr__(self, "candidates", candidates)
         return self
 
     @model_validator(mode="after")

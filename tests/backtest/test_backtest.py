@@ -326,3 +326,18 @@ def test_a_champion_that_diverges_is_announced_and_replaced_and_no_event_is_lost
     reasons = report["dead_letter_reasons"]
     assert reasons and all(reason.endswith("it has diverged") for reason in reasons)
     assert len(answers) + report["check"]["events_dead_lettered"] == len(rows)
+
+
+def test_gaps_in_a_column_cost_no_event(tmp_path: Path) -> None:
+    # A number column with gaps is an optional feature; beside a categorical one, the default
+    # models selected their features by name and raised KeyError on a row without it: 60 of
+    # these 600 events dead-lettered, and their labels.
+    path = write_stream(tmp_path, "sea", 600)
+    frame = pd.read_csv(path)
+    frame.loc[frame.index % 10 == 3, "x1"] = None
+    frame.insert(0, "shop", ["north", "south", "east"] * 200)
+    frame.to_csv(path, index=False)
+    run, report, answers = quiet_backtest(path)
+    assert run.stream.features["x1"].required is False
+    assert run.stream.features["shop"].type == "categorical"
+    assert report["dead_letters"] == 0 and len(answers) == 600

@@ -184,6 +184,32 @@ def test_a_stream_with_no_model_gets_a_linear_champion_and_the_default_search_sp
     assert all("LinearRegression" not in s or "OneHotEncoder" in s for s in regression.candidates)
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("optional", ["age", "country"])
+def test_the_default_models_take_an_event_without_its_optional_features(
+    task: str, optional: str
+) -> None:
+    # compose.Select raised KeyError on an event without one of its features (a gap in a CSV
+    # column): the predictor dead-lettered the event, the learner its label.
+    features = {
+        "amount": {"type": "numeric"},
+        "age": {"type": "numeric", "required": optional != "age"},
+        "country": {"type": "categorical", "required": optional != "country"},
+    }
+    stream = StreamConfig(name="s", task=task, features=features)
+    labels = {"binary": [True, False], "multiclass": ["a", "b"], "regression": [1.0, 3.0]}[task]
+    for spec in [stream.model, *stream.candidates]:
+        model = build_model(spec)
+        for i in range(120):  # enough for trees to split and use their leaf models
+            x = {"amount": float(i), "age": 30.0 + i % 7, "country": "fr" if i % 3 else "de"}
+            if i % 2:
+                del x[optional]
+            model.learn_one(x, labels[i % 2])
+        lacking = {"amount": 2.0, "age": 31.0, "country": "de"}
+        del lacking[optional]  # meander leaves a missing (null) value out too: clean()
+        model.predict_one(lacking)
+
+
 def test_configured_models_and_an_empty_search_space_are_kept() -> None:
     chosen = StreamConfig(
         name="s", task="binary", features={"x": "numeric"}, model="tree.HoeffdingTreeClassifier"
