@@ -46,11 +46,15 @@ def plain(value: Any) -> Any:
     """``value`` as a plain Python value that JSON can carry.
 
     Numpy scalars are unwrapped, NaN, NaT and NA become None (a missing value), dates ISO 8601
-    text, decimals floats; anything else becomes its text.
+    text, decimals floats; anything else becomes its text. So does an infinity (a number beyond
+    the floats' range in a file, 1e400): JSON has none, and it would have been written as null,
+    a missing value, where the schema should say what is wrong with it.
     """
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
+        if math.isinf(value):
+            return str(value)
         return None if math.isnan(value) else value
     if isinstance(value, np.generic):
         if isinstance(value, np.datetime64 | np.timedelta64):

@@ -7,6 +7,7 @@ values back one by one, so only the bad value itself is refused by the schema.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -32,9 +33,11 @@ def from_text(value: Any, kind: str) -> Any:
         return _TRUTH.get(value.strip().lower(), value)
     if kind == "numeric":
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return value
+        # "1e400" reads as an infinity, which JSON carries as null: a missing value.
+        return value if math.isinf(number) else number
     return value
 
 

@@ -341,3 +341,19 @@ def test_gaps_in_a_column_cost_no_event(tmp_path: Path) -> None:
     assert run.stream.features["x1"].required is False
     assert run.stream.features["shop"].type == "categorical"
     assert report["dead_letters"] == 0 and len(answers) == 600
+
+
+def test_a_number_beyond_the_floats_is_dead_lettered_saying_so(tmp_path: Path) -> None:
+    # pandas reads 1e400 as an infinity, which JSON writes as null: the event reached the
+    # predictor without the value, dead-lettered as "feature 'x0' is required".
+    path = write_stream(tmp_path, "sea", 300)
+    frame = pd.read_csv(path, dtype={"x0": object})
+    frame.loc[10, "x0"], frame.loc[20, "x0"] = "1e400", "-1e999"
+    frame.to_csv(path, index=False)
+    _, report, answers = quiet_backtest(path)
+    assert len(answers) == 298 and report["check"]["events_dead_lettered"] == 2
+    reasons = [reason for reason in report["dead_letter_reasons"] if "predictor" in reason]
+    assert sorted(reasons) == [
+        "predictor: feature 'x0' must be a number, got '-inf' (str)",
+        "predictor: feature 'x0' must be a number, got 'inf' (str)",
+    ]
