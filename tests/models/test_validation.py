@@ -182,7 +182,7 @@ def _judged(
 ) -> tuple[Verdict, int]:
     """Race a challenger against a champion right 80% of the time, judged at every event."""
     rng = random.Random(seed)
-    settings = settings or PromotionSettings()  # min_samples 100, patience 300, cap 1000
+    settings = settings or PromotionSettings()  # min_samples 100, patience 150, cap 1000
     race = RecentRace("binary", challenger=2, baseline=1)
     while True:
         race.update(True, rng.random() < challenger_accuracy, rng.random() < 0.8)
@@ -209,7 +209,7 @@ def test_judge_looking_at_every_event_rarely_promotes_an_equal_challenger() -> N
 
 def test_judge_rejects_a_worse_challenger_after_its_patience_and_an_equal_one_at_the_cap() -> None:
     worse, seen = _judged(challenger_accuracy=0.6, seed=2)
-    assert (worse.decision, seen) == ("reject", 300)
+    assert (worse.decision, seen) == ("reject", PromotionSettings().patience)
     assert "significantly worse" in worse.reason
     equal, seen = _judged(challenger_accuracy=0.8, seed=3)
     assert (equal.decision, seen) == ("reject", 1_000)
