@@ -27,7 +27,7 @@ __all__ = ["EncodingSettings"]
 class EncodingSettings(BaseModel):
     """The id and time fields of flat JSON events, and the encoding of predictions."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id_field: str | None = Field(
         default=None,

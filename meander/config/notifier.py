@@ -33,7 +33,7 @@ __all__ = ["NotifierSettings", "WebhookSettings"]
 class WebhookSettings(BaseModel):
     """One subscriber that receives alerts and model events as JSON POSTs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     url: str
     kinds: list[str] = Field(
@@ -58,7 +58,7 @@ class WebhookSettings(BaseModel):
 class NotifierSettings(BaseModel):
     """Where the notifier delivers alerts and model events, and how hard it tries."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     retries: NonNegativeInt = 3

@@ -24,7 +24,8 @@ __all__ = ["ProducerSettings"]
 class ProducerSettings(BaseModel):
     """What ``meander run producer`` publishes: a synthetic drifting stream or a file replay."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)  # a misspelt key is an error
+    # A misspelt key is an error; so is a NaN or an infinity.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     stream: str | None = Field(default=None, description="target stream; None is the first one")
     source: str = Field(

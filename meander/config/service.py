@@ -31,7 +31,7 @@ SCOPES: tuple[Scope, ...] = ("publish", "read", "admin")
 class ApiKey(BaseModel):
     """One caller: a name for the logs, the digest of its key, what it may do."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=100)
     digest: str = Field(
@@ -44,7 +44,7 @@ class ApiKey(BaseModel):
 class ServiceSettings(BaseModel):
     """``[service]``: keys, limits, retries, webhook targets, components run in the service."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     api_keys: list[ApiKey] = Field(default_factory=list)
     anonymous_scopes: list[Scope] = Field(

@@ -48,8 +48,14 @@ __all__ = ["Settings", "load_settings"]
 class Settings(BaseSettings):
     """Everything meander reads at start-up."""
 
+    # No NaN or infinity anywhere (TOML has both): a NaN bound or threshold compares false
+    # with everything and is silently ignored, an infinite timeout cannot be handed to a client.
     model_config = SettingsConfigDict(
-        env_prefix="MEANDER_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="MEANDER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
     )
 
     kafka_bootstrap: str | None = Field(
@@ -236,6 +242,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        where = f"byte {error.start}"
+        raise ConfigError(f"config file {path} is not UTF-8 text (as TOML is): {where}") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
 
 
 def _describe(error: ValidationError, path: str | Path | None) -> str:

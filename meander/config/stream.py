@@ -45,7 +45,7 @@ BINARY_CLASSES: frozenset[bool | int | str] = frozenset({False, True})
 
 class _Section(BaseModel):
     # A misspelt key is an error, never a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Feature(_Section):

@@ -82,6 +82,19 @@ def test_file_is_read_and_the_environment_overrides_it(
             "encoding.id_field 'amount' is also a feature",
         ),
         (STREAM + "[streams.encoding]\npredictions = 'avro'", "streams.0.encoding.predictions"),
+        # TOML has nan and inf. A NaN bound or threshold compared false with everything (the
+        # bound was ignored), an infinite timeout cannot be handed to a Kafka client.
+        ("kafka_timeout_seconds = inf", "kafka_timeout_seconds: Input should be a finite number"),
+        (STREAM + "min_gain = inf", "streams.0.promotion.min_gain: Input should be a finite"),
+        (
+            STREAM.replace('amount = "numeric"', "amount = { minimum = nan }"),
+            "streams.0.features.amount.minimum: Input should be a finite number",
+        ),
+        (
+            STREAM + "[streams.label_window]\nttl_seconds = inf",
+            "streams.0.label_window.ttl_seconds: Input should be a finite number",
+        ),
+        ("[producer]\nrate = inf", "producer.rate: Input should be a finite number"),
     ],
 )
 def test_a_bad_config_names_the_key_and_the_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -111,6 +124,12 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
         load_settings(broken)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "absent.toml")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("client_id = 'caf\u00e9'\n".encode("latin-1"))  # a traceback before
+    with pytest.raises(ConfigError, match=r"latin.toml is not UTF-8 text \(as TOML is\): byte 16"):
+        load_settings(latin)
+    with pytest.raises(ConfigError, match="cannot be read: Is a directory"):
+        load_settings(tmp_path)  # MEANDER_CONFIG may name one
 
 
 def test_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
