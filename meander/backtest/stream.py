@@ -9,7 +9,7 @@ identifiers, free text and dates).
 >>> _ = path.write_text("amount,country,default\\n120.5,FR,no\\n80,DE,yes\\n")
 >>> stream = infer_stream(FileSource(path, target="default"), "loans")
 >>> stream.task, {name: f.type for name, f in stream.features.items()}
-('binary', {'amount': 'numeric', 'country': 'categorical'})
+('multiclass', {'amount': 'numeric', 'country': 'categorical'})
 """
 
 from __future__ import annotations
@@ -71,13 +71,19 @@ def infer_stream(source: FileSource, name: str) -> StreamConfig:
 
 
 def infer_task(target: pd.Series[Any]) -> Task:
-    """``binary`` for booleans or at most two distinct values, ``multiclass`` for text or a few
-    distinct integers, ``regression`` otherwise.
+    """``binary`` for booleans (or 0 and 1), ``multiclass`` for text or a few distinct
+    integers, ``regression`` otherwise.
+
+    A binary stream's labels are False and True, which its models (a logistic regression)
+    learn as numbers: two other labels, "no" and "yes" or 3 and 7, make a multiclass stream,
+    which takes any label.
 
     >>> infer_task(pd.Series([0.5, 1.5, 2.25])), infer_task(pd.Series(["a", "b", "c"]))
     ('regression', 'multiclass')
-    >>> infer_task(pd.Series([3, 7, 3])), infer_task(pd.Series([2, 7, 1, 9]))
-    ('binary', 'multiclass')
+    >>> infer_task(pd.Series([0, 1, 1])), infer_task(pd.Series([1.0, None, 0.0]))
+    ('binary', 'binary')
+    >>> infer_task(pd.Series([3, 7, 3])), infer_task(pd.Series(["no", "yes"]))
+    ('multiclass', 'multiclass')
     """
     present = target.dropna()
     if present.empty:
@@ -85,13 +91,22 @@ def infer_task(target: pd.Series[Any]) -> Task:
             f"target column {target.name!r} holds no value in the first {len(target)} rows, so "
             f"its task cannot be inferred; describe the stream in a config file"
         )
-    if pd.api.types.is_bool_dtype(present.dtype) or present.nunique() <= 2:
+    if pd.api.types.is_bool_dtype(present.dtype) or _booleans(present):
         return "binary"
     if pd.api.types.is_float_dtype(present.dtype):
         return "regression"
     if pd.api.types.is_numeric_dtype(present.dtype) and present.nunique() > MULTICLASS_MAX:
         return "regression"
     return "multiclass"
+
+
+def _booleans(values: pd.Series[Any]) -> bool:
+    """Whether ``values`` are all booleans or 0 and 1 (as numbers; text is not)."""
+    if not pd.api.types.is_numeric_dtype(values.dtype) and not all(
+        type(value) is bool for value in values
+    ):
+        return False
+    return bool(values.isin([0, 1]).all())
 
 
 def _numbers_read_back(frame: pd.DataFrame) -> pd.DataFrame:

@@ -282,8 +282,10 @@ def test_bad_input_exits_2_and_says_why(
     ("values", "task"),
     [
         ([True, False, True], "binary"),
-        (["yes", "no", None], "binary"),
+        (["yes", "no", None], "multiclass"),  # a binary stream's models take False and True
+        ([3, 7, 3], "multiclass"),
         ([0, 1, 1, 0], "binary"),
+        ([1.0, None, 0.0], "binary"),
         (["a", "b", "c"], "multiclass"),
         ([1, 2, 3, 4], "multiclass"),
         (list(range(50)), "regression"),
@@ -292,6 +294,19 @@ def test_bad_input_exits_2_and_says_why(
 )
 def test_the_task_is_inferred_from_the_target(values: list[Any], task: str) -> None:
     assert infer_task(pd.Series(values, name="y")) == task
+
+
+def test_a_target_of_two_words_is_learned(tmp_path: Path) -> None:
+    # Inferred binary, its labels "no" and "yes" were none of the stream's classes (False and
+    # True): all 300 dead-lettered, nothing learned, the report inconsistent.
+    path = write_stream(tmp_path, "sea", 300)
+    frame = pd.read_csv(path)
+    frame["label"] = frame["label"].map({True: "yes", False: "no"})
+    frame.to_csv(path, index=False)
+    run, report, _ = quiet_backtest(path)
+    assert run.stream.task == "multiclass"
+    assert report["labels"] == 300 and report["dead_letters"] == 0
+    assert report["check"]["consistent"] is True and report["accuracy"] > 0.6
 
 
 def test_an_empty_target_cannot_tell_its_task() -> None:
