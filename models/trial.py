@@ -49,17 +49,36 @@ def _check_model(key: str, spec: str, stream: StreamConfig) -> None:
     except SpecError as error:
         raise ConfigError(f"{key}: {error}") from None
     x = {name: _value(feature) for name, feature in stream.features.items()}
+    label = _label(stream)
     trial: Any = model  # a classifier or a regressor: check_task said which
     try:
-        trial.learn_one(x, _label(stream))
+        trial.learn_one(x, label)
         trial.predict_one(x)
     except Exception as error:  # any failure of the model is the spec's
+        kinds = ", ".join(f"{n}: {f.type}" for n, f in stream.features.items())
         raise ConfigError(
-            f"{key}: cannot learn an event of the stream's features "
-            f"({', '.join(f'{n}: {f.type}' for n, f in stream.features.items())}): "
-            f"{type(error).__name__}: {error}; a numeric step (a scaler, a linear model) "
-            "needs numbers: select the numeric features for it (compose.Select) and one-hot "
-            "encode the categorical ones, or leave the model out for the default that does"
+            f"{key}: cannot learn an event of the stream's features ({kinds}) and label "
+            f"{label!r}: {type(error).__name__}: {error}; a numeric step (a scaler, a linear "
+            "model) needs numbers: select the numeric features for it (compose.Select) and "
+            "one-hot encode the categorical ones; a binary linear_model.LogisticRegression "
+            "learns False and True only (wrap it in multiclass.OneVsRestClassifier for other "
+            "labels); or leave the model out for the default that does"
+        ) from None
+    _check_lacking(key, trial, x, stream)
+
+
+def _check_lacking(key: str, trial: Any, x: dict[str, Any], stream: StreamConfig) -> None:
+    """The model answers an event without its optional features, as the schema lets in."""
+    optional = [name for name, feature in stream.features.items() if not feature.required]
+    if not optional:
+        return
+    try:
+        trial.predict_one({name: value for name, value in x.items() if name not in optional})
+    except Exception as error:
+        raise ConfigError(
+            f"{key}: cannot answer an event without its optional features "
+            f"({', '.join(optional)}): {type(error).__name__}: {error}; compose.Select raises on "
+            "a missing feature: leave the other features out with compose.Discard instead"
         ) from None
 
 

@@ -227,9 +227,14 @@ class StreamConfig(_Section):
         if not self.model:
             kinds = {name: feature.type for name, feature in self.features.items()}
             optional = [name for name, feature in self.features.items() if not feature.required]
-            object.__setattr__(self, "model", default_model(self.task, kinds, optional))
+            # A logistic regression learns False and True as numbers: two other classes ("no"
+            # and "yes") take the multiclass one, as the trees take any label.
+            task = self.task
+            if task == "binary" and self.classes and not set(self.classes) <= {False, True}:
+                task = "multiclass"
+            object.__setattr__(self, "model", default_model(task, kinds, optional))
             if "candidates" not in self.model_fields_set:
-                candidates = default_candidates(self.task, kinds, optional)
+                candidates = default_candidates(task, kinds, optional)
                 object.__setattr__(self, "candidates", candidates)
         return self
 

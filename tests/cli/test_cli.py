@@ -58,7 +58,7 @@ features = { amount = "numeric", country = "categorical" }
         (
             'model = "preprocessing.StandardScaler | linear_model.LogisticRegression"',
             "streams.0.model: cannot learn an event of the stream's features (amount: numeric, "
-            "country: categorical): TypeError: unsupported operand type(s) for -: 'str' and",
+            "country: categorical) and label True: TypeError: unsupported operand type(s) for -:",
         ),
         ('candidates = ["tree.Nope"]', "streams.0.candidates.0: model spec 'tree.Nope'"),
         (
@@ -78,6 +78,30 @@ def test_a_model_that_cannot_serve_its_stream_stops_every_command_using_it(
         result = runner.invoke(app, [*command, "-c", str(bad)])
         assert result.exit_code == 2, (command, result.output)
         assert problem in " ".join(result.output.split()), (command, result.output)
+
+
+def test_a_model_that_cannot_answer_without_an_optional_feature_stops_config_check(
+    tmp_path: Path,
+) -> None:
+    """compose.Select raises KeyError on an event without one of its features, which the
+    schema lets in: every such event was dead-lettered, its label too."""
+    select = (
+        "(compose.Select('amount') | preprocessing.StandardScaler) + (compose.Select('country')"
+        " | preprocessing.OneHotEncoder()) | linear_model.LogisticRegression"
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        STREAM.replace(
+            'country = "categorical"', 'country = {type = "categorical", required = false}'
+        )
+        + f'model = "{select}"\n'
+    )
+    result = runner.invoke(app, ["config", "check", "-c", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert (
+        "streams.0.model: cannot answer an event without its optional features (country): "
+        "KeyError: 'country'" in " ".join(result.output.split())
+    )
 
 
 def test_topics_create_on_the_embedded_bus() -> None:

@@ -229,6 +229,23 @@ def test_the_default_models_take_an_event_without_its_optional_features(
         model.predict_one(lacking)
 
 
+def test_a_binary_stream_of_two_words_gets_models_that_learn_them() -> None:
+    # LogisticRegression int()s a binary label: with classes "no" and "yes" the default
+    # champion failed config check ("cannot learn an event ... a numeric step needs numbers").
+    from meander.config import Settings
+    from meander.models.trial import check_models
+
+    stream = StreamConfig(
+        name="s", task="binary", classes=["no", "yes"], features={"amount": "numeric"}
+    )
+    check_models(Settings(streams=[stream]))
+    for spec in [stream.model, *stream.candidates]:
+        model = build_model(spec)
+        for i in range(40):
+            model.learn_one({"amount": float(i)}, "yes" if i > 20 else "no")
+        assert model.predict_one({"amount": 35.0}) in {"no", "yes"}
+
+
 def test_configured_models_and_an_empty_search_space_are_kept() -> None:
     chosen = StreamConfig(
         name="s", task="binary", features={"x": "numeric"}, model="tree.HoeffdingTreeClassifier"
