@@ -26,16 +26,17 @@ from meander.clock import TimeWindow
 from meander.component import Component
 from meander.config import StreamConfig
 from meander.consumers.learner.checkpoint import Checkpoints, initial_state
+from meander.consumers.learner.labels import Labels
 from meander.consumers.learner.learner_inputs import LearnerInputs
-from meander.consumers.learner.learning import LearnerState, Outcome, lagging
-from meander.consumers.learner.lifecycle import MAX_FOLLOW_UPS, LifecycleNotices, apply_model_event
+from meander.consumers.learner.learning import LearnerState
+from meander.consumers.learner.lifecycle import LifecycleNotices, apply_model_event
 from meander.deadletter import OUTAGES, DeadLetters
-from meander.events import FeatureEvent, Feedback, Prediction, decode_batch
+from meander.events import FeatureEvent, Prediction, decode_batch
 from meander.exceptions import LeaseLost, StoreNotReady
-from meander.models.inference import clean, label_problem, prediction_problem
+from meander.models.inference import clean, prediction_problem
 from meander.models.specs import build_model
 from meander.runtime import Runtime
-from meander.schema import Schema, shown
+from meander.schema import Schema
 from meander.store.lease import Lease
 from meander.telemetry import LagSampler, Meter, Tally, forget_learner
 from meander.telemetry.metrics import FEEDBACK_EXPIRED, FEEDBACK_JOINED, FEEDBACK_UNMATCHED
@@ -72,16 +73,19 @@ class Learner(Component):
         self.notices = LifecycleNotices(runtime.bus, stream, self.registry)
         self.dead = DeadLetters(runtime.bus, self.name)
         self.schema = Schema(stream)
-        self.times = TimeWindow(runtime.settings.max_clock_skew_seconds)
+        settings = runtime.settings
+        self.times = TimeWindow(settings.max_clock_skew_seconds)
+        self.labels = Labels(
+            stream,
+            self.notices,
+            max_bytes=settings.max_event_bytes,
+            max_skew=settings.max_clock_skew_seconds,
+        )
         self.state: LearnerState | None = None
         # Importing River's modules for the model (on a loaded machine, seconds) happens now,
         # while a dead predecessor's lease runs out, not after the takeover.
         build_model(stream.model)
         self.meter = Meter(self.name, stream.name)
-        learning = stream.learning
-        # The label count at which to ask for a first tuning (None: never), checked per label.
-        tunes = learning.tune_first and bool(stream.candidates)
-        self._tune_at = min(learning.tune_after, learning.replay_window) if tunes else None
         self._since_checkpoint = 0
         self._since_publish = 0
         self._unsaved = False  # a decision made or followed since the last checkpoint
@@ -273,76 +277,10 @@ class Learner(Component):
         return len(events) + len(predictions)
 
     def _learn(self, state: LearnerState, messages: list[Message]) -> None:
-        envelopes, rejected = decode_batch(
-            messages, max_bytes=self.runtime.settings.max_event_bytes, layout=self.stream.encoding
-        )
-        labels: list[tuple[Feedback, Message]] = []
-        for envelope in envelopes:
-            if isinstance(envelope.payload, Feedback):
-                labels.append((envelope.payload, envelope.message))
-            else:
-                wrong = f"expected {Feedback.type} on {envelope.message.topic}, got {envelope.type}"
-                rejected.append((envelope.message, wrong))
-        times, horizon = self.times, self.times.horizon()
-        # Most batches are within the time window as a whole: then no label needs its own check.
-        timed = not times.all_fit(
-            [message.timestamp_ms for _, message in labels],
-            [feedback.observed_at for feedback, _ in labels],
-            horizon,
-        )
-        task, classes = self.stream.task, self.stream.label_classes
-        take, recent = state.join.take, state.recent
-        for feedback, message in labels:
-            label = feedback.label
-            problem = label_problem(label, task, classes)
-            if problem is None and timed:
-                problem = times.record_problem(message.timestamp_ms, feedback.observed_at, horizon)
-            if problem is not None:
-                rejected.append((message, problem))
-                continue
-            entry = take(feedback.event_id, label)
-            if entry is None:
-                rejected.append((message, self._unknown(feedback.event_id)))
-                state.counts["unmatched"] += 1
-                continue
-            outcome = _test_then_train(state, entry.features, label, entry.served)
-            if isinstance(outcome, str):
-                rejected.append((message, outcome))
-                continue
-            state.last_event = feedback.event_id
-            recent.append((entry.partition, entry.offset, message.partition, message.offset))
-            self._watch(state, outcome, feedback.event_id)
+        rejected = self.labels.learn(state, messages)
         if rejected:
             state.counts["rejected_feedback"] += len(rejected)
             self.dead.send(rejected)
-
-    def _watch(self, state: LearnerState, outcome: Outcome, event_id: str) -> None:
-        if outcome.diverged and state.diverged != state.champion:
-            self.notices.diverged(state, event_id)
-        elif outcome.drift:
-            self.notices.drift(state, event_id, outcome.error)
-        elif outcome.warning:
-            self.notices.warning(state, event_id, outcome.error)
-        elif self._tunes(state):
-            self.notices.tune(state, event_id)
-        elif state.follow_up_at is not None and not state.races:
-            self.notices.follow_up(state, event_id)
-        elif (
-            state.error_before is not None
-            and state.follow_ups < MAX_FOLLOW_UPS
-            and lagging(state, self.stream.learning.replay_window, self.stream.task)
-        ):
-            self.notices.follow_up(state, event_id, still_behind=True)
-
-    def _tunes(self, state: LearnerState) -> bool:
-        """True at the first champion's tune_after-th label (its replay_window-th, if fewer),
-        when the stream has candidates and nothing has been asked of the trainer yet."""
-        return (
-            state.labels == self._tune_at
-            and state.drift_at is None
-            and state.retrain_requested_at is None
-            and not state.races
-        )
 
     def _share(self, state: LearnerState, decided: bool) -> None:
         learning = self.stream.learning
@@ -389,25 +327,3 @@ class Learner(Component):
     def _unfit(self, prediction: Prediction) -> bool:
         """Whether a prediction does not fit the stream, so that no metric may take it."""
         return prediction_problem(prediction, self.stream) is not None
-
-    def _unknown(self, event_id: str) -> str:
-        ttl = self.stream.label_window.ttl_seconds
-        return (
-            f"no event {event_id!r} is waiting for a label: unknown, already labelled, or older "
-            f"than the label window ({ttl:g} s, {self.stream.label_window.max_pending} events)"
-        )
-
-
-def _test_then_train(
-    state: LearnerState, x: dict[str, Any], y: Any, served: dict[tuple[int, str], Any]
-) -> Outcome | str:
-    """Evaluate what was served, then learn; the reason when a model cannot take the label
-    (validation lets through nothing known to fail: this one alone is then lost)."""
-    try:
-        outcome = state.evaluate(x, y, served)
-        state.learn(x, y)
-    except OUTAGES:
-        raise
-    except Exception as error:
-        return f"label {shown(y)} cannot be learned: {type(error).__name__}: {error}"[:500]
-    return outcome

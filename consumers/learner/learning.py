@@ -121,20 +121,69 @@ class LearnerState:
         just replaced, kept for the rollback watch) answers here, from its current state. A
         served answer of None (a model that had learned nothing yet) is no answer: it is
         counted as ``unanswered``, never as a wrong prediction, and a race asks the version
-        itself instead."""
-        answers: dict[int, Any] = {}
-        champion_error: float | None = None
-        for (version, role), (prediction, proba) in served.items():
-            if version in answers:
-                continue  # a redelivered prediction
-            if prediction is None:
-                self.counts["unanswered"] += 1
-                continue
-            answers[version] = prediction
-            self._metric(self.metrics, version).update(y, prediction, proba)
-            if role == "champion":
-                self._metric(self.served, "champion").update(y, prediction, proba)
-                champion_error = _error(y, prediction, self.task)
+        itself instead. :meth:`score_many` and :meth:`judge` are its two halves."""
+        (error,), (answers,) = self.score_many([y], [served], answers=True)
+        return self.judge(x, y, answers or {}, error)
+
+    def score_many(
+        self, ys: list[Any], served: list[dict[tuple[int, str], Scored]], *, answers: bool = False
+    ) -> tuple[list[float | None], list[dict[int, Any] | None]]:
+        """The first half of :meth:`evaluate` for a batch of labels: what each version served
+        goes into its metrics; back come the champion's error on each label (None where it
+        served no answer) and each label's answers by version, for :meth:`judge`: None where
+        judge needs none (no race, and the champion answered), unless ``answers``.
+
+        What was served is the predictors' and no model's, so a whole step's labels can be
+        scored before any of them is learned, each metric's updates in one call (in the same
+        order as one label at a time, so to the same bits). Labels and answers are checked
+        before they get here (``label_problem``, ``prediction_problem``): no update can fail.
+        It keeps columns, not an object per label: objects that outlive a label make the
+        garbage collector walk the heap."""
+        task, metrics = self.task, self.metrics
+        errors: list[float | None] = []
+        kept: list[dict[int, Any] | None] = []
+        keep = answers or bool(self.races)
+        columns: dict[Any, tuple[list[Any], list[Any], list[Any]]] = {}  # label, answer, proba
+        champion = columns["champion"] = ([], [], [])
+        for y, answered in zip(ys, served, strict=True):
+            said: dict[int, Any] = {}
+            error: float | None = None
+            for (version, role), (prediction, proba) in answered.items():
+                if version in said:
+                    continue  # a redelivered prediction
+                if prediction is None:
+                    self.counts["unanswered"] += 1
+                    continue
+                said[version] = prediction
+                into = columns.get(version)
+                if into is None:
+                    if version not in metrics:  # made now, as one label at a time would
+                        metrics[version] = Prequential(task)  # type: ignore[arg-type]
+                    into = columns[version] = ([], [], [])
+                into[0].append(y)
+                into[1].append(prediction)
+                into[2].append(proba)
+                if role == "champion":
+                    champion[0].append(y)
+                    champion[1].append(prediction)
+                    champion[2].append(proba)
+                    error = _error(y, prediction, task)
+            errors.append(error)
+            # judge() reads the answers for the races, and for the champion's own when it
+            # served none; else they die here, with the label.
+            kept.append(said if keep or error is None else None)
+        for key, (labels, predictions, probas) in columns.items():
+            if labels:
+                table = self.served if key == "champion" else metrics
+                self._metric(table, key).update_many(labels, predictions, probas)
+        return errors, kept
+
+    def judge(
+        self, x: dict[str, Any], y: Any, answers: dict[int, Any], error: float | None
+    ) -> Outcome:
+        """The second half of :meth:`evaluate`, for one label, before any model learns it: the
+        races (a version that served no answer answers now, as it stands) and the champion's
+        ``error`` for the drift detector."""
         for (challenger, baseline), race in self.races.items():
             for version in (challenger, baseline):
                 if version not in answers and version in self.models:
@@ -144,7 +193,7 @@ class LearnerState:
                 # A model that diverged answers no number: its answer counts as none, wrong
                 # (or 0.0 for regression), and it loses the event to one that answered.
                 race.update(y, *(None if answer is _DIVERGED else answer for answer in pair))
-        if champion_error is None:
+        if error is None:
             # Nothing served: a champion whose answers are no numbers has its events
             # dead-lettered by the predictors; this is where the loop learns of it.
             own = answers.get(self.champion)
@@ -152,12 +201,12 @@ class LearnerState:
                 own = self._answer(self.champion, x)
             return Outcome(False, False, float("nan"), diverged=own is _DIVERGED)
         level, width = _window(self.detector)
-        drift = _worse(self.detector, champion_error, level, width)
+        drift = _worse(self.detector, error, level, width)
         if drift and self.error_before is None:
             self.error_before = level
-        warned = self.warning is not None and _worse(self.warning, champion_error)
+        warned = self.warning is not None and _worse(self.warning, error)
         warned = warned or bool(getattr(self.detector, "warning_detected", False))
-        return Outcome(drift, warned, champion_error)
+        return Outcome(drift, warned, error)
 
     def _answer(self, version: int, x: dict[str, Any]) -> Any:
         """``version``'s own prediction for ``x``; ``_DIVERGED`` when it is no number."""
