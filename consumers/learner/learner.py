@@ -44,7 +44,12 @@ from meander.telemetry.metrics import FEEDBACK_EXPIRED, FEEDBACK_JOINED, FEEDBAC
 __all__ = ["Learner"]
 
 log = logging.getLogger(__name__)
+# A checkpoint waits this many times as long as the last one took: after a decision (work
+# worth keeping soon), under a tenth of the learner's time; else under a fiftieth. A state that
+# pickles in milliseconds is still checkpointed every checkpoint_seconds; an ARF(10) champion's
+# (30-40 ms with its join and replay window) was, at 1 s, 39 us of every 1,160 us an event.
 CHECKPOINT_SPACING = 9.0
+ROUTINE_CHECKPOINT_SPACING = 49.0
 # Labels a step takes at most. Each step also pays round trips that do not depend on how many
 # labels it takes (the ends of events and predictions, the model events, the store writes that
 # share the models): on a backlog, 2,000 a step spread them four times thinner than 500 did.
@@ -289,16 +294,17 @@ class Learner(Component):
         # Work worth keeping is kept soon: the first labels after a start (a learner restarted
         # again and again must still get somewhere), a decision made or followed, else labels
         # every checkpoint_seconds. A checkpoint costs as much as the join holds (seconds with
-        # labels far behind their events): spacing them by CHECKPOINT_SPACING times the last
-        # one's cost keeps them under a tenth of the time. After a crash, the labels since the
-        # checkpoint are learned again, to the same model.
+        # labels far behind their events), so they are spaced by their own cost: the last one's
+        # times CHECKPOINT_SPACING after a decision, ROUTINE_CHECKPOINT_SPACING otherwise. After
+        # a crash, the labels since the checkpoint are learned again, to the same model.
         due = self._unsaved or self._since_checkpoint > 0
         due = due and (
             self._unsaved
             or since >= learning.checkpoint_seconds
             or self._since_checkpoint >= learning.checkpoint_every
         )
-        if due and since >= CHECKPOINT_SPACING * self._checkpoint_cost:
+        spacing = CHECKPOINT_SPACING if self._unsaved else ROUTINE_CHECKPOINT_SPACING
+        if due and since >= spacing * self._checkpoint_cost:
             self.checkpoint(urgent=self._unsaved)
         # A young model changes fastest: share it up to 16 times as often until it has learned
         # publish_every labels (with its age // 2 as the gap, the pace halves as it grows). The

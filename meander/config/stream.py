@@ -133,7 +133,8 @@ class LearningSettings(_Section):
     checkpoint_seconds: PositiveFloat = Field(
         default=1.0,
         description="longest time between two checkpoints while labels arrive (a checkpoint "
-        "also follows any decision, and never takes over a tenth of the learner's time)",
+        "also follows any decision; checkpoints are spaced by their own cost, so that they take at "
+        "most a tenth of the learner's time after a decision and a fiftieth otherwise)",
     )
     publish_every: PositiveInt = Field(
         default=100,
