@@ -179,22 +179,21 @@ class ConfluentBus(ClusterBus):
     def _consumer(
         self, group: str | None, from_beginning: bool, **options: Any
     ) -> ConfluentConsumer:
-        client = LibrdkafkaConsumer(
-            {
-                **self._common,
-                "group.id": group,
-                "auto.offset.reset": "earliest" if from_beginning else "latest",
-                **self._consumer_options,
-                **options,
-            }
-        )
+        config = {
+            **self._common,
+            "group.id": group,
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            **self._consumer_options,
+            **options,
+        }
         return ConfluentConsumer(
-            client,
+            LibrdkafkaConsumer(config),
             group,
             from_beginning=from_beginning,
             bootstrap=self.bootstrap,
             timeout=self.timeout,
             prober=self._prober,
+            renew=lambda: LibrdkafkaConsumer(config),
         )
 
     def _prober(self) -> LibrdkafkaConsumer:

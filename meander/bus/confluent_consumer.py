@@ -52,9 +52,12 @@ class ConfluentConsumer(GroupMember):
         bootstrap: str,
         timeout: float,
         prober: Callable[[], LibrdkafkaConsumer] | None = None,
+        renew: Callable[[], LibrdkafkaConsumer] | None = None,
     ) -> None:
         self._consumer = consumer
         self._prober = prober
+        self._renew = renew  # a new client like this one, for a group member that failed for good
+        self._topics: list[str] = []
         self._probe: LibrdkafkaConsumer | None = None
         self.group = group
         self._from_beginning = from_beginning
@@ -77,6 +80,9 @@ class ConfluentConsumer(GroupMember):
         last: dict[tuple[str, int], int] = {}  # plain tuples: a NamedTuple per record costs
         for record in polled:
             if record.error() is not None:
+                if record.error().fatal():
+                    self._replace(record.error())
+                    return []  # nothing of it was committed: read again after the new one joins
                 _log_error(record.error())
                 continue
             topic, partition, offset = record.topic(), record.partition(), record.offset()
@@ -245,7 +251,28 @@ class ConfluentConsumer(GroupMember):
 
     def subscribe(self, topics: Sequence[str]) -> None:
         """Join the group for ``topics``; partitions it takes away are forgotten here."""
-        self._consumer.subscribe(list(topics), on_revoke=self._revoked, on_lost=self._revoked)
+        self._topics = list(topics)
+        self._consumer.subscribe(self._topics, on_revoke=self._revoked, on_lost=self._revoked)
+
+    def _replace(self, error: KafkaError) -> None:
+        """Put a new client in the place of one that failed for good.
+
+        After a fatal error librdkafka's consumer returns nothing, ever: a static member whose
+        session timed out while the broker restarted was told it was fenced (by its own
+        rejoining), and a predictor on confluent-kafka stopped for good. The new client joins
+        the group under the same instance id, from the committed offsets."""
+        if self._renew is None or not self._topics:
+            raise BusError(f"the Kafka consumer failed for good: {error.str()}")
+        log.error("the Kafka consumer failed for good (%s); a new one takes its place", error.str())
+        failed, self._consumer = self._consumer, self._renew()
+        if self._probe is failed:
+            self._probe = None
+        self._positions.clear()
+        try:
+            failed.close()
+        except (KafkaException, RuntimeError) as closing:
+            log.warning("closing the failed Kafka consumer: %s", closing)
+        self.subscribe(self._topics)
 
     def _revoked(self, _consumer: Any, partitions: list[LibrdkafkaPartition]) -> None:
         for partition in partitions:
