@@ -50,6 +50,13 @@ def main() -> None:
         default=3,
         help="hotpath: runs of every figure; recovery: restarts of each component (default 3)",
     )
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=2,
+        help="hotpath: rounds of traffic that warm the broker before the first run, with the "
+        "cold and the warmed broker measured and reported (default 2, about a minute; 0: none)",
+    )
     args = parser.parse_args()
     events = args.events or 40_000
     if "codec" in args.only:
@@ -62,7 +69,11 @@ def main() -> None:
         service.main()
     if "hotpath" in args.only and not args.no_kafka:
         hotpath.main(
-            args.events, quick=args.quick, memory_events=args.memory_events, runs=args.runs
+            args.events,
+            quick=args.quick,
+            memory_events=args.memory_events,
+            runs=args.runs,
+            warm_up=args.warm_up,
         )
     if "recovery" in args.only and not args.no_kafka:
         recovery.main(runs=args.runs)

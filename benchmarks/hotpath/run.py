@@ -17,7 +17,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from benchmarks.hotpath import bare, latency, learner, machine, memory, report, throughput
+from benchmarks.hotpath import bare, latency, learner, machine, memory, report, throughput, warm
 from benchmarks.hotpath.stage import MODEL, Stage
 from benchmarks.hotpath.summary import LOADS, PARTS, say_summary, summary
 from meander.infra.kafka import LocalKafka
@@ -37,8 +37,10 @@ def main(
     quick: bool = False,
     memory_events: int | None = None,
     runs: int = RUNS,
+    warm_up: int = warm.ROUNDS,
 ) -> dict[str, Any]:
-    """Run every part ``runs`` times on one broker and one Redis; returns what it writes to
+    """Run every part ``runs`` times on one broker and one Redis, warmed up first with
+    ``warm_up`` rounds of traffic (:mod:`benchmarks.hotpath.warm`); returns what it writes to
     hotpath.json."""
     n = events or (QUICK_EVENTS if quick else EVENTS)
     command = "python -m benchmarks --only hotpath" + (" --quick" if quick else "")
@@ -62,6 +64,8 @@ def main(
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         stage = Stage(kafka, redis, scratch, None if broker is None else broker.pid)
         try:
+            warmed = results["broker_warm_up"] = warm.warm_up(stage, warm_up) if warm_up else None
+            print(warm.said(warmed), flush=True)
             for index in range(runs):
                 run: dict[str, Any] = {"run": index + 1}
                 results["runs"].append(run)
