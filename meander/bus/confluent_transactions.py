@@ -3,7 +3,8 @@ common to both clients, and the guarantees, are in :mod:`meander.bus.transaction
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from confluent_kafka import KafkaException, Producer
@@ -17,6 +18,8 @@ from meander.bus.transactions import Transactions
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["ConfluentTransactional"]
+
+_GRACE_SECONDS = 1.0  # beyond librdkafka's own timeout, before a call is given up on
 
 
 class ConfluentTransactional(Transactions[Producer]):
@@ -37,10 +40,17 @@ class ConfluentTransactional(Transactions[Producer]):
             sending.hand_over()
             sending.wait()  # a record refused fails the transaction with its own error
             committed = [LibrdkafkaPartition(p.topic, p.partition, o) for p, o in offsets.items()]
-            producer.send_offsets_to_transaction(
-                committed, consumer.group_metadata(), self._timeout
+            metadata = consumer.group_metadata()
+            _within(
+                self._timeout,
+                "sending the offsets to the transaction",
+                lambda: producer.send_offsets_to_transaction(committed, metadata, self._timeout),
             )
-            producer.commit_transaction(self._timeout)
+            _within(
+                self._timeout,
+                "committing the transaction",
+                lambda: producer.commit_transaction(self._timeout),
+            )
 
     def _start(self, producer: Producer) -> None:
         with _client_errors():
@@ -48,6 +58,33 @@ class ConfluentTransactional(Transactions[Producer]):
 
     def _close(self, producer: Producer, timeout: float) -> None:
         producer.flush(timeout)  # librdkafka frees it when the last reference goes
+
+
+def _within(timeout: float, what: str, call: Callable[[], None]) -> None:
+    """``call()``, given up on once ``timeout`` (and a grace second) has passed.
+
+    librdkafka's coordinator requests can block past their own timeout when the group
+    coordinator went down during the transaction (librdkafka issue 5456, open in 2.16): a
+    predictor on confluent-kafka hung in send_offsets_to_transaction after a broker restart,
+    for good, and did not stop on SIGTERM. Given up on, the transaction fails as any other
+    (its producer is replaced, which fences it); the blocked call is left to its thread."""
+    outcome: list[BaseException | None] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"librdkafka: {what}", daemon=True).start()
+    if not done.wait(timeout + _GRACE_SECONDS):
+        raise BusUnavailable(f"{what} did not end within {timeout:g}s; the transaction is given up")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 @contextmanager
