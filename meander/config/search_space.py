@@ -34,15 +34,17 @@ _LINEAR = {
     "multiclass": "multiclass.OneVsRestClassifier(linear_model.LogisticRegression)",
     "regression": "linear_model.LinearRegression",
 }
+# The adaptive tree's leaves answer with their majority class. With River's default (naive
+# Bayes where it does better) the loop took 6-19 % more CPU an event on four benchmark streams,
+# and served 0.8009 where this serves 0.8024 over the 17 classification streams (better on
+# three, stagger_recurring 0.012 worse, the same on the rest).
+_ADAPTIVE_TREE = (
+    "tree.HoeffdingAdaptiveTreeClassifier(grace_period=20, delta=0.01, leaf_prediction='mc', "
+    "seed=42)"
+)
 _TREES = {
-    "binary": [
-        "tree.HoeffdingTreeClassifier(grace_period=20, delta=0.01)",
-        "tree.HoeffdingAdaptiveTreeClassifier(grace_period=20, delta=0.01, seed=42)",
-    ],
-    "multiclass": [
-        "tree.HoeffdingTreeClassifier(grace_period=20, delta=0.01)",
-        "tree.HoeffdingAdaptiveTreeClassifier(grace_period=20, delta=0.01, seed=42)",
-    ],
+    "binary": ["tree.HoeffdingTreeClassifier(grace_period=20, delta=0.01)", _ADAPTIVE_TREE],
+    "multiclass": ["tree.HoeffdingTreeClassifier(grace_period=20, delta=0.01)", _ADAPTIVE_TREE],
     "regression": [
         "tree.HoeffdingTreeRegressor(grace_period=50{leaves})",
         "tree.HoeffdingAdaptiveTreeRegressor(grace_period=50{leaves}, seed=42)",
