@@ -21,11 +21,14 @@ records the stream, version, spec, River version and the file's SHA-256.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import json
+import operator
 import os
 import pickle
+import types
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,7 +108,10 @@ class _PlainPickler(pickle.Pickler):
 
     def persistent_id(self, obj: Any) -> None:
         # Called for every object pickled: a class, function or instance from our own packages
-        # would make the file unloadable without meander installed.
+        # would make the file unloadable without meander installed (the wrapper is written as
+        # operator.getitem, not as itself).
+        if isinstance(obj, _Deepest):
+            return None
         owner = obj if isinstance(obj, type) or callable(obj) else type(obj)
         module = getattr(owner, "__module__", None) or ""
         if module.split(".")[0] in OWN_PACKAGES:
@@ -113,10 +119,69 @@ class _PlainPickler(pickle.Pickler):
         return None
 
 
+_NOT_STATE = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+)
+
+
+class _Deepest:
+    """``model``, pickled after the E-BST nodes it holds, deepest first, so that pickling one
+    finds its children written already; unpickled, it is the model (``operator.getitem``).
+
+    A Hoeffding regression tree's E-BST is a chain of every value a leaf saw of a feature that
+    only grows (a date): pickled from its root, pickle's recursion gave up on it (a few hundred
+    nodes), and ``meander export`` of such a model raised RecursionError."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.nodes = [node for root in _ebst_roots(model) for node in _deepest_first(root)]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return operator.getitem, ((self.nodes, self.model), 1)
+
+
+def _ebst_roots(model: Any) -> list[Any]:
+    """The E-BST nodes reachable from ``model`` without going through another one."""
+    from river.tree.splitter.ebst_splitter import EBSTNode
+
+    roots, seen, stack = [], set(), [model]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, _NOT_STATE):
+            continue
+        seen.add(id(item))
+        if isinstance(item, EBSTNode):
+            roots.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset | collections.deque):
+            stack.extend(item)
+        else:
+            stack.extend(getattr(item, "__dict__", {}).values())
+            for cls in type(item).__mro__:
+                slots = getattr(cls, "__slots__", ())
+                names = (slots,) if isinstance(slots, str) else slots
+                stack.extend(getattr(item, name, None) for name in names)
+    return roots
+
+
+def _deepest_first(root: Any) -> list[Any]:
+    order, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(child for child in (node._left, node._right) if child is not None)
+    return order[::-1]  # every child after its parent above: reversed, before it
+
+
 def _plain_pickle(model: Any, what: str) -> bytes:
     buffer = io.BytesIO()
     pickler = _PlainPickler(buffer)
-    pickler.dump(model)
+    pickler.dump(_Deepest(model))
     if pickler.foreign:
         raise RegistryError(
             f"{what} holds objects from meander ({', '.join(sorted(pickler.foreign))}), so it "

@@ -110,3 +110,32 @@ def test_a_model_holding_meander_objects_is_refused(registry: Registry, tmp_path
     ):
         export_model(registry, version, tmp_path / "model.pkl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_regression_tree_over_a_feature_that_only_grows_is_exported(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # Its E-BSTs of split candidates are chains of every value a leaf saw (about 1,250 long
+    # here): pickled from the root, pickle's recursion gave up, and export raised RecursionError.
+    import pickle
+    import random
+
+    noise, stream = random.Random(0), []
+    for day in range(4_000):
+        stream.append(
+            ({"day": float(day), "x": noise.random()}, 40 + day / 100 + noise.gauss(0, 1))
+        )
+    spec = (
+        "preprocessing.TargetStandardScaler(regressor=tree.HoeffdingTreeRegressor(grace_period=50))"
+    )
+    model = build_model(spec)
+    for x, y in stream[:3_000]:
+        model.learn_one(x, y)
+    version = registry.register(model, spec=spec).version
+    path = export_model(registry, version, tmp_path / "deep.pkl")
+    assert b"meander" not in path.read_bytes()  # River alone loads it: the wrapper is gone
+    twin = pickle.loads(path.read_bytes())
+    for x, y in stream[3_000:]:
+        assert twin.predict_one(x) == model.predict_one(x)
+        model.learn_one(x, y)
+        twin.learn_one(x, y)
