@@ -36,6 +36,7 @@ from meander import topics
 from meander.backtest.run import BacktestRun
 from meander.bus import Bus, TopicPartition
 from meander.events import Alert, DeadLetter, ModelEvent, Payload, Prediction, decode_batch
+from meander.models.inference import label_problem
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 
@@ -78,11 +79,15 @@ def build_report(run: BacktestRun) -> Report:
             answers.setdefault(payload.event_id, []).append(payload.prediction)
     regression = stream.task == "regression"
     # As the learner scores: an answer of None (a model that had learned nothing) is no
-    # answer, neither right nor wrong.
+    # answer, neither right nor wrong; a label it refuses (dead-lettered) scores nothing.
+    classes = stream.label_classes
     scores = [
         (i, _score(label, answers[event_id][0], regression))
         for i, (event_id, label) in enumerate(zip(run.event_ids, run.labels, strict=True))
-        if label is not None and event_id in answers and answers[event_id][0] is not None
+        if label is not None
+        and event_id in answers
+        and answers[event_id][0] is not None
+        and label_problem(label, stream.task, classes) is None
     ]
     dead = [p for p in read_topic(bus, topics.DEADLETTER) if isinstance(p, DeadLetter)]
     served = run.state.served.get("champion")

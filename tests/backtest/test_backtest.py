@@ -372,3 +372,16 @@ def test_a_number_beyond_the_floats_is_dead_lettered_saying_so(tmp_path: Path) -
         "predictor: feature 'x0' must be a number, got '-inf' (str)",
         "predictor: feature 'x0' must be a number, got 'inf' (str)",
     ]
+
+
+def test_a_label_the_learner_refuses_is_left_out_of_the_reports_own_check(tmp_path: Path) -> None:
+    # A regression label beyond +-1e100 is dead-lettered, and the served MAE leaves it out;
+    # the report's check scored it anyway (MAE 3.6e307) and warned that the predictions topic
+    # disagreed (found fuzzing meander backtest with hypothesis-made CSVs).
+    path = write_stream(tmp_path, "friedman", 300)
+    frame = pd.read_csv(path)
+    frame.loc[150, "label"] = -1.7976931348623157e308
+    frame.to_csv(path, index=False)
+    _, report, _ = quiet_backtest(path)
+    assert report["labels"] == 299
+    assert report["check"]["consistent"] is True, report["check"]
