@@ -223,7 +223,7 @@ def initial_state(
         detector=build_detector(stream.drift.concept_detector),
         ttl_seconds=stream.label_window.ttl_seconds,
         max_pending=stream.label_window.max_pending,
-        replay_window=stream.learning.replay_window,
+        kept=stream.kept_labels,
         race_window=stream.promotion.min_samples,
         rollback_window=stream.promotion.rollback_window,
     )

@@ -50,9 +50,12 @@ class Labels:
         self.stream, self.notices, self.max_bytes = stream, notices, max_bytes
         self.times = TimeWindow(max_skew)
         learning = stream.learning
-        # The label count at which to ask for a first tuning (None: never), checked per label.
+        # The label counts at which to ask for a first tuning and for a second one (None:
+        # never), checked per label.
         tunes = learning.tune_first and bool(stream.candidates)
         self.tune_at = min(learning.tune_after, learning.replay_window) if tunes else None
+        again = stream.tune_again_at
+        self.tune_again_at = again if tunes and again > (self.tune_at or 0) else None
 
     def learn(self, state: LearnerState, messages: list[Message]) -> Rejected:
         """Learn what ``messages`` hold; returns the messages that could not be learned."""
@@ -60,10 +63,11 @@ class Labels:
         checked = len(rejected)
         joined = self._joined(state, labels, rejected)
         errors, answers = state.score_many(joined.labels, joined.served)
-        recent, watch, tune_at, judge, learn = (
+        recent, watch, tune_at, again_at, judge, learn = (
             state.recent,
             self._watch,
             self.tune_at,
+            self.tune_again_at,
             state.judge,
             state.learn,
         )
@@ -86,6 +90,7 @@ class Labels:
                 or outcome.drift
                 or outcome.warning
                 or state.labels == tune_at
+                or state.labels == again_at
                 or state.follow_up_at is not None
                 or state.error_before is not None
             ):
@@ -157,6 +162,8 @@ class Labels:
             self.notices.warning(state, event_id, outcome.error)
         elif self._tunes(state):
             self.notices.tune(state, event_id)
+        elif self._tunes_again(state):
+            self.notices.tune(state, event_id, again=True)
         elif state.follow_up_at is not None and not state.races:
             self.notices.follow_up(state, event_id)
         elif (
@@ -175,6 +182,11 @@ class Labels:
             and state.retrain_requested_at is None
             and not state.races
         )
+
+    def _tunes_again(self, state: LearnerState) -> bool:
+        """True at the tune_again_after-th label when no drift was found and nothing races:
+        the first tuning's race came too early for a model that needs more labels."""
+        return state.labels == self.tune_again_at and state.drift_at is None and not state.races
 
     def _unknown(self, event_id: str) -> str:
         window = self.stream.label_window

@@ -86,7 +86,7 @@ class LearnerState:
         detector: Any,
         ttl_seconds: float,
         max_pending: int,
-        replay_window: int = 2_000,
+        kept: int = 2_000,
         race_window: int = 500,
         rollback_window: int = 1_000,
     ) -> LearnerState:
@@ -100,7 +100,7 @@ class LearnerState:
             detector=detector,
             warning=_warning_twin(detector),
             join=LabelJoin(ttl_seconds=ttl_seconds, max_pending=max_pending),
-            recent=deque(maxlen=replay_window),
+            recent=deque(maxlen=kept),
             race_window=race_window,
             rollback_window=rollback_window,
         )

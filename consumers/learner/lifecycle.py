@@ -67,7 +67,7 @@ class LifecycleNotices:
         # their races and start afresh.
         preempt = _stale(state, width)
         if self._may_request(state) or preempt:
-            since = _since_change(state, width)
+            since = min(_since_change(state, width), self._window(state))
             reason = f"concept drift in the error of champion v{state.champion}"
             request = self._request(state, alert_id, since, event_id, reason, preempt=preempt)
             announced.append(request)
@@ -85,7 +85,7 @@ class LifecycleNotices:
             return
         state.follow_ups += 1
         ago = state.labels - state.drift_at
-        since = min(ago, len(state.recent))
+        since = min(ago, self._window(state))
         why = (
             f"champion v{state.champion} still errs more than before the drift"
             if still_behind
@@ -94,16 +94,21 @@ class LifecycleNotices:
         reason = f"{why} {ago} labels ago; retraining on the labels since"
         self._publish([self._request(state, None, since, event_id, reason)])
 
-    def tune(self, state: LearnerState, event_id: str) -> None:
-        """Ask once for the candidates to race the first champion, on every label so far: the
+    def tune(self, state: LearnerState, event_id: str, *, again: bool = False) -> None:
+        """Ask for the candidates to race the first champion, on every label so far: the
         stream's spec is a guess made before any data came, and a drift may be long in coming.
-        """
+        ``again``: ask once more, on the latest labels kept, for the models that had too few
+        labels to win the first time."""
+        window = len(state.recent)
         reason = (
-            f"first tuning: champion v{state.champion} has learned {state.labels} labels; "
+            f"tuning again: champion v{state.champion} has learned {state.labels} labels and no "
+            f"drift was found; the candidates race it, warm-started on the latest {window}"
+            if again
+            else f"first tuning: champion v{state.champion} has learned {state.labels} labels; "
             "the candidates race it"
         )
         self._publish(
-            [self._request(state, None, len(state.recent), event_id, reason, tuning=True)]
+            [self._request(state, None, window, event_id, reason, tuning=True, window=window)]
         )
 
     def diverged(self, state: LearnerState, event_id: str) -> None:
@@ -130,7 +135,7 @@ class LifecycleNotices:
         announced: list[Alert | ModelEvent] = [alert]
         if self._may_request(state):
             reason = f"champion v{state.champion} has diverged (it answers no number)"
-            since = len(state.recent)
+            since = self._window(state)
             announced.append(self._request(state, alert_id, since, event_id, reason))
         self._publish(announced, alert_id)
 
@@ -157,6 +162,10 @@ class LifecycleNotices:
     ) -> None:
         self._publish([decision(self.stream.name, "promoted", version, previous, reason, evidence)])
 
+    def _window(self, state: LearnerState) -> int:
+        """The latest labels a retrain replays: the replay window, or as many as there are."""
+        return min(len(state.recent), self.stream.learning.replay_window)
+
     @staticmethod
     def _racing(state: LearnerState) -> bool:
         return any(b == state.champion for (_, b) in state.races)
@@ -179,8 +188,11 @@ class LifecycleNotices:
         *,
         tuning: bool = False,
         preempt: bool = False,
+        window: int | None = None,
     ) -> ModelEvent:
-        window = len(state.recent)
+        """A retrain request whose replay is the latest ``window`` labelled events (the replay
+        window when None)."""
+        window = self._window(state) if window is None else window
         state.retrain_requested_at = state.labels
         marks = ({"tuning": True} if tuning else {}) | ({"preempt": True} if preempt else {})
         return ModelEvent(

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     field_validator,
@@ -124,6 +125,9 @@ class PromotionSettings(_Section):
     rollback_tolerance: float = Field(default=0.02, ge=0.0)
 
 
+TUNE_AGAIN_REGRESSION = 4_000  # labels before a regression stream's second tuning
+
+
 class LearningSettings(_Section):
     """How the learner keeps its state and shares its models, and how the trainer warm-starts."""
 
@@ -158,6 +162,13 @@ class LearningSettings(_Section):
         default=1_000,
         description="labels the first champion learns before the candidates race it (lower it "
         "for short streams: 300 served worse than 1,000 on two of five streams measured)",
+    )
+    tune_again_after: NonNegativeInt | None = Field(
+        default=None,
+        description="labels after which the candidates race the champion once more, warm-started "
+        "on that many latest labels, when no drift was found by then (0: never; None: 4,000 for "
+        "regression, never for classification): a model that needs more labels than the first "
+        "tuning gave it, such as a regression tree against a linear model, gets them",
     )
     lease_seconds: PositiveFloat = Field(
         default=5.0,
@@ -250,6 +261,25 @@ class StreamConfig(_Section):
         if self.task == "binary" and len(self.classes) != 2:
             raise ValueError(f"a binary stream has two classes, got {len(self.classes)}")
         return self
+
+    @property
+    def tune_again_at(self) -> int:
+        """The label count of the second tuning (0: none): ``learning.tune_again_after``, or by
+        default 4,000 for regression and none for classification. Measured with ``meander
+        backtest``: on regression streams of 20,000 events a tree overtook the linear first
+        champion after the first race (MAE 2.43 -> 2.19 and 10.7 -> 4.5 on two of four); on
+        classification, whose trees win the first race or not at all, it changed no served
+        accuracy beyond 0.004 on 25 streams but doubled the CPU of some (Hyperplane, RBF)."""
+        again = self.learning.tune_again_after
+        if again is None:
+            return TUNE_AGAIN_REGRESSION if self.task == "regression" else 0
+        return again
+
+    @property
+    def kept_labels(self) -> int:
+        """Latest labelled events the learner keeps the offsets of: the replay window, or the
+        second tuning's window when it is longer."""
+        return max(self.learning.replay_window, self.tune_again_at)
 
     @property
     def label_classes(self) -> frozenset[bool | int | str] | None:

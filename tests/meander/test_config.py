@@ -253,3 +253,21 @@ def test_configured_models_and_an_empty_search_space_are_kept() -> None:
     assert chosen.model == "tree.HoeffdingTreeClassifier" and chosen.candidates == []
     none = StreamConfig(name="s", task="multiclass", features={"x": "numeric"}, candidates=[])
     assert none.candidates == [] and "LogisticRegression" in none.model
+
+
+@pytest.mark.parametrize(
+    ("task", "again", "expected"),
+    [
+        ("regression", None, 4_000),
+        ("binary", None, 0),
+        ("multiclass", None, 0),
+        ("binary", 900, 900),
+    ],
+)
+def test_a_second_tuning_is_the_default_for_regression_only(
+    task: str, again: int | None, expected: int
+) -> None:
+    learning = {"replay_window": 1_000} | ({} if again is None else {"tune_again_after": again})
+    stream = StreamConfig(name="s", task=task, features={"x": "numeric"}, learning=learning)
+    assert stream.tune_again_at == expected
+    assert stream.kept_labels == max(1_000, expected)

@@ -639,3 +639,40 @@ def test_the_first_champion_races_the_candidates_once_it_has_learned_enough(
     assert tuning.evidence["tuning"] is True and tuning.evidence["labels"] == first
     assert tuning.evidence["window"] == tuning.evidence["since_change"] == first
     assert tuning.reason.startswith("first tuning")
+
+
+@pytest.mark.parametrize("again", [400, 0, None])  # None: the default, never for classification
+def test_the_candidates_race_once_more_on_a_longer_window_when_no_drift_came(
+    again: int | None,
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> None:
+    stream = make_stream(
+        "s",
+        candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=1)"],
+        learning=QUIET | {"replay_window": 200, "tune_after": 100, "tune_again_after": again},
+    )
+    runtime = make_runtime(stream)
+    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
+    learner.step()
+    for start in range(0, 600, 100):
+        publish_samples(runtime, stream, 100, start=start)
+        drain([predictor, learner])
+    predictor.close()
+
+    requests = [
+        e.payload
+        for e in read_topic(runtime, topics.MODELS)
+        if isinstance(e.payload, ModelEvent) and e.payload.action == "retrain_requested"
+    ]
+    assert [r.evidence["labels"] for r in requests] == ([100, 400] if again else [100])
+    assert requests[0].evidence["window"] == 100 and requests[0].reason.startswith("first tuning")
+    if again:
+        # Warm-started on every label kept, beyond the replay window of drift retrains.
+        second = requests[1]
+        assert second.evidence["tuning"] is True and second.evidence["window"] == 400
+        assert second.reason.startswith("tuning again")
+        replayed = second.evidence["replay"]["feedback"]
+        assert sum(hi - lo for lo, hi in replayed.values()) == 400

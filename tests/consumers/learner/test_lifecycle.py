@@ -50,7 +50,7 @@ def world(make_stream: MakeStream, make_runtime: MakeRuntime) -> World:
         detector=drift.ADWIN(),
         ttl_seconds=60,
         max_pending=100,
-        replay_window=REPLAY_WINDOW,
+        kept=REPLAY_WINDOW,
     )
     return World(runtime, registry, LifecycleNotices(runtime.bus, stream, registry), state)
 
