@@ -108,14 +108,16 @@ def default_candidates(
 
 
 def _leaves(features: Mapping[str, str], optional: Collection[str]) -> str:
-    """A regression tree's leaf models are linear regressions, which take numbers only."""
+    """A regression tree's leaf models are linear regressions, which take numbers: categories
+    reach them one-hot encoded."""
     numeric = [name for name, kind in features.items() if kind != "categorical"]
     if len(numeric) == len(features):
         return ""
-    if not numeric:
-        return ", leaf_prediction='mean'"
     categorical = [name for name in features if name not in numeric]
-    leaf = _only(numeric, categorical, optional)
+    one_hot = (
+        f"({_only(categorical, numeric, optional)} | preprocessing.OneHotEncoder(drop_zeros=True))"
+    )
+    leaf = f"{_only(numeric, categorical, optional)} + {one_hot}" if numeric else one_hot
     return f", leaf_model={leaf} | linear_model.LinearRegression"
 
 

@@ -271,3 +271,18 @@ def test_a_second_tuning_is_the_default_for_regression_only(
     stream = StreamConfig(name="s", task=task, features={"x": "numeric"}, learning=learning)
     assert stream.tune_again_at == expected
     assert stream.kept_labels == max(1_000, expected)
+
+
+@pytest.mark.parametrize("features", [{"b": "categorical"}, {"a": "numeric", "b": "categorical"}])
+def test_the_default_regression_trees_leaves_learn_from_categories(
+    features: dict[str, str],
+) -> None:
+    # Before their first split (50 labels) a tree answers with its one leaf: a mean could not
+    # tell the categories apart.
+    for spec in default_candidates("regression", features)[:2]:
+        model, numbers = build_model(spec), {"a": 1.0} if "a" in features else {}
+        for i in range(40):
+            b = "x" if i % 2 else "y"
+            model.learn_one(numbers | {"b": b}, 10.0 * (b == "x"))
+        gap = model.predict_one(numbers | {"b": "x"}) - model.predict_one(numbers | {"b": "y"})
+        assert gap > 2.0, spec
