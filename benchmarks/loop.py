@@ -26,7 +26,7 @@ import fakeredis
 from river import forest, metrics, tree
 
 from meander import topics
-from meander.bus import MemoryBroker, MemoryBus, TopicPartition
+from meander.bus import MemoryBroker, TopicPartition, embedded_bus
 from meander.config import Settings, StreamConfig
 from meander.consumers.loop import Loop, TickClock
 from meander.events import Alert, ModelEvent, decode_batch
@@ -149,9 +149,11 @@ def _index(event_id: str | None) -> int:
 
 def embedded(stream: StreamConfig) -> Runtime:
     """A fresh embedded runtime for one stream: its own bus and its own store."""
-    bus = MemoryBus(MemoryBroker())
+    settings = Settings(streams=[stream])
+    # The limits of a deployment: models and checkpoints may outgrow an event's size limit.
+    bus = embedded_bus(settings, MemoryBroker())
     bus.create_topics(topics.layout([stream]))
-    return Runtime(Settings(streams=[stream]), bus, memory_store(fakeredis.FakeServer()))
+    return Runtime(settings, bus, memory_store(fakeredis.FakeServer()))
 
 
 def bench_stream(key: str, events: int, drift_every: int, with_arf: bool) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import orjson
 import redis
 
 from meander.bus import Bus, Message, Record, Sending, TopicPartition
-from meander.exceptions import BusError
+from meander.exceptions import BusError, MessageTooLarge
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -57,6 +57,8 @@ class Changelog:
         self.bus, self.topic = bus, topic
         # Per key, its latest record and its sending (None: not handed to the bus yet).
         self._pending: dict[bytes, tuple[Record, Sending | None]] = {}
+        # Keys whose latest record is over the topic's size limit: it waits for a newer value.
+        self._too_large: set[bytes] = set()
 
     def set(self, key: str, value: bytes, *, order: int = 0) -> None:
         """``key`` now holds the string ``value``."""
@@ -87,9 +89,17 @@ class Changelog:
         """Forget what Kafka acknowledged, send again what it refused or never got; returns how
         many records are still on their way. Never blocks."""
         for key, (record, sending) in list(self._pending.items()):
+            if key in self._too_large:
+                continue
             if sending is None:
                 try:
                     sending = self.bus.send([record])
+                except MessageTooLarge as error:
+                    # Never storable as it is: it waits for a newer value of its key, without
+                    # holding back the records of the other keys.
+                    log.error("changelog %s not sent (%s); it waits for a newer value", key, error)
+                    self._too_large.add(key)
+                    continue
                 except BusError as error:  # the broker is down: try again later
                     log.warning("changelog %s not sent (%s); it waits", key, error)
                     break
@@ -124,6 +134,7 @@ class Changelog:
         )
         # A newer value of a key replaces the one still waiting: compaction would drop it.
         self._pending[record.key or b""] = (record, None)
+        self._too_large.discard(record.key or b"")
         self.settle()
 
 

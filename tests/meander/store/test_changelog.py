@@ -15,7 +15,7 @@ import redis
 
 from meander import keys, topics
 from meander.bus import Bus, MemoryBroker, MemoryBus, Record, Sending, TopicPartition
-from meander.exceptions import BusUnavailable, StoreNotReady
+from meander.exceptions import BusError, BusUnavailable, StoreNotReady
 from meander.models.registry import Registry
 from meander.models.signing import Signer
 from meander.models.specs import build_model
@@ -231,3 +231,26 @@ def test_a_record_larger_than_the_topic_takes_is_refused_with_the_setting_to_rai
 
     with pytest.raises(Exception, match="raise state_max_bytes"):
         bus.publish([Record("state", b"x" * 200)])
+
+
+def test_a_record_too_large_waits_for_a_newer_value_without_holding_back_other_keys() -> None:
+    bus = MemoryBus(MemoryBroker(), topic_limits={"state": 100})
+    bus.create_topics({"state": 1})
+    log = Changelog(bus, "state")
+
+    log.set("checkpoint", b"x" * 200)  # a checkpoint over the limit: Kafka never takes it
+    log.set("champion", b"2")
+    log.set("version:2", b"meta")
+
+    assert log.settle() == 1, "the other keys reached Kafka"
+    store = memory_store(fakeredis.FakeServer())
+    restore(store, bus, "state")
+    assert (store.get("champion"), store.get("version:2")) == (b"2", b"meta")
+    assert store.get("checkpoint") is None
+    with pytest.raises(BusError, match="1 changelog record"):
+        log.flush(timeout=0.05)  # a shutdown says that one never made it
+
+    log.set("checkpoint", b"y" * 50)  # the next one fits
+    assert log.settle() == 0
+    restore(store, bus, "state")
+    assert store.get("checkpoint") == b"y" * 50
