@@ -90,7 +90,19 @@ def load_exported(path: str | Path) -> Any:
                 f"instead of {str(expected)[:12]}...): the file was changed or truncated; "
                 f"export it again"
             )
-    return pickle.loads(data)
+    try:
+        model = pickle.loads(data)
+    except Exception as error:  # a pickle that does not load raises anything at all
+        raise RegistryError(
+            f"{path} is not a model file (meander export writes them): {type(error).__name__}: "
+            f"{str(error)[:200]}"
+        ) from None
+    if not callable(getattr(model, "predict_one", None)):
+        raise RegistryError(
+            f"{path} holds an object of type {type(model).__name__!r}, not a River model; "
+            "write one with meander export"
+        )
+    return model
 
 
 def sidecar_path(path: str | Path) -> Path:

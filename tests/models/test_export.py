@@ -139,3 +139,17 @@ def test_a_regression_tree_over_a_feature_that_only_grows_is_exported(
         assert twin.predict_one(x) == model.predict_one(x)
         model.learn_one(x, y)
         twin.learn_one(x, y)
+
+
+def test_a_file_that_is_no_exported_model_is_refused_saying_so(tmp_path: Path) -> None:
+    # meander predict --model-file showed an UnpicklingError traceback for the first, and
+    # scored nothing with the second ("0 scored, 2 not"), exiting 0.
+    import pickle
+
+    garbage, table = tmp_path / "garbage.pkl", tmp_path / "table.pkl"
+    garbage.write_bytes(b"garbage")
+    table.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(RegistryError, match=r"garbage.pkl is not a model file .*UnpicklingError"):
+        load_exported(garbage)
+    with pytest.raises(RegistryError, match="holds an object of type 'dict', not a River model"):
+        load_exported(table)
