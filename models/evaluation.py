@@ -108,21 +108,10 @@ class _Confusion:
         self._pos = 0
 
     def update(self, pair: tuple[Any, Any]) -> None:
-        counts = self.counts
-        counts[pair] = counts.get(pair, 0) + 1
-        recent = self.recent_counts
-        pairs = self._pairs
-        pos = self._pos
-        evicted = pairs[pos]
-        if evicted is not None:
-            recent[evicted] -= 1
-        recent[pair] = recent.get(pair, 0) + 1
-        pairs[pos] = pair
-        pos += 1
-        self._pos = 0 if pos == len(pairs) else pos
+        self.update_many((pair,))
 
     def update_many(self, pairs: Sequence[tuple[Any, Any]]) -> None:
-        """:meth:`update` with each pair in turn."""
+        """Count each pair in turn."""
         counts, recent, ring, pos, size = (
             self.counts,
             self.recent_counts,
