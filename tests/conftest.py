@@ -33,7 +33,7 @@ import pytest
 import redis
 
 from meander import topics
-from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
+from meander.bus import MemoryBroker, MemoryBus, Message, Record, TopicPartition
 from meander.config import Settings, StreamConfig
 from meander.events import Envelope, decode_batch
 from meander.infra.kafka import LocalKafka
@@ -242,19 +242,24 @@ def publish_samples() -> PublishSamples:
     return publish
 
 
+def every_message(runtime: Runtime, topic: str) -> list[Message]:
+    """Every message on ``topic`` so far, partition by partition in offset order."""
+    partitions = [TopicPartition(topic, p) for p in range(runtime.bus.partitions(topic))]
+    with runtime.bus.assign(partitions) as consumer:
+        messages = []
+        while batch := consumer.consume(10_000, 0.0):
+            messages += batch
+    messages.sort(key=lambda m: (m.partition, m.offset))
+    return messages
+
+
 @pytest.fixture
 def read_topic() -> ReadTopic:
     """``read_topic(runtime, topic)``: every event on ``topic`` so far, decoded, partition by
     partition in offset order."""
 
     def read(runtime: Runtime, topic: str) -> list[Envelope]:
-        partitions = [TopicPartition(topic, p) for p in range(runtime.bus.partitions(topic))]
-        with runtime.bus.assign(partitions) as consumer:
-            messages = []
-            while batch := consumer.consume(10_000, 0.0):
-                messages += batch
-        messages.sort(key=lambda m: (m.partition, m.offset))
-        envelopes, rejected = decode_batch(messages)
+        envelopes, rejected = decode_batch(every_message(runtime, topic))
         assert not rejected, f"undecodable messages on {topic}: {rejected[:3]}"
         return envelopes
 

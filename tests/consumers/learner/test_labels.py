@@ -10,7 +10,7 @@ import pytest
 from river import drift, tree
 
 from meander import topics
-from meander.bus import Message, Record, TopicPartition
+from meander.bus import Message, Record
 from meander.component import drain
 from meander.config import StreamConfig
 from meander.consumers.learner.labels import Labels
@@ -22,6 +22,7 @@ from meander.models.inference import predict_one
 from meander.models.registry import Registry
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
+from tests.conftest import every_message
 from tests.consumers.learner.test_learner import learn_stagger, stagger
 
 if TYPE_CHECKING:
@@ -173,12 +174,7 @@ def test_a_batch_of_labels_learns_as_evaluate_then_learn_per_label(
 
 def copied(source: Runtime, target: Runtime, topic: str) -> None:
     """Every record of ``topic`` on ``source``, published on ``target`` where it was."""
-    partitions = [TopicPartition(topic, p) for p in range(source.bus.partitions(topic))]
-    with source.bus.assign(partitions) as consumer:
-        messages = []
-        while batch := consumer.consume(10_000, 0.0):
-            messages += batch
-    messages.sort(key=lambda m: (m.partition, m.offset))
+    messages = every_message(source, topic)
     target.bus.publish(
         [
             Record(m.topic, m.value or b"", m.key, m.headers, m.partition, m.timestamp_ms)

@@ -612,24 +612,10 @@ def test_the_first_champion_races_the_candidates_once_it_has_learned_enough(
     publish_samples: PublishSamples,
     read_topic: ReadTopic,
 ) -> None:
-    stream = make_stream(
-        "s",
-        candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=1)"],
-        learning=QUIET | {"replay_window": 200, "tune_first": tune_first, "tune_after": tune_after},
+    learning = {"replay_window": 200, "tune_first": tune_first, "tune_after": tune_after}
+    requests = _requests_over_600_labels(
+        learning, make_stream, make_runtime, publish_samples, read_topic
     )
-    runtime = make_runtime(stream)
-    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
-    learner.step()
-    for start in range(0, 600, 100):
-        publish_samples(runtime, stream, 100, start=start)
-        drain([predictor, learner])
-    predictor.close()
-
-    requests = [
-        e.payload
-        for e in read_topic(runtime, topics.MODELS)
-        if isinstance(e.payload, ModelEvent) and e.payload.action == "retrain_requested"
-    ]
     if not tune_first:
         assert requests == []
         return
@@ -649,24 +635,10 @@ def test_the_candidates_race_once_more_on_a_longer_window_when_no_drift_came(
     publish_samples: PublishSamples,
     read_topic: ReadTopic,
 ) -> None:
-    stream = make_stream(
-        "s",
-        candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=1)"],
-        learning=QUIET | {"replay_window": 200, "tune_after": 100, "tune_again_after": again},
+    learning = {"replay_window": 200, "tune_after": 100, "tune_again_after": again}
+    requests = _requests_over_600_labels(
+        learning, make_stream, make_runtime, publish_samples, read_topic
     )
-    runtime = make_runtime(stream)
-    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
-    learner.step()
-    for start in range(0, 600, 100):
-        publish_samples(runtime, stream, 100, start=start)
-        drain([predictor, learner])
-    predictor.close()
-
-    requests = [
-        e.payload
-        for e in read_topic(runtime, topics.MODELS)
-        if isinstance(e.payload, ModelEvent) and e.payload.action == "retrain_requested"
-    ]
     assert [r.evidence["labels"] for r in requests] == ([100, 400] if again else [100])
     assert requests[0].evidence["window"] == 100 and requests[0].reason.startswith("first tuning")
     if again:
@@ -676,3 +648,30 @@ def test_the_candidates_race_once_more_on_a_longer_window_when_no_drift_came(
         assert second.reason.startswith("tuning again")
         replayed = second.evidence["replay"]["feedback"]
         assert sum(hi - lo for lo, hi in replayed.values()) == 400
+
+
+def _requests_over_600_labels(
+    learning: dict[str, Any],
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    read_topic: ReadTopic,
+) -> list[ModelEvent]:
+    """The retrain requests of a learner, with one candidate configured, over 600 labels."""
+    stream = make_stream(
+        "s",
+        candidates=["tree.HoeffdingAdaptiveTreeClassifier(seed=1)"],
+        learning=QUIET | learning,
+    )
+    runtime = make_runtime(stream)
+    learner, predictor = Learner(runtime, stream), Predictor(runtime, stream)
+    learner.step()
+    for start in range(0, 600, 100):
+        publish_samples(runtime, stream, 100, start=start)
+        drain([predictor, learner])
+    predictor.close()
+    return [
+        e.payload
+        for e in read_topic(runtime, topics.MODELS)
+        if isinstance(e.payload, ModelEvent) and e.payload.action == "retrain_requested"
+    ]

@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 MIN_SAMPLES, PATIENCE, ROLLBACK_WINDOW = 100, 300, 200
 
 
+TWO_CANDIDATES = [
+    "tree.HoeffdingAdaptiveTreeClassifier(seed=1)",
+    "preprocessing.StandardScaler | linear_model.LogisticRegression",
+]
+
+
 @dataclass
 class Bench:
     runtime: Runtime
@@ -128,26 +134,15 @@ def test_a_first_tuning_races_the_candidates_and_no_copy_of_the_champion(
     publish_samples: PublishSamples,
     read_topic: ReadTopic,
 ) -> None:
-    candidates = [
-        "tree.HoeffdingAdaptiveTreeClassifier(seed=1)",
-        "preprocessing.StandardScaler | linear_model.LogisticRegression",
-    ]
+    candidates = TWO_CANDIDATES
     stream = make_stream("s", candidates=candidates, learning={"max_challengers": 3})
-    runtime = make_runtime(stream)
-    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
-    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
-    registry.promote(champion)
-    publish_samples(runtime, stream, 300)
-    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
-    replay = {
-        "events": whole(runtime, topics.events("s")),
-        "feedback": whole(runtime, topics.feedback("s")),
-    }
-    request(bench, champion, replay=replay, since_change=300, tuning=True)
+    bench, replay = _ready(stream, make_runtime, publish_samples)
+    request(bench, bench.champion, replay=replay, since_change=300, tuning=True)
 
     bench.trainer.step()
     bench.trainer.close()
 
+    registry = bench.registry
     trained = [registry.get(v) for v in registry.challengers()]
     assert sorted(entry.spec for entry in trained) == sorted(candidates)
     assert {entry.training["origin"] for entry in trained} == {"candidate"}
@@ -165,18 +160,12 @@ def test_a_spec_listed_twice_races_once_and_its_copy_takes_no_other_place(
     # The stream's own spec is also a candidate (as in the default search space): the fresh
     # model and the candidate learn the same labels. Two places for three distinct specs.
     stream = make_stream("s", model=own, candidates=[own, *others], learning={"max_challengers": 2})
-    runtime = make_runtime(stream)
-    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
-    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
-    registry.promote(champion)
-    publish_samples(runtime, stream, 300)
-    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
-    replay = {
-        "events": whole(runtime, topics.events("s")),
-        "feedback": whole(runtime, topics.feedback("s")),
-    }
+    bench, replay = _ready(stream, make_runtime, publish_samples)
+    champion, registry = bench.champion, bench.registry
     request(bench, champion, replay=replay, since_change=300)
-    ranked = candidates(stream, registry, replay_window(runtime.bus, stream, replay), champion, 300)
+    ranked = candidates(
+        stream, registry, replay_window(bench.runtime.bus, stream, replay), champion, 300
+    )
 
     bench.trainer.step()
     bench.trainer.close()
@@ -207,22 +196,9 @@ def asked(
 ) -> Iterator[Bench]:
     """A trainer of a stream with two candidates (three challengers a retrain), asked for a
     retrain over 300 labelled events."""
-    candidates = [
-        "tree.HoeffdingAdaptiveTreeClassifier(seed=1)",
-        "preprocessing.StandardScaler | linear_model.LogisticRegression",
-    ]
-    stream = make_stream("s", candidates=candidates, learning={"max_challengers": 3})
-    runtime = make_runtime(stream)
-    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
-    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
-    registry.promote(champion)
-    publish_samples(runtime, stream, 300)
-    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
-    replay = {
-        "events": whole(runtime, topics.events("s")),
-        "feedback": whole(runtime, topics.feedback("s")),
-    }
-    request(bench, champion, replay=replay, since_change=150)
+    stream = make_stream("s", candidates=TWO_CANDIDATES, learning={"max_challengers": 3})
+    bench, replay = _ready(stream, make_runtime, publish_samples)
+    request(bench, bench.champion, replay=replay, since_change=150)
     yield bench
     bench.trainer.close()
 
@@ -531,3 +507,21 @@ def test_decisions_are_counted_by_action_when_published_and_reads_by_batch(bench
     assert {a: after[a] - before[a] for a in actions} == dict.fromkeys(actions, 1.0)
     # The request, then (next step) its own validation and promotion, read back from the topic.
     assert (REGISTRY.get_sample_value(*consumed) or 0.0) - read_before == 3
+
+
+def _ready(
+    stream: StreamConfig, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> tuple[Bench, dict[str, Any]]:
+    """A trainer of ``stream`` with a tree as champion, after 300 labelled events, and the
+    replay of all of them."""
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    registry.promote(champion)
+    publish_samples(runtime, stream, 300)
+    bench = Bench(runtime, stream, registry, Trainer(runtime, stream), champion)
+    replay = {
+        "events": whole(runtime, topics.events("s")),
+        "feedback": whole(runtime, topics.feedback("s")),
+    }
+    return bench, replay
