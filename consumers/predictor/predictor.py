@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from meander import topics
 from meander.bus import Message, Record, TopicPartition, next_offsets
@@ -23,14 +22,15 @@ from meander.bus.inflight import InFlight
 from meander.clock import TimeWindow
 from meander.component import Component, rewound_on_failure
 from meander.config import StreamConfig
+from meander.consumers.predictor.lineup import Lineup
 from meander.consumers.predictor.predictions import PredictionWriter
 from meander.consumers.predictor.served import is_marked
 from meander.deadletter import DeadLetters
 from meander.events import Envelope, FeatureEvent, decode, decode_batch
 from meander.events.plain import flat_hint
-from meander.exceptions import BusError, RegistryError
-from meander.models.inference import Scored, clean, diverged, predict_many, predict_one
-from meander.models.registry import Heads, Registry
+from meander.exceptions import BusError
+from meander.models.inference import Scored, clean
+from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.models.specs import build_model
 from meander.runtime import Runtime
@@ -43,10 +43,6 @@ __all__ = ["Predictor"]
 
 log = logging.getLogger(__name__)
 _ROLES = ("champion", "challenger")
-# Building the DataFrame for River's *_many costs about 1.4 ms whatever the batch; a scaled
-# logistic regression scores one event in about 5 µs. Below a few hundred events, one call
-# each is cheaper, and under light load the predictor's batches are a handful of events.
-SCORE_MANY_FROM = 256
 _NEVER = 2**63  # an offset no partition reaches
 SOURCE = "/meander/predictor"
 
@@ -101,11 +97,8 @@ class Predictor(Component):
             source=SOURCE,
             cloudevents=stream.encoding.predictions == "cloudevents",
         )
-        self.models: dict[int, tuple[Any, int]] = {}
-        self.champion: int | None = None
-        self.published = False  # whether the stream ever had a model that learned
+        self.lineup = Lineup(self.registry, stream)
         self._held_by: tuple[int, int] | None = None  # the champion revision events wait past
-        self.challengers: tuple[int, ...] = ()
         self.scored = 0
         self.served_elsewhere = 0
         self.meter = Meter(self.name, stream.name)
@@ -118,12 +111,12 @@ class Predictor(Component):
         self.lag.sample()  # also while there is no champion: that is when lag grows
         self.in_flight.settle()
         now = time.monotonic()
-        if self.champion is None or now - self._refreshed_at >= self.refresh_every:
+        if self.lineup.champion is None or now - self._refreshed_at >= self.refresh_every:
             self._refreshed_at = now
             if not self._serving():
                 time.sleep(min(timeout, 0.2))  # nothing to serve with yet: leave events waiting
                 return 0
-        if self._held_by == self._champion_revision():
+        if self._held_by == self.lineup.revision():
             # A champion that answers nothing: the events wait for its next revision.
             time.sleep(min(timeout, 0.2))
             return 0
@@ -171,7 +164,7 @@ class Predictor(Component):
 
     def working(self) -> bool:
         """Once its group gave it partitions and it has a champion to serve."""
-        return self.champion is not None and bool(self.consumer.assignment())
+        return self.lineup.champion is not None and bool(self.consumer.assignment())
 
     def close(self) -> None:
         self.lag.close()
@@ -233,53 +226,13 @@ class Predictor(Component):
         guard = self.runtime.guard
         if heads.champion is None and not guard.ready():
             if not guard.ensure():
-                return self.champion is not None
+                return self.lineup.champion is not None
             heads = self.registry.heads()
-        return self._refresh(heads)
+        return self.lineup.refresh(heads)
 
     def _served(self, event: FeatureEvent, message: Message) -> bool:
         """Whether the service scored ``event`` itself: its mark matches its value and id."""
         return is_marked(self.signer, self.stream.name, event.id, message)
-
-    def _refresh(self, heads: Heads) -> bool:
-        """Load whatever version or revision changed; False while there is no champion."""
-        wanted = ([heads.champion] if heads.champion is not None else []) + list(heads.challengers)
-        changed = [
-            version
-            for version in wanted
-            if (cached := self.models.get(version)) is None
-            or cached[1] != heads.revisions.get(version, 0)
-        ]
-        try:
-            # What the learner shares at once (a step's snapshots) comes in one round trip.
-            if changed:
-                self.models.update(self.registry.load_many(changed))
-            changed = []
-        except RegistryError:
-            pass  # one by one, to keep what loads and say which does not
-        for version in changed:
-            try:
-                self.models[version] = self.registry.load(version)
-            except RegistryError as error:
-                # Keep serving the copy we have rather than stop; say why loudly.
-                log.error(
-                    "%s: cannot load v%s: %s",
-                    self.stream.name,
-                    version,
-                    error,
-                    extra={"stream": self.stream.name},
-                )
-        for version in set(self.models) - set(wanted):
-            del self.models[version]
-        self.champion = heads.champion if heads.champion in self.models else None
-        self.challengers = tuple(v for v in heads.challengers if v in self.models)
-        self.published = heads.published
-        return self.champion is not None
-
-    def _champion_revision(self) -> tuple[int, int] | None:
-        if self.champion is None:
-            return None
-        return self.champion, self.models[self.champion][1]
 
     def _score(
         self,
@@ -306,14 +259,15 @@ class Predictor(Component):
         ]
         failed: dict[int, str] = {}
         scored: list[tuple[int, str, list[Scored | None], float]] = []
-        roles = [(self.champion, "champion")] + [(v, "challenger") for v in self.challengers]
+        lineup = self.lineup
+        roles = [(lineup.champion, "champion")] + [(v, "challenger") for v in lineup.challengers]
         for version, role in roles:
             assert version is not None
             started = time.perf_counter()
-            answers = self._predict(version, xs, failed if role == "champion" else {})
+            answers = lineup.answers(version, xs, failed if role == "champion" else {})
             scored.append((version, role, answers, time.perf_counter() - started))
         rejected += [(read[index], reason) for index, reason in failed.items()]
-        held = self._unanswered(scored[0][2], read) if self.published else {}
+        held = self._unanswered(scored[0][2], read) if lineup.published else {}
         left_out = set(failed)
         if held:
             left_out.update(
@@ -353,13 +307,13 @@ class Predictor(Component):
         consumer sought back to it."""
         for partition, offset in held.items():
             self.consumer.seek(partition, offset)
-        held_by, self._held_by = self._held_by, self._champion_revision()
+        held_by, self._held_by = self._held_by, self.lineup.revision()
         if held_by is None:  # once per hold, not every step
             log.warning(
                 "%s: champion v%s answers nothing for events from %s on; holding them until a "
                 "champion that learned is loaded",
                 self.stream.name,
-                self.champion,
+                self.lineup.champion,
                 {f"{p.topic}[{p.partition}]": o for p, o in held.items()},
                 extra={"stream": self.stream.name},
             )
@@ -368,43 +322,3 @@ class Predictor(Component):
             return message.offset < held.get(message.topic_partition, _NEVER)
 
         return [m for m in messages if kept(m)], [(m, r) for m, r in rejected if kept(m)]
-
-    def _predict(
-        self, version: int, xs: list[dict[str, Any]], failed: dict[int, str]
-    ) -> list[Scored | None]:
-        """``version``'s answers; where it cannot answer, None, and the reason in ``failed``."""
-        model = self.models[version][0]
-        batch: list[Scored | None]
-        try:
-            if len(xs) >= SCORE_MANY_FROM:
-                batch = list(predict_many(model, xs, self.stream.task))
-            else:
-                batch = [predict_one(model, x, self.stream.task) for x in xs]
-            return self._finite(version, batch, failed)
-        except Exception:  # any model error: find the events at fault one by one
-            pass
-        answers: list[Scored | None] = []
-        for index, x in enumerate(xs):
-            try:
-                answers.append(predict_one(model, x, self.stream.task))
-            except Exception as error:
-                answers.append(None)
-                problem = f"model v{version} cannot score this event: {type(error).__name__}"
-                failed[index] = f"{problem}: {error}"[:300]
-                log.warning(
-                    "%s: %s", self.stream.name, failed[index], extra={"stream": self.stream.name}
-                )
-        return self._finite(version, answers, failed)
-
-    @staticmethod
-    def _finite(
-        version: int, answers: list[Scored | None], failed: dict[int, str]
-    ) -> list[Scored | None]:
-        """``answers`` less those that are not numbers (a diverged model's NaN), which are
-        failures to score, as an error would be: JSON has no NaN, so each would be published
-        as null, which no reader takes for a prediction."""
-        for index, answer in enumerate(answers):
-            if answer is not None and (why := diverged(answer)) is not None:
-                answers[index] = None
-                failed[index] = f"model v{version} cannot score this event: {why}"
-        return answers

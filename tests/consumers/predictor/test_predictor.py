@@ -224,7 +224,9 @@ def test_a_promotion_serves_the_new_champion_from_the_next_batch(
     assert {(p.version, p.role, p.prediction) for p in served if p.event_id in after} == {
         (new, "champion", False)
     }
-    assert serving.predictor.challengers == () and set(serving.predictor.models) == {new}
+    assert serving.predictor.lineup.challengers == () and set(serving.predictor.lineup.models) == {
+        new
+    }
 
 
 def test_a_revision_that_cannot_be_loaded_leaves_the_copy_being_served(
