@@ -7,8 +7,9 @@
 - :mod:`meander.models.signing` signs model blobs so nothing unverified is ever unpickled;
   :mod:`meander.models.blobs` pickles them without the random states no tree reads.
 - :mod:`meander.models.export` writes a version as a plain pickle that needs only River to load.
-- :mod:`meander.models.evaluation`, :mod:`meander.models.validation` and
-  :mod:`meander.models.inference` score models, gate promotions and run predictions.
+- :mod:`meander.models.evaluation` scores models, :mod:`meander.models.race` races a challenger
+  against the champion, :mod:`meander.models.validation` gates promotions and
+  :mod:`meander.models.inference` runs predictions.
 """
 
 from meander.models.export import export_model, load_exported

@@ -1,4 +1,4 @@
-"""Prequential (test-then-train) metrics per model version, and the paired race of two versions.
+"""Prequential (test-then-train) metrics per model version.
 
 Every label is first used to score the prediction a model made *before* it learned from that label,
 so the figures estimate live performance without a held-out set. The update path runs for every
@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, get_args
+from typing import Any
 
-from meander.config import Task
+from meander.config import Task, known_task
 
-__all__ = ["TASKS", "Outcome", "PairedRace", "Prequential"]
+__all__ = ["Prequential"]
 
-TASKS: tuple[Task, ...] = get_args(Task)
 _SMALLEST_PROBABILITY = 1e-15
-
-
-def _check_task(task: str) -> Task:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
-    return task
 
 
 class _Means:
@@ -209,7 +202,7 @@ class Prequential:
     def __init__(self, task: Task, *, window: int = 1_000) -> None:
         if window < 1:
             raise ValueError(f"window must be a positive number of samples, got {window}")
-        self.task = _check_task(task)
+        self.task = known_task(task)
         self.window = window
         self.n = 0
         self._confusion = _Confusion(window)
@@ -323,135 +316,3 @@ class Prequential:
         metrics._confusion.counts = {(t, p): int(count) for t, p, count in data["confusion"]}
         metrics._log_loss = _Means.from_dict(data["log_loss"], metrics.window)
         return metrics
-
-
-_RACE_COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
-_RACE_SUMS = ("d_sum", "d_squares", "challenger_error_sum", "baseline_error_sum")
-Outcome = tuple[float, float, float, float]
-"""What one event added to a race's four counts, or to its four sums for regression."""
-_BOTH_RIGHT: Outcome = (1.0, 0.0, 0.0, 0.0)
-_CHALLENGER_ONLY: Outcome = (0.0, 1.0, 0.0, 0.0)
-_BASELINE_ONLY: Outcome = (0.0, 0.0, 1.0, 0.0)
-_BOTH_WRONG: Outcome = (0.0, 0.0, 0.0, 1.0)
-
-
-class PairedRace:
-    """A challenger and a baseline (the champion) scored on the same labelled events.
-
-    Classification counts the four outcomes of each pair; regression keeps the number of events
-    and the sum and sum of squares of `d = |baseline error| - |challenger error|` (positive `d`
-    favours the challenger), plus each model's summed absolute error. A None prediction counts as
-    wrong (0.0 for regression), as in `Prequential`.
-
-    `to_dict` is a flat mapping of numbers, so a race can live in a Redis hash; the task is stored
-    as its index in `TASKS`. `from_dict` also takes the str or bytes values Redis hands back.
-
-    >>> race = PairedRace("binary", challenger=2, baseline=1)
-    >>> for truth, challenger, champion in [(1, 1, 1), (0, 0, 1), (1, 1, 0), (0, 1, 0)]:
-    ...     _ = race.update(truth, challenger, champion)
-    >>> race.n, race.challenger_score, race.baseline_score
-    (4, 0.75, 0.5)
-    >>> race.challenger_only, race.baseline_only, race.gain
-    (2, 1, 0.25)
-    >>> PairedRace.from_dict(race.to_dict()).to_dict() == race.to_dict()
-    True
-    """
-
-    def __init__(self, task: Task, challenger: int, baseline: int) -> None:
-        self.task = _check_task(task)
-        self.challenger = challenger
-        self.baseline = baseline
-        self.n = 0
-        self.both_right = self.challenger_only = self.baseline_only = self.both_wrong = 0
-        self.d_sum = self.d_squares = 0.0
-        self.challenger_error_sum = self.baseline_error_sum = 0.0
-
-    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> Outcome:
-        """Score both models' predictions for one event against its label; returns what the
-        event added to each count (or sum, for regression), in ``to_dict``'s order."""
-        self.n += 1
-        if self.task == "regression":
-            challenger_error = abs(y_true - (0.0 if challenger_pred is None else challenger_pred))
-            baseline_error = abs(y_true - (0.0 if baseline_pred is None else baseline_pred))
-            d = baseline_error - challenger_error
-            self.d_sum += d
-            self.d_squares += d * d
-            self.challenger_error_sum += challenger_error
-            self.baseline_error_sum += baseline_error
-            return d, d * d, challenger_error, baseline_error
-        if challenger_pred == y_true:
-            if baseline_pred == y_true:
-                self.both_right += 1
-                return _BOTH_RIGHT
-            self.challenger_only += 1
-            return _CHALLENGER_ONLY
-        if baseline_pred == y_true:
-            self.baseline_only += 1
-            return _BASELINE_ONLY
-        self.both_wrong += 1
-        return _BOTH_WRONG
-
-    @property
-    def challenger_score(self) -> float:
-        """The challenger's accuracy, or its MAE for regression, on the shared events."""
-        return self._score(self.challenger_only, self.challenger_error_sum)
-
-    @property
-    def baseline_score(self) -> float:
-        """The baseline's accuracy, or its MAE for regression, on the shared events."""
-        return self._score(self.baseline_only, self.baseline_error_sum)
-
-    @property
-    def gain(self) -> float:
-        """How much better the challenger did per shared event: accuracy, or absolute error for
-        regression (0.0 before any event); negative when the baseline did better."""
-        if not self.n:
-            return 0.0
-        if self.task == "regression":
-            return self.d_sum / self.n
-        return (self.challenger_only - self.baseline_only) / self.n
-
-    def _score(self, right_alone: int, error_sum: float) -> float:
-        if not self.n:
-            return 0.0
-        if self.task == "regression":
-            return error_sum / self.n
-        return (self.both_right + right_alone) / self.n
-
-    def to_dict(self) -> dict[str, int | float]:
-        """A flat str -> number snapshot (for a Redis hash)."""
-        data: dict[str, int | float] = {
-            "task": TASKS.index(self.task),
-            "challenger": self.challenger,
-            "baseline": self.baseline,
-            "n": self.n,
-        }
-        names = _RACE_SUMS if self.task == "regression" else _RACE_COUNTS
-        data.update({name: getattr(self, name) for name in names})
-        return data
-
-    @classmethod
-    def from_dict(
-        cls,
-        data: Mapping[str, int | float | str | bytes] | Mapping[bytes, int | float | str | bytes],
-    ) -> PairedRace:
-        """Rebuild a race from `to_dict`'s snapshot, or from the hash Redis returns for it."""
-        fields = {_text(name): _text(value) for name, value in data.items()}
-        try:
-            code = int(fields["task"])
-            if not 0 <= code < len(TASKS):
-                raise ValueError(f"task code {code} is not an index into {TASKS}")
-            task = TASKS[code]
-            race = cls(task, challenger=int(fields["challenger"]), baseline=int(fields["baseline"]))
-            race.n = int(fields["n"])
-            for name in _RACE_SUMS if task == "regression" else _RACE_COUNTS:
-                setattr(race, name, (float if task == "regression" else int)(fields[name]))
-        except (KeyError, ValueError) as error:
-            raise ValueError(
-                f"not a PairedRace snapshot ({error!r}): pass the mapping PairedRace.to_dict made"
-            ) from error
-        return race
-
-
-def _text(value: int | float | str | bytes) -> int | float | str:
-    return value.decode() if isinstance(value, bytes) else value

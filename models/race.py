@@ -1,7 +1,8 @@
-"""A race judged on its latest events: what a challenger is worth *now*.
+"""Races: a challenger and the champion scored on the same labelled events.
 
-A model that starts after a drift learns as it races, so over the whole race it carries the
-errors of its first events. :class:`RecentRace` keeps the paired outcomes of the last
+:class:`PairedRace` counts the paired outcomes over every shared event. A model that starts
+after a drift learns as it races, so over the whole race it carries the errors of its first
+events: :class:`RecentRace`, the race the gate judges, keeps the paired outcomes of the last
 ``window`` shared events only (and how many it has seen in all), so the gate compares the two
 models as they are now, while the race's length still bounds how long it may go on.
 
@@ -27,14 +28,138 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from meander.config import Task
+from meander.config import TASKS, Task, known_task
 from meander.models.betting import Bet
-from meander.models.evaluation import Outcome, PairedRace
 
-__all__ = ["RecentRace"]
+__all__ = ["Outcome", "PairedRace", "RecentRace"]
 
-_COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
+_RACE_COUNTS = ("both_right", "challenger_only", "baseline_only", "both_wrong")
+_RACE_SUMS = ("d_sum", "d_squares", "challenger_error_sum", "baseline_error_sum")
+Outcome = tuple[float, float, float, float]
+"""What one event added to a race's four counts, or to its four sums for regression."""
+_BOTH_RIGHT: Outcome = (1.0, 0.0, 0.0, 0.0)
+_CHALLENGER_ONLY: Outcome = (0.0, 1.0, 0.0, 0.0)
+_BASELINE_ONLY: Outcome = (0.0, 0.0, 1.0, 0.0)
+_BOTH_WRONG: Outcome = (0.0, 0.0, 0.0, 1.0)
 _SCALE_DECAY = 0.99  # a regression race's error scale follows about its last hundred events
+
+
+class PairedRace:
+    """A challenger and a baseline (the champion) scored on the same labelled events.
+
+    Classification counts the four outcomes of each pair; regression keeps the number of events
+    and the sum and sum of squares of `d = |baseline error| - |challenger error|` (positive `d`
+    favours the challenger), plus each model's summed absolute error. A None prediction counts as
+    wrong (0.0 for regression), as in `Prequential`.
+
+    `to_dict` is a flat mapping of numbers, so a race can live in a Redis hash; the task is stored
+    as its index in `TASKS`. `from_dict` also takes the str or bytes values Redis hands back.
+
+    >>> race = PairedRace("binary", challenger=2, baseline=1)
+    >>> for truth, challenger, champion in [(1, 1, 1), (0, 0, 1), (1, 1, 0), (0, 1, 0)]:
+    ...     _ = race.update(truth, challenger, champion)
+    >>> race.n, race.challenger_score, race.baseline_score
+    (4, 0.75, 0.5)
+    >>> race.challenger_only, race.baseline_only, race.gain
+    (2, 1, 0.25)
+    >>> PairedRace.from_dict(race.to_dict()).to_dict() == race.to_dict()
+    True
+    """
+
+    def __init__(self, task: Task, challenger: int, baseline: int) -> None:
+        self.task = known_task(task)
+        self.challenger = challenger
+        self.baseline = baseline
+        self.n = 0
+        self.both_right = self.challenger_only = self.baseline_only = self.both_wrong = 0
+        self.d_sum = self.d_squares = 0.0
+        self.challenger_error_sum = self.baseline_error_sum = 0.0
+
+    def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> Outcome:
+        """Score both models' predictions for one event against its label; returns what the
+        event added to each count (or sum, for regression), in ``to_dict``'s order."""
+        self.n += 1
+        if self.task == "regression":
+            challenger_error = abs(y_true - (0.0 if challenger_pred is None else challenger_pred))
+            baseline_error = abs(y_true - (0.0 if baseline_pred is None else baseline_pred))
+            d = baseline_error - challenger_error
+            self.d_sum += d
+            self.d_squares += d * d
+            self.challenger_error_sum += challenger_error
+            self.baseline_error_sum += baseline_error
+            return d, d * d, challenger_error, baseline_error
+        if challenger_pred == y_true:
+            if baseline_pred == y_true:
+                self.both_right += 1
+                return _BOTH_RIGHT
+            self.challenger_only += 1
+            return _CHALLENGER_ONLY
+        if baseline_pred == y_true:
+            self.baseline_only += 1
+            return _BASELINE_ONLY
+        self.both_wrong += 1
+        return _BOTH_WRONG
+
+    @property
+    def challenger_score(self) -> float:
+        """The challenger's accuracy, or its MAE for regression, on the shared events."""
+        return self._score(self.challenger_only, self.challenger_error_sum)
+
+    @property
+    def baseline_score(self) -> float:
+        """The baseline's accuracy, or its MAE for regression, on the shared events."""
+        return self._score(self.baseline_only, self.baseline_error_sum)
+
+    @property
+    def gain(self) -> float:
+        """How much better the challenger did per shared event: accuracy, or absolute error for
+        regression (0.0 before any event); negative when the baseline did better."""
+        if not self.n:
+            return 0.0
+        if self.task == "regression":
+            return self.d_sum / self.n
+        return (self.challenger_only - self.baseline_only) / self.n
+
+    def _score(self, right_alone: int, error_sum: float) -> float:
+        if not self.n:
+            return 0.0
+        if self.task == "regression":
+            return error_sum / self.n
+        return (self.both_right + right_alone) / self.n
+
+    def to_dict(self) -> dict[str, int | float]:
+        """A flat str -> number snapshot (for a Redis hash)."""
+        data: dict[str, int | float] = {
+            "task": TASKS.index(self.task),
+            "challenger": self.challenger,
+            "baseline": self.baseline,
+            "n": self.n,
+        }
+        names = _RACE_SUMS if self.task == "regression" else _RACE_COUNTS
+        data.update({name: getattr(self, name) for name in names})
+        return data
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, int | float | str | bytes] | Mapping[bytes, int | float | str | bytes],
+    ) -> PairedRace:
+        """Rebuild a race from `to_dict`'s snapshot, or from the hash Redis returns for it."""
+        fields = {_text(name): _text(value) for name, value in data.items()}
+        try:
+            code = int(fields["task"])
+            if not 0 <= code < len(TASKS):
+                raise ValueError(f"task code {code} is not an index into {TASKS}")
+            task = TASKS[code]
+            race = cls(task, challenger=int(fields["challenger"]), baseline=int(fields["baseline"]))
+            race.n = int(fields["n"])
+            for name in _RACE_SUMS if task == "regression" else _RACE_COUNTS:
+                setattr(race, name, (float if task == "regression" else int)(fields[name]))
+        except (KeyError, ValueError) as error:
+            raise ValueError(
+                f"not a PairedRace snapshot ({error!r}): pass the mapping PairedRace.to_dict made"
+            ) from error
+        return race
 
 
 class RecentRace(PairedRace):
@@ -117,7 +242,7 @@ class RecentRace(PairedRace):
             self.challenger_error_sum -= outcome[2]
             self.baseline_error_sum -= outcome[3]
             return
-        for name, change in zip(_COUNTS, outcome, strict=True):
+        for name, change in zip(_RACE_COUNTS, outcome, strict=True):
             setattr(self, name, getattr(self, name) - int(change))
 
 

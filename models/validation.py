@@ -17,8 +17,7 @@ from typing import Literal
 from scipy import stats
 
 from meander.config import PromotionSettings
-from meander.models.evaluation import PairedRace
-from meander.models.race import RecentRace
+from meander.models.race import PairedRace, RecentRace
 
 __all__ = ["Decision", "Verdict", "gate", "judge", "rollback_check"]
 

@@ -10,6 +10,7 @@ from meander.config.service import SCOPES, ApiKey, Scope, ServiceSettings
 from meander.config.settings import Settings, load_settings
 from meander.config.stream import (
     STREAM_NAME,
+    TASKS,
     DriftSettings,
     Feature,
     LabelWindow,
@@ -17,11 +18,13 @@ from meander.config.stream import (
     PromotionSettings,
     StreamConfig,
     Task,
+    known_task,
 )
 
 __all__ = [
     "SCOPES",
     "STREAM_NAME",
+    "TASKS",
     "ApiKey",
     "DriftSettings",
     "EncodingSettings",
@@ -37,5 +40,6 @@ __all__ = [
     "StreamConfig",
     "Task",
     "WebhookSettings",
+    "known_task",
     "load_settings",
 ]

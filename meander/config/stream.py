@@ -9,7 +9,7 @@ are promoted (:class:`StreamConfig`, one per stream in :class:`~meander.config.S
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from meander.config.search_space import default_candidates, default_model
 
 __all__ = [
     "STREAM_NAME",
+    "TASKS",
     "DriftSettings",
     "Feature",
     "LabelWindow",
@@ -34,9 +35,19 @@ __all__ = [
     "PromotionSettings",
     "StreamConfig",
     "Task",
+    "known_task",
 ]
 
 Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[Task, ...] = get_args(Task)
+
+
+def known_task(task: str) -> Task:
+    """``task`` itself when it is one of :data:`TASKS`; otherwise a ValueError naming them."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+    return task
+
 
 # Stream names become topic names (`S.events`), so they follow Kafka's topic alphabet.
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")

@@ -1,4 +1,4 @@
-"""Prequential metrics against River's on seeded streams, and the paired race's bookkeeping."""
+"""Prequential metrics against River's on seeded streams."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from river import metrics, utils
 
-from meander.models.evaluation import TASKS, PairedRace, Prequential
+from meander.config import TASKS
+from meander.models.evaluation import Prequential
 
 WINDOW = 50
 EVENTS = 1_200  # many turns of the ring, so eviction and the periodic exact resum both run
@@ -214,59 +215,3 @@ def test_restored_metrics_carry_on_as_if_uninterrupted(task: Any, how: str) -> N
 def test_invalid_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Prequential(**kwargs)
-
-
-def test_race_counts_classification_outcomes() -> None:
-    race = PairedRace("multiclass", challenger=5, baseline=4)
-    outcomes = [
-        ("a", "a", "a"),
-        ("a", "a", "b"),
-        ("b", "b", None),
-        ("c", None, "c"),
-        ("c", "a", "b"),
-    ]
-    for y_true, challenger, baseline in outcomes:
-        race.update(y_true, challenger, baseline)
-    counts = (race.both_right, race.challenger_only, race.baseline_only, race.both_wrong)
-    assert counts == (1, 2, 1, 1)
-    assert (race.n, race.challenger_score, race.baseline_score) == (5, 0.6, 0.4)
-
-
-def test_race_sums_regression_differences() -> None:
-    race = PairedRace("regression", challenger=2, baseline=1)
-    race.update(1.0, 1.5, 3.0)  # d = 2 - 0.5
-    race.update(2.0, None, 2.5)  # None is 0.0: d = 0.5 - 2
-    assert race.n == 2
-    assert race.d_sum == 0.0
-    assert race.d_squares == 1.5**2 * 2
-    assert race.challenger_score == 1.25
-    assert race.baseline_score == 1.25
-
-
-def test_empty_race_scores_zero() -> None:
-    race = PairedRace("regression", challenger=2, baseline=1)
-    assert (race.n, race.challenger_score, race.baseline_score) == (0, 0.0, 0.0)
-
-
-@pytest.mark.parametrize("task", TASKS)
-def test_race_round_trips_through_a_flat_mapping(task: Any) -> None:
-    race = PairedRace(task, challenger=9, baseline=8)
-    rng = random.Random(2)
-    for _ in range(40):
-        race.update(rng.randint(0, 2), rng.randint(0, 2), rng.choice([None, rng.randint(0, 2)]))
-    data = race.to_dict()
-    assert all(isinstance(value, int | float) for value in data.values())
-    # What redis-py hands back from HGETALL without decode_responses: bytes both ways.
-    from_redis = {key.encode(): repr(value).encode() for key, value in data.items()}
-    for snapshot in (data, from_redis):
-        restored = PairedRace.from_dict(snapshot)
-        assert restored.task == task
-        assert restored.to_dict() == data
-    unpickled = pickle.loads(pickle.dumps(race))
-    assert unpickled.to_dict() == data
-
-
-@pytest.mark.parametrize("broken", [{}, {"task": 7, "challenger": 1, "baseline": 0, "n": 0}])
-def test_race_refuses_a_broken_snapshot(broken: dict[str, int]) -> None:
-    with pytest.raises(ValueError, match=r"PairedRace\.to_dict"):
-        PairedRace.from_dict(broken)

@@ -9,8 +9,7 @@ import pytest
 from scipy import stats
 
 from meander.config import PromotionSettings
-from meander.models.evaluation import PairedRace
-from meander.models.race import RecentRace
+from meander.models.race import PairedRace, RecentRace
 from meander.models.validation import Verdict, gate, judge, rollback_check
 
 SETTINGS = PromotionSettings(min_samples=20, min_gain=0.0, significance=0.05)
