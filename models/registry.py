@@ -4,7 +4,7 @@ Each version holds a signed pickle of the model (re-saved as it learns, each sav
 revision) and its metadata: the spec, the parent it was trained from, what caused it, how it was
 trained, and its status. Aliases (``champion``, ``challengers``) move in MULTI/EXEC transactions,
 so every reader sees either the old or the new state of a promotion, never half of it
-(:mod:`~meander.models.registry_writes`).
+(:mod:`~meander.models.aliases`).
 
 Keys, per stream ``S``, under ``meander:registry:S:``: ``counter``, ``versions`` (sorted set),
 ``meta:N`` (JSON), ``blob:N`` (signed pickle), ``revisions`` (hash N -> revision), ``champion``,
@@ -30,19 +30,19 @@ import pickle
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import orjson
 import redis
 
 from meander import keys
 from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
+from meander.models.aliases import Aliases
 from meander.models.blobs import dumps
 from meander.models.registry_log import RegistryLog
 from meander.models.registry_writes import RegistryWrites
 from meander.models.signing import signer_for
-from meander.models.versions import Heads, ModelVersion, Status
+from meander.models.versions import Heads, ModelVersion
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -79,6 +79,7 @@ class Registry:
         self._prefix = keys.registry(stream)
         self._log = None if changelog is None else RegistryLog(changelog, self._prefix)
         self._writes = RegistryWrites(store, stream, self._prefix, guard=guard, log=self._log)
+        self._aliases = Aliases(stream, self._prefix, self._writes, self._unknown)
         self._known: set[int] = set()  # versions seen to exist; they are never deleted
 
     @classmethod
@@ -122,7 +123,7 @@ class Registry:
             revision=1,
             reason="registered",
         )
-        blob, meta = self._sign(version, model), _dump(entry)
+        blob, meta = self._sign(version, model), entry.meta()
 
         def write(pipe: Pipeline[bytes]) -> None:
             pipe.set(self._key(f"blob:{version}"), blob)
@@ -216,7 +217,7 @@ class Registry:
             meta, revision = pipe.execute()
         if meta is None:
             raise self._unknown(version)
-        return _load(meta, revision)
+        return ModelVersion.from_meta(meta, revision)
 
     def versions(self) -> list[ModelVersion]:
         """Every version of the stream, oldest first."""
@@ -228,7 +229,7 @@ class Registry:
             pipe.hgetall(self._key("revisions"))
             metas, revisions = pipe.execute()
         return [
-            _load(meta, revisions.get(str(n).encode()))
+            ModelVersion.from_meta(meta, revisions.get(str(n).encode()))
             for n, meta in zip(numbers, metas, strict=True)
             if meta
         ]
@@ -268,39 +269,13 @@ class Registry:
 
     def add_challenger(self, version: int, reason: str = "") -> None:
         """Make ``version`` a challenger: predictors run it in shadow next to the champion."""
-
-        def change(pipe: Pipeline[bytes]) -> tuple[int, ...]:
-            entry = self._watched(pipe, version)
-            if entry.version == self._watched_champion(pipe):
-                raise RegistryError(
-                    f"version {version} of stream {self.stream!r} is the champion; a champion "
-                    f"cannot also be a challenger"
-                )
-            pipe.multi()
-            pipe.zadd(self._key("challengers"), {str(version): version})
-            self._set_status(pipe, entry, "challenger", reason or "challenger")
-            return (version,)
-
         self._require(version)
-        self._writes.aliases(change, version)
+        self._aliases.add_challenger(version, reason)
 
     def reject(self, version: int, reason: str) -> None:
         """Take ``version`` out of the race with status ``rejected``."""
-
-        def change(pipe: Pipeline[bytes]) -> tuple[int, ...]:
-            entry = self._watched(pipe, version)
-            if entry.version == self._watched_champion(pipe):
-                raise RegistryError(
-                    f"version {version} of stream {self.stream!r} is the champion; roll back to "
-                    f"another version instead of rejecting it"
-                )
-            pipe.multi()
-            pipe.zrem(self._key("challengers"), str(version))
-            self._set_status(pipe, entry, "rejected", reason)
-            return (version,)
-
         self._require(version)
-        self._writes.aliases(change, version)
+        self._aliases.reject(version, reason)
 
     def promote(
         self,
@@ -311,72 +286,18 @@ class Registry:
         fence: Fence | None = None,
     ) -> int | None:
         """Make ``version`` the champion; the previous one is ``retired`` and returned."""
-        return self._replace_champion(version, "retired", metrics, reason or "promoted", fence)
+        self._require(version)
+        return self._aliases.replace_champion(
+            version, "retired", metrics, reason or "promoted", fence
+        )
 
     def roll_back(self, to_version: int, *, reason: str) -> int:
         """Hand the champion alias back to ``to_version``; returns the demoted (rolled_back) one."""
-        demoted = self._replace_champion(to_version, "rolled_back", None, reason)
-        if demoted is None:  # _replace_champion refuses this case before changing anything
+        self._require(to_version)
+        demoted = self._aliases.replace_champion(to_version, "rolled_back", None, reason)
+        if demoted is None:  # replace_champion refuses this case before changing anything
             raise AssertionError("roll_back changed a registry without a champion")
         return demoted
-
-    def _replace_champion(
-        self,
-        version: int,
-        demoted_status: Status,
-        metrics: Mapping[str, float] | None,
-        reason: str,
-        fence: Fence | None = None,
-    ) -> int | None:
-        previous: int | None = None
-
-        def change(pipe: Pipeline[bytes]) -> tuple[int, ...]:
-            nonlocal previous
-            entry = self._watched(pipe, version)
-            previous = self._watched_champion(pipe)
-            if previous == version:
-                raise RegistryError(
-                    f"version {version} of stream {self.stream!r} is already the champion"
-                )
-            if demoted_status == "rolled_back" and previous is None:
-                raise RegistryError(
-                    f"stream {self.stream!r} has no champion to roll back; promote a version"
-                )
-            old = self._watched(pipe, previous) if previous is not None else None
-            now = datetime.now(UTC)
-            pipe.multi()
-            pipe.set(self._key("champion"), str(version))
-            pipe.zrem(self._key("challengers"), str(version))
-            promoted = entry.replace(status="champion", reason=reason, promoted_at=now)
-            if metrics is not None:
-                promoted = promoted.replace(metrics=dict(metrics))
-            pipe.set(self._key(f"meta:{version}"), _dump(promoted))
-            if old is not None:
-                self._set_status(pipe, old, demoted_status, reason)
-                return (version, old.version)
-            return (version,)
-
-        self._require(version)
-        self._writes.aliases(change, version, fence)
-        return previous
-
-    def _watched(self, pipe: Pipeline[bytes], version: int) -> ModelVersion:
-        pipe.watch(self._key(f"meta:{version}"))
-        meta = cast("bytes | None", pipe.get(self._key(f"meta:{version}")))
-        if meta is None:
-            raise self._unknown(version)
-        return _load(meta, None)
-
-    def _watched_champion(self, pipe: Pipeline[bytes]) -> int | None:
-        value = cast("bytes | None", pipe.get(self._key("champion")))
-        return None if value is None else int(value)
-
-    def _set_status(
-        self, pipe: Pipeline[bytes], entry: ModelVersion, status: Status, reason: str
-    ) -> None:
-        pipe.set(
-            self._key(f"meta:{entry.version}"), _dump(entry.replace(status=status, reason=reason))
-        )
 
     def _require(self, version: int) -> None:
         if self.store.zscore(self._key("versions"), str(version)) is None:
@@ -400,15 +321,3 @@ class Registry:
 
     def _key(self, name: str) -> str:
         return self._prefix + name
-
-
-def _dump(entry: ModelVersion) -> bytes:
-    # The revision lives in its own hash so save() stays one small write; meta keeps no copy.
-    data = entry.to_dict()
-    del data["revision"]
-    return orjson.dumps(data)
-
-
-def _load(meta: bytes, revision: bytes | None) -> ModelVersion:
-    entry = ModelVersion.from_dict(orjson.loads(meta))
-    return entry if revision is None else entry.replace(revision=int(revision))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+import orjson
+
 from meander.config import StreamConfig
 
 __all__ = ["Heads", "ModelVersion", "Status", "config_hash"]
@@ -72,6 +74,19 @@ class ModelVersion:
     def replace(self, **changes: Any) -> ModelVersion:
         """A copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
+
+    def meta(self) -> bytes:
+        """What the registry stores as the version's metadata: JSON, without the revision,
+        which lives in a hash of its own so that a snapshot stays one small write."""
+        data = self.to_dict()
+        del data["revision"]
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_meta(cls, meta: bytes, revision: bytes | None = None) -> ModelVersion:
+        """The inverse of :meth:`meta`, at ``revision`` (the first when None)."""
+        entry = cls.from_dict(orjson.loads(meta))
+        return entry if revision is None else entry.replace(revision=int(revision))
 
 
 @dataclass(frozen=True)
