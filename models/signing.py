@@ -21,6 +21,7 @@ import hmac
 import secrets
 from typing import TYPE_CHECKING
 
+from meander.config.settings import MIN_SIGNING_KEY_BYTES
 from meander.exceptions import ConfigError, ModelTampered
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ __all__ = ["MIN_KEY_BYTES", "Signer", "signer_for"]
 
 MARKER = b"MSIG1"  # names the format, so a later scheme can be told apart from this one
 MAC_BYTES = hashlib.sha256().digest_size
-MIN_KEY_BYTES = 16
+MIN_KEY_BYTES = MIN_SIGNING_KEY_BYTES  # the config check refuses a shorter key first
 
 _process_key: bytes | None = None
 

@@ -15,19 +15,19 @@ url
 
 from __future__ import annotations
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    SecretStr,
-    field_validator,
-)
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from meander.config.limits import Seconds, Timeout, at_most
 from meander.vocabulary import Severity
 
 __all__ = ["NotifierSettings", "WebhookSettings"]
+
+# Each retry waits twice as long as the one before: 20 of 0.5 s wait six days in all.
+Retries = Annotated[
+    int, Field(ge=0, le=20), at_most(20, "each retry waits twice as long as the one before")
+]
 
 
 class WebhookSettings(BaseModel):
@@ -61,9 +61,9 @@ class NotifierSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     webhooks: list[WebhookSettings] = Field(default_factory=list)
-    retries: NonNegativeInt = 3
-    timeout_seconds: PositiveFloat = 5.0
-    backoff_seconds: PositiveFloat = Field(
+    retries: Retries = 3
+    timeout_seconds: Timeout = 5.0
+    backoff_seconds: Timeout = Field(
         default=0.5, description="the first retry's delay; each further retry waits twice as long"
     )
     group: str = Field(
@@ -71,7 +71,7 @@ class NotifierSettings(BaseModel):
         min_length=1,
         description="the notifiers' consumer group: each event is announced once per group",
     )
-    remember_seconds: PositiveFloat = Field(
+    remember_seconds: Seconds = Field(
         default=7 * 24 * 3600.0,
         description="how long the notifier remembers whom it told of an event, so that reading "
         "it again (a restart, a failed commit) never announces it twice; Kafka keeps a group's "

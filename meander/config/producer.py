@@ -6,17 +6,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from meander.config.limits import Delay, Events, Window, at_most
 
 __all__ = ["ProducerSettings"]
 
@@ -38,16 +32,25 @@ class ProducerSettings(BaseModel):
     time_column: str | None = Field(
         default=None, description="event time column of a replayed file (ISO 8601 or Unix s)"
     )
-    events: NonNegativeInt = Field(default=0, description="how many to publish; 0 never stops")
-    rate: PositiveFloat | None = Field(default=None, description="events per second, or no limit")
-    batch: PositiveInt = Field(default=500, description="events published per step")
+    events: Annotated[
+        int, Field(ge=0, le=10**12), at_most(10**12, "a trillion events is a typo")
+    ] = Field(default=0, description="how many to publish; 0 never stops")
+    rate: (
+        Annotated[
+            float,
+            Field(gt=0, le=10**7),
+            at_most(10**7, "no producer publishes ten million a second"),
+        ]
+        | None
+    ) = Field(default=None, description="events per second, or no limit")
+    batch: Window = Field(default=500, description="events published per step")
     drift: Literal["abrupt", "gradual", "incremental", "recurring"] = "abrupt"
-    drift_every: PositiveInt = 10_000
-    drift_width: PositiveInt = Field(
+    drift_every: Events = 10_000
+    drift_width: Events = Field(
         default=1_000, description="events a gradual drift lasts; at most drift_every"
     )
-    label_delay: NonNegativeInt = Field(default=0, description="events between event and label")
-    label_delay_max: NonNegativeInt | None = Field(
+    label_delay: Delay = Field(default=0, description="events between event and label")
+    label_delay_max: Delay | None = Field(
         default=None, description="when set, each delay is uniform in [label_delay, this]"
     )
     label_loss: float = Field(default=0.0, ge=0.0, lt=1.0, description="share never labelled")

@@ -16,10 +16,11 @@ digest
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from meander.config.limits import HOUR, YEAR, Bytes, Count, Timeout, Window, at_most
 from meander.vocabulary import ComponentName
 
 __all__ = ["SCOPES", "ApiKey", "Scope", "ServiceSettings"]
@@ -51,24 +52,24 @@ class ServiceSettings(BaseModel):
         default_factory=list,
         description="what a request without a key may do; empty answers 401 (the demo opens all)",
     )
-    max_body_bytes: PositiveInt = Field(
+    max_body_bytes: Bytes = Field(
         default=16 * 1024 * 1024, description="larger request bodies get 413"
     )
-    max_batch_events: PositiveInt = Field(
+    max_batch_events: Window = Field(
         default=10_000, description="events or labels one publish request may carry"
     )
-    publish_attempts: PositiveInt = Field(
+    publish_attempts: Count = Field(
         default=3, description="tries before a publish the broker did not acknowledge gets 503"
     )
-    publish_timeout_seconds: PositiveFloat = Field(
+    publish_timeout_seconds: Timeout = Field(
         default=5.0, description="how long each try waits for the broker's acknowledgement"
     )
-    retry_after_seconds: NonNegativeInt = Field(
-        default=5, description="the Retry-After of a 503 while Kafka or Redis is unavailable"
-    )
-    prediction_ttl_seconds: PositiveInt = Field(
-        default=86_400, description="how long a prediction can be fetched by its event id"
-    )
+    retry_after_seconds: Annotated[
+        int, Field(ge=0, le=HOUR), at_most(HOUR, "a client told to wait longer gives up")
+    ] = Field(default=5, description="the Retry-After of a 503 while Kafka or Redis is unavailable")
+    prediction_ttl_seconds: Annotated[
+        int, Field(gt=0, le=YEAR), at_most(YEAR, "nothing is kept for more than a year")
+    ] = Field(default=86_400, description="how long a prediction can be fetched by its event id")
     allow_private_webhooks: bool = Field(
         default=False,
         description="let subscriptions target loopback, link-local and private addresses",

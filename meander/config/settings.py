@@ -18,12 +18,10 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
-    PositiveFloat,
-    PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
@@ -32,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.exceptions import SettingsError
 
 from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
+from meander.config.limits import DAY, Bytes, Timeout, at_most
 from meander.config.notifier import NotifierSettings
 from meander.config.producer import ProducerSettings
 from meander.config.service import ServiceSettings
@@ -42,7 +41,24 @@ from meander.exceptions import ConfigError
 # (9092 when left out).
 BOOTSTRAP_ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>[0-9]{1,5}))?")
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["MIN_SIGNING_KEY_BYTES", "Settings", "load_settings"]
+
+MIN_SIGNING_KEY_BYTES = 16
+
+# The broker refuses these beyond its own limits, long after the check; refuse them here.
+TransactionTimeout = Annotated[
+    float,
+    Field(gt=0, le=900),
+    at_most(900, "the broker refuses longer transactions (transaction.max.timeout.ms, 15 min)"),
+]
+StateBytes = Annotated[
+    int,
+    Field(gt=0, le=100 * 2**20),
+    at_most(100 * 2**20, "the broker takes no request above 100 MiB (socket.request.max.bytes)"),
+]
+ClockSkew = Annotated[
+    float, Field(gt=0, le=DAY), at_most(DAY, "clocks a day apart are wrong, not skewed")
+]
 
 
 class Settings(BaseSettings):
@@ -70,20 +86,20 @@ class Settings(BaseSettings):
         "installed) or confluent-kafka (librdkafka: a fraction of the CPU per event and a "
         "shorter latency tail; pip install 'meander[fast]')",
     )
-    kafka_timeout_seconds: PositiveFloat = 10.0
+    kafka_timeout_seconds: Timeout = 10.0
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
         description="exactly_once: each predictor batch's predictions, dead letters and input "
         "offsets go in one Kafka transaction, and every meander reader reads only committed "
         "records, so each event's champion prediction is read once across kills",
     )
-    transaction_timeout_seconds: PositiveFloat = Field(
+    transaction_timeout_seconds: TransactionTimeout = Field(
         default=10.0,
         description="exactly_once: how long the broker keeps a transaction open; after a "
         "predictor is killed, readers of its output wait at most this long for its open "
         "transaction to be aborted",
     )
-    redis_timeout_seconds: PositiveFloat = 5.0
+    redis_timeout_seconds: Timeout = 5.0
     client_id: str = "meander"
     instance_id: str | None = Field(
         default=None,
@@ -93,13 +109,13 @@ class Settings(BaseSettings):
         "after a restart (Kafka static membership), instead of after the session time-out; a "
         "stopped process's partitions then wait for that time-out before they move",
     )
-    max_event_bytes: PositiveInt = 1_000_000
-    state_max_bytes: PositiveInt = Field(
+    max_event_bytes: Bytes = 1_000_000
+    state_max_bytes: StateBytes = Field(
         default=64 * 2**20,
         description="the largest model or checkpoint kept in Kafka's meander.state topic (its "
         "max.message.bytes); the broker's socket.request.max.bytes (100 MiB) bounds it",
     )
-    max_clock_skew_seconds: PositiveFloat = Field(
+    max_clock_skew_seconds: ClockSkew = Field(
         default=DEFAULT_MAX_AHEAD_SECONDS,
         description="how far ahead of the clock an event's time or a record's timestamp may be; "
         "keep it under the broker's log.message.timestamp.after.max.ms (1 h by default)",
@@ -149,6 +165,18 @@ class Settings(BaseSettings):
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {url[:20]!r}")
         return url
+
+    @field_validator("model_signing_key")
+    @classmethod
+    def _key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        # Refused here, not when the first component starts to sign with it.
+        size = 0 if key is None else len(key.get_secret_value().encode())
+        if key is not None and size < MIN_SIGNING_KEY_BYTES:
+            raise ValueError(
+                f"the key has {size} bytes: use at least {MIN_SIGNING_KEY_BYTES} random bytes, "
+                "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return key
 
     @field_validator("kafka_client")
     @classmethod
@@ -247,6 +275,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 text (as TOML is): {where}") from None
     except OSError as error:
         raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
+    except ValueError:  # Python reads no integer of more than 4,300 digits (int_max_str_digits)
+        raise ConfigError(f"config file {path} holds an integer too long to read") from None
 
 
 def _describe(error: ValidationError, path: str | Path | None) -> str:

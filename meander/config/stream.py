@@ -9,20 +9,19 @@ are promoted (:class:`StreamConfig`, one per stream in :class:`~meander.config.S
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
     PositiveFloat,
-    PositiveInt,
     field_validator,
     model_validator,
 )
 
 from meander.config.encoding import EncodingSettings
+from meander.config.limits import Count, Delay, Events, Seconds, Timeout, Window, at_most
 from meander.config.search_space import default_candidates, default_model
 
 __all__ = [
@@ -54,6 +53,10 @@ STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 BINARY_CLASSES: frozenset[bool | int | str] = frozenset({False, True})
 
+Partitions = Annotated[
+    int, Field(gt=0, le=10_000), at_most(10_000, "each partition costs the broker files and memory")
+]
+
 
 class _Section(BaseModel):
     # A misspelt key is an error, never a silently ignored setting.
@@ -77,6 +80,11 @@ class Feature(_Section):
             raise ValueError(f"minimum {self.minimum} is above maximum {self.maximum}")
         if self.categories is not None and self.type != "categorical":
             raise ValueError("categories apply to categorical features only")
+        if self.categories == []:
+            raise ValueError(
+                "categories is empty, so every value would break the schema: list "
+                "the allowed values, or leave it out to allow any"
+            )
         return self
 
 
@@ -87,7 +95,7 @@ class DriftSettings(_Section):
     data_detector: str = Field(
         default="drift.ADWIN", description="fed each numeric feature value; empty disables it"
     )
-    data_window: PositiveInt = Field(
+    data_window: Window = Field(
         default=1_000, description="events per monitor window; the first is the reference"
     )
     ks_significance: float = Field(
@@ -119,12 +127,12 @@ class DriftSettings(_Section):
 class PromotionSettings(_Section):
     """The validation gate a challenger passes before it replaces the champion."""
 
-    min_samples: PositiveInt = Field(
+    min_samples: Window = Field(
         default=100,
         description="shared events before a race is judged; a race that has not won after 10 "
         "times as many is rejected",
     )
-    patience: PositiveInt = Field(
+    patience: Events = Field(
         default=150,
         description="events a challenger races before it may be rejected as worse: a model "
         "that starts after a drift starts behind and learns (300 served the same on 21 of the "
@@ -132,7 +140,7 @@ class PromotionSettings(_Section):
     )
     min_gain: float = Field(default=0.0, ge=0.0)
     significance: float = Field(default=0.05, gt=0.0, lt=1.0)
-    rollback_window: PositiveInt = 1_000
+    rollback_window: Window = 1_000
     rollback_tolerance: float = Field(default=0.02, ge=0.0)
 
 
@@ -142,26 +150,26 @@ TUNE_AGAIN_REGRESSION = 4_000  # labels before a regression stream's second tuni
 class LearningSettings(_Section):
     """How the learner keeps its state and shares its models, and how the trainer warm-starts."""
 
-    checkpoint_every: PositiveInt = Field(
+    checkpoint_every: Events = Field(
         default=2_000, description="labels learned between two checkpoints"
     )
-    checkpoint_seconds: PositiveFloat = Field(
+    checkpoint_seconds: Seconds = Field(
         default=1.0,
         description="longest time between two checkpoints while labels arrive (a checkpoint "
         "also follows any decision; checkpoints are spaced by their own cost, so that they take at "
         "most a tenth of the learner's time after a decision and a fiftieth otherwise)",
     )
-    publish_every: PositiveInt = Field(
+    publish_every: Events = Field(
         default=100,
         description="labels learned between two model snapshots for predictors (a stale copy "
         "serves a drifting stream worse: 500 cost 0.012 accuracy on an incremental drift); a "
         "model whose snapshot is big waits for a label per 500 bytes of it",
     )
-    replay_window: PositiveInt = Field(
+    replay_window: Window = Field(
         default=1_000,
         description="most recent labelled events a challenger is warm-started on",
     )
-    max_challengers: PositiveInt = 4
+    max_challengers: Count = 4
     tune_first: bool = Field(
         default=True,
         description=(
@@ -169,19 +177,19 @@ class LearningSettings(_Section):
             "labels (or replay_window, if fewer), without waiting for a drift"
         ),
     )
-    tune_after: PositiveInt = Field(
+    tune_after: Events = Field(
         default=1_000,
         description="labels the first champion learns before the candidates race it (lower it "
         "for short streams: 300 served worse than 1,000 on two of five streams measured)",
     )
-    tune_again_after: NonNegativeInt | None = Field(
+    tune_again_after: Delay | None = Field(
         default=None,
         description="labels after which the candidates race the champion once more, warm-started "
         "on that many latest labels, when no drift was found by then (0: never; None: 4,000 for "
         "regression, never for classification): a model that needs more labels than the first "
         "tuning gave it, such as a regression tree against a linear model, gets them",
     )
-    lease_seconds: PositiveFloat = Field(
+    lease_seconds: Timeout = Field(
         default=5.0,
         description="how long a learner's claim on a stream outlives its last renewal (a thread "
         "renews it every second): how soon a standby takes over from a dead learner",
@@ -191,8 +199,8 @@ class LearningSettings(_Section):
 class LabelWindow(_Section):
     """How long a prediction waits for its label before it is counted as never labelled."""
 
-    ttl_seconds: PositiveFloat = 3_600.0
-    max_pending: PositiveInt = 100_000
+    ttl_seconds: Seconds = 3_600.0
+    max_pending: Window = 100_000
 
 
 class StreamConfig(_Section):
@@ -213,7 +221,7 @@ class StreamConfig(_Section):
     label_window: LabelWindow = LabelWindow()
     learning: LearningSettings = LearningSettings()
     encoding: EncodingSettings = EncodingSettings()
-    partitions: PositiveInt = 3
+    partitions: Partitions = 3
 
     @field_validator("name")
     @classmethod
@@ -230,6 +238,16 @@ class StreamConfig(_Section):
         # `amount = "numeric"` is shorthand for `amount = {type = "numeric"}`.
         if isinstance(features, dict):
             return {k: {"type": v} if isinstance(v, str) else v for k, v in features.items()}
+        return features
+
+    @field_validator("features")
+    @classmethod
+    def _names_are_keys(cls, features: dict[str, Feature]) -> dict[str, Feature]:
+        for name in features:
+            if not name.strip():
+                raise ValueError(
+                    f"a feature is named {name!r}: name each feature by its key in the events"
+                )
         return features
 
     @model_validator(mode="after")

@@ -95,6 +95,45 @@ def test_file_is_read_and_the_environment_overrides_it(
             "streams.0.label_window.ttl_seconds: Input should be a finite number",
         ),
         ("[producer]\nrate = inf", "producer.rate: Input should be a finite number"),
+        # Absurd sizes and durations passed the check and failed later: out of memory, or a
+        # time-out no client holds. TOML writes a large number as a float, 1e20.
+        (
+            STREAM + "[streams.drift]\ndata_window = 1e20",
+            "streams.0.drift.data_window: Value error, 1e+20 is above 10,000,000: a window's",
+        ),
+        (
+            STREAM + "[streams.label_window]\nmax_pending = 100_000_000",
+            "streams.0.label_window.max_pending: Value error, 100,000,000 is above 10,000,000",
+        ),
+        (
+            STREAM + "[streams.label_window]\nttl_seconds = 1e300",
+            "streams.0.label_window.ttl_seconds: Value error, 1e+300 is above 31,536,000",
+        ),
+        (STREAM + "max_challengers = 1e6", "streams.0.promotion.max_challengers: Extra inputs"),
+        (
+            STREAM + "[streams.learning]\nmax_challengers = 1e6",
+            "streams.0.learning.max_challengers: Value error, 1e+06 is above 100",
+        ),
+        (STREAM.replace("partitions = 6", "partitions = 1e9"), "streams.0.partitions: Value"),
+        ("kafka_timeout_seconds = 1e12", "kafka_timeout_seconds: Value error, 1e+12 is above"),
+        ("transaction_timeout_seconds = 3600", "transaction_timeout_seconds: Value error, 3,600"),
+        ("state_max_bytes = 2e9", "state_max_bytes: Value error, 2e+09 is above 104,857,600"),
+        # A retry waits twice as long as the one before: 2,000 of them overflowed a float.
+        ("[notifier]\nretries = 2000", "notifier.retries: Value error, 2,000 is above 20"),
+        ("[service]\npublish_attempts = 1e20", "service.publish_attempts: Value error, 1e+20"),
+        ("[producer]\nlabel_delay = 1e12", "producer.label_delay: Value error, 1e+12 is above"),
+        # A short signing key passed the check and stopped the first component that signed.
+        ("model_signing_key = 'short'", "model_signing_key: Value error, the key has 5 bytes"),
+        # A feature named "" (or blank) is no key of any event; no category allows no value.
+        (
+            STREAM.replace("amount =", '"" ='),
+            "streams.0.features: Value error, a feature is named '': name each feature",
+        ),
+        (STREAM.replace("amount =", '" " ='), "streams.0.features: Value error, a feature is"),
+        (
+            STREAM.replace('["FR", "DE"]', "[]"),
+            "streams.0.features.country: Value error, categories is empty",
+        ),
     ],
 )
 def test_a_bad_config_names_the_key_and_the_reason(tmp_path: Path, text: str, message: str) -> None:
