@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from meander.models.registry_writes import RegistryWrites
     from meander.store.guard import Fence
 
-__all__ = ["Aliases"]
+__all__ = ["Aliases", "Also"]
+
+Also = Callable[["Pipeline[bytes]", int | None], object]
+"""Writes a caller adds to an alias change's transaction, given the champion before it."""
 
 
 class Aliases:
@@ -67,12 +70,13 @@ class Aliases:
 
         self.writes.aliases(change, version)
 
-    def reject(self, version: int, reason: str) -> None:
+    def reject(self, version: int, reason: str, also: Also | None = None) -> None:
         """Take ``version`` out of the race with status ``rejected``."""
 
         def change(pipe: Pipeline[bytes]) -> tuple[int, ...]:
             entry = self._watched(pipe, version)
-            if entry.version == self._champion(pipe):
+            champion = self._champion(pipe)
+            if entry.version == champion:
                 raise RegistryError(
                     f"version {version} of stream {self.stream!r} is the champion; roll back to "
                     f"another version instead of rejecting it"
@@ -80,6 +84,8 @@ class Aliases:
             pipe.multi()
             pipe.zrem(self.prefix + "challengers", str(version))
             self._set_status(pipe, entry, "rejected", reason)
+            if also is not None:
+                also(pipe, champion)
             return (version,)
 
         self.writes.aliases(change, version)
@@ -91,6 +97,7 @@ class Aliases:
         metrics: Mapping[str, float] | None,
         reason: str,
         fence: Fence | None = None,
+        also: Also | None = None,
     ) -> int | None:
         """Make ``version`` the champion, the previous one (returned) ``demoted_status``."""
         previous: int | None = None
@@ -117,6 +124,8 @@ class Aliases:
             if metrics is not None:
                 promoted = promoted.replace(metrics=dict(metrics))
             pipe.set(f"{self.prefix}meta:{version}", promoted.meta())
+            if also is not None:
+                also(pipe, previous)
             if old is not None:
                 self._set_status(pipe, old, demoted_status, reason)
                 return (version, old.version)

@@ -8,9 +8,10 @@ so every reader sees either the old or the new state of a promotion, never half 
 
 Keys, per stream ``S``, under ``meander:registry:S:``: ``counter``, ``versions`` (sorted set),
 ``meta:N`` (JSON), ``blob:N`` (signed pickle), ``revisions`` (hash N -> revision), ``champion``,
-``challengers`` (sorted set). Opened with :meth:`Registry.of`, every write is also recorded in
-Kafka (:mod:`~meander.models.registry_log`) after Redis took it, and waits while the store is
-being restored from there (the store's guard, checked in the write's transaction).
+``challengers`` (sorted set), ``unannounced`` (:mod:`~meander.models.unannounced`). Opened
+with :meth:`Registry.of`, every write is also recorded in Kafka
+(:mod:`~meander.models.registry_log`) after Redis took it, and waits while the store is being
+restored from there (the store's guard, checked in the write's transaction).
 
 >>> from meander.store import memory_store
 >>> from meander.models.signing import Signer
@@ -37,11 +38,12 @@ import redis
 from meander import keys
 from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
-from meander.models.aliases import Aliases
+from meander.models.aliases import Aliases, Also
 from meander.models.blobs import dumps
 from meander.models.registry_log import RegistryLog
 from meander.models.registry_writes import RegistryWrites
 from meander.models.signing import signer_for
+from meander.models.unannounced import Unannounced
 from meander.models.versions import Heads, ModelVersion
 
 if TYPE_CHECKING:
@@ -80,6 +82,8 @@ class Registry:
         self._log = None if changelog is None else RegistryLog(changelog, self._prefix)
         self._writes = RegistryWrites(store, stream, self._prefix, guard=guard, log=self._log)
         self._aliases = Aliases(stream, self._prefix, self._writes, self._unknown)
+        self.unannounced = Unannounced(self._writes, changelog)
+        """Its decisions not yet announced on ``meander.models``."""
         self._known: set[int] = set()  # versions seen to exist; they are never deleted
 
     @classmethod
@@ -272,10 +276,14 @@ class Registry:
         self._require(version)
         self._aliases.add_challenger(version, reason)
 
-    def reject(self, version: int, reason: str) -> None:
-        """Take ``version`` out of the race with status ``rejected``."""
+    def reject(self, version: int, reason: str, *, also: Also | None = None) -> None:
+        """Take ``version`` out of the race with status ``rejected``.
+
+        ``also`` (as for every alias change) adds writes to the change's transaction, given the
+        champion before it: the decision's announcement (:attr:`unannounced`), say."""
         self._require(version)
-        self._aliases.reject(version, reason)
+        self._aliases.reject(version, reason, also)
+        self._announcing(also)
 
     def promote(
         self,
@@ -284,20 +292,29 @@ class Registry:
         metrics: Mapping[str, float] | None = None,
         reason: str = "",
         fence: Fence | None = None,
+        also: Also | None = None,
     ) -> int | None:
         """Make ``version`` the champion; the previous one is ``retired`` and returned."""
         self._require(version)
-        return self._aliases.replace_champion(
-            version, "retired", metrics, reason or "promoted", fence
-        )
+        aliases, why = self._aliases, reason or "promoted"
+        previous = aliases.replace_champion(version, "retired", metrics, why, fence, also)
+        self._announcing(also)
+        return previous
 
-    def roll_back(self, to_version: int, *, reason: str) -> int:
+    def roll_back(self, to_version: int, *, reason: str, also: Also | None = None) -> int:
         """Hand the champion alias back to ``to_version``; returns the demoted (rolled_back) one."""
         self._require(to_version)
-        demoted = self._aliases.replace_champion(to_version, "rolled_back", None, reason)
+        demoted = self._aliases.replace_champion(
+            to_version, "rolled_back", None, reason, None, also
+        )
         if demoted is None:  # replace_champion refuses this case before changing anything
             raise AssertionError("roll_back changed a registry without a champion")
+        self._announcing(also)
         return demoted
+
+    def _announcing(self, also: Also | None) -> None:
+        if also is not None:  # it may have queued announcements
+            self.unannounced.recorded()
 
     def _require(self, version: int) -> None:
         if self.store.zscore(self._key("versions"), str(version)) is None:

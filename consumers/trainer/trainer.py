@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,10 +34,14 @@ from meander.deadletter import OUTAGES, DeadLetters
 from meander.events import ModelEvent, decision, decode_batch, encode
 from meander.models.race import RecentRace
 from meander.models.registry import Registry
+from meander.models.unannounced import Announcement
 from meander.models.validation import Verdict, judge, rollback_check
 from meander.models.versions import ModelVersion, config_hash
 from meander.runtime import Runtime
 from meander.telemetry import LagSampler, Meter, count_published
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
 
 __all__ = ["Trainer"]
 
@@ -61,6 +67,7 @@ class Trainer(Component):
         self.meter = Meter(self.name, stream.name)
         self.lag = LagSampler(self.name, self.consumer)
         self.dead = DeadLetters(runtime.bus, self.name)
+        self._announcing: dict[str, Announcement] = {}  # in the outbox, by id
 
     def step(self, timeout: float = 0.0) -> int:
         guard = self.runtime.guard
@@ -77,10 +84,7 @@ class Trainer(Component):
             with rewound_on_failure(self.consumer, messages):
                 self._answer(messages)
         judged = self._judge()
-        # Decisions not acknowledged yet are waited on (never sent twice) before anything is
-        # committed past them.
-        if self.outbox:
-            self.outbox.flush()
+        self._announce()
         if messages:
             self.consumer.commit(next_offsets(messages))
         return len(messages) + judged
@@ -273,37 +277,37 @@ class Trainer(Component):
         return decided
 
     def _promote(self, challenger: int, champion: int, verdict: Verdict, race: RecentRace) -> None:
+        """Promote ``challenger``, its announcements and the watch of it in one transaction.
+        The other challengers race on, now against the new champion: one of them may still be
+        the better model once it has learned a little more."""
         evidence = dict(verdict.evidence) | {"stage": "gate"}
-        at = self._at_event()
-        events = [self._event("validated", challenger, champion, verdict.reason, evidence, at)]
+        at, reason = self._at_event(), verdict.reason
         metrics = {
             "challenger_score": race.challenger_score,
             "champion_score": race.baseline_score,
             "n": race.n,
         }
-        previous = self.registry.promote(challenger, metrics=metrics, reason=verdict.reason)
-        events.append(self._event("promoted", challenger, previous, verdict.reason, evidence, at))
-        # The other challengers race on, now against the new champion: one of them may still be
-        # the better model once it has learned a little more.
-        watch = orjson.dumps({"new": challenger, "old": previous})
-        self.store.set(self.watch_key, watch)
+        watch = b""
+
+        def decided(pipe: Pipeline[bytes], previous: int | None) -> None:
+            nonlocal watch
+            validated = self._event("validated", challenger, champion, reason, evidence, at)
+            promoted = self._event("promoted", challenger, previous, reason, evidence, at)
+            self.registry.unannounced.add(pipe, self._announced(validated, promoted))
+            watch = orjson.dumps({"new": challenger, "old": previous})
+            pipe.set(self.watch_key, watch)
+
+        self.registry.promote(challenger, metrics=metrics, reason=reason, also=decided)
         self.runtime.changelog.set(self.watch_key, watch)
-        self._publish(events)
 
     def _reject(self, challenger: int, champion: int, verdict: Verdict) -> None:
-        self.registry.reject(challenger, verdict.reason)
-        self._publish(
-            [
-                self._event(
-                    "rejected",
-                    challenger,
-                    champion,
-                    verdict.reason,
-                    dict(verdict.evidence),
-                    self._at_event(),
-                )
-            ]
-        )
+        evidence, at = dict(verdict.evidence), self._at_event()
+
+        def decided(pipe: Pipeline[bytes], current: int | None) -> None:
+            event = self._event("rejected", challenger, current, verdict.reason, evidence, at)
+            self.registry.unannounced.add(pipe, self._announced(event))
+
+        self.registry.reject(challenger, verdict.reason, also=decided)
 
     def _judge_watch(self, champion: int) -> int:
         raw = self.store.get(self.watch_key)
@@ -319,14 +323,19 @@ class Trainer(Component):
         if verdict is None or verdict.decision == "continue":
             return 0
         evidence = dict(verdict.evidence) | {"stage": "rollback_window"}
+        race_key, at = keys.race(self.stream.name, new, old), self._at_event()
+
+        def ended(pipe: Pipeline[bytes]) -> None:
+            pipe.delete(race_key, self.watch_key)
+
         if verdict.decision == "roll_back":
-            self.registry.roll_back(old, reason=verdict.reason)
-            event = self._event("rolled_back", old, new, verdict.reason, evidence, self._at_event())
+            event = self._event("rolled_back", old, new, verdict.reason, evidence, at)
+            also = self._announcing_in(event, ended)
+            self.registry.roll_back(old, reason=verdict.reason, also=also)
         else:
-            event = self._event("validated", new, old, verdict.reason, evidence, self._at_event())
-        self.store.delete(keys.race(self.stream.name, new, old))
-        self._unwatch()
-        self._publish([event])
+            event = self._event("validated", new, old, verdict.reason, evidence, at)
+            self.registry.unannounced.write(self._announced(event), also=ended)
+        self.runtime.changelog.delete(self.watch_key)
         return 1
 
     def _unwatch(self) -> None:
@@ -352,15 +361,45 @@ class Trainer(Component):
     ) -> ModelEvent:
         return decision(self.stream.name, action, version, previous, reason, evidence, at)
 
-    def _event_id(self, event: ModelEvent) -> str | None:
-        """A challenger's announcement has one id however often it is made (a request read
-        again announces its challengers again); other decisions get a new one."""
-        if event.action != "challenger_trained":
-            return None
+    def _trained_id(self, event: ModelEvent) -> str:
+        """A challenger's announcement has one id however often it is made: a request read
+        again announces its challengers again."""
         request = event.evidence.get("request")
         return uuid.uuid5(_TRAINED, f"{self.stream.name}/{request}/{event.version}").hex
 
+    def _announced(self, *events: ModelEvent) -> list[Announcement]:
+        return [Announcement.of(event, source=SOURCE) for event in events]
+
+    def _announcing_in(
+        self, event: ModelEvent, also: Callable[[Pipeline[bytes]], object]
+    ) -> Callable[[Pipeline[bytes], int | None], None]:
+        """Writes that queue ``event``'s announcement, and ``also``'s, in a change's transaction."""
+
+        def write(pipe: Pipeline[bytes], _: int | None) -> None:
+            self.registry.unannounced.add(pipe, self._announced(event))
+            also(pipe)
+
+        return write
+
+    def _announce(self) -> None:
+        """Publish every decision the registry holds unannounced (this trainer's, the
+        service's, one a trainer killed before the broker took it made) under its own id;
+        drop them once the broker has them. A decision not acknowledged yet is waited on
+        (never sent twice) before anything is committed past it."""
+        for announcement in self.registry.unannounced.pending():
+            if announcement.id not in self._announcing:
+                self._announcing[announcement.id] = announcement
+                made = [announcement.event]
+                counted = partial(count_published, self.name, made, log, self.stream.name)
+                self.outbox.add([announcement.record()], counted)
+        if self.outbox:
+            self.outbox.flush()
+        if self._announcing:
+            self.registry.unannounced.done(self._announcing.values())
+            self._announcing.clear()
+
     def _publish(self, events: list[ModelEvent]) -> None:
+        """Announce challengers registered (the decisions are :meth:`_announce`'s)."""
         if events:
             records = [
                 encode(
@@ -368,7 +407,7 @@ class Trainer(Component):
                     e,
                     source=SOURCE,
                     subject=self.stream.name,
-                    event_id=self._event_id(e),
+                    event_id=self._trained_id(e),
                 )
                 for e in events
             ]

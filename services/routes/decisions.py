@@ -4,10 +4,12 @@ The loop announces every decision (retrain requested, challenger trained, valida
 promoted, rolled back) on ``meander.models``; the notifier appends each to the capped Redis
 stream ``meander:models:log``, which :func:`history` reads back, newest first.
 
-A manual promotion or rollback changes the registry, then is announced on ``meander.models``
-like the trainer's own decisions, with evidence that says it was manual and who made it. So the
-learner follows it (it swaps its champion on the event, as after the trainer's), the predictors
-follow the registry's champion from their next batch, and the notifier records it.
+A manual promotion or rollback changes the registry and queues its announcement in the same
+transaction (:class:`Manual`), then publishes it on ``meander.models`` like the trainer's own
+decisions, with evidence that says it was manual and who made it. So the learner follows it (it
+swaps its champion on the event, as after the trainer's), the predictors follow the registry's
+champion from their next batch, and the notifier records it. When the broker does not take it,
+the trainer announces it at its next step after the broker is back.
 
 >>> from meander.store import memory_store
 >>> history(memory_store(), "fraud", kinds=(), limit=10)
@@ -18,20 +20,22 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import redis
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from meander import keys, telemetry, topics
+from meander import keys, telemetry
 from meander.config import Settings
-from meander.events import ModelEvent, decision, encode, new_id
+from meander.events import ModelEvent, decision
 from meander.exceptions import ConfigError
+from meander.models.aliases import Also
 from meander.models.registry import Registry
 from meander.models.signing import Signer, signer_for
+from meander.models.unannounced import Announcement
 from meander.services.auth import Caller, require
 from meander.services.context import Service, ServiceDep, StreamDep
 from meander.services.problems import JSONRoute
@@ -43,13 +47,16 @@ __all__ = [
     "UNPARSED",
     "Action",
     "Decision",
-    "announce",
+    "Manual",
     "evidence_of",
     "history",
     "learner_figures",
     "registry_of",
     "router",
 ]
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -225,45 +232,42 @@ def learner_figures(service: Service, stream: str) -> dict[str, dict[str, float 
     return figures
 
 
-def announce(
-    service: Service,
-    stream: str,
-    action: Action,
-    versions: tuple[int, int | None],
-    reason: str,
-    evidence: dict[str, Any],
-) -> Decision:
-    """Publish a decision the registry already holds on ``meander.models``; 503 saying so, and
-    how to undo it, when the broker never acknowledges it."""
-    version, previous = versions
-    last = service.runtime.store.get(keys.last_event(stream))
-    event = decision(
-        stream, action, version, previous, reason, evidence, last.decode() if last else None
-    )
-    event_id, now = new_id(), datetime.now(UTC)
-    record = encode(
-        topics.MODELS, event, source=SOURCE, subject=stream, event_id=event_id, time=now
-    )
-    try:
-        service.publish([record], stream)
-    except HTTPException as failure:
-        if failure.status_code != 503:
-            raise
-        raise HTTPException(
-            503, _unannounced(stream, action, versions, failure.detail), headers=failure.headers
-        ) from None
-    telemetry.announce("service", [event], log)
-    return Decision.of(event, id=event_id, time=now, source=SOURCE, position=None)
+class Manual:
+    """A manual decision's announcement, queued in the registry change's transaction
+    (:mod:`meander.models.unannounced`), then published."""
 
+    def __init__(
+        self, service: Service, registry: Registry, action: Action, reason: str, evidence: Any
+    ) -> None:
+        self.service, self.registry, self.action = service, registry, action
+        self.reason, self.evidence = reason, evidence
+        last = service.runtime.store.get(keys.last_event(registry.stream))
+        self.at = last.decode() if last else None
+        self.made: list[Announcement] = []
 
-def _unannounced(stream: str, action: str, versions: tuple[int, int | None], why: str) -> str:
-    version, previous = versions
-    told = (
-        f"the registry has v{version} as the champion of {stream!r} now, but the decision could "
-        f"not be announced on {topics.MODELS} ({why}); predictors serve v{version}, the learner "
-        f"keeps its champion until it hears of a decision."
-    )
-    if previous is None:
-        return f"{told} Once the broker is back, send this request again"
-    undo = "promote" if action == "rolled_back" else "roll back to"
-    return f"{told} Once the broker is back, {undo} v{previous}, then send this request again"
+    def of(self, version: int) -> Also:
+        """The writes that queue the decision making ``version`` the champion."""
+
+        def queue(pipe: Pipeline[bytes], previous: int | None) -> None:
+            stream, at = self.registry.stream, self.at
+            event = decision(stream, self.action, version, previous, self.reason, self.evidence, at)
+            self.made = [Announcement.of(event, source=SOURCE)]
+            self.registry.unannounced.add(pipe, self.made)
+
+        return queue
+
+    def announce(self, response: Response) -> Decision:
+        """Publish the decision the registry holds now on ``meander.models``; when the broker
+        never acknowledges it, answer 202: the trainer announces it once the broker is back."""
+        [made] = self.made
+        try:
+            self.service.publish([made.record()], self.registry.stream)
+        except HTTPException as failure:
+            if failure.status_code != 503:
+                raise
+            response.status_code = 202
+            log.warning("%s: %s not announced yet (%s)", made.event.stream, self.action, failure)
+        else:
+            self.registry.unannounced.done(self.made)
+            telemetry.announce("service", [made.event], log)
+        return Decision.of(made.event, id=made.id, time=made.time, source=SOURCE, position=None)

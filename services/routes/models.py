@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from meander.config import StreamConfig
@@ -27,7 +27,7 @@ from meander.services.routes.decisions import (
     UNKNOWN,
     UNPARSED,
     Decision,
-    announce,
+    Manual,
     evidence_of,
     learner_figures,
     registry_of,
@@ -41,6 +41,12 @@ router.include_router(decisions.router)
 T = TypeVar("T")
 
 Reader = Depends(require("read"))
+PENDING: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "made, not announced yet: the broker did not take the announcement, "
+        "which the trainer publishes once it is back"
+    }
+}
 VersionPath = Annotated[
     int, Path(ge=1, le=2**53, description="a model version of the stream", examples=[3])
 ]
@@ -171,7 +177,7 @@ def lineage(service: ServiceDep, stream: StreamDep, version: VersionPath) -> Lin
 @router.post(
     "/streams/{stream}/models/{version}/promote",
     summary="Make a version the champion (admin)",
-    responses=UNKNOWN | UNPARSED | {409: {"description": "it is the champion already"}},
+    responses=UNKNOWN | UNPARSED | {409: {"description": "it is the champion already"}} | PENDING,
 )
 def promote(
     service: ServiceDep,
@@ -179,6 +185,7 @@ def promote(
     version: VersionPath,
     body: Promotion,
     caller: Annotated[Caller, Depends(require("admin"))],
+    response: Response,
 ) -> Decision:
     """Promote ``version`` over the current champion, and announce it as a manual decision."""
     registry = registry_of(service, stream.name)
@@ -195,8 +202,11 @@ def promote(
     figures = evidence.get("metrics", {}).get(str(version), {})
     metrics = {k: float(v) for k, v in figures.items() if isinstance(v, int | float)}
     why = f"manual promotion by {caller.name!r}: {body.reason}"
-    previous = _changed(lambda: registry.promote(version, metrics=metrics, reason=why))
-    return announce(service, stream.name, "promoted", (version, previous), body.reason, evidence)
+    manual = Manual(service, registry, "promoted", body.reason, evidence)
+    _changed(
+        lambda: registry.promote(version, metrics=metrics, reason=why, also=manual.of(version))
+    )
+    return manual.announce(response)
 
 
 @router.post(
@@ -204,13 +214,15 @@ def promote(
     summary="Hand the champion back to an earlier one (admin)",
     responses=UNKNOWN
     | UNPARSED
-    | {409: {"description": "no champion, or no version to go back to"}},
+    | {409: {"description": "no champion, or no version to go back to"}}
+    | PENDING,
 )
 def roll_back(
     service: ServiceDep,
     stream: StreamDep,
     body: Rollback,
     caller: Annotated[Caller, Depends(require("admin"))],
+    response: Response,
 ) -> Decision:
     """Roll back to ``to_version`` (default: the latest retired champion); the demoted champion
     gets status ``rolled_back``. The target must have been the champion once."""
@@ -226,8 +238,9 @@ def roll_back(
     target = _rollback_target(registry, stream, champion, body.to_version)
     evidence = evidence_of(service, stream.name, caller, (target, champion))
     why = f"manual rollback by {caller.name!r}: {body.reason}"
-    demoted = _changed(lambda: registry.roll_back(target, reason=why))
-    return announce(service, stream.name, "rolled_back", (target, demoted), body.reason, evidence)
+    manual = Manual(service, registry, "rolled_back", body.reason, evidence)
+    _changed(lambda: registry.roll_back(target, reason=why, also=manual.of(target)))
+    return manual.announce(response)
 
 
 def _rollback_target(

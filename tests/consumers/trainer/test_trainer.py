@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from meander.config import StreamConfig
 from meander.consumers.trainer.retraining import candidates, replay_window
 from meander.consumers.trainer.trainer import Trainer
 from meander.events import ModelEvent, encode
-from meander.exceptions import StoreUnavailable
+from meander.exceptions import BusUnavailable, StoreUnavailable
 from meander.keys import race as race_key
 from meander.models.inference import predict_one
 from meander.models.race import RecentRace
@@ -483,6 +483,61 @@ def test_a_roll_back_is_not_followed_by_a_promotion_judged_against_the_demoted_c
 
     assert bench.registry.champion() == old
     assert bench.registry.challengers() == (late,)  # it must now race the restored one
+
+
+def _promotion(bench: Bench) -> list[tuple[str, int, int | None]]:
+    winner = challenger(bench)
+    race(bench, winner, bench.champion, better(200))
+    return [("validated", winner, bench.champion), ("promoted", winner, bench.champion)]
+
+
+def _roll_back(bench: Bench) -> list[tuple[str, int, int | None]]:
+    new, old = promoted_with_watch(bench)
+    race(bench, new, old, worse(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+    return [("rolled_back", old, new)]
+
+
+def _watch_ended(bench: Bench) -> list[tuple[str, int, int | None]]:
+    new, old = promoted_with_watch(bench)
+    race(bench, new, old, even(ROLLBACK_WINDOW), window=ROLLBACK_WINDOW)
+    return [("validated", new, old)]
+
+
+def _rejection(bench: Bench) -> list[tuple[str, int, int | None]]:
+    version = challenger(bench)
+    race(bench, version, bench.champion, worse(PATIENCE))
+    return [("rejected", version, bench.champion)]
+
+
+@pytest.mark.parametrize("decide", [_promotion, _roll_back, _watch_ended, _rejection])
+def test_a_decision_of_a_trainer_killed_before_announcing_it_is_announced_by_the_next(
+    bench: Bench,
+    read_topic: ReadTopic,
+    monkeypatch: pytest.MonkeyPatch,
+    decide: Callable[[Bench], list[tuple[str, int, int | None]]],
+) -> None:
+    expected = decide(bench)
+
+    def broker_down(*_: object, **__: object) -> None:
+        raise BusUnavailable("no Kafka broker answered")
+
+    # The decision is in the registry; the broker does not take its announcement, and the
+    # trainer is killed before the next try: what it held in memory is gone.
+    monkeypatch.setattr(bench.runtime.bus, "send", broker_down)
+    with pytest.raises(BusUnavailable):
+        bench.trainer.step()
+    monkeypatch.undo()
+    assert decisions(bench, read_topic) == []
+    for key in bench.runtime.store.keys("meander:s:race:*"):
+        bench.runtime.store.delete(key)  # the learner races anew once it hears of the decision
+    bench.trainer.close()
+    bench.trainer = Trainer(bench.runtime, bench.stream)
+
+    bench.trainer.step()
+    bench.trainer.step()
+
+    made = decisions(bench, read_topic)
+    assert [(e.action, e.version, e.previous_version) for e in made] == expected
 
 
 def decided(action: str) -> float:

@@ -24,6 +24,7 @@ from meander.bus import MemoryBroker, MemoryBus, TopicPartition
 from meander.config import Settings, StreamConfig
 from meander.consumers.loop import Loop
 from meander.consumers.notifier.notifier import Notifier
+from meander.consumers.trainer.trainer import Trainer
 from meander.events import ModelEvent, Prediction, decode_batch
 from meander.exceptions import BusUnavailable
 from meander.models.registry import Registry
@@ -37,6 +38,7 @@ from meander.services import create_app
 from meander.services.auth import new_key
 from meander.services.routes.decisions import Action
 from meander.store import memory_store
+from tests.conftest import every_message
 from tests.services.conftest import Serve, problem_of
 
 SPEC = "tree.HoeffdingTreeClassifier"
@@ -305,7 +307,7 @@ def test_promote_and_rollback_need_the_admin_scope() -> None:
     runtime.close()
 
 
-def test_an_unannounced_promotion_says_what_changed_and_how_to_undo_it(
+def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_trainer_in_order(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, second, third = lineage_of_three(world)
@@ -314,11 +316,25 @@ def test_an_unannounced_promotion_says_what_changed_and_how_to_undo_it(
         raise BusUnavailable("no Kafka broker answered")
 
     monkeypatch.setattr(world.runtime.bus, "publish", broker_down)
-    response = world.client.post(f"/v1/streams/sea/models/{third}/promote", json={"reason": "r"})
-    assert response.status_code == 503 and "Retry-After" in response.headers
-    detail = response.json()["detail"]
-    assert detail.startswith(f"the registry has v{third} as the champion of 'sea' now")
-    assert detail.endswith(f"roll back to v{second}, then send this request again")
+    promoted = world.client.post(f"/v1/streams/sea/models/{third}/promote", json={"reason": "r"})
+    rolled_back = world.client.post("/v1/streams/sea/rollback", json={"reason": "undo"})
+    # Made, and said so: the registry changed, the announcement waits for the broker.
+    assert (promoted.status_code, rolled_back.status_code) == (202, 202)
+    assert world.registry.champion() == second
+    assert world.model_events() == []
+    monkeypatch.undo()  # the broker is back
+
+    trainer = Trainer(world.runtime, world.runtime.settings.streams[0])
+    trainer.step()
+    trainer.step()
+    trainer.close()
+
+    made = [(e.action, e.version, e.previous_version) for e in world.model_events()]
+    assert made == [("promoted", third, second), ("rolled_back", second, third)]
+    announced = [
+        envelope.id for envelope in decode_batch(every_message(world.runtime, topics.MODELS))[0]
+    ]
+    assert announced == [promoted.json()["id"], rolled_back.json()["id"]]
 
 
 @pytest.mark.integration
