@@ -61,11 +61,11 @@ class Announcement:
     member: bytes  # as stored: the same bytes from writing to dropping
 
     @classmethod
-    def of(cls, event: ModelEvent, *, source: str) -> Announcement:
-        """``event`` announced now, under a new id."""
+    def of(cls, event: ModelEvent, *, source: str, id: str | None = None) -> Announcement:
+        """``event`` announced now, under ``id`` (a new one when None)."""
         ms = time.time_ns() // 1_000_000
         moment = datetime.fromtimestamp(ms / 1000, UTC)
-        id = new_id()
+        id = id or new_id()
         body = {"id": id, "time": ms, "source": source, "event": event.model_dump(mode="json")}
         return cls(id, moment, source, event, orjson.dumps(body))
 

@@ -211,8 +211,17 @@ def initial_state(
             config_hash=config_hash(stream),
             fence=lease,
         ).version
-        registry.promote(version, reason=why, fence=lease)
-        notices.promoted(version, None, "initial champion from the stream's configuration", {})
+        # Its announcement is queued in the promotion's transaction: a learner killed before
+        # it announced the champion (its successor finds one, and does not) leaves it to the
+        # trainer, which publishes it under the same id.
+        queued = [notices.queued_promotion(version, why)]
+
+        def queue(pipe: Pipeline[bytes], _: int | None) -> None:
+            registry.unannounced.add(pipe, queued)
+
+        registry.promote(version, reason=why, fence=lease, also=queue)
+        notices.promoted(version, None, why, {})
+        registry.unannounced.done(queued)
         champion = version
     else:
         model, _ = registry.load(champion)

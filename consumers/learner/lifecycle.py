@@ -21,6 +21,7 @@ from meander.config import StreamConfig
 from meander.consumers.learner.learning import LearnerState
 from meander.events import Alert, ModelEvent, decision, encode
 from meander.models.registry import Registry
+from meander.models.unannounced import Announcement
 from meander.telemetry import count_published
 
 __all__ = ["LifecycleNotices", "apply_model_event", "replay_ranges"]
@@ -161,6 +162,12 @@ class LifecycleNotices:
         self, version: int, previous: int | None, reason: str, evidence: dict[str, Any]
     ) -> None:
         self._publish([decision(self.stream.name, "promoted", version, previous, reason, evidence)])
+
+    def queued_promotion(self, version: int, reason: str) -> Announcement:
+        """The announcement :meth:`promoted` makes of a first champion, with the same id, to
+        queue in the promotion's transaction (:mod:`meander.models.unannounced`)."""
+        event = decision(self.stream.name, "promoted", version, None, reason, {})
+        return Announcement.of(event, source=SOURCE, id=_id_of(self.stream.name, event))
 
     def _window(self, state: LearnerState) -> int:
         """The latest labels a retrain replays: the replay window, or as many as there are."""

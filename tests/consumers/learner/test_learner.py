@@ -21,6 +21,7 @@ from meander.component import drain
 from meander.config import StreamConfig
 from meander.consumers.learner.learner import Learner
 from meander.consumers.predictor.predictor import Predictor
+from meander.consumers.trainer.trainer import Trainer
 from meander.events import Alert, DeadLetter, FeatureEvent, Feedback, ModelEvent, encode
 from meander.exceptions import BusUnavailable, ModelTampered
 from meander.keys import race as race_key
@@ -130,6 +131,28 @@ def test_the_first_step_registers_and_announces_the_configured_champion(
     assert champion is not None and learner.state is not None
     assert learner.state.champion == champion
     assert site.registry.get(champion).spec == "tree.HoeffdingTreeClassifier"
+    [event] = models_events(site, read_topic)
+    assert (event.action, event.version, event.previous_version) == ("promoted", champion, None)
+
+
+def test_the_configured_champion_of_a_learner_killed_before_announcing_it_is_announced_later(
+    site: Site, read_topic: ReadTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broker_down(*_: object, **__: object) -> None:
+        raise BusUnavailable("no Kafka broker answered")
+
+    monkeypatch.setattr(site.runtime.bus, "publish", broker_down)
+    with pytest.raises(BusUnavailable):
+        Learner(site.runtime, site.stream).step()  # then killed
+    monkeypatch.undo()
+    champion = site.registry.champion()
+    assert champion is not None and models_events(site, read_topic) == []
+
+    Learner(site.runtime, site.stream).step()  # its successor finds the champion made
+    trainer = Trainer(site.runtime, site.stream)
+    trainer.step()
+    trainer.close()
+
     [event] = models_events(site, read_topic)
     assert (event.action, event.version, event.previous_version) == ("promoted", champion, None)
 
