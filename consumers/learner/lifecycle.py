@@ -317,6 +317,21 @@ def apply_model_event(state: LearnerState, event: Any, registry: Registry, strea
     if not isinstance(event, ModelEvent) or event.stream != stream or event.version is None:
         return
     version = event.version
+    changes_champion = event.action in ("promoted", "rolled_back") and version != state.champion
+    if changes_champion and registry.champion() != version:
+        # Not the registry's champion (an announcement made again after a later decision, or
+        # one any client wrote): predictors serve the registry's, and the trainer judges races
+        # against it; a decision that made it is announced after it. A version the registry
+        # does not have at all is refused (RegistryError): dead-lettered.
+        registry.get(version)
+        log.warning(
+            "%s: %s v%s ignored: the registry's champion is another",
+            stream,
+            event.action,
+            version,
+            extra={"stream": stream},
+        )
+        return
     if event.action == "challenger_trained" and version not in state.models:
         state.add_challenger(version, registry.load(version)[0])
     elif event.action == "rejected":

@@ -17,6 +17,7 @@ from meander.consumers.learner.lifecycle import (
     replay_ranges,
 )
 from meander.events import Alert, ModelEvent
+from meander.exceptions import RegistryError
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.runtime import Runtime
@@ -305,11 +306,31 @@ def test_follow_ups_stop_after_the_maximum(world: World) -> None:
 def test_a_promotion_loads_a_model_the_state_does_not_have(world: World) -> None:
     old = world.state.champion
     new = world.registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    world.registry.promote(new)  # the registry holds a decision before it is announced
 
     apply_model_event(world.state, event("promoted", new), world.registry, "s")
     apply_model_event(world.state, event("promoted", new), world.registry, "s")  # again: no-op
 
     assert world.state.champion == new and world.state.watch == (new, old)
+
+
+def test_a_champion_change_the_registry_does_not_hold_is_not_followed(world: World) -> None:
+    # Any client can write to meander.models, and an announcement may come twice (the second
+    # after a later decision): a learner that followed a promotion the registry does not hold
+    # trained and raced a champion the predictors do not serve, and the trainer, which judges
+    # races against the registry's champion, found none of them.
+    old = world.state.champion
+    other = world.registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+
+    apply_model_event(world.state, event("promoted", other), world.registry, "s")
+    apply_model_event(
+        world.state, event("rolled_back", other, previous_version=old), world.registry, "s"
+    )
+
+    assert world.state.champion == old == world.registry.champion()
+    assert set(world.state.models) == {old} and world.state.watch is None
+    with pytest.raises(RegistryError, match="has no model version 99"):  # dead-lettered
+        apply_model_event(world.state, event("promoted", 99), world.registry, "s")
 
 
 def test_a_roll_back_and_the_end_of_a_watch_are_followed(world: World) -> None:
@@ -341,6 +362,7 @@ def test_a_manual_promotion_keeps_no_watch_and_only_the_models_still_racing(
     world.state.promote(5, tree.HoeffdingTreeClassifier())  # the trainer's: watched against old
     assert world.state.watch == (5, old) and set(world.state.models) == {old, 5, 7}
     new = world.registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    world.registry.promote(new)
     manual = {"manual": True, "by": "ops"}
 
     apply_model_event(world.state, event("promoted", new, evidence=manual), world.registry, "s")
