@@ -14,6 +14,7 @@ from typing import Any
 from meander import topics
 from meander.bus import Bus, Message, TopicPartition
 from meander.bus.ordered import OrderedReader, consume_to
+from meander.bus.whole_topic import WholeTopic
 from meander.config import StreamConfig
 from meander.events import ModelEvent, decode_batch
 from meander.runtime import Runtime
@@ -44,6 +45,8 @@ class LearnerInputs:
         events read include every event the predictions read answer."""
         # One request for both topics; the bus asks it on a client that never fetches, so it
         # does not queue behind a fetch the broker holds open for a tail already at its end.
+        self.predictions.grow()
+        self.events.grow()
         both = [*self.predictions.partitions, *self.events.partitions]
         ends = self.predictions.consumer.end_offsets(both)
         return self.predictions.read_to_end(ends), self.events.read_to_end(ends)
@@ -60,11 +63,13 @@ class LearnerInputs:
 
 
 class Tail:
-    """Every partition of a topic, read in whatever order, up to the end seen at call time."""
+    """Every partition of a topic, read in whatever order, up to the end seen at call time;
+    :meth:`grow` takes in partitions added to the topic."""
 
     def __init__(self, bus: Bus, topic: str, offsets: dict[TopicPartition, int]) -> None:
-        self.partitions = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
-        self.consumer = bus.assign(self.partitions)
+        self._whole = WholeTopic(bus, topic)
+        self.partitions, self.consumer = self._whole.partitions, self._whole.consumer
+        self.grow = self._whole.grow
         for partition in self.partitions:
             if partition in offsets:
                 self.consumer.seek(partition, offsets[partition])

@@ -266,6 +266,11 @@ class Consumer(Closing):
         """The partitions this consumer reads now (a group may change them on rebalance)."""
 
     @abstractmethod
+    def extend(self, partitions: Sequence[TopicPartition]) -> None:
+        """Read ``partitions`` too, from their beginning: a consumer outside a group takes
+        partitions added to its topics (:mod:`meander.bus.whole_topic`)."""
+
+    @abstractmethod
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, int | None]:

@@ -35,6 +35,7 @@ from meander.bus.confluent_sending import ConfluentSending
 from meander.bus.confluent_transactions import ConfluentTransactional
 from meander.bus.kafka_cluster import ClusterBus
 from meander.bus.reach import unavailable
+from meander.bus.whole_topic import METADATA_MAX_AGE_MS
 from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
 from meander.exceptions import BusError, BusUnavailable
 
@@ -75,6 +76,8 @@ class ConfluentBus(ClusterBus):
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
             "socket.timeout.ms": max(timeout_ms, 5_000),
+            # Partitions added to a topic are read and written within seconds, not minutes.
+            "topic.metadata.refresh.interval.ms": METADATA_MAX_AGE_MS,
             "error_cb": log_client_error,
             "logger": logging.getLogger("meander.bus.librdkafka"),  # not straight to stderr
         }

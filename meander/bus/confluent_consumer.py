@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
@@ -242,6 +243,19 @@ class ConfluentConsumer(GroupMember):
         except KafkaException:
             return None
         return int(high) if high >= 0 else None
+
+    def extend(self, partitions: Sequence[TopicPartition]) -> None:
+        if self.group is not None:
+            raise BusError("a group's consumer reads what the group assigns it")
+        # librdkafka answers 'unknown partition' until its metadata shows them: ask for it now.
+        for topic in sorted({p.topic for p in partitions}):
+            self._asking(
+                f"the partitions of {topic}",
+                partial(self._consumer.list_topics, topic, timeout=self._timeout),
+            )
+        self._consumer.incremental_assign(
+            [LibrdkafkaPartition(p.topic, p.partition, OFFSET_BEGINNING) for p in partitions]
+        )
 
     def assign_partitions(self, partitions: Sequence[TopicPartition]) -> None:
         """Read ``partitions`` from their beginning, outside any group."""

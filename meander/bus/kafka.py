@@ -38,6 +38,7 @@ from meander.bus.kafka_records import read_into_messages
 from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
 from meander.bus.kafka_transactions import KafkaTransactional
 from meander.bus.reach import unavailable
+from meander.bus.whole_topic import METADATA_MAX_AGE_MS
 from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
 from meander.exceptions import BusError, BusUnavailable
 
@@ -81,6 +82,8 @@ class KafkaBus(ClusterBus):
             "client_id": client_id,
             "bootstrap_timeout_ms": timeout_ms,
             "request_timeout_ms": max(timeout_ms, 5_000),
+            # Partitions added to a topic are read and written within seconds, not minutes.
+            "metadata_max_age_ms": METADATA_MAX_AGE_MS,
         }
         self._producer_options = {
             "acks": "all",
@@ -194,11 +197,14 @@ class KafkaBus(ClusterBus):
         consumer = _connect(
             KafkaConsumer,
             self.bootstrap,
-            group_id=group_id,
-            auto_offset_reset="earliest" if from_beginning else "latest",
-            **self._common,
-            **self._consumer_options,
-            **options,
+            # The caller's options win over the bus's (a test's metadata_max_age_ms, say).
+            **{
+                "group_id": group_id,
+                "auto_offset_reset": "earliest" if from_beginning else "latest",
+                **self._common,
+                **self._consumer_options,
+                **options,
+            },
         )
         return read_into_messages(consumer)
 
@@ -209,7 +215,7 @@ class KafkaBus(ClusterBus):
         with self._producer_lock:
             if self._producer is None:
                 self._producer = _connect(
-                    KafkaProducer, self.bootstrap, **self._common, **self._producer_options
+                    KafkaProducer, self.bootstrap, **{**self._common, **self._producer_options}
                 )
             return self._producer
 
@@ -256,7 +262,7 @@ class KafkaBus(ClusterBus):
             "transactional_id": transactional_id,
             "transaction_timeout_ms": self._transaction_timeout_ms,
         }
-        return _connect(KafkaProducer, self.bootstrap, **self._common, **options)  # type: ignore[no-any-return]
+        return _connect(KafkaProducer, self.bootstrap, **{**self._common, **options})  # type: ignore[no-any-return]
 
     def _check_known(self, records: Sequence[Record]) -> None:
         """Refuse a batch with a record too large, of a timestamp out of the window, or for a

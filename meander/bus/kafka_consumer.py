@@ -162,6 +162,14 @@ class KafkaGroupConsumer(GroupMember):
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()}
 
+    def extend(self, partitions: Sequence[TopicPartition]) -> None:
+        if self.group is not None:
+            raise BusError("a group's consumer reads what the group assigns it")
+        # kafka-python's assign replaces the assignment and keeps the positions of the partitions
+        # in both; the new ones start where auto_offset_reset says (the beginning, for assign).
+        old = list(self._consumer.assignment())
+        self._consumer.assign(old + [KafkaTopicPartition(*p) for p in partitions])
+
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, int | None]:

@@ -171,6 +171,13 @@ class MemoryConsumer(Consumer):
             self._follow_rebalance()
             return set(self._positions)
 
+    def extend(self, partitions: Sequence[TopicPartition]) -> None:
+        if self.group is not None:
+            raise BusError("a group's consumer reads what the group assigns it")
+        with self.broker.changed:
+            for partition in partitions:
+                self._positions.setdefault(partition, 0)
+
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, int | None]:

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from meander.bus import Bus, Consumer, Message, TopicPartition
+from meander.bus.whole_topic import WholeTopic
 from meander.exceptions import BusUnavailable
 
 __all__ = ["STALL_SECONDS", "OrderedReader", "consume_to", "read_to_end"]
@@ -42,8 +43,8 @@ class OrderedReader:
     def __init__(
         self, bus: Bus, topic: str, offsets: Mapping[TopicPartition, int] | None = None
     ) -> None:
-        self.partitions = [TopicPartition(topic, p) for p in range(bus.partitions(topic))]
-        self.consumer = bus.assign(self.partitions)
+        self._whole = WholeTopic(bus, topic)
+        self.partitions, self.consumer = self._whole.partitions, self._whole.consumer
         self._buffers: dict[TopicPartition, deque[Message]] = {p: deque() for p in self.partitions}
         self._next = dict.fromkeys(self.partitions, 0)
         for partition, offset in (offsets or {}).items():
@@ -60,7 +61,10 @@ class OrderedReader:
 
         A partition with nothing buffered holds the merge back until it is read to its end;
         ``settle`` bounds that wait (a fetch in flight), after which the merge goes on without it.
+        Partitions added to the topic join the merge from their beginning.
         """
+        for partition in self._whole.grow():
+            self._buffers[partition], self._next[partition] = deque(), 0
         self._fill(limit, timeout)
         deadline = time.monotonic() + settle
         while self._lagging() and time.monotonic() < deadline:

@@ -174,6 +174,22 @@ def test_seek_and_position(bus: Bus, topic: Topic) -> None:
             reader.seek(TopicPartition(name, 5), 0)
 
 
+def test_extend_reads_more_partitions_from_their_beginning(
+    bus: Bus, topic: Topic, group: str
+) -> None:
+    name = topic(2)
+    first, second = TopicPartition(name, 0), TopicPartition(name, 1)
+    bus.publish([Record(name, b"a", partition=0)] * 3 + [Record(name, b"b", partition=1)] * 2)
+    with bus.assign([first]) as reader:
+        assert len(drain(reader, 3)) == 3
+        reader.extend([second])
+        assert reader.assignment() == {first, second}
+        assert reader.position(first) == 3  # where it was: nothing is read twice
+        assert [(m.partition, m.offset) for m in drain(reader, 2)] == [(1, 0), (1, 1)]
+    with bus.subscribe([name], group) as member, pytest.raises(BusError, match="group"):
+        member.extend([second])
+
+
 def test_offsets_for_times_finds_the_first_at_or_after(bus: Bus, topic: Topic) -> None:
     name = topic(1)
     partition = TopicPartition(name, 0)
