@@ -282,9 +282,19 @@ class Consumer(Closing):
 
     def known_end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """:meth:`end_offsets` as this consumer last learned them without asking (a Kafka
-        fetch answer carries its partition's end), asking only for those it has not learned:
-        for a metric, which must not hold up a step with a round trip."""
-        return self.end_offsets(partitions)
+        fetch answer carries its partition's end, :meth:`seen_end`), asking only for those it
+        has not learned: for a metric, which must not hold up a step with a round trip."""
+        known: dict[TopicPartition, int] = {}
+        unknown: list[TopicPartition] = []
+        for partition in partitions:
+            seen = self.seen_end(partition)
+            if seen is None:
+                unknown.append(partition)
+            else:
+                known[partition] = seen
+        if unknown:
+            known.update(self.end_offsets(unknown))
+        return known
 
     def rewind(self, messages: Sequence[Message]) -> None:
         """Read ``messages`` again: seek each partition back to the first of them it holds.

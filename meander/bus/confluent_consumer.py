@@ -223,19 +223,6 @@ class ConfluentConsumer(GroupMember):
             raise BusUnavailable(f"Kafka at {self._bootstrap} gave no end offset for {failed}")
         return ends
 
-    def known_end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        known: dict[TopicPartition, int] = {}
-        unknown: list[TopicPartition] = []
-        for partition in partitions:
-            seen = self.seen_end(partition)
-            if seen is None:
-                unknown.append(partition)
-            else:
-                known[partition] = seen
-        if unknown:
-            known.update(self.end_offsets(unknown))
-        return known
-
     def seen_end(self, partition: TopicPartition) -> int | None:
         # The high watermark the last fetch answer carried: no round trip to the broker.
         try:

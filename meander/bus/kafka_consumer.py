@@ -185,22 +185,6 @@ class KafkaGroupConsumer(GroupMember):
         ends = self._probing().end_offsets([KafkaTopicPartition(*p) for p in partitions])
         return {TopicPartition(p.topic, p.partition): o for p, o in ends.items()}
 
-    def known_end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        known: dict[TopicPartition, int] = {}
-        unknown: list[TopicPartition] = []
-        assigned = self._consumer.assignment()
-        for partition in partitions:
-            tp = KafkaTopicPartition(*partition)
-            # The high watermark of the last fetch answer; None until one came.
-            mark = self._consumer.highwater(tp) if tp in assigned else None
-            if mark is None:
-                unknown.append(partition)
-            else:
-                known[partition] = mark
-        if unknown:
-            known.update(self.end_offsets(unknown))
-        return known
-
     def _probing(self) -> KafkaConsumer:
         """A client that never fetches, for offset requests: on the consumer's own connection
         they would queue behind a fetch the broker holds open for up to fetch_max_wait_ms

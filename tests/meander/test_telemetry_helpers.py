@@ -173,7 +173,7 @@ def test_a_failed_sample_leaves_the_step_alone() -> None:
     def broken(partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         raise ConnectionError("broker gone")
 
-    consumer.end_offsets = broken  # type: ignore[method-assign]
+    consumer.known_end_offsets = broken  # type: ignore[method-assign]
     sampler = LagSampler("monitor", consumer, every=0.0)
     sampler.sample()  # no exception
 
