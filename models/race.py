@@ -165,13 +165,25 @@ class PairedRace:
 class RecentRace(PairedRace):
     """A :class:`PairedRace` over the last ``window`` shared events; ``seen`` counts them all."""
 
-    def __init__(self, task: Task, challenger: int, baseline: int, *, window: int = 500) -> None:
+    def __init__(
+        self,
+        task: Task,
+        challenger: int,
+        baseline: int,
+        *,
+        window: int = 500,
+        tolerance: float | None = None,
+    ) -> None:
         super().__init__(task, challenger, baseline)
         self.window = window
         self.seen = 0
         self._outcomes: deque[Any] = deque()
         self.better = Bet()  # evidence that the challenger beats the champion
         self.scale = 0.0  # regression: the typical absolute error, which bounds d in [-1, 1]
+        # A watch after a promotion: evidence that the new champion is at most ``tolerance``
+        # less accurate than the one it replaced.
+        self.tolerance = tolerance
+        self.no_worse = None if tolerance is None else Bet()
 
     def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> Outcome:
         if self.task == "regression":
@@ -190,7 +202,10 @@ class RecentRace(PairedRace):
             outcome = super().update(y_true, challenger_pred, baseline_pred)
         self.seen += 1
         self._outcomes.append(outcome)
-        self.better.update(self._d(outcome))
+        d = self._d(outcome)
+        self.better.update(d)
+        if self.no_worse is not None and self.tolerance is not None:
+            self.no_worse.update(d, -self.tolerance)
         if len(self._outcomes) > self.window:
             self._forget(self._outcomes.popleft())
         return outcome
@@ -212,11 +227,14 @@ class RecentRace(PairedRace):
         return max(-1.0, min(1.0, difference / (2 * scale)))
 
     def to_dict(self) -> dict[str, int | float]:
-        return (
+        data = (
             super().to_dict()
             | {"seen": self.seen, "window": self.window, "scale": self.scale}
             | self.better.to_dict("better")
         )
+        if self.no_worse is not None and self.tolerance is not None:
+            data |= {"tolerance": self.tolerance} | self.no_worse.to_dict("no_worse")
+        return data
 
     @classmethod
     def from_dict(
@@ -232,6 +250,9 @@ class RecentRace(PairedRace):
         race.seen = int(fields.get("seen", plain.n))
         race.scale = float(fields.get("scale", 0.0))
         race.better = Bet.from_dict(fields, "better")
+        if "tolerance" in fields:
+            race.tolerance = float(fields["tolerance"])
+            race.no_worse = Bet.from_dict(fields, "no_worse")
         return race
 
     def _forget(self, outcome: tuple[float, ...]) -> None:

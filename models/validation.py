@@ -232,6 +232,26 @@ def judge(race: RecentRace, promotion: PromotionSettings, *, rivals: int = 1) ->
     return Verdict("continue", reason, evidence)
 
 
+def _kept_early(
+    race: PairedRace, promotion: PromotionSettings, evidence: Evidence
+) -> Verdict | None:
+    """Keep the new champion before the window ends once the watch race's bet that it is at
+    most the tolerance less accurate (:attr:`RecentRace.no_worse`) has grown to
+    ``1 / significance``: under "worse by more than the tolerance" that happens with
+    probability at most ``significance``, however often the watch is judged."""
+    bet = getattr(race, "no_worse", None)
+    threshold = 1 / promotion.significance
+    if bet is None or race.n < promotion.min_samples or bet.wealth < threshold:
+        return None
+    evidence |= {"no_worse_wealth": bet.wealth, "threshold": threshold}
+    reason = (
+        f"Keep: {_figures(race)}; the bet that v{race.challenger} is at most "
+        f"{promotion.rollback_tolerance:g} less accurate grew {bet.wealth:.3g}-fold, at least "
+        f"{threshold:g}."
+    )
+    return Verdict("keep", reason, evidence)
+
+
 def rollback_check(race: PairedRace, promotion: PromotionSettings) -> Verdict:
     """Decide whether a freshly promoted champion is rolled back to the one it replaced.
 
@@ -258,6 +278,9 @@ def rollback_check(race: PairedRace, promotion: PromotionSettings) -> Verdict:
         "rollback_tolerance": tolerance,
     }
     if race.n < window:
+        early = _kept_early(race, promotion, evidence)
+        if early is not None:
+            return early
         reason = f"Watching: {race.n} of the {window} events after the promotion so far."
         return Verdict("continue", reason, evidence)
     if race.task == "regression":

@@ -235,6 +235,7 @@ def initial_state(
         kept=stream.kept_labels,
         race_window=stream.promotion.min_samples,
         rollback_window=stream.promotion.rollback_window,
+        rollback_tolerance=stream.promotion.rollback_tolerance,
     )
     for challenger in registry.challengers():
         state.add_challenger(challenger, registry.load(challenger)[0])

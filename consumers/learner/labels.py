@@ -164,7 +164,7 @@ class Labels:
             self.notices.tune(state, event_id)
         elif self._tunes_again(state):
             self.notices.tune(state, event_id, again=True)
-        elif state.follow_up_at is not None and not state.races:
+        elif state.follow_up_at is not None and state.settled():
             self.notices.follow_up(state, event_id)
         elif (
             state.error_before is not None

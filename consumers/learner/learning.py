@@ -74,6 +74,10 @@ class LearnerState:
     error_before: float | None = None  # the champion's error level before the last drift
     promoted_at: int | None = None
     rollback_window: int = 1_000
+    rollback_tolerance: float = 0.02
+    # Labels seen when a whole watch would end: a follow-up retrain waits for it even when the
+    # watch was kept early (challengers warm-started on fewer labels since the drift lose).
+    watch_until: int | None = None
     diverged: int | None = None  # the champion found answering no number (announced once)
 
     @classmethod
@@ -89,6 +93,7 @@ class LearnerState:
         kept: int = 2_000,
         race_window: int = 500,
         rollback_window: int = 1_000,
+        rollback_tolerance: float = 0.02,
     ) -> LearnerState:
         return cls(
             task=task,
@@ -103,6 +108,7 @@ class LearnerState:
             recent=deque(maxlen=kept),
             race_window=race_window,
             rollback_window=rollback_window,
+            rollback_tolerance=rollback_tolerance,
         )
 
     # -- learning ---------------------------------------------------------------------------
@@ -259,8 +265,9 @@ class LearnerState:
             if c not in (version, previous)
         }
         if previous in self.models and previous != version:
-            self.races[(version, previous)] = self._race(version, previous, self.rollback_window)
+            self.races[(version, previous)] = self._watch_race(version, previous)
             self.watch = (version, previous)
+            self.watch_until = self.labels + self.rollback_window
         self._fresh_detectors()
 
     def roll_back(self, restored: int, demoted: int, model: Any | None) -> None:
@@ -268,7 +275,7 @@ class LearnerState:
             self.models[restored] = model
             self.metrics.setdefault(restored, Prequential(self.task))  # type: ignore[arg-type]
         self.champion = restored
-        self.watch = None
+        self.watch = self.watch_until = None
         # A challenger trained during the watch races the restored champion from now on.
         self.races = {
             (c, restored): self._race(c, restored)
@@ -287,6 +294,20 @@ class LearnerState:
     def _race(self, challenger: int, baseline: int, window: int | None = None) -> RecentRace:
         task: Any = self.task
         return RecentRace(task, challenger, baseline, window=window or self.race_window)
+
+    def settled(self) -> bool:
+        """No race runs, nor would a whole watch."""
+        return not self.races and (self.watch_until is None or self.labels > self.watch_until)
+
+    def _watch_race(self, new: int, old: int) -> RecentRace:
+        """The race of a new champion against the one it replaced. A classifier's also bets
+        that the new one is at most ``rollback_tolerance`` less accurate, so that the watch
+        (the old champion's predict and learn on every event) may end as soon as that is clear
+        (a regressor's tolerance is a share of an error whose scale the race estimates as it
+        goes: no bet of a fixed margin fits it)."""
+        task: Any = self.task
+        tolerance = None if task == "regression" else self.rollback_tolerance
+        return RecentRace(task, new, old, window=self.rollback_window, tolerance=tolerance)
 
     def _fresh_detectors(self) -> None:
         self.detector = self.detector.clone()
@@ -336,7 +357,7 @@ def lagging(state: LearnerState, settle: int, task: str) -> bool:
     A challenger that won its race may still be a poor model: promoted while the concept was
     changing, it can be better than the old champion and bad all the same."""
     before = state.error_before
-    if before is None or state.drift_at is None or state.races:
+    if before is None or state.drift_at is None or not state.settled():
         return False
     now = _level(state.detector)
     if now is None:

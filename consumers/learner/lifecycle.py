@@ -360,6 +360,7 @@ def _settle_manual(state: LearnerState) -> None:
     for nothing.
     """
     state.end_watch()
+    state.watch_until = None
     racing = {challenger for (challenger, _) in state.races}
     for version in set(state.models) - racing - {state.champion}:
         state.drop(version)

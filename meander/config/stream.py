@@ -140,7 +140,13 @@ class PromotionSettings(_Section):
     )
     min_gain: float = Field(default=0.0, ge=0.0)
     significance: float = Field(default=0.05, gt=0.0, lt=1.0)
-    rollback_window: Window = 1_000
+    rollback_window: Window = Field(
+        default=1_000,
+        description="events after a promotion over which the new champion is watched against "
+        "the one it replaced (which predicts and learns meanwhile) and rolled back when worse; a "
+        "classifier's watch ends sooner once a bet shows it at most rollback_tolerance less "
+        "accurate at the significance level",
+    )
     rollback_tolerance: float = Field(default=0.02, ge=0.0)
 
 

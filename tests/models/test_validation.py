@@ -258,3 +258,36 @@ def test_rollback_of_a_regressor(new_error: float, decision: str) -> None:
     assert verdict.decision == decision
     assert verdict.evidence["limit"] == pytest.approx(1.05)
     assert "MAE" in verdict.reason
+
+
+def _watched(new_accuracy: float, seed: int) -> tuple[Verdict, int]:
+    """A watch race judged at every event, the old champion right 80 % of the time."""
+    rng = random.Random(seed)
+    settings = PromotionSettings(rollback_window=1_000, rollback_tolerance=0.02)
+    race = RecentRace("binary", 2, 1, window=1_000, tolerance=0.02)
+    while True:
+        race.update(True, rng.random() < new_accuracy, rng.random() < 0.8)
+        verdict = rollback_check(race, settings)
+        if verdict.decision != "continue":
+            return verdict, race.n
+
+
+def test_a_watch_keeps_a_clearly_better_champion_early() -> None:
+    verdict, n = _watched(new_accuracy=0.9, seed=1)
+    assert verdict.decision == "keep" and 100 <= n < 500  # half the window
+    assert verdict.evidence["no_worse_wealth"] >= 20 == verdict.evidence["threshold"]
+
+
+def test_a_watch_rarely_keeps_early_a_champion_worse_by_more_than_the_tolerance() -> None:
+    # 100 watches of a new champion 4 points worse (the tolerance is 2), judged at every event:
+    # the bet keeps one early at most significance (5 %) of the time; the rest are judged at
+    # the window's end, where most are rolled back.
+    verdicts = [_watched(new_accuracy=0.76, seed=seed) for seed in range(100)]
+    early = sum(verdict.decision == "keep" and n < 1_000 for verdict, n in verdicts)
+    assert early <= 5
+    assert sum(verdict.decision == "roll_back" for verdict, _ in verdicts) >= 50
+
+
+def test_a_race_without_the_no_worse_bet_is_watched_to_its_window() -> None:
+    verdict = rollback_check(_race(99, 0, 0, 0), ROLLBACK.model_copy(update={"min_samples": 20}))
+    assert verdict.decision == "continue"

@@ -326,6 +326,31 @@ def test_a_challenger_trained_during_the_watch_races_the_champion_restored_by_a_
     assert set(state.models) == {1, 3}
 
 
+def test_a_watch_kept_early_still_holds_a_follow_up_for_its_whole_window() -> None:
+    # A follow-up retrain warm-starts challengers on the labels since the drift: ending the
+    # watch early must not bring it sooner, with fewer labels to learn.
+    state = start(rollback_window=300)
+    state.labels = 1_000
+    state.promote(2, taught(True))
+    assert state.races[(2, 1)].tolerance == 0.02  # a classifier's watch bets on "no worse"
+
+    state.end_watch()
+    state.labels = 1_300
+
+    assert state.races == {} and not state.settled()
+    state.labels += 1
+    assert state.settled()
+    state.promote(3, taught(False))
+    state.roll_back(2, 3, None)
+    assert state.settled()  # a roll back ends the watch for good
+
+
+def test_a_regressors_watch_makes_no_bet_of_a_fixed_margin() -> None:
+    state = start(task="regression")
+    state.promote(2, None)
+    assert state.races[(2, 1)].no_worse is None
+
+
 def test_drop_takes_a_challenger_out_of_the_state_but_never_the_champion() -> None:
     state = start()
     state.add_challenger(2, tree.HoeffdingTreeClassifier())
