@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from meander import topics
 from meander.bus import Message
 from meander.clock import TimeWindow
 from meander.config import StreamConfig
@@ -191,6 +192,8 @@ class Labels:
     def _unknown(self, event_id: str) -> str:
         window = self.stream.label_window
         return (
-            f"no event {event_id!r} is waiting for a label: unknown, already labelled, or older "
-            f"than the label window ({window.ttl_seconds:g} s, {window.max_pending} events)"
+            f"no event {event_id!r} is waiting for a label: unknown, already labelled, older "
+            f"than the label window ({window.ttl_seconds:g} s, {window.max_pending} events), "
+            f"or not on {topics.events(self.stream.name)} yet when its label was read (a label "
+            "must come after its event: send it again once the event is published)"
         )

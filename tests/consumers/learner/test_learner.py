@@ -157,6 +157,26 @@ def test_the_configured_champion_of_a_learner_killed_before_announcing_it_is_ann
     assert (event.action, event.version, event.previous_version) == ("promoted", champion, None)
 
 
+def test_a_label_published_before_its_event_is_dead_lettered_saying_so(
+    site: Site, read_topic: ReadTopic
+) -> None:
+    # A labeller faster than the producer of the events: each label was dead-lettered as
+    # "unknown, already labelled, or older than the label window", none of which it was.
+    learner = Learner(site.runtime, site.stream, batch=100)
+    learner.step()
+    events, feedback = Publisher("s").push(list(synthetic("sea", seed=7).samples(5)))
+    site.runtime.bus.publish(feedback)
+    drain([learner])
+    site.runtime.bus.publish(events)
+
+    letters = [e.payload for e in read_topic(site.runtime, topics.DEADLETTER)]
+    assert len(letters) == 5 and learner.state is not None and learner.state.labels == 0
+    assert all(
+        isinstance(d, DeadLetter) and "not on s.events yet when its label was read" in d.reason
+        for d in letters
+    )
+
+
 def test_labels_are_joined_to_their_served_events_and_learned(
     site: Site, publish_samples: PublishSamples
 ) -> None:
