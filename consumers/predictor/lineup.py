@@ -9,6 +9,23 @@ loaded keeps the copy being served, and says so.
 :meth:`Lineup.answers` scores a batch with one version: with River's ``*_many`` from
 :data:`SCORE_MANY_FROM` events, else one call each; what the model cannot answer (an error,
 a NaN) is None, with the reason.
+
+>>> from meander.config import StreamConfig
+>>> from meander.models.signing import Signer
+>>> from meander.models.specs import build_model
+>>> from meander.store import memory_store
+>>> stream = StreamConfig(name="s", task="binary", features={"x": "numeric"})
+>>> registry = Registry(memory_store(), "s", Signer(b"sixteen-byte-key"))
+>>> model = build_model("tree.HoeffdingTreeClassifier")
+>>> model.learn_one({"x": 1.0}, True)
+>>> version = registry.register(model, spec="tree.HoeffdingTreeClassifier").version
+>>> registry.promote(version)
+>>> lineup = Lineup(registry, stream)
+>>> lineup.refresh(registry.heads()), lineup.champion == version
+(True, True)
+>>> failed = {}
+>>> [answer[0] for answer in lineup.answers(version, [{"x": 1.0}, {"x": 5.0}], failed)], failed
+([True, True], {})
 """
 
 from __future__ import annotations
