@@ -16,10 +16,13 @@ from typing import Literal, get_args
 
 __all__ = [
     "ACTIONS",
+    "ALERT_KINDS",
     "COMPONENTS",
+    "KINDS",
     "SERVED_SOURCE",
     "SEVERITIES",
     "Action",
+    "AlertKind",
     "ComponentName",
     "Severity",
 ]
@@ -31,6 +34,17 @@ Action = Literal[
     "retrain_requested", "challenger_trained", "validated", "rejected", "promoted", "rolled_back"
 ]
 ACTIONS: tuple[Action, ...] = get_args(Action)
+
+AlertKind = Literal[
+    "concept_drift",
+    "concept_drift_warning",
+    "data_drift",
+    "missing_values",
+    "schema_violations",
+    "performance",
+]
+ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
+KINDS: tuple[str, ...] = ALERT_KINDS + ACTIONS  # what a webhook or a subscription may ask for
 
 ComponentName = Literal["predictor", "learner", "monitor", "trainer", "notifier", "producer"]
 COMPONENTS: tuple[ComponentName, ...] = get_args(ComponentName)  # each is `meander run NAME`

@@ -25,7 +25,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Literal, cast, get_args
+from typing import Annotated, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -41,9 +41,8 @@ from pydantic import (
 from meander import keys
 from meander.consumers.notifier.deliveries import Delivery
 from meander.consumers.notifier.webhooks import Format
-from meander.events import Alert, ModelEvent
 from meander.exceptions import MeanderError
-from meander.vocabulary import Severity
+from meander.vocabulary import ALERT_KINDS, KINDS, Severity
 
 __all__ = [
     "ALERT_KINDS",
@@ -57,8 +56,6 @@ __all__ = [
     "UnknownSubscription",
 ]
 
-ALERT_KINDS: tuple[str, ...] = get_args(Alert.model_fields["kind"].annotation)
-KINDS = ALERT_KINDS + get_args(ModelEvent.model_fields["action"].annotation)
 DELIVERIES_KEPT = 1_000  # delivery records per subscription, the oldest dropped first
 KEY = keys.SUBSCRIPTIONS
 SECRETS = keys.SUBSCRIPTION_SECRETS

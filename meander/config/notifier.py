@@ -20,7 +20,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from meander.config.limits import Seconds, Timeout, at_most
-from meander.vocabulary import Severity
+from meander.vocabulary import KINDS, Severity
 
 __all__ = ["NotifierSettings", "WebhookSettings"]
 
@@ -53,6 +53,17 @@ class WebhookSettings(BaseModel):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL, got {url[:40]!r}")
         return url
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        # A misspelt kind matched nothing: the webhook was silently never called.
+        for kind in kinds:
+            if kind not in KINDS:
+                raise ValueError(
+                    f"{kind[:40]!r} is no alert kind or model action: use {', '.join(KINDS)}"
+                )
+        return kinds
 
 
 class NotifierSettings(BaseModel):

@@ -80,6 +80,8 @@ class Feature(_Section):
             raise ValueError(f"minimum {self.minimum} is above maximum {self.maximum}")
         if self.categories is not None and self.type != "categorical":
             raise ValueError("categories apply to categorical features only")
+        if self.type != "numeric" and (self.minimum, self.maximum) != (None, None):
+            raise ValueError(f"minimum and maximum apply to numeric features, not {self.type}")
         if self.categories == []:
             raise ValueError(
                 "categories is empty, so every value would break the schema: list "
@@ -283,6 +285,17 @@ class StreamConfig(_Section):
             if "candidates" not in self.model_fields_set:
                 candidates = default_candidates(task, kinds, optional)
                 object.__setattr__(self, "candidates", candidates)
+        return self
+
+    @model_validator(mode="after")
+    def _gains_fit_the_task(self) -> StreamConfig:
+        for name in ("min_gain", "rollback_tolerance"):
+            value = getattr(self.promotion, name)
+            if self.task != "regression" and value >= 1:
+                raise ValueError(
+                    f"promotion.{name} = {value:g} is a difference of accuracy on a {self.task} "
+                    "stream, which stays below 1: at 1 or more it never acts; keep it below 1"
+                )
         return self
 
     @model_validator(mode="after")

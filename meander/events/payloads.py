@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meander.bus import Message
 from meander.events.values import Features, Label, new_id
-from meander.vocabulary import Action, Severity
+from meander.vocabulary import Action, AlertKind, Severity
 
 __all__ = [
     "PAYLOADS",
@@ -95,14 +95,7 @@ class Alert(Payload):
     """A drift or performance finding, on ``meander.alerts``."""
 
     type: ClassVar[str] = "io.meander.alert.v1"
-    kind: Literal[
-        "concept_drift",
-        "concept_drift_warning",
-        "data_drift",
-        "missing_values",
-        "schema_violations",
-        "performance",
-    ]
+    kind: AlertKind
     stream: str
     severity: Severity
     statistic: str

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query
@@ -35,7 +35,7 @@ from meander.services.auth import require
 from meander.services.context import Service, ServiceDep, unavailable
 from meander.services.live import CursorError, Delivery, Ended, LiveFeed, Render
 from meander.services.problems import JSONRoute, refused
-from meander.vocabulary import SEVERITIES, Severity
+from meander.vocabulary import ALERT_KINDS, SEVERITIES, Severity
 
 __all__ = [
     "AlertFilter",
@@ -49,7 +49,6 @@ __all__ = [
 
 PING_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30.0
-ALERT_KINDS: tuple[str, ...] = get_args(Alert.model_fields["kind"].annotation)
 
 router = APIRouter(tags=["alerts"], dependencies=[Depends(require("read"))], route_class=JSONRoute)
 

@@ -134,6 +134,21 @@ def test_file_is_read_and_the_environment_overrides_it(
             STREAM.replace('["FR", "DE"]', "[]"),
             "streams.0.features.country: Value error, categories is empty",
         ),
+        (
+            STREAM.replace('type = "categorical",', 'type = "categorical", minimum = 0,'),
+            "streams.0.features.country: Value error, minimum and maximum apply to numeric",
+        ),
+        # Settings that were accepted and then never acted: a webhook for a misspelt kind was
+        # never called, an accuracy gain of 1 or more is never reached.
+        (
+            "[[notifier.webhooks]]\nurl = 'https://x.example'\nkinds = ['data_drfit']",
+            "notifier.webhooks.0.kinds: Value error, 'data_drfit' is no alert kind or model",
+        ),
+        (STREAM + "min_gain = 2", "streams.0: Value error, promotion.min_gain = 2 is a difference"),
+        (
+            STREAM + "rollback_tolerance = 1.5",
+            "promotion.rollback_tolerance = 1.5 is a difference of accuracy on a binary stream",
+        ),
     ],
 )
 def test_a_bad_config_names_the_key_and_the_reason(tmp_path: Path, text: str, message: str) -> None:
