@@ -29,6 +29,7 @@ the store's changelog.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from meander.store.changelog import Changelog
 
 __all__ = ["Announcement", "Unannounced"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Unannounced:
     def __init__(self, writes: RegistryWrites, changelog: Changelog | None = None) -> None:
         self.writes, self.changelog = writes, changelog
         self.key = writes.prefix + "unannounced"
+        self._unreadable: set[bytes] = set()
 
     def add(self, pipe: Pipeline[bytes], announcements: Sequence[Announcement]) -> None:
         """Queue ``announcements`` in a transaction under way (after MULTI), in their order."""
@@ -121,9 +125,17 @@ class Unannounced:
         self.recorded()
 
     def pending(self) -> list[Announcement]:
-        """What is still to be announced, oldest first."""
-        members = self.writes.store.zrange(self.key, 0, -1)
-        return [Announcement.stored(member) for member in members]
+        """What is still to be announced, oldest first. One this version cannot read (another
+        version's, with an action it does not know) is left for a reader that can."""
+        pending = []
+        for member in self.writes.store.zrange(self.key, 0, -1):
+            try:
+                pending.append(Announcement.stored(member))
+            except (ValueError, KeyError, TypeError) as error:
+                if member not in self._unreadable:  # said once, not at every step
+                    self._unreadable.add(member)
+                    log.warning("%s: a decision cannot be read (%s); left", self.key, error)
+        return pending
 
     def done(self, announcements: Iterable[Announcement]) -> None:
         """Drop ``announcements``: the broker acknowledged them."""

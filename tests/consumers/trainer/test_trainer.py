@@ -540,6 +540,23 @@ def test_a_decision_of_a_trainer_killed_before_announcing_it_is_announced_by_the
     assert [(e.action, e.version, e.previous_version) for e in made] == expected
 
 
+def test_an_unreadable_unannounced_decision_is_left_and_the_others_announced(
+    bench: Bench, read_topic: ReadTopic
+) -> None:
+    # One another writer's version queued (an action this one does not know), or Redis damaged:
+    # reading it raised at every step, and the trainer announced and judged nothing more.
+    unannounced = bench.registry.unannounced
+    unknown = b'{"id": "x", "time": 0, "source": "/new", "event": {"action": "retired"}}'
+    bench.runtime.store.zadd(unannounced.key, {b"not json": 1, unknown: 2})
+    expected = _promotion(bench)
+
+    bench.trainer.step()
+
+    made = decisions(bench, read_topic)
+    assert [(e.action, e.version, e.previous_version) for e in made] == expected
+    assert set(bench.runtime.store.zrange(unannounced.key, 0, -1)) == {b"not json", unknown}
+
+
 def decided(action: str) -> float:
     labels = {"stream": "s", "action": action}
     return REGISTRY.get_sample_value("meander_model_decisions_total", labels) or 0.0
