@@ -181,7 +181,7 @@ class RecentRace(PairedRace):
         self.better = Bet()  # evidence that the challenger beats the champion
         self.scale = 0.0  # regression: the typical absolute error, which bounds d in [-1, 1]
         # A watch after a promotion: evidence that the new champion is at most ``tolerance``
-        # less accurate than the one it replaced.
+        # worse than the one it replaced (see _no_worse).
         self.tolerance = tolerance
         self.no_worse = None if tolerance is None else Bet()
 
@@ -202,10 +202,11 @@ class RecentRace(PairedRace):
             outcome = super().update(y_true, challenger_pred, baseline_pred)
         self.seen += 1
         self._outcomes.append(outcome)
+        scale = self.scale  # the scale of the events before this one
         d = self._d(outcome)
         self.better.update(d)
         if self.no_worse is not None and self.tolerance is not None:
-            self.no_worse.update(d, -self.tolerance)
+            self.no_worse.update(*self._no_worse(outcome, d, scale, self.tolerance))
         if len(self._outcomes) > self.window:
             self._forget(self._outcomes.popleft())
         return outcome
@@ -221,10 +222,18 @@ class RecentRace(PairedRace):
         # The scale is that of the events before this one, so the bet on it stays predictable.
         scale, typical = self.scale, (challenger_error + baseline_error) / 2
         self.scale = typical if scale <= 0.0 else typical + (scale - typical) * _SCALE_DECAY
-        difference = baseline_error - challenger_error
-        if scale <= 0.0:
-            return 0.0 if not difference else math.copysign(1.0, difference)
-        return max(-1.0, min(1.0, difference / (2 * scale)))
+        return _scaled(baseline_error - challenger_error, scale)
+
+    def _no_worse(
+        self, outcome: tuple[float, ...], d: float, scale: float, tolerance: float
+    ) -> tuple[float, float]:
+        """The event's score and margin for the bet that the challenger is at most
+        ``tolerance`` worse: that much less accurate, or an MAE at most ``1 + tolerance``
+        times the baseline's."""
+        if self.task != "regression":
+            return d, -tolerance
+        challenger_error, baseline_error = outcome[2], outcome[3]
+        return _scaled((1 + tolerance) * baseline_error - challenger_error, scale), 0.0
 
     def to_dict(self) -> dict[str, int | float]:
         data = (
@@ -265,6 +274,13 @@ class RecentRace(PairedRace):
             return
         for name, change in zip(_RACE_COUNTS, outcome, strict=True):
             setattr(self, name, getattr(self, name) - int(change))
+
+
+def _scaled(difference: float, scale: float) -> float:
+    """A difference of errors as a score in [-1, 1], ``scale`` being the typical error."""
+    if scale <= 0.0:
+        return 0.0 if not difference else math.copysign(1.0, difference)
+    return max(-1.0, min(1.0, difference / (2 * scale)))
 
 
 def _text(value: int | float | str | bytes) -> int | float | str:

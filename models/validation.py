@@ -236,18 +236,24 @@ def _kept_early(
     race: PairedRace, promotion: PromotionSettings, evidence: Evidence
 ) -> Verdict | None:
     """Keep the new champion before the window ends once the watch race's bet that it is at
-    most the tolerance less accurate (:attr:`RecentRace.no_worse`) has grown to
-    ``1 / significance``: under "worse by more than the tolerance" that happens with
-    probability at most ``significance``, however often the watch is judged."""
+    most the tolerance worse (:attr:`RecentRace.no_worse`) has grown to ``1 / significance``:
+    under "worse by more than the tolerance" that happens with probability at most
+    ``significance``, however often the watch is judged (for regression, as for its promotion
+    bet, as far as the race's running error scale bounds each event's score)."""
     bet = getattr(race, "no_worse", None)
     threshold = 1 / promotion.significance
     if bet is None or race.n < promotion.min_samples or bet.wealth < threshold:
         return None
     evidence |= {"no_worse_wealth": bet.wealth, "threshold": threshold}
+    tolerance = promotion.rollback_tolerance
+    worse = (
+        f"an MAE at most {1 + tolerance:g} times v{race.baseline}'s"
+        if race.task == "regression"
+        else f"at most {tolerance:g} less accurate"
+    )
     reason = (
-        f"Keep: {_figures(race)}; the bet that v{race.challenger} is at most "
-        f"{promotion.rollback_tolerance:g} less accurate grew {bet.wealth:.3g}-fold, at least "
-        f"{threshold:g}."
+        f"Keep: {_figures(race)}; the bet that v{race.challenger} has {worse} grew "
+        f"{bet.wealth:.3g}-fold, at least {threshold:g}."
     )
     return Verdict("keep", reason, evidence)
 

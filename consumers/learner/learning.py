@@ -300,14 +300,12 @@ class LearnerState:
         return not self.races and (self.watch_until is None or self.labels > self.watch_until)
 
     def _watch_race(self, new: int, old: int) -> RecentRace:
-        """The race of a new champion against the one it replaced. A classifier's also bets
-        that the new one is at most ``rollback_tolerance`` less accurate, so that the watch
-        (the old champion's predict and learn on every event) may end as soon as that is clear
-        (a regressor's tolerance is a share of an error whose scale the race estimates as it
-        goes: no bet of a fixed margin fits it)."""
+        """The race of a new champion against the one it replaced. It also bets that the new
+        one is at most ``rollback_tolerance`` worse, so that the watch (the old champion's
+        predict and learn on every event) may end as soon as that is clear."""
         task: Any = self.task
-        tolerance = None if task == "regression" else self.rollback_tolerance
-        return RecentRace(task, new, old, window=self.rollback_window, tolerance=tolerance)
+        window, tolerance = self.rollback_window, self.rollback_tolerance
+        return RecentRace(task, new, old, window=window, tolerance=tolerance)
 
     def _fresh_detectors(self) -> None:
         self.detector = self.detector.clone()

@@ -291,3 +291,21 @@ def test_a_watch_rarely_keeps_early_a_champion_worse_by_more_than_the_tolerance(
 def test_a_race_without_the_no_worse_bet_is_watched_to_its_window() -> None:
     verdict = rollback_check(_race(99, 0, 0, 0), ROLLBACK.model_copy(update={"min_samples": 20}))
     assert verdict.decision == "continue"
+
+
+@pytest.mark.parametrize(("new_error", "kept_early"), [(0.9, True), (1.1, False)])
+def test_a_regressors_watch_keeps_early_only_an_mae_within_the_tolerance(
+    new_error: float, kept_early: bool
+) -> None:
+    # The old champion errs by 1 on every event (noise of 0.2 either way), the new one by
+    # new_error; the tolerance allows an MAE 2 % larger.
+    rng = random.Random(4)
+    settings = PromotionSettings(rollback_window=1_000, rollback_tolerance=0.02)
+    race = RecentRace("regression", 2, 1, window=1_000, tolerance=0.02)
+    verdict = rollback_check(race, settings)
+    while verdict.decision == "continue":
+        noise = rng.uniform(-0.2, 0.2)
+        race.update(0.0, new_error + noise, -1.0 - rng.uniform(-0.2, 0.2))
+        verdict = rollback_check(race, settings)
+    assert (race.n < 1_000) == kept_early
+    assert verdict.decision == ("keep" if new_error <= 1.0 else "roll_back")

@@ -345,10 +345,11 @@ def test_a_watch_kept_early_still_holds_a_follow_up_for_its_whole_window() -> No
     assert state.settled()  # a roll back ends the watch for good
 
 
-def test_a_regressors_watch_makes_no_bet_of_a_fixed_margin() -> None:
-    state = start(task="regression")
+def test_a_regressors_watch_bets_on_an_mae_at_most_the_tolerance_larger() -> None:
+    state = start(task="regression", rollback_tolerance=0.05)
     state.promote(2, None)
-    assert state.races[(2, 1)].no_worse is None
+    watch = state.races[(2, 1)]
+    assert watch.tolerance == 0.05 and watch.no_worse is not None
 
 
 def test_drop_takes_a_challenger_out_of_the_state_but_never_the_champion() -> None:
