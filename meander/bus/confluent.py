@@ -15,7 +15,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
@@ -33,10 +33,9 @@ from meander.bus.base import (
 from meander.bus.confluent_consumer import ConfluentConsumer, log_client_error, on_commit
 from meander.bus.confluent_sending import ConfluentSending
 from meander.bus.confluent_transactions import ConfluentTransactional
-from meander.bus.kafka_cluster import ClusterBus
+from meander.bus.kafka_cluster import ClusterBus, ClusterOptions
 from meander.bus.reach import unavailable
 from meander.bus.whole_topic import METADATA_MAX_AGE_MS
-from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["QUEUED_BYTES", "ConfluentBus"]
@@ -47,34 +46,13 @@ QUEUED_BYTES = 8 * 2**20  # records a consumer holds fetched ahead of its reader
 class ConfluentBus(ClusterBus):
     """A bus on an Apache Kafka cluster, through confluent-kafka."""
 
-    def __init__(
-        self,
-        bootstrap: str,
-        *,
-        client_id: str = "meander",
-        instance_id: str | None = None,
-        timeout: float = 10.0,
-        max_message_bytes: int = 1_000_000,
-        topic_limits: Mapping[str, int] | None = None,
-        max_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
-        producer_options: Mapping[str, Any] | None = None,
-        consumer_options: Mapping[str, Any] | None = None,
-        read_committed: bool = False,
-        transaction_timeout: float = 10.0,
-    ) -> None:
-        super().__init__(
-            bootstrap,
-            instance_id=instance_id,
-            timeout=timeout,
-            max_message_bytes=max_message_bytes,
-            topic_limits=topic_limits,
-            max_ahead_seconds=max_ahead_seconds,
-        )
+    def __init__(self, bootstrap: str, **options: Unpack[ClusterOptions]) -> None:
+        super().__init__(bootstrap, **options)
         largest = self.largest
-        timeout_ms = int(timeout * 1000)
+        timeout_ms = int(self.timeout * 1000)
         self._common: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
-            "client.id": client_id,
+            "client.id": self.client_id,
             "socket.timeout.ms": max(timeout_ms, 5_000),
             # Partitions added to a topic are read and written within seconds, not minutes.
             "topic.metadata.refresh.interval.ms": METADATA_MAX_AGE_MS,
@@ -93,7 +71,7 @@ class ConfluentBus(ClusterBus):
             "message.timeout.ms": 0,
             "partitioner": "murmur2_random",  # the Java client's (and meander's) placement
             "allow.auto.create.topics": False,
-            **(producer_options or {}),
+            **self.producer_overrides,
         }
         self._consumer_options = {
             "enable.auto.commit": False,
@@ -114,10 +92,9 @@ class ConfluentBus(ClusterBus):
             "heartbeat.interval.ms": 1_000,
             # Exactly once: an aborted transaction's records are never read (librdkafka reads
             # committed records only by default; kafka-python and the Java client do not).
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-            **(consumer_options or {}),
+            "isolation.level": "read_committed" if self.read_committed else "read_uncommitted",
+            **self.consumer_overrides,
         }
-        self._transaction_timeout_ms = int(transaction_timeout * 1000)
         self._admin = AdminClient({**self._common})
         self._producer: Producer | None = None
         self._producer_lock = threading.Lock()
@@ -224,9 +201,9 @@ class ConfluentBus(ClusterBus):
                 **self._producer_options,
                 # A transaction is aborted after its timeout anyway: a record is given up on
                 # (and the transaction with it, its input read again) rather than retried.
-                "message.timeout.ms": self._transaction_timeout_ms,
+                "message.timeout.ms": self.transaction_timeout_ms,
                 "transactional.id": transactional_id,
-                "transaction.timeout.ms": self._transaction_timeout_ms,
+                "transaction.timeout.ms": self.transaction_timeout_ms,
             }
         )
 

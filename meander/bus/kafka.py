@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Unpack
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
@@ -32,14 +32,13 @@ from meander.bus.base import (
     TopicPartition,
     Transactional,
 )
-from meander.bus.kafka_cluster import ClusterBus
+from meander.bus.kafka_cluster import ClusterBus, ClusterOptions
 from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
 from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
 from meander.bus.kafka_transactions import KafkaTransactional
 from meander.bus.reach import unavailable
 from meander.bus.whole_topic import METADATA_MAX_AGE_MS
-from meander.clock import DEFAULT_MAX_AHEAD_SECONDS
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["KafkaBus", "KafkaSending"]
@@ -52,34 +51,13 @@ NEVER_GIVE_UP_MS = 2**31 - 1  # the Java client's largest delivery.timeout.ms, ~
 class KafkaBus(ClusterBus):
     """A bus on an Apache Kafka cluster."""
 
-    def __init__(
-        self,
-        bootstrap: str,
-        *,
-        client_id: str = "meander",
-        instance_id: str | None = None,
-        timeout: float = 10.0,
-        max_message_bytes: int = 1_000_000,
-        topic_limits: Mapping[str, int] | None = None,
-        max_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
-        producer_options: Mapping[str, Any] | None = None,
-        consumer_options: Mapping[str, Any] | None = None,
-        read_committed: bool = False,
-        transaction_timeout: float = 10.0,
-    ) -> None:
-        super().__init__(
-            bootstrap,
-            instance_id=instance_id,
-            timeout=timeout,
-            max_message_bytes=max_message_bytes,
-            topic_limits=topic_limits,
-            max_ahead_seconds=max_ahead_seconds,
-        )
+    def __init__(self, bootstrap: str, **options: Unpack[ClusterOptions]) -> None:
+        super().__init__(bootstrap, **options)
         largest = self.largest
-        timeout_ms = int(timeout * 1000)
+        timeout_ms = int(self.timeout * 1000)
         self._common = {
             "bootstrap_servers": bootstrap.split(","),
-            "client_id": client_id,
+            "client_id": self.client_id,
             "bootstrap_timeout_ms": timeout_ms,
             "request_timeout_ms": max(timeout_ms, 5_000),
             # Partitions added to a topic are read and written within seconds, not minutes.
@@ -98,7 +76,7 @@ class KafkaBus(ClusterBus):
             # full, send() refuses new records (known unsent) after max_block_ms.
             "delivery_timeout_ms": NEVER_GIVE_UP_MS,
             "allow_auto_create_topics": False,
-            **(producer_options or {}),
+            **self.producer_overrides,
         }
         self._consumer_options = {
             "enable_auto_commit": False,
@@ -111,10 +89,9 @@ class KafkaBus(ClusterBus):
             "session_timeout_ms": 10_000,
             "heartbeat_interval_ms": 1_000,
             # Exactly once: an aborted transaction's records are never read.
-            "isolation_level": "read_committed" if read_committed else "read_uncommitted",
-            **(consumer_options or {}),
+            "isolation_level": "read_committed" if self.read_committed else "read_uncommitted",
+            **self.consumer_overrides,
         }
-        self._transaction_timeout_ms = int(transaction_timeout * 1000)
         self._admin = _connect(KafkaAdminClient, bootstrap, **self._common)
         self._producer: KafkaProducer | None = None
         self._keyless = itertools.count()  # the partition of the next send's keyless records
@@ -260,7 +237,7 @@ class KafkaBus(ClusterBus):
             # the transaction with it, its input read again) rather than retried for ever.
             "delivery_timeout_ms": 120_000,
             "transactional_id": transactional_id,
-            "transaction_timeout_ms": self._transaction_timeout_ms,
+            "transaction_timeout_ms": self.transaction_timeout_ms,
         }
         return _connect(KafkaProducer, self.bootstrap, **{**self._common, **options})  # type: ignore[no-any-return]
 

@@ -9,33 +9,61 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict
 
 from meander.bus.base import Bus, Delivered, Record, unknown_topic
 from meander.bus.reach import reachable, unavailable
-from meander.clock import TimeWindow
+from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
 from meander.exceptions import BusUnavailable
 
-__all__ = ["ClusterBus"]
+__all__ = ["ClusterBus", "ClusterOptions"]
+
+
+class ClusterOptions(TypedDict, total=False):
+    """What a Kafka bus takes beside the bootstrap address, on either client (see ClusterBus)."""
+
+    client_id: str
+    instance_id: str | None
+    timeout: float
+    max_message_bytes: int
+    topic_limits: Mapping[str, int] | None
+    max_ahead_seconds: float
+    producer_options: Mapping[str, Any] | None
+    consumer_options: Mapping[str, Any] | None
+    read_committed: bool
+    transaction_timeout: float
 
 
 class ClusterBus(Bus):
     """A bus on an Apache Kafka cluster; a subclass says how its client describes a topic,
     creates topics, publishes and reads. Topics are never created implicitly, so a typo in a
-    topic name is an error, not a new one-partition topic."""
+    topic name is an error, not a new one-partition topic.
+
+    ``producer_options`` and ``consumer_options`` are client settings that win over the bus's
+    own; ``read_committed`` reads only committed records; ``transaction_timeout`` (seconds)
+    bounds a transaction the broker keeps open."""
 
     def __init__(
         self,
         bootstrap: str,
         *,
-        instance_id: str | None,
-        timeout: float,
-        max_message_bytes: int,
-        topic_limits: Mapping[str, int] | None,
-        max_ahead_seconds: float,
+        client_id: str = "meander",
+        instance_id: str | None = None,
+        timeout: float = 10.0,
+        max_message_bytes: int = 1_000_000,
+        topic_limits: Mapping[str, int] | None = None,
+        max_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
+        producer_options: Mapping[str, Any] | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+        read_committed: bool = False,
+        transaction_timeout: float = 10.0,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.instance_id = instance_id
+        self.bootstrap, self.client_id, self.instance_id = bootstrap, client_id, instance_id
         self.timeout = timeout
+        self.producer_overrides = dict(producer_options or {})
+        self.consumer_overrides = dict(consumer_options or {})
+        self.read_committed = read_committed
+        self.transaction_timeout_ms = int(transaction_timeout * 1000)
         self.max_message_bytes = max_message_bytes
         self.topic_limits = dict(topic_limits or {})
         self.largest = max([max_message_bytes, *self.topic_limits.values()])
