@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
+
 from meander import topics
 from meander.bus import Message, Record, TopicPartition, next_offsets
 from meander.bus.inflight import InFlight
@@ -28,7 +30,7 @@ from meander.consumers.predictor.served import is_marked
 from meander.deadletter import DeadLetters
 from meander.events import Envelope, FeatureEvent, decode, decode_batch
 from meander.events.plain import flat_hint
-from meander.exceptions import BusError
+from meander.exceptions import BusError, StoreUnavailable
 from meander.models.inference import Scored, clean
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
@@ -42,6 +44,7 @@ from meander.vocabulary import SERVED_SOURCE
 __all__ = ["Predictor"]
 
 log = logging.getLogger(__name__)
+STORE_FAILURES = (StoreUnavailable, redis.RedisError)
 _ROLES = ("champion", "challenger")
 _NEVER = 2**63  # an offset no partition reaches
 SOURCE = "/meander/predictor"
@@ -99,6 +102,7 @@ class Predictor(Component):
         )
         self.lineup = Lineup(self.registry, stream)
         self._held_by: tuple[int, int] | None = None  # the champion revision events wait past
+        self._store_failing = False  # said once per outage
         self.scored = 0
         self.served_elsewhere = 0
         self.meter = Meter(self.name, stream.name)
@@ -222,13 +226,27 @@ class Predictor(Component):
         No champion in a store that lost its data (Redis restarted empty): the store is
         restored from Kafka here, or by another process while this one serves the models it
         holds."""
-        heads = self.registry.heads()
-        guard = self.runtime.guard
-        if heads.champion is None and not guard.ready():
-            if not guard.ensure():
-                return self.lineup.champion is not None
+        try:
             heads = self.registry.heads()
-        return self.lineup.refresh(heads)
+            guard = self.runtime.guard
+            if heads.champion is None and not guard.ready():
+                if not guard.ensure():
+                    return self.lineup.champion is not None
+                heads = self.registry.heads()
+            serving = self.lineup.refresh(heads)
+        except STORE_FAILURES as error:
+            if self.lineup.champion is None:
+                raise
+            # No decision can change the models while Redis refuses (each is a Redis write):
+            # serve the ones held, and follow the registry again once it answers.
+            if not self._store_failing:
+                log.warning(
+                    "%s: the store refuses (%s); serving the models held", self.stream.name, error
+                )
+            self._store_failing = True
+            return True
+        self._store_failing = False
+        return serving
 
     def _served(self, event: FeatureEvent, message: Message) -> bool:
         """Whether the service scored ``event`` itself: its mark matches its value and id."""

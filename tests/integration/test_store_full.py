@@ -1,0 +1,92 @@
+"""A Redis that refuses commands (full at ``maxmemory``, or gone) does not stop predictions: a
+predictor serves the models it holds, since no decision can change them meanwhile (every one is
+a Redis write), and follows the registry again once Redis answers.
+
+On the session's Kafka and a Redis server of the test's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from river import tree
+
+from meander.config import Settings
+from meander.consumers.predictor.predictor import Predictor
+from meander.infra.process import free_port
+from meander.infra.redis import LocalRedis
+from meander.models.registry import Registry
+from meander.producers.labels import Publisher
+from meander.producers.synthetic import synthetic
+from meander.runtime import Runtime
+from tests.integration.conftest import SIGNING_KEY
+
+COUNT = 200
+
+
+def _full(store: LocalRedis) -> Callable[[], None]:
+    """Redis at its maxmemory (no eviction): it refuses every command in a transaction."""
+    admin = redis.Redis.from_url(store.url)
+    admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) // 2)
+    return lambda: admin.config_set("maxmemory", 0) and None
+
+
+def _gone(store: LocalRedis) -> Callable[[], None]:
+    store.stop()
+    return lambda: store.start(timeout=30)
+
+
+@pytest.mark.parametrize("fault", [_full, _gone])
+def test_a_predictor_serves_the_models_it_holds_while_redis_refuses(
+    kafka_bootstrap: str,
+    stream_name: str,
+    tmp_path: Path,
+    fault: Callable[[LocalRedis], Callable[[], None]],
+) -> None:
+    store = LocalRedis(port=free_port(), data_dir=tmp_path / "redis")
+    store.start(timeout=30)
+    stream = synthetic("sea").stream_config(stream_name, model="tree.HoeffdingTreeClassifier")
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=store.url,
+        model_signing_key=SIGNING_KEY,
+        redis_timeout_seconds=1,
+        streams=[stream],
+    )
+    events, _ = Publisher(stream_name).push(list(synthetic("sea", seed=5).samples(2 * COUNT)))
+    try:
+        with Runtime.open(settings) as runtime:
+            registry = Registry.of(runtime, stream)
+            registry.promote(registry.register(tree.HoeffdingTreeClassifier(), spec="t").version)
+            predictor = Predictor(runtime, stream)
+            runtime.bus.publish(events[:COUNT])
+            _serve(predictor, COUNT)
+            recover = fault(store)
+            runtime.bus.publish(events[COUNT:])
+
+            _serve(predictor, 2 * COUNT)
+
+            recover()
+            later = registry.register(tree.HoeffdingTreeClassifier(), spec="t").version
+            registry.promote(later)
+            deadline = time.monotonic() + 30
+            while predictor.lineup.champion != later:  # it follows the registry again
+                assert time.monotonic() < deadline, "the predictor never followed the registry"
+                predictor.step(0.2)
+            predictor.close()
+    finally:
+        store.stop()
+
+
+def _serve(predictor: Predictor, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while predictor.scored < count:
+        assert time.monotonic() < deadline, f"{predictor.scored} of {count} events predicted"
+        try:
+            predictor.step(0.2)
+        except Exception as error:  # as the component runner carries on
+            print("step failed:", type(error).__name__, error)
