@@ -155,9 +155,13 @@ def candidates(
     for past in retired[-2:]:
         if past.version == champion or not recent:
             continue
+        # A past version is worth racing for what it knows: it is scored on the latest labels
+        # as it stands (learning each after predicting it), not after learning the whole
+        # window, which cost as much as a fresh model's warm start and made it one.
         model, _ = registry.load(past.version)
-        score = _warm_start(model, recent, stream.task)
-        built.append(Candidate(model, past.spec, "past_version", score, past.version, recent))
+        latest = recent[-SCORED_LABELS:]
+        score = _warm_start(model, latest, stream.task)
+        built.append(Candidate(model, past.spec, "past_version", score, past.version, latest))
     if recent:  # scores mean something only when there were labels to score on
         higher_is_better = stream.task != "regression"
         built.sort(key=lambda c: c.score, reverse=higher_is_better)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from river import tree
+from river import dummy, tree
 
 from meander import topics
 from meander.bus import Record, TopicPartition
@@ -157,6 +157,30 @@ def test_retired_versions_of_the_lineage_compete_but_never_the_champion(
     past = sorted(c.source_version for c in built if c.origin == "past_version")  # type: ignore[type-var]
     assert past == versions[1:3]  # the two latest retired ones
     assert champion not in past
+
+
+def test_a_past_version_is_scored_as_it_stands_on_the_latest_labels_only(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    stream = make_stream("s", model="dummy.PriorClassifier", candidates=[])
+    runtime = make_runtime(stream)
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    x = {"x0": 0.0, "x1": 0.0, "x2": 0.0}
+    knows_true = dummy.PriorClassifier()
+    knows_true.learn_one(x, True)  # the concept of the latest labels, learned long ago
+    retired = registry.register(knows_true, spec="dummy.PriorClassifier").version
+    registry.promote(retired)
+    champion = registry.register(dummy.PriorClassifier(), spec="dummy.PriorClassifier").version
+    registry.promote(champion)
+    window = [(x, False)] * 700 + [(x, True)] * SCORED_LABELS
+
+    built = candidates(stream, registry, window, champion, since_change=len(window))
+
+    [past] = [c for c in built if c.origin == "past_version"]
+    # Learning the 700 labels before them first (as a fresh model does) would have made it
+    # answer False on every one of the latest labels, and cost a whole warm start.
+    assert past.score == 1.0 and past.model.counts == {True: 1 + SCORED_LABELS}
+    assert past.window == window[-SCORED_LABELS:]
 
 
 def test_a_spec_is_built_once_even_when_the_stream_lists_it_twice(
