@@ -32,7 +32,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from meander.bus import Bus, Consumer, Message, TopicPartition
+from meander.bus import Bus, Message
+from meander.bus.whole_topic import WholeTopic
 from meander.events import Envelope, decode
 from meander.exceptions import ContractError, MeanderError
 
@@ -125,8 +126,7 @@ class LiveFeed:
 
     def __init__(
         self,
-        consumer: Consumer,
-        topic: str,
+        whole: WholeTopic,
         positions: dict[int, int],
         render: Render,
         *,
@@ -134,13 +134,13 @@ class LiveFeed:
         stall_seconds: float = 10.0,
         max_event_bytes: int | None = None,
     ) -> None:
-        self.topic = topic
+        self.topic = whole.topic
         self.render = render
         self.capacity = capacity
         self.stall_seconds = stall_seconds
         self.max_event_bytes = max_event_bytes
         self.start_cursor = format_cursor(positions)
-        self._consumer = consumer
+        self._whole, self._consumer = whole, whole.consumer
         self._positions = positions
         self._room = threading.Semaphore(capacity)
         self._queue: asyncio.Queue[Delivery | Ended] = asyncio.Queue()
@@ -156,19 +156,20 @@ class LiveFeed:
         """A reader at the end of ``topic``, or just after the cursor ``after``.
 
         Blocking (it asks the broker for the partitions' ends): call it from a worker thread.
-        A partition the cursor does not name (one added since) is read from its beginning; an
-        offset the broker no longer holds resumes at the earliest it has.
+        A partition the cursor does not name (one added since) is read from its beginning, as
+        are partitions added while it reads; an offset the broker no longer holds resumes at the
+        earliest it has.
         """
         wanted = None if after is None else parse_cursor(after)
-        count = bus.partitions(topic)
-        if wanted is not None and (beyond := sorted(p for p in wanted if p >= count)):
-            raise CursorError(
-                f"the cursor names partition {beyond[0]}, but {topic} has {count} "
-                f"(0 to {count - 1}); it was not written for this feed"
-            )
-        partitions = [TopicPartition(topic, p) for p in range(count)]
-        consumer = bus.assign(partitions)
+        whole = WholeTopic(bus, topic)
+        partitions, consumer = whole.partitions, whole.consumer
         try:
+            count = len(partitions)
+            if wanted is not None and (beyond := sorted(p for p in wanted if p >= count)):
+                raise CursorError(
+                    f"the cursor names partition {beyond[0]}, but {topic} has {count} "
+                    f"(0 to {count - 1}); it was not written for this feed"
+                )
             ends = consumer.end_offsets(partitions)
             positions = {
                 p.partition: ends[p] if wanted is None else min(wanted.get(p.partition, 0), ends[p])
@@ -179,7 +180,7 @@ class LiveFeed:
         except BaseException:
             consumer.close()
             raise
-        return cls(consumer, topic, positions, render, **options)
+        return cls(whole, positions, render, **options)
 
     async def deliveries(self) -> AsyncGenerator[Delivery | Ended]:
         """Each event as it arrives, until the client leaves (or an :class:`Ended`, last)."""
@@ -235,6 +236,8 @@ class LiveFeed:
         ended: str | None = None
         try:
             while ended is None and not self._stopping.is_set():
+                for partition in self._whole.grow():  # added since: read from its beginning
+                    self._positions[partition.partition] = 0
                 for message in self._consumer.consume(500, timeout=POLL_SECONDS):
                     delivery = self._delivery(message)
                     if delivery is None:

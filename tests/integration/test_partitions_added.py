@@ -2,25 +2,30 @@
 
 ``kafka-topics --alter --partitions`` on a running system: the predictor's group must rebalance
 onto the new partitions of ``S.events``, the learner's readers (outside any group) must take in
-those of ``S.feedback`` and ``S.events``, and the bus must write to them, keys spread over them
-too. The clients refreshed their metadata every five minutes, and the learner counted
-partitions once, when it started.
+those of ``S.feedback`` and ``S.events``, a live feed of ``S.predictions`` those of its topic,
+and the bus must write to them, keys spread over them too. The clients refreshed their metadata
+every five minutes, and the learner and the live feeds counted partitions once, at their start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
+from contextlib import aclosing
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewPartitions
 
 from meander import topics
 from meander.bus import Bus, Record, TopicPartition
+from meander.bus.base import Headers
 from meander.config import Settings, StreamConfig
 from meander.consumers.learner.learner_inputs import LearnerInputs
+from meander.events import Alert, encode
 from meander.exceptions import BusError
 from meander.runtime import Runtime
+from meander.services.live import Delivery, LiveFeed
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +79,29 @@ def test_the_learners_readers_read_partitions_added(runtime: Runtime, stream_nam
         inputs.close()
 
 
+def test_a_live_feed_reads_partitions_added(runtime: Runtime, stream_name: str) -> None:
+    predictions = topics.predictions(stream_name)
+    feed = LiveFeed.open(runtime.bus, predictions, lambda envelope: {"id": envelope.id})
+    try:
+        _add_partitions(runtime, predictions, 2)
+        alert = Alert(
+            kind="data_drift", stream=stream_name, severity="info", statistic="psi", value=1
+        )
+        record = encode(predictions, alert, source="/test", event_id="on-the-new-partition")
+        _publish_to(runtime.bus, TopicPartition(predictions, 1), record.value, record.headers)
+        first = asyncio.run(asyncio.wait_for(_first(feed), WITHIN_SECONDS))
+        assert first == Delivery("0:0,1:1", {"id": "on-the-new-partition"})
+    finally:
+        feed.close()
+
+
+async def _first(feed: LiveFeed) -> object:
+    async with aclosing(feed.deliveries()) as deliveries:
+        async for item in deliveries:
+            return item
+    return None
+
+
 def _add_partitions(runtime: Runtime, topic: str, count: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=runtime.settings.kafka_bootstrap)
     try:
@@ -82,12 +110,15 @@ def _add_partitions(runtime: Runtime, topic: str, count: int) -> None:
         admin.close()
 
 
-def _publish_to(bus: Bus, partition: TopicPartition) -> None:
+def _publish_to(
+    bus: Bus, partition: TopicPartition, value: bytes = b"{}", headers: Headers = ()
+) -> None:
     """Publish a record to ``partition`` once the bus's producer knows it exists."""
+    record = Record(partition.topic, value, headers=headers, partition=partition.partition)
 
     def published() -> bool:
         try:
-            bus.publish([Record(partition.topic, b"{}", partition=partition.partition)])
+            bus.publish([record])
         except BusError:
             return False  # its metadata does not show the partition yet
         return True
