@@ -1,4 +1,5 @@
-"""Any configuration either loads or stops with a ConfigError naming the key: never a traceback.
+"""Any configuration, as values or as a file, either loads or stops with a ConfigError naming the
+key (or what is wrong with the file): never a traceback.
 
 The drawn configurations use the settings' own keys, nested as the settings nest them, with
 values a careless or hostile file might hold: huge and negative numbers, floats for integers,
@@ -8,6 +9,7 @@ checks past them run too. What loads also passes through `meander config check`'
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +89,40 @@ def test_any_config_loads_or_names_the_key(values: dict[str, Any]) -> None:
         message = str(error)
         assert message.startswith(("configuration is invalid", "streams.")), message
         assert "Traceback" not in message
+
+
+# TOML as a hand might write it: sections, known and unknown keys, and every kind of literal,
+# some that Python cannot read as they stand (an integer of 5,000 digits, February 30).
+LITERALS = st.one_of(
+    st.sampled_from(
+        [
+            *("0", "-1", "1e20", "9" * 5_000, "nan", "-inf", "'x'", '""', "true", "[]"),
+            *("[1, 'a']", "{}", "{ x = 1 }", "1979-05-27", "1979-02-30", "0x1F", "1_000"),
+            *("'''a'''", "= 1"),
+        ]
+    ),
+    st.integers().map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+)
+HEADERS = ["[producer]", "[notifier]", "[service]", "[[streams]]", "[streams.drift]", "[x]"]
+LINES = st.one_of(
+    st.sampled_from(HEADERS),
+    st.builds(
+        "{} = {}".format,
+        st.sampled_from([*Settings.model_fields, *StreamConfig.model_fields, "name", "x"]),
+        LITERALS,
+    ),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(LINES, max_size=6).map("\n".join) | st.binary(max_size=40).map(repr))
+def test_any_config_file_loads_or_says_what_is_wrong(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "drawn.toml"
+    path.write_text(text)
+    try:
+        load_settings(path)
+    except ConfigError as error:
+        assert str(error).startswith(f"config file {path}"), str(error)
