@@ -69,7 +69,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
     app.add_middleware(RequestMetrics)  # added last, so outermost: it sees BodyLimit's 413s
     install(app)
-    for failure in (redis.ConnectionError, redis.TimeoutError, BusUnavailable, StoreUnavailable):
+    # Any refusal of Redis (unreachable, full at its maxmemory, loading, read-only) is the
+    # store's, not the request's: 503, to be sent again.
+    for failure in (redis.RedisError, BusUnavailable, StoreUnavailable):
         app.add_exception_handler(failure, _unavailable(settings))
     for router in API_ROUTERS:
         app.include_router(router, prefix="/v1", responses=REFUSALS)
@@ -108,7 +110,8 @@ def _operations(app: FastAPI, service: Service) -> None:
 
 def _unavailable(settings: Settings) -> Callable[[Request, Exception], Response]:
     def answer(_request: Request, error: Exception) -> Response:
-        failure = unavailable(settings, error)
+        refused = isinstance(error, redis.ResponseError)
+        failure = unavailable(settings, f"Redis refused the request: {error}" if refused else error)
         return JSONResponse(
             {"detail": failure.detail}, status_code=failure.status_code, headers=failure.headers
         )

@@ -9,12 +9,22 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+import redis
+from fastapi.testclient import TestClient
 
 from meander import topics
-from meander.bus import TopicPartition, connect_bus
+from meander.bus import MemoryBroker, MemoryBus, TopicPartition, connect_bus
 from meander.config import Settings, StreamConfig
 from meander.events import decode_batch
 from meander.infra.kafka import LocalKafka
+from meander.infra.process import free_port
+from meander.infra.redis import LocalRedis
+from meander.models.registry import Registry
+from meander.models.signing import signer_for
+from meander.models.specs import build_model
+from meander.runtime import Runtime
+from meander.services import create_app
+from meander.store import redis_store
 from tests.services.conftest import Serve
 
 pytestmark = pytest.mark.integration
@@ -81,3 +91,40 @@ def test_publish_through_a_broker_outage(tmp_path: Path, redis_url: str, serve: 
         assert {"before", "after"} <= set(accepted)
     finally:
         kafka.stop()
+
+
+def test_a_full_redis_is_a_503_saying_so_not_a_500(tmp_path: Path) -> None:
+    # At its maxmemory (no eviction), Redis refuses every command inside a transaction, reads
+    # included: the routes that read the registry answered 500 Internal Server Error.
+    store = LocalRedis(port=free_port(), data_dir=tmp_path / "redis")
+    store.start(timeout=30)
+    try:
+        settings = Settings(
+            redis_url=store.url,
+            model_signing_key="a test key that is long enough to sign",
+            streams=[StreamConfig(name="full", task="binary", features={"x": {}})],
+            service={"anonymous_scopes": ["read", "admin"], "retry_after_seconds": 7},
+        )
+        bus = MemoryBus(MemoryBroker())
+        bus.create_topics(topics.layout(settings.streams))
+        runtime = Runtime(settings, bus, redis_store(store.url))
+        registry = Registry(runtime.store, "full", signer_for(settings))
+        registry.promote(
+            registry.register(build_model("tree.HoeffdingTreeClassifier"), spec="t").version
+        )
+        later = registry.register(build_model("tree.HoeffdingTreeClassifier"), spec="t").version
+        admin = redis.Redis.from_url(store.url)
+        with TestClient(create_app(settings, runtime=runtime)) as client:
+            admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) // 2)
+            answers = [
+                client.get("/v1/streams"),
+                client.get("/v1/streams/full/models"),
+                client.post(f"/v1/streams/full/models/{later}/promote", json={"reason": "r"}),
+            ]
+            admin.config_set("maxmemory", 0)
+        runtime.close()
+    finally:
+        store.stop()
+    for answer in answers:
+        assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "7")
+        assert "maxmemory" in answer.json()["detail"]
