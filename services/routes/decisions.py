@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from meander import keys, telemetry
 from meander.config import Settings
 from meander.events import ModelEvent, decision
-from meander.exceptions import ConfigError
+from meander.exceptions import ConfigError, StoreUnavailable
 from meander.models.aliases import Also
 from meander.models.registry import Registry
 from meander.models.signing import Signer, signer_for
@@ -268,6 +268,9 @@ class Manual:
             response.status_code = 202
             log.warning("%s: %s not announced yet (%s)", made.event.stream, self.action, failure)
         else:
-            self.registry.unannounced.done(self.made)
             telemetry.announce("service", [made.event], log)
+            try:
+                self.registry.unannounced.done(self.made)
+            except (StoreUnavailable, redis.RedisError) as error:  # announced: the trainer drops it
+                log.warning("%s: %s announced, not dropped (%s)", made.event.stream, made.id, error)
         return Decision.of(made.event, id=made.id, time=made.time, source=SOURCE, position=None)

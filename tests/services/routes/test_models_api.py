@@ -16,6 +16,7 @@ import fakeredis
 import httpx2 as httpx
 import orjson
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -30,6 +31,7 @@ from meander.exceptions import BusUnavailable
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.models.specs import build_model
+from meander.models.unannounced import Unannounced
 from meander.producers.labels import Publisher
 from meander.producers.sample import Sample
 from meander.producers.synthetic import synthetic
@@ -335,6 +337,24 @@ def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_trainer_i
         envelope.id for envelope in decode_batch(every_message(world.runtime, topics.MODELS))[0]
     ]
     assert announced == [promoted.json()["id"], rolled_back.json()["id"]]
+
+
+def test_a_manual_decision_announced_is_a_200_though_redis_then_fails_to_drop_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    *_, third = lineage_of_three(world)
+
+    def redis_gone(*_: object, **__: object) -> None:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(Unannounced, "done", redis_gone)
+    answer = world.client.post(f"/v1/streams/sea/models/{third}/promote", json={"reason": "r"})
+    monkeypatch.undo()
+
+    # Made and announced: a 503 "send it again" would only meet a 409 (it is the champion).
+    assert answer.status_code == 200 and answer.json()["version"] == third
+    assert [(e.action, e.version) for e in world.model_events()] == [("promoted", third)]
+    assert len(world.registry.unannounced.pending()) == 1  # the trainer drops it once announced
 
 
 @pytest.mark.integration
