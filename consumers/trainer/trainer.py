@@ -3,10 +3,10 @@
 On a retrain request (from ``meander.models``) it replays the recent labelled window, warm-starts
 the candidates on it (:mod:`meander.consumers.trainer.retraining`) and registers the best as
 challengers, which the predictors then score in shadow and the learner trains and races against the
-champion on the same live events. Every step it reads the races the learner keeps and asks the
-validation gate: promote, reject, or wait. After a promotion it watches the new champion against the
-one it replaced and rolls back if the new one does worse. Each decision is first written to the
-registry, then announced on ``meander.models`` with its evidence.
+champion on the same live events. Every step its validation gate
+(:mod:`~meander.consumers.trainer.gate`) judges the races: promote, reject, or wait, and watches a
+new champion against the one it replaced. Each decision is written to the registry with its
+announcement, which the trainer then publishes on ``meander.models`` with its evidence.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import orjson
-
-from meander import keys, topics
+from meander import topics
 from meander.bus import Message, Outbox, next_offsets
 from meander.component import Component, rewound_on_failure
 from meander.config import StreamConfig
+from meander.consumers.trainer.gate import SOURCE, Gate
 from meander.consumers.trainer.retraining import (
     Candidate,
     candidates,
@@ -32,21 +30,16 @@ from meander.consumers.trainer.retraining import (
 )
 from meander.deadletter import OUTAGES, DeadLetters
 from meander.events import ModelEvent, decision, decode_batch, encode
-from meander.models.race import RecentRace
 from meander.models.registry import Registry
 from meander.models.unannounced import Announcement
-from meander.models.validation import Verdict, judge, rollback_check
+from meander.models.validation import Verdict
 from meander.models.versions import ModelVersion, config_hash
 from meander.runtime import Runtime
 from meander.telemetry import LagSampler, Meter, count_published
 
-if TYPE_CHECKING:
-    from redis.client import Pipeline
-
 __all__ = ["Trainer"]
 
 log = logging.getLogger(__name__)
-SOURCE = "/meander/trainer"
 _TRAINED = uuid.UUID("6d65616e-6465-7200-8000-747261696e65")  # uuid5 namespace
 
 
@@ -57,13 +50,12 @@ class Trainer(Component):
 
     def __init__(self, runtime: Runtime, stream: StreamConfig, *, group: str | None = None) -> None:
         self.runtime, self.stream = runtime, stream
-        self.store = runtime.store
         self.registry = Registry.of(runtime, stream)
         self.consumer = runtime.bus.subscribe(
             [topics.MODELS], group or f"meander-trainer-{stream.name}"
         )
         self.outbox = Outbox(runtime.bus)
-        self.watch_key = keys.watch(stream.name)
+        self.gate = Gate(runtime, stream, self.registry)
         self.meter = Meter(self.name, stream.name)
         self.lag = LagSampler(self.name, self.consumer)
         self.dead = DeadLetters(runtime.bus, self.name)
@@ -83,7 +75,7 @@ class Trainer(Component):
         if messages:
             with rewound_on_failure(self.consumer, messages):
                 self._answer(messages)
-        judged = self._judge()
+        judged = self.gate.judge()
         self._announce()
         if messages:
             self.consumer.commit(next_offsets(messages))
@@ -200,9 +192,9 @@ class Trainer(Component):
         )
         evidence: dict[str, float | int | str] = {"stage": "preempted", "request": request_id}
         for challenger in self.registry.challengers():
-            race = self._race(challenger, champion)
+            race = self.gate.race(challenger, champion)
             if race is None or race.gain <= 0:
-                self._reject(challenger, champion, Verdict("reject", reason, evidence))
+                self.gate.reject(challenger, Verdict("reject", reason, evidence))
 
     def _register(
         self, candidate: Candidate, champion: int, request: ModelEvent, request_id: str, seen: int
@@ -245,111 +237,6 @@ class Trainer(Component):
             request.at_event,
         )
 
-    # -- judging ------------------------------------------------------------------------------
-
-    def _judge(self) -> int:
-        champion = self.registry.champion()
-        if champion is None:
-            return 0
-        decided = self._judge_watch(champion)
-        if decided:
-            # After a roll back the races on hand are against the demoted champion: judge them
-            # next step, against the champion as it is then.
-            return decided
-        # Every race is judged at every step: its bet stays sound however often it is looked
-        # at, and the significance is shared by the request's pool of challengers, so an equal
-        # one is promoted no more often than the significance allows.
-        promotion, rivals = self.stream.promotion, self.stream.learning.max_challengers
-        verdicts: list[tuple[int, Verdict, RecentRace]] = []
-        for challenger in self.registry.challengers():
-            race = self._race(challenger, champion)
-            if race is not None:
-                verdicts.append((challenger, judge(race, promotion, rivals=rivals), race))
-        winners = [v for v in verdicts if v[1].decision == "promote"]
-        if winners:
-            best = max(winners, key=lambda v: float(v[1].evidence.get("gain", 0.0)))
-            self._promote(best[0], champion, best[1], best[2])
-            return decided + 1
-        for challenger, verdict, _ in verdicts:
-            if verdict.decision == "reject":
-                self._reject(challenger, champion, verdict)
-                decided += 1
-        return decided
-
-    def _promote(self, challenger: int, champion: int, verdict: Verdict, race: RecentRace) -> None:
-        """Promote ``challenger``, its announcements and the watch of it in one transaction.
-        The other challengers race on, now against the new champion: one of them may still be
-        the better model once it has learned a little more."""
-        evidence = dict(verdict.evidence) | {"stage": "gate"}
-        at, reason = self._at_event(), verdict.reason
-        metrics = {
-            "challenger_score": race.challenger_score,
-            "champion_score": race.baseline_score,
-            "n": race.n,
-        }
-        watch = b""
-
-        def decided(pipe: Pipeline[bytes], previous: int | None) -> None:
-            nonlocal watch
-            validated = self._event("validated", challenger, champion, reason, evidence, at)
-            promoted = self._event("promoted", challenger, previous, reason, evidence, at)
-            self.registry.unannounced.add(pipe, self._announced(validated, promoted))
-            watch = orjson.dumps({"new": challenger, "old": previous})
-            pipe.set(self.watch_key, watch)
-
-        self.registry.promote(challenger, metrics=metrics, reason=reason, also=decided)
-        self.runtime.changelog.set(self.watch_key, watch)
-
-    def _reject(self, challenger: int, champion: int, verdict: Verdict) -> None:
-        evidence, at = dict(verdict.evidence), self._at_event()
-
-        def decided(pipe: Pipeline[bytes], current: int | None) -> None:
-            event = self._event("rejected", challenger, current, verdict.reason, evidence, at)
-            self.registry.unannounced.add(pipe, self._announced(event))
-
-        self.registry.reject(challenger, verdict.reason, also=decided)
-
-    def _judge_watch(self, champion: int) -> int:
-        raw = self.store.get(self.watch_key)
-        if raw is None:
-            return 0
-        watch = orjson.loads(raw)
-        new, old = int(watch["new"]), int(watch["old"])
-        if new != champion:
-            self._unwatch()  # someone else changed the champion since
-            return 0
-        race = self._race(new, old)
-        verdict = None if race is None else rollback_check(race, self.stream.promotion)
-        if verdict is None or verdict.decision == "continue":
-            return 0
-        evidence = dict(verdict.evidence) | {"stage": "rollback_window"}
-        race_key, at = keys.race(self.stream.name, new, old), self._at_event()
-
-        def ended(pipe: Pipeline[bytes]) -> None:
-            pipe.delete(race_key, self.watch_key)
-
-        if verdict.decision == "roll_back":
-            event = self._event("rolled_back", old, new, verdict.reason, evidence, at)
-            also = self._announcing_in(event, ended)
-            self.registry.roll_back(old, reason=verdict.reason, also=also)
-        else:
-            event = self._event("validated", new, old, verdict.reason, evidence, at)
-            self.registry.unannounced.write(self._announced(event), also=ended)
-        self.runtime.changelog.delete(self.watch_key)
-        return 1
-
-    def _unwatch(self) -> None:
-        self.store.delete(self.watch_key)
-        self.runtime.changelog.delete(self.watch_key)
-
-    def _race(self, challenger: int, baseline: int) -> RecentRace | None:
-        raw = self.store.hgetall(keys.race(self.stream.name, challenger, baseline))
-        return RecentRace.from_dict(raw) if raw else None  # type: ignore[arg-type]
-
-    def _at_event(self) -> str | None:
-        raw = self.store.get(keys.last_event(self.stream.name))
-        return raw.decode() if raw else None
-
     def _event(
         self,
         action: str,
@@ -366,20 +253,6 @@ class Trainer(Component):
         again announces its challengers again."""
         request = event.evidence.get("request")
         return uuid.uuid5(_TRAINED, f"{self.stream.name}/{request}/{event.version}").hex
-
-    def _announced(self, *events: ModelEvent) -> list[Announcement]:
-        return [Announcement.of(event, source=SOURCE) for event in events]
-
-    def _announcing_in(
-        self, event: ModelEvent, also: Callable[[Pipeline[bytes]], object]
-    ) -> Callable[[Pipeline[bytes], int | None], None]:
-        """Writes that queue ``event``'s announcement, and ``also``'s, in a change's transaction."""
-
-        def write(pipe: Pipeline[bytes], _: int | None) -> None:
-            self.registry.unannounced.add(pipe, self._announced(event))
-            also(pipe)
-
-        return write
 
     def _announce(self) -> None:
         """Publish every decision the registry holds unannounced (this trainer's, the
