@@ -265,6 +265,11 @@ class Consumer(Closing):
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer reads now (a group may change them on rebalance)."""
 
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has as this consumer's client last learned it, without
+        a round trip; None when the client keeps no such count (then ask the bus)."""
+        return None
+
     @abstractmethod
     def extend(self, partitions: Sequence[TopicPartition]) -> None:
         """Read ``partitions`` too, from their beginning: a consumer outside a group takes

@@ -162,6 +162,10 @@ class KafkaGroupConsumer(GroupMember):
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()}
 
+    def partition_count(self, topic: str) -> int | None:
+        # From the client's metadata, refreshed every METADATA_MAX_AGE_MS: no round trip.
+        return len(self._consumer.partitions_for_topic(topic)) or None
+
     def extend(self, partitions: Sequence[TopicPartition]) -> None:
         if self.group is not None:
             raise BusError("a group's consumer reads what the group assigns it")
