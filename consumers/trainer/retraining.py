@@ -32,13 +32,17 @@ from meander.models.inference import clean, label_problem, predict_one
 from meander.models.registry import Registry
 from meander.models.specs import build_model, check_task, spec_text
 
-__all__ = ["Candidate", "candidates", "replay_window", "request_problem"]
+__all__ = ["Candidate", "candidates", "replay_window", "request_problem", "within_reach"]
 
 Window = list[tuple[dict[str, Any], Any]]
 # Candidates are ranked on their latest labels of the window: how each does once it learned
 # most of it. Predicting every label cost the trainer a third of the loop's time where kNN
 # (930 us a prediction on Agrawal) raced; learning stays whole.
 SCORED_LABELS = 300
+# A candidate this far behind the best one on those labels is not raced: its score's standard
+# error there is at most 0.029 (accuracy), and a race costs its predict and learn on every event.
+BEHIND_ACCURACY = 0.1
+BEHIND_MAE = 1.5  # times the best one's
 Ranges = dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,6}$")], tuple[int, int]]
 
 
@@ -166,6 +170,18 @@ def candidates(
         higher_is_better = stream.task != "regression"
         built.sort(key=lambda c: c.score, reverse=higher_is_better)
     return built
+
+
+def within_reach(ranked: list[Candidate], task: str, since_change: int) -> list[Candidate]:
+    """The candidates of ``ranked`` (best first) whose score on the latest labels is near
+    enough the best one's to be worth a race; all of them when fewer than ``SCORED_LABELS``
+    labels were scored."""
+    if since_change < SCORED_LABELS or not ranked:
+        return ranked
+    best = ranked[0].score
+    if task == "regression":
+        return [c for c in ranked if c.score <= best * BEHIND_MAE]
+    return [c for c in ranked if c.score >= best - BEHIND_ACCURACY]
 
 
 def _warm_start(model: Any, window: Window, task: str) -> float:

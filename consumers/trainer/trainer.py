@@ -27,6 +27,7 @@ from meander.consumers.trainer.retraining import (
     candidates,
     replay_window,
     request_problem,
+    within_reach,
 )
 from meander.deadletter import OUTAGES, DeadLetters
 from meander.events import ModelEvent, decision, decode_batch, encode
@@ -148,6 +149,7 @@ class Trainer(Component):
         ranked = candidates(self.stream, self.registry, window, champion, since, fresh=not tuning)
         # A copy keeps its place in the ranking, and races as its twin, once.
         chosen = [c for c in ranked[: self.stream.learning.max_challengers] if not c.copy]
+        chosen = within_reach(chosen, self.stream.task, min(since, len(window)))
         entries = self._register_all(chosen, champion, request, request_id, len(window))
         self._publish([self._trained(entry, champion, request) for entry in entries])
 

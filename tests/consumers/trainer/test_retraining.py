@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from river import dummy, tree
 
 from meander import topics
 from meander.bus import Record, TopicPartition
 from meander.bus.ordered import OrderedReader
-from meander.consumers.trainer.retraining import SCORED_LABELS, candidates, replay_window
+from meander.consumers.trainer.retraining import (
+    SCORED_LABELS,
+    Candidate,
+    candidates,
+    replay_window,
+    within_reach,
+)
 from meander.events import Feedback, decode, encode
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
@@ -225,3 +232,19 @@ def test_the_first_tuning_leaves_out_a_candidate_of_the_champions_own_spec(
     assert [c.spec for c in tuning] == ["naive_bayes.GaussianNB"]
     twins = sorted(c.spec for c in after_drift if not c.copy)
     assert twins == sorted([spec_text(own), "naive_bayes.GaussianNB"])
+
+
+@pytest.mark.parametrize(
+    ("task", "scores", "since", "raced"),
+    [
+        ("binary", [0.9, 0.85, 0.79], SCORED_LABELS, 2),  # 0.11 behind the best: not raced
+        ("multiclass", [0.9, 0.8, 0.5], SCORED_LABELS, 2),
+        ("binary", [0.9, 0.85, 0.5], SCORED_LABELS - 1, 3),  # scored on too few labels
+        ("regression", [1.0, 1.4, 1.6], 1_000, 2),  # an MAE over 1.5 times the best one's
+    ],
+)
+def test_a_candidate_far_behind_the_best_on_the_latest_labels_is_not_raced(
+    task: str, scores: list[float], since: int, raced: int
+) -> None:
+    ranked = [Candidate(None, f"m{i}", "candidate", score) for i, score in enumerate(scores)]
+    assert within_reach(ranked, task, since) == ranked[:raced]
