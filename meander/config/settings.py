@@ -25,6 +25,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
@@ -199,6 +200,17 @@ class Settings(BaseSettings):
         if duplicates:
             raise ValueError(f"stream names must be unique; repeated: {', '.join(duplicates)}")
         return streams
+
+    @model_validator(mode="after")
+    def _producer_stream_is_configured(self) -> Settings:
+        # Otherwise the check passed and `meander run producer` stopped at its start.
+        target = self.producer.stream
+        if target is not None and target not in {s.name for s in self.streams}:
+            known = ", ".join(s.name for s in self.streams) or "none"
+            raise ValueError(
+                f"producer.stream {target!r} is not a configured stream (configured: {known})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -122,6 +122,10 @@ def test_file_is_read_and_the_environment_overrides_it(
         ("[notifier]\nretries = 2000", "notifier.retries: Value error, 2,000 is above 20"),
         ("[service]\npublish_attempts = 1e20", "service.publish_attempts: Value error, 1e+20"),
         ("[producer]\nlabel_delay = 1e12", "producer.label_delay: Value error, 1e+12 is above"),
+        (
+            STREAM + "[producer]\nstream = 'fruad'",
+            "Value error, producer.stream 'fruad' is not a configured stream (configured: fraud)",
+        ),
         # A short signing key passed the check and stopped the first component that signed.
         ("model_signing_key = 'short'", "model_signing_key: Value error, the key has 5 bytes"),
         # A feature named "" (or blank) is no key of any event; no category allows no value.
