@@ -189,6 +189,7 @@ def metrics(state: LearnerState) -> dict[str, Any]:
         "labels": state.labels,
         "pending": len(state.join),
         "expired": state.join.expired,
+        "held": len(state.join.held),  # labels read before their event, waiting for it
         "versions": {str(v): m.report() for v, m in state.metrics.items() if v in state.models},
         "served": {key: m.report() for key, m in state.served.items()},
         "counts": dict(state.counts),

@@ -60,7 +60,11 @@ class Labels:
 
     def learn(self, state: LearnerState, messages: list[Message]) -> Rejected:
         """Learn what ``messages`` hold; returns the messages that could not be learned."""
+        given_up: Rejected = []
+        if state.join.held:  # labels read before their event: those it came for go first
+            messages, given_up = self._held(state, messages)
         labels, rejected = self._decoded(messages)
+        rejected[:0] = given_up
         checked = len(rejected)
         joined = self._joined(state, labels, rejected)
         errors, answers = state.score_many(joined.labels, joined.served)
@@ -97,9 +101,20 @@ class Labels:
             ):
                 watch(state, outcome, joined.event_ids[i])
         if failed:  # dead-lettered in the order the labels came, as one at a time would
+            # (a held label given up for a newer one was read before them all)
             at = {id(message): i for i, message in enumerate(messages)}
-            rejected[checked:] = sorted(rejected[checked:] + failed, key=lambda r: at[id(r[0])])
+            rejected[checked:] = sorted(
+                rejected[checked:] + failed, key=lambda r: at.get(id(r[0]), -1)
+            )
         return rejected
+
+    def _held(self, state: LearnerState, messages: list[Message]) -> tuple[list[Message], Rejected]:
+        """The step's labels after the held ones whose event has come, and the held ones given
+        up (their time is up), with the reason."""
+        found, expired = state.join.ready()
+        state.counts["unmatched"] += len(expired)
+        given_up = [(message, self._unknown(event_id)) for event_id, message in expired]
+        return (found + messages if found else messages), given_up
 
     def _decoded(self, messages: list[Message]) -> tuple[list[tuple[Feedback, Message]], Rejected]:
         envelopes, rejected = decode_batch(
@@ -142,9 +157,12 @@ class Labels:
                 rejected.append((message, problem))
                 continue
             entry = take(feedback.event_id, label)
-            if entry is None:
-                rejected.append((message, self._unknown(feedback.event_id)))
-                state.counts["unmatched"] += 1
+            if entry is None:  # its event may not be on the topic yet: held for it
+                for event_id, given_up in state.join.hold(
+                    feedback.event_id, message, timestamp_ms=message.timestamp_ms
+                ):
+                    rejected.append((given_up, self._unknown(event_id)))
+                    state.counts["unmatched"] += 1
                 continue
             joined.features.append(entry.features)
             joined.labels.append(label)
@@ -194,6 +212,7 @@ class Labels:
         return (
             f"no event {event_id!r} is waiting for a label: unknown, already labelled, older "
             f"than the label window ({window.ttl_seconds:g} s, {window.max_pending} events), "
-            f"or not on {topics.events(self.stream.name)} yet when its label was read (a label "
-            "must come after its event: send it again once the event is published)"
+            f"or not on {topics.events(self.stream.name)} within {window.hold_seconds:g} s of "
+            f"its label ({window.max_held} labels wait at most): send it again once the event "
+            "is published"
         )

@@ -191,6 +191,8 @@ class Learner(Component):
             )
         else:
             log.info("%s: resumed at %d labels", self.stream.name, state.labels, extra=about)
+        window = self.stream.label_window  # the hold as configured now, whatever held before
+        state.join.holding(window.hold_seconds, window.max_held)
         self._checkpointed_at = -math.inf
         self._readers = LearnerInputs(self.runtime, self.stream, state.offsets)
         feedback, name = self._readers.feedback, self.stream.name

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from meander.config.encoding import EncodingSettings
-from meander.config.limits import Count, Delay, Events, Seconds, Timeout, Window, at_most
+from meander.config.limits import HOUR, Count, Delay, Events, Seconds, Timeout, Window, at_most
 from meander.config.search_space import default_candidates, default_model
 
 __all__ = [
@@ -205,10 +205,27 @@ class LearningSettings(_Section):
 
 
 class LabelWindow(_Section):
-    """How long a prediction waits for its label before it is counted as never labelled."""
+    """How long a prediction waits for its label before it is counted as never labelled, and
+    how long a label read before its event waits for it."""
 
     ttl_seconds: Seconds = 3_600.0
     max_pending: Window = 100_000
+    hold_seconds: Annotated[
+        float, Field(ge=0, le=HOUR), at_most(HOUR, "labels waiting for their event are held")
+    ] = Field(
+        default=60.0,
+        description="how long a label read before its event (a labeller faster than the events' "
+        "producer) waits for it, in record time: once the learner has read an event published "
+        "this much later than the label, and not the label's, the label is dead-lettered "
+        "(0: at once)",
+    )
+    max_held: Annotated[
+        int, Field(ge=0, le=1_000_000), at_most(1_000_000, "held labels are kept in memory")
+    ] = Field(
+        default=10_000,
+        description="labels waiting for their event at most; beyond it the oldest is "
+        "dead-lettered (0: none waits)",
+    )
 
 
 class StreamConfig(_Section):

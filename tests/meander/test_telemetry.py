@@ -9,6 +9,7 @@ count into it too, so counts are compared before and after, never read as absolu
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -144,9 +145,14 @@ def through_the_loop(make_runtime: MakeRuntime) -> Iterator[Run]:
     bad_events = [Record(events, b"no headers")] + [
         encode(events, _event(f"bad-{i}", stream), source="/test") for i in range(BAD_EVENTS - 1)
     ]
+    # Labels of events the learner read past an hour ago: no use holding them for their event.
+    hour_ago = int(time.time() * 1000) - 3_600_000
     unknown = [
-        encode(topics.feedback(name), Feedback(event_id=f"never-{i}", label=True), source="/t")
-        for i in range(BAD_LABELS)
+        Record(label.topic, label.value, label.key, label.headers, timestamp_ms=hour_ago)
+        for label in (
+            encode(topics.feedback(name), Feedback(event_id=f"never-{i}", label=True), source="/t")
+            for i in range(BAD_LABELS)
+        )
     ]
     loop.feed(bad_events, [*unknown, *publisher.flush()])
     loop.learner.checkpoint()

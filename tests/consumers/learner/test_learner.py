@@ -18,7 +18,7 @@ from river import neighbors, tree
 from meander import keys, topics
 from meander.bus import Record, ordered
 from meander.component import drain
-from meander.config import StreamConfig
+from meander.config import LabelWindow, StreamConfig
 from meander.consumers.learner.learner import Learner
 from meander.consumers.predictor.predictor import Predictor
 from meander.consumers.trainer.trainer import Trainer
@@ -157,24 +157,101 @@ def test_the_configured_champion_of_a_learner_killed_before_announcing_it_is_ann
     assert (event.action, event.version, event.previous_version) == ("promoted", champion, None)
 
 
-def test_a_label_published_before_its_event_is_dead_lettered_saying_so(
+def dead_letters(site: Site, read_topic: ReadTopic) -> list[DeadLetter]:
+    found = read_topic(site.runtime, topics.DEADLETTER)
+    return [e.payload for e in found if isinstance(e.payload, DeadLetter)]
+
+
+def test_labels_published_before_their_events_wait_for_them_and_are_learned(
     site: Site, read_topic: ReadTopic
 ) -> None:
-    # A labeller faster than the producer of the events: each label was dead-lettered as
-    # "unknown, already labelled, or older than the label window", none of which it was.
-    learner = Learner(site.runtime, site.stream, batch=100)
+    # A labeller faster than the producer of the events: each label was dead-lettered, and
+    # none learned.
+    learner = Learner(site.runtime, site.stream, batch=20)
     learner.step()
-    events, feedback = Publisher("s").push(list(synthetic("sea", seed=7).samples(5)))
+    events, feedback = Publisher("s").push(list(synthetic("sea", seed=7).samples(50)))
     site.runtime.bus.publish(feedback)
     drain([learner])
+    assert learner.state is not None and learner.state.labels == 0
+    assert len(learner.state.join.held) == 50
     site.runtime.bus.publish(events)
+    drain([learner])
 
-    letters = [e.payload for e in read_topic(site.runtime, topics.DEADLETTER)]
-    assert len(letters) == 5 and learner.state is not None and learner.state.labels == 0
-    assert all(
-        isinstance(d, DeadLetter) and "not on s.events yet when its label was read" in d.reason
-        for d in letters
+    state = learner.state
+    assert state.labels == 50 and not state.join.held and len(state.recent) == 50
+    assert len({(where[2], where[3]) for where in state.recent}) == 50  # each label once
+    assert not dead_letters(site, read_topic) and not state.counts["unmatched"]
+
+
+def test_a_label_whose_event_never_comes_is_dead_lettered_once_its_hold_is_over(
+    site: Site, read_topic: ReadTopic
+) -> None:
+    learner = Learner(site.runtime, site.stream)
+    learner.step()
+    label = encode(topics.feedback("s"), Feedback(event_id="never", label=True), source="/t")
+    hour_ago = int(time.time() * 1000) - 3_600_000  # on the record clock that holds it
+    site.runtime.bus.publish(
+        [Record(label.topic, label.value, label.key, label.headers, 0, hour_ago)]
     )
+    drain([learner])
+    assert learner.state is not None and len(learner.state.join.held) == 1
+    assert not dead_letters(site, read_topic)  # no event read since: it may still come
+    events, _ = Publisher("s").push(list(synthetic("sea", seed=7).samples(1)))
+    site.runtime.bus.publish(events)  # an event an hour after the label, not its own
+    drain([learner])
+
+    (letter,) = dead_letters(site, read_topic)
+    assert "no event 'never' is waiting for a label" in letter.reason
+    assert "or not on s.events within 60 s of its label" in letter.reason
+    assert not learner.state.join.held and learner.state.counts["unmatched"] == 1
+
+
+def test_the_oldest_held_label_is_dead_lettered_when_too_many_wait(
+    make_stream: MakeStream, make_runtime: MakeRuntime, read_topic: ReadTopic
+) -> None:
+    stream = make_stream("s", learning=QUIET, label_window={"max_held": 2})
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    learner.step()
+    runtime.bus.publish(
+        [
+            encode(topics.feedback("s"), Feedback(event_id=f"e{i}", label=True), source="/t")
+            for i in range(3)
+        ]
+    )
+    drain([learner])
+
+    letters = [e.payload for e in read_topic(runtime, topics.DEADLETTER)]
+    assert [d.reason.split("'")[1] for d in letters if isinstance(d, DeadLetter)] == ["e0"]
+    assert learner.state is not None and [held[0] for held in learner.state.join.held] == [
+        "e1",
+        "e2",
+    ]
+
+
+def test_a_label_held_across_a_restart_is_learned_once_its_event_comes(
+    site: Site, read_topic: ReadTopic
+) -> None:
+    crashed = Learner(site.runtime, site.stream, batch=20)
+    crashed.step()
+    events, feedback = Publisher("s").push(list(synthetic("sea", seed=7).samples(70)))
+    site.runtime.bus.publish(feedback[:50])
+    drain([crashed])
+    crashed.checkpoint()  # 50 labels held, and the offsets past them
+    site.runtime.bus.publish(feedback[50:])
+    drain([crashed])  # 20 more held, then died without writing another checkpoint
+    assert crashed.state is not None and len(crashed.state.join.held) == 70
+    crashed.lease.release()
+
+    resumed = Learner(site.runtime, site.stream, batch=20)
+    resumed.step()
+    assert resumed.state is not None and len(resumed.state.join.held) == 70
+    site.runtime.bus.publish(events)
+    drain([resumed])
+
+    assert resumed.state.labels == 70 and not resumed.state.join.held
+    assert len({(where[2], where[3]) for where in resumed.state.recent}) == 70
+    assert not dead_letters(site, read_topic)
 
 
 def test_labels_are_joined_to_their_served_events_and_learned(
@@ -202,7 +279,9 @@ def test_labels_are_joined_to_their_served_events_and_learned(
 def test_feedback_that_cannot_be_learned_is_dead_lettered_with_the_reason(
     site: Site, publish_samples: PublishSamples, read_topic: ReadTopic
 ) -> None:
-    learner = Learner(site.runtime, site.stream)
+    # Labels of unknown events are dead-lettered at once (none is held for its event).
+    stream = site.stream.model_copy(update={"label_window": LabelWindow(hold_seconds=0)})
+    learner = Learner(site.runtime, stream)
     learner.step()
     feedback = serve(site, publish_samples, 3)
     where = topics.feedback("s")
@@ -603,7 +682,9 @@ def test_labels_are_counted_joined_unmatched_or_expired_and_each_once(
     make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
 ) -> None:
     name = f"labels{uuid.uuid4().hex[:8]}"
-    stream = make_stream(name, learning=QUIET, label_window={"max_pending": 5}, partitions=1)
+    stream = make_stream(
+        name, learning=QUIET, label_window={"max_pending": 5, "hold_seconds": 0}, partitions=1
+    )
     runtime = make_runtime(stream)
     predictor, learner = Predictor(runtime, stream), Learner(runtime, stream)
     learner.step()
