@@ -5,10 +5,11 @@ Each change reads what it needs under WATCH and writes the aliases and the metad
 versions it moves in one MULTI/EXEC (:meth:`RegistryWrites.aliases`): a reader sees the state
 before a promotion or after it, never half of it, and a change made on a stale view runs again.
 
+>>> import fakeredis
 >>> from meander.store import memory_store
 >>> from meander.models.registry_writes import RegistryWrites
 >>> from meander.models.versions import ModelVersion
->>> store, prefix = memory_store(), "meander:registry:s:"
+>>> store, prefix = memory_store(fakeredis.FakeServer()), "meander:registry:s:"
 >>> for version in (1, 2):
 ...     entry = ModelVersion("s", version, "tree", "registered")
 ...     _ = store.set(f"{prefix}meta:{version}", entry.meta())

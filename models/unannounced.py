@@ -14,10 +14,11 @@ it follows already changes nothing); it is not lost.
 Kept in the sorted set ``meander:registry:S:unannounced`` in the order decided, and recorded in
 the store's changelog.
 
+>>> import fakeredis
 >>> from meander.store import memory_store
 >>> from meander.events import decision
 >>> from meander.models.registry_writes import RegistryWrites
->>> store = memory_store()
+>>> store = memory_store(fakeredis.FakeServer())
 >>> unannounced = Unannounced(RegistryWrites(store, "s", "meander:registry:s:"))
 >>> made = Announcement.of(decision("s", "promoted", 2, 1, "it won", {}), source="/doc")
 >>> unannounced.write([made])
