@@ -69,10 +69,13 @@ class Tail:
     def __init__(self, bus: Bus, topic: str, offsets: dict[TopicPartition, int]) -> None:
         self._whole = WholeTopic(bus, topic)
         self.partitions, self.consumer = self._whole.partitions, self._whole.consumer
-        self.grow = self._whole.grow
         for partition in self.partitions:
             if partition in offsets:
                 self.consumer.seek(partition, offsets[partition])
+
+    def grow(self) -> list[TopicPartition]:
+        """Read the partitions added to the topic since the last count, from their beginning."""
+        return self._whole.grow()
 
     def read(self, limit: int) -> list[Message]:
         return self.consumer.consume(limit, 0.0)

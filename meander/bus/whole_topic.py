@@ -47,7 +47,7 @@ class WholeTopic:
             return []
         self._counted = time.monotonic()
         # The consumer's own count where its client keeps one (kafka-python's metadata): asking
-        # the broker took 9-13 ms a time on a loaded machine, three times a learner's step.
+        # the broker took 9-13 ms a call on a loaded machine, and a learner recounts 3 topics.
         count = self.consumer.partition_count(self.topic) or self.bus.partitions(self.topic)
         added = [TopicPartition(self.topic, p) for p in range(len(self.partitions), count)]
         if added:
