@@ -39,7 +39,12 @@ from meander.runtime import Runtime
 from meander.schema import Schema
 from meander.store.lease import Lease
 from meander.telemetry import LagSampler, Meter, Tally, forget_learner
-from meander.telemetry.metrics import FEEDBACK_EXPIRED, FEEDBACK_JOINED, FEEDBACK_UNMATCHED
+from meander.telemetry.metrics import (
+    FEEDBACK_EXPIRED,
+    FEEDBACK_HELD,
+    FEEDBACK_JOINED,
+    FEEDBACK_UNMATCHED,
+)
 
 __all__ = ["Learner"]
 
@@ -200,6 +205,7 @@ class Learner(Component):
         self._joined = Tally(FEEDBACK_JOINED.labels(name), state.labels)
         self._expired = Tally(FEEDBACK_EXPIRED.labels(name), state.join.expired)
         self._unmatched = Tally(FEEDBACK_UNMATCHED.labels(name), state.counts["unmatched"])
+        self._held = FEEDBACK_HELD.labels(name)
         self.state = state
         return state
 
@@ -233,6 +239,7 @@ class Learner(Component):
         self._joined.update(state.labels)
         self._expired.update(state.join.expired)
         self._unmatched.update(state.counts["unmatched"])
+        self._held.set(len(state.join.held))
         self._lag.sample()
 
     def _catch_up(self, state: LearnerState) -> int:

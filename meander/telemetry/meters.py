@@ -30,6 +30,7 @@ from meander.telemetry.metrics import (
     CHECKPOINT_TIMESTAMP,
     EVENTS_CONSUMED,
     EVENTS_PRODUCED,
+    FEEDBACK_HELD,
     MODEL_DECISIONS,
     MODEL_METRIC,
     MODEL_METRICS,
@@ -181,6 +182,7 @@ def forget_learner(stream: str) -> None:
         for metric in MODEL_METRICS:
             _remove(SERVED_METRIC, stream, metric)
         _remove(CHECKPOINT_TIMESTAMP, stream)
+        _remove(FEEDBACK_HELD, stream)
 
 
 def _remove_version(stream: str, version: str) -> None:

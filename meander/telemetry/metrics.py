@@ -33,6 +33,7 @@ __all__ = [
     "EVENTS_CONSUMED",
     "EVENTS_PRODUCED",
     "FEEDBACK_EXPIRED",
+    "FEEDBACK_HELD",
     "FEEDBACK_JOINED",
     "FEEDBACK_UNMATCHED",
     "HTTP_REQUESTS",
@@ -100,6 +101,11 @@ FEEDBACK_EXPIRED = Counter(
 FEEDBACK_UNMATCHED = Counter(
     "meander_feedback_unmatched_total",
     "Labels for an event that is unknown, already labelled or expired (dead-lettered).",
+    ["stream"],
+)
+FEEDBACK_HELD = Gauge(
+    "meander_feedback_held",
+    "Labels read before their event, held for it (label_window.hold_seconds, max_held).",
     ["stream"],
 )
 DEADLETTERS = Counter(

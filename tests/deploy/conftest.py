@@ -33,6 +33,7 @@ CONTRACT_LABELS = {
     "meander_feedback_joined_total": ("counter", ("stream",)),
     "meander_feedback_expired_total": ("counter", ("stream",)),
     "meander_feedback_unmatched_total": ("counter", ("stream",)),
+    "meander_feedback_held": ("gauge", ("stream",)),
     "meander_deadletters_total": ("counter", ("component", "reason")),
     "meander_prediction_latency_seconds": ("histogram", ("stream",)),
     "meander_end_to_end_latency_seconds": ("histogram", ("stream",)),

@@ -49,6 +49,7 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "meander_feedback_joined": ("counter", {"stream"}),
     "meander_feedback_expired": ("counter", {"stream"}),
     "meander_feedback_unmatched": ("counter", {"stream"}),
+    "meander_feedback_held": ("gauge", {"stream"}),
     "meander_deadletters": ("counter", {"component", "reason"}),
     "meander_prediction_latency_seconds": ("histogram", {"stream"}),
     "meander_end_to_end_latency_seconds": ("histogram", {"stream"}),

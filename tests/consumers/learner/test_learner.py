@@ -173,9 +173,10 @@ def test_labels_published_before_their_events_wait_for_them_and_are_learned(
     site.runtime.bus.publish(feedback)
     drain([learner])
     assert learner.state is not None and learner.state.labels == 0
-    assert len(learner.state.join.held) == 50
+    assert len(learner.state.join.held) == 50 == metric("meander_feedback_held", stream="s")
     site.runtime.bus.publish(events)
     drain([learner])
+    assert metric("meander_feedback_held", stream="s") == 0
 
     state = learner.state
     assert state.labels == 50 and not state.join.held and len(state.recent) == 50
