@@ -317,18 +317,14 @@ def apply_model_event(state: LearnerState, event: Any, registry: Registry, strea
     if not isinstance(event, ModelEvent) or event.stream != stream or event.version is None:
         return
     version = event.version
-    changes_champion = event.action in ("promoted", "rolled_back") and version != state.champion
-    if changes_champion and registry.champion() != version:
-        # Not the registry's champion (an announcement made again after a later decision, or
-        # one any client wrote): predictors serve the registry's, and the trainer judges races
-        # against it; a decision that made it is announced after it. A version the registry
-        # does not have at all is refused (RegistryError): dead-lettered.
-        registry.get(version)
+    unheld = _unheld(state, event, registry)
+    if unheld is not None:
         log.warning(
-            "%s: %s v%s ignored: the registry's champion is another",
+            "%s: %s v%s ignored: %s",
             stream,
             event.action,
             version,
+            unheld,
             extra={"stream": stream},
         )
         return
@@ -351,6 +347,25 @@ def apply_model_event(state: LearnerState, event: Any, registry: Registry, strea
     elif event.action == "validated" and event.evidence.get("stage") == "rollback_window":
         state.end_watch()
     log.info("%s: followed %s v%s", stream, event.action, version, extra={"stream": stream})
+
+
+def _unheld(state: LearnerState, event: ModelEvent, registry: Registry) -> str | None:
+    """Why the registry does not hold the decision ``event`` announces; None when it does.
+
+    An announcement made again after a later decision, or one any client wrote, is not
+    followed: predictors serve the registry's champion and the trainer judges the races of the
+    registry's challengers, and a decision that changed them is announced after it. A version
+    the registry does not have at all is refused (RegistryError): dead-lettered."""
+    version = event.version
+    if version is None:
+        return None
+    if event.action in ("promoted", "rolled_back") and version != state.champion:
+        if registry.champion() != version:
+            registry.get(version)
+            return "the registry's champion is another"
+    elif event.action == "rejected" and version in state.models:
+        return "the registry still races it" if version in registry.challengers() else None
+    return None
 
 
 def _settle_manual(state: LearnerState) -> None:

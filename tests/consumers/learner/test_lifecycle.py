@@ -333,6 +333,20 @@ def test_a_champion_change_the_registry_does_not_hold_is_not_followed(world: Wor
         apply_model_event(world.state, event("promoted", 99), world.registry, "s")
 
 
+def test_a_rejection_of_a_challenger_the_registry_still_races_is_not_followed(
+    world: World,
+) -> None:
+    # A learner that dropped a challenger the registry still lists stopped writing its race:
+    # the trainer never judged it, and no retrain came while it stood ("a race runs").
+    racing = world.registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+    world.registry.add_challenger(racing)
+    world.state.add_challenger(racing, tree.HoeffdingTreeClassifier())
+
+    apply_model_event(world.state, event("rejected", racing), world.registry, "s")
+
+    assert racing in world.state.models
+
+
 def test_a_roll_back_and_the_end_of_a_watch_are_followed(world: World) -> None:
     old = world.state.champion
     world.state.promote(5, tree.HoeffdingTreeClassifier())
