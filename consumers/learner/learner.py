@@ -205,7 +205,8 @@ class Learner(Component):
         self._joined = Tally(FEEDBACK_JOINED.labels(name), state.labels)
         self._expired = Tally(FEEDBACK_EXPIRED.labels(name), state.join.expired)
         self._unmatched = Tally(FEEDBACK_UNMATCHED.labels(name), state.counts["unmatched"])
-        self._held = FEEDBACK_HELD.labels(name)
+        self._held, self._held_count = FEEDBACK_HELD.labels(name), len(state.join.held)
+        self._held.set(self._held_count)
         self.state = state
         return state
 
@@ -239,7 +240,9 @@ class Learner(Component):
         self._joined.update(state.labels)
         self._expired.update(state.join.expired)
         self._unmatched.update(state.counts["unmatched"])
-        self._held.set(len(state.join.held))
+        if len(state.join.held) != self._held_count:  # set when it changes (0.9 us a set)
+            self._held_count = len(state.join.held)
+            self._held.set(self._held_count)
         self._lag.sample()
 
     def _catch_up(self, state: LearnerState) -> int:
