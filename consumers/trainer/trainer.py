@@ -15,7 +15,6 @@ import logging
 import time
 import uuid
 from functools import partial
-from typing import Any
 
 from meander import topics
 from meander.bus import Message, Outbox, next_offsets
@@ -230,7 +229,8 @@ class Trainer(Component):
         training = entry.training
         reason = f"{training['origin']} {entry.spec}, warm-started on {training['window']} labels"
         evidence = {k: v for k, v in training.items() if k != "replay" and v is not None}
-        return self._event(
+        return decision(
+            self.stream.name,
             "challenger_trained",
             entry.version,
             champion,
@@ -238,17 +238,6 @@ class Trainer(Component):
             evidence | {"request": entry.cause["request"]},
             request.at_event,
         )
-
-    def _event(
-        self,
-        action: str,
-        version: int,
-        previous: int | None,
-        reason: str,
-        evidence: dict[str, Any],
-        at: str | None,
-    ) -> ModelEvent:
-        return decision(self.stream.name, action, version, previous, reason, evidence, at)
 
     def _trained_id(self, event: ModelEvent) -> str:
         """A challenger's announcement has one id however often it is made: a request read
