@@ -24,6 +24,8 @@ from river import linear_model
 
 from meander.bus import Bus, Message, TopicPartition
 from meander.config import Settings, StreamConfig
+from meander.infra.process import free_port
+from meander.infra.redis import LocalRedis
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.producers.synthetic import synthetic
@@ -43,15 +45,24 @@ def stream_name() -> str:
 def real_settings(kafka_bootstrap: str, redis_url: str) -> Callable[..., Settings]:
     """Settings on the session's Kafka and Redis for the given stream configurations."""
 
-    def make(*streams: StreamConfig) -> Settings:
+    def make(*streams: StreamConfig, **overrides: Any) -> Settings:
+        defaults = {"kafka_bootstrap": kafka_bootstrap, "redis_url": redis_url}
         return Settings(
-            kafka_bootstrap=kafka_bootstrap,
-            redis_url=redis_url,
-            model_signing_key=SIGNING_KEY,
-            streams=list(streams),
+            **(defaults | overrides), model_signing_key=SIGNING_KEY, streams=list(streams)
         )
 
     return make
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    """A Redis server of the test's own (to fill, stop or wipe), stopped after it."""
+    store = LocalRedis(port=free_port(), data_dir=tmp_path / "redis")
+    store.start(timeout=30)
+    try:
+        yield store
+    finally:
+        store.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,13 +16,11 @@ from river import tree
 
 from meander.config import Settings
 from meander.consumers.predictor.predictor import Predictor
-from meander.infra.process import free_port
 from meander.infra.redis import LocalRedis
 from meander.models.registry import Registry
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from tests.integration.conftest import SIGNING_KEY
 
 COUNT = 200
 
@@ -42,44 +39,34 @@ def _gone(store: LocalRedis) -> Callable[[], None]:
 
 @pytest.mark.parametrize("fault", [_full, _gone])
 def test_a_predictor_serves_the_models_it_holds_while_redis_refuses(
-    kafka_bootstrap: str,
     stream_name: str,
-    tmp_path: Path,
+    own_redis: LocalRedis,
+    real_settings: Callable[..., Settings],
     fault: Callable[[LocalRedis], Callable[[], None]],
 ) -> None:
-    store = LocalRedis(port=free_port(), data_dir=tmp_path / "redis")
-    store.start(timeout=30)
+    store = own_redis
     stream = synthetic("sea").stream_config(stream_name, model="tree.HoeffdingTreeClassifier")
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=store.url,
-        model_signing_key=SIGNING_KEY,
-        redis_timeout_seconds=1,
-        streams=[stream],
-    )
+    settings = real_settings(stream, redis_url=store.url, redis_timeout_seconds=1)
     events, _ = Publisher(stream_name).push(list(synthetic("sea", seed=5).samples(2 * COUNT)))
-    try:
-        with Runtime.open(settings) as runtime:
-            registry = Registry.of(runtime, stream)
-            registry.promote(registry.register(tree.HoeffdingTreeClassifier(), spec="t").version)
-            predictor = Predictor(runtime, stream)
-            runtime.bus.publish(events[:COUNT])
-            _serve(predictor, COUNT)
-            recover = fault(store)
-            runtime.bus.publish(events[COUNT:])
+    with Runtime.open(settings) as runtime:
+        registry = Registry.of(runtime, stream)
+        registry.promote(registry.register(tree.HoeffdingTreeClassifier(), spec="t").version)
+        predictor = Predictor(runtime, stream)
+        runtime.bus.publish(events[:COUNT])
+        _serve(predictor, COUNT)
+        recover = fault(store)
+        runtime.bus.publish(events[COUNT:])
 
-            _serve(predictor, 2 * COUNT)
+        _serve(predictor, 2 * COUNT)
 
-            recover()
-            later = registry.register(tree.HoeffdingTreeClassifier(), spec="t").version
-            registry.promote(later)
-            deadline = time.monotonic() + 30
-            while predictor.lineup.champion != later:  # it follows the registry again
-                assert time.monotonic() < deadline, "the predictor never followed the registry"
-                predictor.step(0.2)
-            predictor.close()
-    finally:
-        store.stop()
+        recover()
+        later = registry.register(tree.HoeffdingTreeClassifier(), spec="t").version
+        registry.promote(later)
+        deadline = time.monotonic() + 30
+        while predictor.lineup.champion != later:  # it follows the registry again
+            assert time.monotonic() < deadline, "the predictor never followed the registry"
+            predictor.step(0.2)
+        predictor.close()
 
 
 def _serve(predictor: Predictor, count: int) -> None:

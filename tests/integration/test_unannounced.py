@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from river import tree
 
@@ -17,55 +17,44 @@ from meander.bus import TopicPartition
 from meander.config import Settings
 from meander.consumers.trainer.trainer import Trainer
 from meander.events import Envelope, ModelEvent, decision, decode_batch
-from meander.infra.process import free_port
 from meander.infra.redis import LocalRedis
 from meander.models.registry import Registry
 from meander.models.unannounced import Announcement
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
-from tests.integration.conftest import SIGNING_KEY
 
 
 def test_a_decision_unannounced_when_redis_lost_its_data_is_announced_after_the_restore(
-    kafka_bootstrap: str, stream_name: str, tmp_path: Path
+    stream_name: str, own_redis: LocalRedis, real_settings: Callable[..., Settings]
 ) -> None:
-    store = LocalRedis(port=free_port(), data_dir=tmp_path / "redis")
-    store.start(timeout=30)
+    store = own_redis
     stream = synthetic("sea").stream_config(stream_name, model="tree.HoeffdingTreeClassifier")
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=store.url,
-        model_signing_key=SIGNING_KEY,
-        streams=[stream],
-    )
-    try:
-        with Runtime.open(settings) as runtime:
-            registry = Registry.of(runtime, stream)
-            first = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
-            registry.promote(first)
-            second = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
-            event = decision(stream_name, "promoted", second, first, "it won its race", {})
-            made = Announcement.of(event, source="/test")
-            registry.promote(second, also=lambda pipe, _: registry.unannounced.add(pipe, [made]))
-        store.stop()
-        for path in store.data_dir.iterdir() if store.data_dir else ():
-            if path.name != store.log_path.name:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        store.start(timeout=30)
+    settings = real_settings(stream, redis_url=store.url)
+    with Runtime.open(settings) as runtime:
+        registry = Registry.of(runtime, stream)
+        first = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+        registry.promote(first)
+        second = registry.register(tree.HoeffdingTreeClassifier(), spec="tree").version
+        event = decision(stream_name, "promoted", second, first, "it won its race", {})
+        made = Announcement.of(event, source="/test")
+        registry.promote(second, also=lambda pipe, _: registry.unannounced.add(pipe, [made]))
+    store.stop()
+    for path in store.data_dir.iterdir() if store.data_dir else ():
+        if path.name != store.log_path.name:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    store.start(timeout=30)
 
-        with Runtime.open(settings) as runtime:
-            assert runtime.store.dbsize() == 0
-            trainer = Trainer(runtime, stream)
-            deadline = time.monotonic() + 60
-            while not (announced := _decisions(runtime, stream_name)):
-                assert time.monotonic() < deadline, "the decision was never announced"
-                trainer.step(0.2)
-            trainer.close()
-            registry = Registry.of(runtime, stream)
-            assert [(e.id, e.payload.action) for e in announced] == [(made.id, "promoted")]
-            assert registry.champion() == second and registry.unannounced.pending() == []
-    finally:
-        store.stop()
+    with Runtime.open(settings) as runtime:
+        assert runtime.store.dbsize() == 0
+        trainer = Trainer(runtime, stream)
+        deadline = time.monotonic() + 60
+        while not (announced := _decisions(runtime, stream_name)):
+            assert time.monotonic() < deadline, "the decision was never announced"
+            trainer.step(0.2)
+        trainer.close()
+        registry = Registry.of(runtime, stream)
+        assert [(e.id, e.payload.action) for e in announced] == [(made.id, "promoted")]
+        assert registry.champion() == second and registry.unannounced.pending() == []
 
 
 def _decisions(runtime: Runtime, stream: str) -> list[Envelope]:
