@@ -24,6 +24,7 @@ from meander.models.specs import spec_text
 from meander.runtime import Runtime
 
 if TYPE_CHECKING:
+    from meander.config import StreamConfig
     from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples
 
 
@@ -112,17 +113,29 @@ def test_every_spec_learns_the_labels_since_the_change_and_the_best_comes_first(
     assert all(0.0 <= c.score <= 1.0 for c in built) and built[0].score > 0.5
 
 
+X_ZERO = {"x0": 0.0, "x1": 0.0, "x2": 0.0}
+SWITCHED = [(X_ZERO, False)] * 700 + [(X_ZERO, True)] * SCORED_LABELS
+"""700 labels of one class, then SCORED_LABELS (the latest, those scored) of the other."""
+
+
+def prior_stream(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> tuple[StreamConfig, Registry]:
+    """A stream whose model answers the class it saw most (River's PriorClassifier), with no
+    candidates, and its registry."""
+    stream = make_stream("s", model="dummy.PriorClassifier", candidates=[])
+    runtime = make_runtime(stream)
+    return stream, Registry(runtime.store, "s", signer_for(runtime.settings))
+
+
 def test_candidates_are_scored_on_the_latest_labels_of_what_they_learn(
     make_stream: MakeStream, make_runtime: MakeRuntime
 ) -> None:
-    stream = make_stream("s", model="dummy.PriorClassifier", candidates=[])
-    runtime = make_runtime(stream)
-    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
-    x = {"x0": 0.0, "x1": 0.0, "x2": 0.0}
-    # 700 labels of one class, then SCORED_LABELS of the other. The majority class it learned
-    # from the whole window is wrong on every one of the latest labels (scored on all of them,
-    # it would be right 700 times in 1,000; learning only the latest, it would be right).
-    window = [(x, False)] * 700 + [(x, True)] * SCORED_LABELS
+    stream, registry = prior_stream(make_stream, make_runtime)
+    # The majority class it learned from the whole window is wrong on every one of the latest
+    # labels (scored on all of them, it would be right 700 times in 1,000; learning only the
+    # latest, it would be right).
+    window = SWITCHED
 
     [built] = candidates(stream, registry, window, champion=None, since_change=len(window))
 
@@ -169,17 +182,14 @@ def test_retired_versions_of_the_lineage_compete_but_never_the_champion(
 def test_a_past_version_is_scored_as_it_stands_on_the_latest_labels_only(
     make_stream: MakeStream, make_runtime: MakeRuntime
 ) -> None:
-    stream = make_stream("s", model="dummy.PriorClassifier", candidates=[])
-    runtime = make_runtime(stream)
-    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
-    x = {"x0": 0.0, "x1": 0.0, "x2": 0.0}
+    stream, registry = prior_stream(make_stream, make_runtime)
     knows_true = dummy.PriorClassifier()
-    knows_true.learn_one(x, True)  # the concept of the latest labels, learned long ago
+    knows_true.learn_one(X_ZERO, True)  # the concept of the latest labels, learned long ago
     retired = registry.register(knows_true, spec="dummy.PriorClassifier").version
     registry.promote(retired)
     champion = registry.register(dummy.PriorClassifier(), spec="dummy.PriorClassifier").version
     registry.promote(champion)
-    window = [(x, False)] * 700 + [(x, True)] * SCORED_LABELS
+    window = SWITCHED
 
     built = candidates(stream, registry, window, champion, since_change=len(window))
 
