@@ -47,6 +47,12 @@ from meander.runtime import Runtime
 from meander.store import memory_store, redis_store
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Servers a developer already runs (make infra-up's exports) are taken out of the environment:
+# Settings prefer the environment to their arguments, so every test that builds settings of its
+# own (embedded, a dead port, a Redis of its own) would be handed these instead.
+RUNNING = {
+    name: os.environ.pop(name, "") for name in ("MEANDER_KAFKA_BOOTSTRAP", "MEANDER_REDIS_URL")
+}
 FUZZED = pytest.StashKey[dict[str, int]]()
 
 
@@ -91,7 +97,7 @@ def _unavailable(what: str, error: Exception) -> None:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """host:port of a real Kafka broker."""
-    if bootstrap := os.environ.get("MEANDER_KAFKA_BOOTSTRAP"):
+    if bootstrap := RUNNING["MEANDER_KAFKA_BOOTSTRAP"]:
         yield bootstrap
         return
     broker = LocalKafka()
@@ -108,7 +114,7 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of a real Redis server."""
-    if url := os.environ.get("MEANDER_REDIS_URL"):
+    if url := RUNNING["MEANDER_REDIS_URL"]:
         yield url
         return
     server = LocalRedis()
