@@ -18,6 +18,7 @@ notifier's channels and logs, and the webhook subscriptions.
 from __future__ import annotations
 
 __all__ = [
+    "STORE_PROBE",
     "STORE_READY",
     "STORE_RESTORING",
     "SUBSCRIPTIONS",
@@ -39,6 +40,8 @@ __all__ = [
     "watch",
 ]
 
+STORE_PROBE = "meander:store:probe"
+"""Written (expiring in seconds) by readiness checks, to see that the store takes writes."""
 STORE_READY = "meander:store:ready"
 """Set once the store holds its data: new, or restored from ``meander.state``. Its absence
 means a store that lost its data (or a new one): writes that matter wait for it."""

@@ -32,7 +32,7 @@ from meander.services.context import Service, unavailable
 from meander.services.limits import BodyLimit
 from meander.services.problems import REFUSALS, install
 from meander.services.routes import API_ROUTERS, dashboard
-from meander.store import open_store
+from meander.store import open_store, writable
 from meander.telemetry import RequestMetrics
 
 __all__ = ["create_app"]
@@ -88,17 +88,20 @@ def _operations(app: FastAPI, service: Service) -> None:
 
     @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
-        """Kafka and Redis answer the service's own connections, and its producer can send;
-        503 with the reason when either does not. Before the first request has connected,
-        each is tried on its own."""
+        """Kafka and Redis answer the service's own connections, its producer can send, and
+        Redis takes writes (a full one still answers PING); 503 with the reason when either
+        does not. Before the first request has connected, each is tried on its own."""
         settings, opened = service.settings, service.opened
         if opened is None:
             checks = {
                 "bus": _check(lambda: connect_bus(settings).close()),
-                "store": _check(lambda: open_store(settings).ping()),
+                "store": _check(lambda: writable(open_store(settings))),
             }
         else:
-            checks = {"bus": opened.bus.problem() or "ok", "store": _check(opened.store.ping)}
+            checks = {
+                "bus": opened.bus.problem() or "ok",
+                "store": _check(lambda: writable(opened.store)),
+            }
         ready = all(result == "ok" for result in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from meander.store.redis import redis_store
+from meander.store.redis import redis_store, writable
 
 if TYPE_CHECKING:
     import redis
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from meander.config import Settings
     from meander.store.memory import memory_store
 
-__all__ = ["memory_store", "open_store", "redis_store"]
+__all__ = ["memory_store", "open_store", "redis_store", "writable"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,9 +8,10 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from meander import keys
 from meander.exceptions import StoreUnavailable
 
-__all__ = ["redis_store"]
+__all__ = ["redis_store", "writable"]
 
 
 def redis_store(url: str, *, timeout: float = 5.0) -> redis.Redis[bytes]:
@@ -35,6 +36,16 @@ def redis_store(url: str, *, timeout: float = 5.0) -> redis.Redis[bytes]:
             f"start one (make infra-up) or point MEANDER_REDIS_URL at yours"
         ) from error
     return client
+
+
+def writable(client: redis.Redis[bytes]) -> None:
+    """Raise unless ``client``'s Redis takes a write: one at its ``maxmemory`` (noeviction), a
+    read-only replica, or one whose background save failed still answers PING, and refuses
+    every write that matters. The probe is a key that expires by itself."""
+    try:
+        client.set(keys.STORE_PROBE, b"1", px=10_000)
+    except redis.ResponseError as error:
+        raise StoreUnavailable(f"Redis answers but refuses writes: {error}") from error
 
 
 def _without_password(url: str) -> str:

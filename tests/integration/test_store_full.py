@@ -2,6 +2,8 @@
 predictor serves the models it holds, since no decision can change them meanwhile (every one is
 a Redis write), and follows the registry again once Redis answers.
 
+The service is not ready meanwhile: such a Redis answers PING and refuses writes.
+
 On the session's Kafka and a Redis server of the test's own.
 """
 
@@ -12,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from river import tree
 
 from meander.config import Settings
@@ -21,6 +24,7 @@ from meander.models.registry import Registry
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
+from meander.services import create_app
 
 COUNT = 200
 
@@ -77,3 +81,20 @@ def _serve(predictor: Predictor, count: int) -> None:
             predictor.step(0.2)
         except Exception as error:  # as the component runner carries on
             print("step failed:", type(error).__name__, error)
+
+
+def test_the_service_is_not_ready_while_redis_refuses_writes(
+    own_redis: LocalRedis, real_settings: Callable[..., Settings]
+) -> None:
+    # Redis at its maxmemory still answers PING: readiness must try a write.
+    settings = real_settings(redis_url=own_redis.url, redis_timeout_seconds=1)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").json()["ready"] is True
+        recover = _full(own_redis)
+
+        refused = client.get("/readyz")
+
+        assert refused.status_code == 503
+        assert "refuses writes" in refused.json()["checks"]["store"]
+        recover()
+        assert client.get("/readyz").json()["ready"] is True
