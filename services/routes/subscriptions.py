@@ -40,7 +40,7 @@ from meander.consumers.notifier.subscriptions import (
 )
 from meander.consumers.notifier.targets import UnsafeTarget, WebhookUrl, check_target
 from meander.services.auth import require
-from meander.services.bodies import invalid
+from meander.services.bodies import invalid, refuse_any
 from meander.services.context import Service, ServiceDep
 from meander.services.problems import JSONRoute, Problems, refused
 
@@ -143,7 +143,8 @@ class Deliveries(BaseModel):
     responses={
         422: {
             "model": Problems,
-            "description": "a field is invalid, or the URL targets a refused address",
+            "description": "a field is invalid, the URL targets a refused address, or a "
+            "filter names a stream that is not configured",
         }
     },
 )
@@ -151,6 +152,7 @@ def create_subscription(service: ServiceDep, request: SubscriptionCreate) -> Sub
     """Deliveries to ``url`` start with the next alert or model event that passes the filters.
     The answer holds the signing secret: it is never shown again."""
     _check_url(service.settings, request.url)
+    _check_streams(service.settings, request.filters)
     subscription, secret = _store(service).create(
         request.url,
         request.filters,
@@ -181,6 +183,7 @@ def update_subscription(
     """Change the URL, filters, format or description, or rotate the secret."""
     changes = request.model_dump(exclude={"rotate_secret"}, exclude_none=True)
     if request.filters is not None:
+        _check_streams(service.settings, request.filters)
         changes["filters"] = request.filters  # the model itself, not its dump
     if request.url is not None:
         _check_url(service.settings, request.url)
@@ -237,3 +240,20 @@ def _check_url(settings: Settings, url: str) -> None:
         check_target(url, allow_private=settings.service.allow_private_webhooks)
     except UnsafeTarget as error:
         raise invalid(["url"], str(error)) from None
+
+
+def _check_streams(settings: Settings, filters: Filters) -> None:
+    # A misspelt stream matched no event: the subscription was made and never called.
+    known = {stream.name for stream in settings.streams}
+    problems = [
+        (["filters", "streams", index], "value_error", _unknown(name, known))
+        for index, name in enumerate(filters.streams)
+    ]
+    refuse_any([problems])
+
+
+def _unknown(name: str, known: set[str]) -> str | None:
+    if name in known:
+        return None
+    configured = ", ".join(sorted(known)) or "none"
+    return f"stream {name!r} is not configured (configured: {configured})"

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus
 from meander.component import drain
-from meander.config import Settings
+from meander.config import Settings, StreamConfig
 from meander.consumers.notifier.notifier import Notifier
 from meander.consumers.notifier.subscriptions import Subscriptions
 from meander.consumers.notifier.webhooks import verify
@@ -60,8 +60,11 @@ def runtime() -> Iterator[Runtime]:
     opened.close()
 
 
+FRAUD = StreamConfig(name="fraud", task="binary", features={"amount": "numeric"})
+
+
 def client_for(runtime: Runtime, **service: Any) -> TestClient:
-    settings = Settings(service={"anonymous_scopes": OPEN, **service})
+    settings = Settings(service={"anonymous_scopes": OPEN, **service}, streams=[FRAUD])
     return TestClient(create_app(settings, runtime=runtime))
 
 
@@ -246,6 +249,23 @@ def test_an_update_to_a_refused_target_is_refused_and_changes_nothing(runtime: R
     assert client.get(f"/v1/subscriptions/{made}").json()["url"] == "http://93.184.215.14/hook"
 
 
+def test_a_subscription_to_a_stream_that_is_not_configured_is_refused(runtime: Runtime) -> None:
+    # It was made (201), and no event ever passed its filter.
+    client = client_for(runtime)
+    misspelt = {"url": "http://93.184.215.14/", "filters": {"streams": ["fraud", "fruad"]}}
+
+    response = client.post("/v1/subscriptions", json=misspelt)
+
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "filters", "streams", 1]
+    assert error["msg"] == "stream 'fruad' is not configured (configured: fraud)"
+    made = client.post("/v1/subscriptions", json={"url": "http://93.184.215.14/"}).json()
+    changed = client.patch(f"/v1/subscriptions/{made['id']}", json={"filters": {"streams": ["x"]}})
+    assert changed.status_code == 422
+    assert client.get(f"/v1/subscriptions/{made['id']}").json()["filters"]["streams"] == []
+
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [
@@ -305,9 +325,15 @@ def _subscribe_directly(runtime: Runtime, url: str) -> tuple[str, str]:
 
 
 def live_settings(kafka_bootstrap: str, redis_url: str, **service: Any) -> Settings:
+    """Settings of a service with its notifier, and a stream of its own (the first) for the
+    test's alerts, so that no other test's alerts reach its subscriptions."""
+    stream = StreamConfig(
+        name=f"alerts{uuid.uuid4().hex[:8]}", task="binary", features={"amount": "numeric"}
+    )
     return Settings(
         kafka_bootstrap=kafka_bootstrap,
         redis_url=redis_url,
+        streams=[stream],
         # A group of its own: no notifier of an earlier test holds the alerts' partition.
         notifier={"retries": 2, "timeout_seconds": 5.0, "group": f"test-{uuid.uuid4().hex}"},
         service={
@@ -381,7 +407,7 @@ def test_a_drift_alert_reaches_the_subscribed_webhook_with_a_valid_signature(
     live: tuple[Settings, httpx.Client], hook_server: Callable[..., HookServer]
 ) -> None:
     settings, client = live
-    hook, stream = hook_server(), f"alerts{uuid.uuid4().hex[:8]}"
+    hook, stream = hook_server(), settings.streams[0].name
     made = subscribe(client, hook.url(), stream)
 
     event_id = publish_as_the_learner(settings, concept_drift(stream))
@@ -417,7 +443,7 @@ def test_a_failing_receiver_gets_its_retries_then_a_failed_record(
     live: tuple[Settings, httpx.Client], hook_server: Callable[..., HookServer]
 ) -> None:
     settings, client = live
-    hook, stream = hook_server([500]), f"alerts{uuid.uuid4().hex[:8]}"
+    hook, stream = hook_server([500]), settings.streams[0].name
     made = subscribe(client, hook.url(), stream)
 
     event_id = publish_as_the_learner(settings, concept_drift(stream))
@@ -435,7 +461,7 @@ def test_an_alertmanager_subscription_receives_version_4(
     live: tuple[Settings, httpx.Client], hook_server: Callable[..., HookServer]
 ) -> None:
     settings, client = live
-    hook, stream = hook_server(), f"alerts{uuid.uuid4().hex[:8]}"
+    hook, stream = hook_server(), settings.streams[0].name
     made = subscribe(client, hook.url(), stream, format="alertmanager")
 
     event_id = publish_as_the_learner(settings, concept_drift(stream))
