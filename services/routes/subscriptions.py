@@ -40,7 +40,7 @@ from meander.consumers.notifier.subscriptions import (
 )
 from meander.consumers.notifier.targets import UnsafeTarget, WebhookUrl, check_target
 from meander.services.auth import require
-from meander.services.bodies import invalid, refuse_any
+from meander.services.bodies import Check, invalid, refuse_any
 from meander.services.context import Service, ServiceDep
 from meander.services.problems import JSONRoute, Problems, refused
 
@@ -245,8 +245,8 @@ def _check_url(settings: Settings, url: str) -> None:
 def _check_streams(settings: Settings, filters: Filters) -> None:
     # A misspelt stream matched no event: the subscription was made and never called.
     known = {stream.name for stream in settings.streams}
-    problems = [
-        (["filters", "streams", index], "value_error", _unknown(name, known))
+    problems: list[Check] = [
+        (("filters", "streams", index), "value_error", _unknown(name, known))
         for index, name in enumerate(filters.streams)
     ]
     refuse_any([problems])
