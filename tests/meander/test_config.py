@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from meander.config import StreamConfig, load_settings
 from meander.config.search_space import default_candidates, default_model
 from meander.exceptions import ConfigError
 from meander.models.specs import build_model
+from meander.models.trial import check_models
 
 STREAM = """
 [[streams]]
@@ -344,3 +346,16 @@ def test_the_default_regression_trees_leaves_learn_from_categories(
             model.learn_one(numbers | {"b": b}, 10.0 * (b == "x"))
         gap = model.predict_one(numbers | {"b": "x"}) - model.predict_one(numbers | {"b": "y"})
         assert gap > 2.0, spec
+
+
+def test_the_readme_configuration_passes_config_check(tmp_path: Path) -> None:
+    # It configured a scaler over a categorical feature: config check refused it.
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (example,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    path = tmp_path / "meander.toml"
+    path.write_text(example)
+
+    settings = load_settings(path)
+
+    check_models(settings)
+    assert [s.name for s in settings.streams] == ["fraud"]
