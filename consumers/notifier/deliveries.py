@@ -24,7 +24,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from meander.config import NotifierSettings
-from meander.consumers.notifier.targets import Poster, Resolver
+from meander.consumers.notifier.poster import Poster
+from meander.consumers.notifier.targets import Resolver
 from meander.consumers.notifier.webhooks import Notice, Webhook
 from meander.telemetry.metrics import WEBHOOK_DELIVERIES
 

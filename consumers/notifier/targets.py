@@ -1,10 +1,11 @@
-"""Webhook targets: where a subscription may send, and one attempt at reaching one.
+"""Webhook targets: where a subscription may send.
 
 A subscription's URL is given by whoever holds an admin key, and the notifier POSTs from inside
 the deployment: without a check, a subscription could make it call the cloud's metadata service
 or an internal admin port. So a target must be ``http`` or ``https``, and every address its host
 resolves to must be public, unless ``[service] allow_private_webhooks`` says otherwise. The
-check runs again before each delivery attempt (:class:`Poster`), because what a name resolves
+check runs again before each delivery attempt
+(:class:`~meander.consumers.notifier.poster.Poster`), because what a name resolves
 to may change.
 
 >>> try:
@@ -23,19 +24,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
-from http.client import HTTPException
-from typing import Annotated, NamedTuple
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from meander.consumers.notifier.webhooks import Notice, Webhook
 from meander.exceptions import MeanderError
 
-__all__ = ["Attempt", "Poster", "UnsafeTarget", "WebhookUrl", "check_target", "refusal"]
+__all__ = ["Resolver", "UnsafeTarget", "WebhookUrl", "check_target", "refusal"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -132,52 +129,3 @@ WebhookUrl = Annotated[
     Field(examples=["https://hooks.example/meander"]),
 ]
 """A webhook URL in a request: http or https, with a host (addresses are checked apart)."""
-
-
-class Attempt(NamedTuple):
-    """How one POST went: ``error`` is None when it was taken (2xx)."""
-
-    error: str | None
-    http_status: int | None
-    retry: bool
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    # urllib would turn a redirected POST into a GET without the body: fail loudly instead.
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-class Poster:
-    """POSTs notices to webhooks, one attempt at a time, saying whether another may help.
-
-    Connection errors, timeouts, 5xx and 429 are worth retrying; other 4xx, redirects and
-    refused targets are not.
-    """
-
-    def __init__(self, timeout: float, *, resolve: Resolver | None = None) -> None:
-        self.timeout = timeout
-        self.resolve = resolve
-        self._opener = urllib.request.build_opener(_RefuseRedirects)
-
-    def post(self, webhook: Webhook, notice: Notice) -> Attempt:
-        """One attempt at delivering ``notice`` to ``webhook``."""
-        try:
-            if webhook.checked:  # at each attempt: what the host resolves to may have changed
-                check_target(webhook.url, resolve=self.resolve)
-            with self._opener.open(webhook.request(notice), timeout=self.timeout) as response:
-                return Attempt(None, response.status, False)
-        except UnsafeTarget as error:
-            return Attempt(f"target refused: {error}", None, False)
-        except urllib.error.HTTPError as error:
-            error.close()
-            if 300 <= error.code < 400:
-                redirect = f"HTTP {error.code} redirect (not followed: configure the final URL)"
-                return Attempt(redirect, error.code, False)
-            return Attempt(f"HTTP {error.code}", error.code, error.code >= 500 or error.code == 429)
-        except urllib.error.URLError as error:
-            return Attempt(f"connection error: {error.reason}", None, True)
-        except TimeoutError:
-            return Attempt(f"no answer within {self.timeout:g} s", None, True)
-        except (OSError, HTTPException) as error:
-            return Attempt(f"connection error: {type(error).__name__}: {error}", None, True)

@@ -73,7 +73,9 @@ class NotifierSettings(BaseModel):
 
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     retries: Retries = 3
-    timeout_seconds: Timeout = 5.0
+    timeout_seconds: Timeout = Field(
+        default=5.0, description="how long one delivery attempt may take, from connect to answer"
+    )
     backoff_seconds: Timeout = Field(
         default=0.5, description="the first retry's delay; each further retry waits twice as long"
     )

@@ -1,0 +1,58 @@
+"""One delivery attempt against receivers that misbehave at the socket: it ends within the
+notifier's timeout, whatever the receiver does."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from meander.consumers.notifier.poster import Poster
+from meander.consumers.notifier.webhooks import Webhook
+from tests.consumers.notifier.test_webhooks import drift, notice
+
+TIMEOUT = 0.5
+TRICKLE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + b"X-Slow: " + b"." * 100
+
+
+@pytest.fixture
+def trickling() -> Iterator[str]:
+    """A receiver that reads the request, then answers one byte every 0.1 s (10 s in all): no
+    single read waits as long as the timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in TRICKLE:
+                if stop.wait(0.1):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:  # the notifier gave up: as it should
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_a_receiver_that_trickles_its_answer_is_given_up_on_at_the_timeout(
+    trickling: str,
+) -> None:
+    # urllib's timeout bounds each read: the attempt took the whole 10 s trickle before.
+    started = time.monotonic()
+
+    attempt = Poster(TIMEOUT).post(Webhook(trickling), notice(drift()))
+
+    assert time.monotonic() - started < 2.0
+    assert attempt.error == f"no answer within {TIMEOUT:g} s"
+    assert attempt.retry
