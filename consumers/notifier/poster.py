@@ -9,6 +9,7 @@ read or write at once.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -108,10 +109,8 @@ class _Deadline:
         self.passed.set()
         for connection in list(self._connections):
             if connection.sock is not None:
-                try:
+                with contextlib.suppress(OSError):  # closed already
                     connection.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # closed already
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
