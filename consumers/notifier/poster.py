@@ -15,9 +15,10 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from meander.consumers.notifier.targets import Resolver, UnsafeTarget, check_target
+from meander.consumers.notifier.targets import Resolver, UnsafeTarget, check_peer, check_target
 from meander.consumers.notifier.webhooks import Notice, Webhook
 
 __all__ = ["Attempt", "Poster"]
@@ -47,10 +48,10 @@ class Poster:
         try:
             if webhook.checked:  # at each attempt: what the host resolves to may have changed
                 check_target(webhook.url, resolve=self.resolve)
+            with _Deadline(self.timeout, checked=webhook.checked) as deadline:
+                attempt = self._send(deadline.opener(), webhook, notice)
         except UnsafeTarget as error:
             return Attempt(f"target refused: {error}", None, False)
-        with _Deadline(self.timeout) as deadline:
-            attempt = self._send(deadline.opener(), webhook, notice)
         if deadline.passed.is_set() and attempt.error is not None:
             return Attempt(f"no answer within {self.timeout:g} s", None, True)
         return attempt
@@ -76,9 +77,11 @@ class Poster:
 
 
 class _Deadline:
-    """Shuts down the sockets of one attempt once ``seconds`` have passed (``passed`` says so)."""
+    """Shuts down the sockets of one attempt once ``seconds`` have passed (``passed`` says so);
+    when ``checked``, a connection to an address that is not public is refused as it opens."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, checked: bool = False) -> None:
+        self.checked = checked
         self.passed = threading.Event()
         self._connections: list[http.client.HTTPConnection] = []
         self._timer = threading.Timer(seconds, self._cut)
@@ -100,6 +103,9 @@ class _Deadline:
 
         def connect(host: str, **options: Any) -> http.client.HTTPConnection:
             connection = kind(host, **options)
+            if self.checked:  # before a byte is sent, before a TLS handshake
+                create = connection._create_connection  # type: ignore[attr-defined]
+                connection._create_connection = _public_only(create)  # type: ignore[attr-defined]
             self._connections.append(connection)
             return connection
 
@@ -111,6 +117,19 @@ class _Deadline:
             if connection.sock is not None:
                 with contextlib.suppress(OSError):  # closed already
                     connection.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _public_only(create: Callable[..., socket.socket]) -> Callable[..., socket.socket]:
+    def create_public(*args: Any, **kwargs: Any) -> socket.socket:
+        made = create(*args, **kwargs)
+        try:
+            check_peer(str(made.getpeername()[0]))
+        except UnsafeTarget:
+            made.close()
+            raise
+        return made
+
+    return create_public
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):

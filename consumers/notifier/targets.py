@@ -32,7 +32,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from meander.exceptions import MeanderError
 
-__all__ = ["Resolver", "UnsafeTarget", "WebhookUrl", "check_target", "refusal"]
+__all__ = ["Resolver", "UnsafeTarget", "WebhookUrl", "check_peer", "check_target", "refusal"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -47,6 +47,12 @@ _CLASSES: tuple[tuple[str, Callable[[Address], bool]], ...] = (
     ("a reserved", lambda address: address.is_reserved),
     # Shared address space (100.64.0.0/10) and the like: not private, not reachable either.
     ("a non-global", lambda address: not address.is_global),
+)
+
+
+_ONLY = (
+    "webhooks may only target public addresses "
+    "(an operator can set [service] allow_private_webhooks = true)"
 )
 
 
@@ -102,11 +108,15 @@ def check_target(url: str, *, allow_private: bool = False, resolve: Resolver | N
         raise UnsafeTarget(f"the host {host} resolves to no address")
     for address in addresses:
         if (kind := refusal(address)) is not None:
-            raise UnsafeTarget(
-                f"the host {host} resolves to {address}, {kind} address; webhooks may only "
-                "target public addresses (an operator can set [service] "
-                "allow_private_webhooks = true)"
-            )
+            raise UnsafeTarget(f"the host {host} resolves to {address}, {kind} address; {_ONLY}")
+
+
+def check_peer(address: str) -> None:
+    """Raise :class:`UnsafeTarget` unless ``address``, the one a delivery connected to, is
+    public: a name can resolve to a public address when checked, and to another a moment
+    later when connected (DNS rebinding)."""
+    if (kind := refusal(address)) is not None:
+        raise UnsafeTarget(f"connected to {address}, {kind} address; {_ONLY}")
 
 
 def _getaddrinfo(host: str, port: int) -> list[str]:

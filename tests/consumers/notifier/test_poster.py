@@ -6,12 +6,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from meander.consumers.notifier.poster import Poster
 from meander.consumers.notifier.webhooks import Webhook
+from tests.conftest import HookServer
 from tests.consumers.notifier.test_webhooks import drift, notice
 
 TIMEOUT = 0.5
@@ -56,3 +57,20 @@ def test_a_receiver_that_trickles_its_answer_is_given_up_on_at_the_timeout(
     assert time.monotonic() - started < 2.0
     assert attempt.error == f"no answer within {TIMEOUT:g} s"
     assert attempt.retry
+
+
+def test_a_checked_target_that_resolves_elsewhere_when_connected_is_refused(
+    hook_server: Callable[..., HookServer],
+) -> None:
+    # DNS rebinding: the name resolved to a public address when checked, to loopback when
+    # urllib connected a moment later. The address connected to is what counts.
+    hook = hook_server()
+    public_then = Poster(TIMEOUT, resolve=lambda host, port: ["93.184.215.14"])
+    webhook = Webhook(hook.url(), checked=True)
+
+    attempt = public_then.post(webhook, notice(drift()))
+
+    assert attempt.error is not None
+    assert attempt.error.startswith("target refused: connected to 127.0.0.1, a loopback address")
+    assert not attempt.retry
+    assert hook.received == []
