@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from meander.consumers.notifier.targets import Resolver, UnsafeTarget, check_peer, check_target
 from meander.consumers.notifier.webhooks import Notice, Webhook
@@ -48,7 +49,8 @@ class Poster:
         try:
             if webhook.checked:  # at each attempt: what the host resolves to may have changed
                 check_target(webhook.url, resolve=self.resolve)
-            with _Deadline(self.timeout, checked=webhook.checked) as deadline:
+            target = urlsplit(webhook.url).netloc if webhook.checked else None
+            with _Deadline(self.timeout, checked=target) as deadline:
                 attempt = self._send(deadline.opener(), webhook, notice)
         except UnsafeTarget as error:
             return Attempt(f"target refused: {error}", None, False)
@@ -78,9 +80,11 @@ class Poster:
 
 class _Deadline:
     """Shuts down the sockets of one attempt once ``seconds`` have passed (``passed`` says so);
-    when ``checked``, a connection to an address that is not public is refused as it opens."""
+    a direct connection to ``checked`` (host[:port]) is refused as it opens unless its address
+    is public. Through a proxy (``http_proxy``...) the proxy connects, and the check of the
+    name before the attempt is what there is."""
 
-    def __init__(self, seconds: float, *, checked: bool = False) -> None:
+    def __init__(self, seconds: float, *, checked: str | None = None) -> None:
         self.checked = checked
         self.passed = threading.Event()
         self._connections: list[http.client.HTTPConnection] = []
@@ -103,7 +107,7 @@ class _Deadline:
 
         def connect(host: str, **options: Any) -> http.client.HTTPConnection:
             connection = kind(host, **options)
-            if self.checked:  # before a byte is sent, before a TLS handshake
+            if host == self.checked:  # before a byte is sent, before a TLS handshake
                 create = connection._create_connection  # type: ignore[attr-defined]
                 connection._create_connection = _public_only(create)  # type: ignore[attr-defined]
             self._connections.append(connection)

@@ -74,3 +74,17 @@ def test_a_checked_target_that_resolves_elsewhere_when_connected_is_refused(
     assert attempt.error.startswith("target refused: connected to 127.0.0.1, a loopback address")
     assert not attempt.retry
     assert hook.received == []
+
+
+def test_a_checked_target_is_reached_through_the_configured_proxy(
+    hook_server: Callable[..., HookServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The proxy (here on loopback) connects to the target: the address check is on the name.
+    proxy = hook_server()
+    monkeypatch.setenv("http_proxy", proxy.url(""))
+    public = Poster(TIMEOUT, resolve=lambda host, port: ["93.184.215.14"])
+
+    attempt = public.post(Webhook("http://hooks.example/in", checked=True), notice(drift()))
+
+    assert attempt == (None, 200, False)
+    assert [request.path for request in proxy.received] == ["http://hooks.example/in"]
