@@ -93,6 +93,7 @@ class Predictor(Component):
             if runtime.settings.processing_guarantee == "exactly_once"
             else None
         )
+        self._unprepared = self.transactions
         self.topic = topics.predictions(stream.name)
         self.writer = PredictionWriter(
             self.topic,
@@ -124,6 +125,12 @@ class Predictor(Component):
             # A champion that answers nothing: the events wait for its next revision.
             time.sleep(min(timeout, 0.2))
             return 0
+        if self._unprepared is not None:
+            # Once, before the first batch is read (a transactional producer starts in a few
+            # round trips, more while the broker loads its transaction state): that batch then
+            # waits for nothing but its own transaction.
+            self._unprepared.prepare()
+            self._unprepared = None
         messages = self.consumer.consume(self.batch, timeout)
         if not messages:
             return 0

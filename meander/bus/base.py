@@ -109,6 +109,12 @@ class Transactional(Closing):
         failure neither is kept, ``consumer`` is moved back to its group's committed offsets
         (the input is read again) and BusError is raised."""
 
+    def prepare(self) -> None:  # nothing to prepare unless a bus says so
+        """Get ready to publish, so that a first batch waits for nothing but its own
+        transaction (Kafka: the transactional id registered, which fences an older producer
+        with it). Raises BusError when the bus cannot be reached; :meth:`publish` prepares
+        too."""
+
 
 class Consumer(Closing):
     """Reads batches from a group's share of partitions, or from partitions it assigned itself."""

@@ -35,6 +35,7 @@ from meander.bus.confluent_sending import ConfluentSending
 from meander.bus.confluent_transactions import ConfluentTransactional
 from meander.bus.kafka_cluster import ClusterBus, ClusterOptions
 from meander.bus.reach import unavailable
+from meander.bus.transactions import TRANSACTION_RETRY_BACKOFF_MS
 from meander.bus.whole_topic import METADATA_MAX_AGE_MS
 from meander.exceptions import BusError, BusUnavailable
 
@@ -202,6 +203,7 @@ class ConfluentBus(ClusterBus):
                 # A transaction is aborted after its timeout anyway: a record is given up on
                 # (and the transaction with it, its input read again) rather than retried.
                 "message.timeout.ms": self.transaction_timeout_ms,
+                "retry.backoff.ms": TRANSACTION_RETRY_BACKOFF_MS,
                 "transactional.id": transactional_id,
                 "transaction.timeout.ms": self.transaction_timeout_ms,
             }

@@ -38,6 +38,7 @@ from meander.bus.kafka_records import read_into_messages
 from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
 from meander.bus.kafka_transactions import KafkaTransactional
 from meander.bus.reach import unavailable
+from meander.bus.transactions import TRANSACTION_RETRY_BACKOFF_MS
 from meander.bus.whole_topic import METADATA_MAX_AGE_MS
 from meander.exceptions import BusError, BusUnavailable
 
@@ -236,6 +237,7 @@ class KafkaBus(ClusterBus):
             # A transaction is aborted after its timeout anyway: a record is given up on (and
             # the transaction with it, its input read again) rather than retried for ever.
             "delivery_timeout_ms": 120_000,
+            "retry_backoff_ms": TRANSACTION_RETRY_BACKOFF_MS,
             "transactional_id": transactional_id,
             "transaction_timeout_ms": self.transaction_timeout_ms,
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -518,6 +518,39 @@ def test_exactly_once_commits_each_batch_with_its_predictions_and_dead_letters(
         assert sum(ends.values()) == 121 and len(predictor.in_flight) == 0
     finally:
         predictor.close()
+
+
+def test_exactly_once_prepares_its_transactions_before_reading_a_batch(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    stream = make_stream("s")
+    runtime = make_runtime(stream, processing_guarantee="exactly_once")
+    registry = Registry(runtime.store, stream.name, signer_for(runtime.settings))
+    registry.promote(registry.register(taught(True), spec="tree.HoeffdingTreeClassifier").version)
+    publish_samples(runtime, stream, 10, labels=False)
+    predictor = Predictor(runtime, stream)
+    calls: list[str] = []
+    transactions, consumer = predictor.transactions, predictor.consumer
+    assert transactions is not None
+    for owner, name in (transactions, "prepare"), (consumer, "consume"), (transactions, "publish"):
+        setattr(owner, name, recorded(calls, name, getattr(owner, name)))
+    try:
+        assert predictor.step(1.0) == 10
+        assert calls == ["prepare", "consume", "publish"]
+        assert predictor.step(0.0) == 0  # once: later producers start in publish, as ever
+        assert calls == ["prepare", "consume", "publish", "consume"]
+    finally:
+        predictor.close()
+
+
+def recorded(calls: list[str], name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method``, noting its ``name`` in ``calls`` each time it is called."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return method(*args, **kwargs)
+
+    return call
 
 
 def diverged_regressor() -> Any:

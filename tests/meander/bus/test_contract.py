@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from meander.bus import Bus, Consumer, Message, Record, TopicPartition, next_offsets
+from meander.bus.kafka_transactions import KafkaTransactional
+from meander.bus.transactions import TRANSACTION_RETRY_BACKOFF_MS, Transactions
 from meander.exceptions import BusError, MessageTooLarge
 
 Topic = Callable[..., str]
@@ -258,6 +260,26 @@ def test_a_transaction_stores_its_records_and_commits_its_input_offsets_together
             transactions.publish(answers, a, next_offsets(read))
     with bus.assign([TopicPartition(sink, 0), TopicPartition(sink, 1)]) as stored:
         assert sorted(m.value for m in drain(stored, 4)) == sorted(m.value for m in read)
+
+
+def test_a_transaction_prepared_before_its_batch_is_read_publishes_it(
+    bus: Bus, topic: Topic, group: str
+) -> None:
+    source, sink = topic(1), topic(1)
+    bus.publish(records(source, 3))
+    with bus.subscribe([source], group) as reader, bus.transactional("test") as transactions:
+        transactions.prepare()
+        if isinstance(transactions, Transactions):  # Kafka: the transactional id registered
+            producer = transactions._producer
+            assert producer is not None
+            transactions.prepare()
+            assert transactions._producer is producer  # once: preparing again is nothing
+        if isinstance(transactions, KafkaTransactional):
+            assert producer.config["retry_backoff_ms"] == TRANSACTION_RETRY_BACKOFF_MS
+        read = drain(reader, 3)
+        transactions.publish([Record(sink, m.value) for m in read], reader, next_offsets(read))
+    with bus.assign([TopicPartition(sink, 0)]) as stored:
+        assert sorted(m.value for m in drain(stored, 3)) == sorted(m.value for m in read)
 
 
 def test_commit_needs_a_group(bus: Bus, topic: Topic) -> None:
