@@ -81,7 +81,7 @@ class ConfluentConsumer(GroupMember):
         last: dict[tuple[str, int], int] = {}  # plain tuples: a NamedTuple per record costs
         for record in polled:
             if record.error() is not None:
-                if record.error().fatal():
+                if _for_good(record.error()):
                     self._replace(record.error())
                     return []  # nothing of it was committed: read again after the new one joins
                 _log_error(record.error())
@@ -350,6 +350,14 @@ def _unreadable(topic: str, partition: int, offset: int, error: Exception) -> Me
 
 def _theirs(partition: TopicPartition) -> LibrdkafkaPartition:
     return LibrdkafkaPartition(partition.topic, partition.partition)
+
+
+def _for_good(error: KafkaError) -> bool:
+    """Whether a consumer's error means it failed for good. librdkafka hands a fatal error to
+    the consumer's reader as an error of code ``_FATAL`` whose ``fatal()`` is False (only the
+    client's error callback gets one marked fatal): a monitor fenced after a broker restart
+    logged it as a warning and read nothing more, for good (seen in the fault test)."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
 
 
 def _log_error(error: KafkaError) -> None:

@@ -103,13 +103,25 @@ class Record:
         return (1, 0)
 
 
-def test_a_group_member_that_failed_for_good_is_replaced_and_reads_on() -> None:
+FENCED = "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
+
+
+@pytest.mark.parametrize(
+    "fenced",
+    [
+        confluent_kafka.KafkaError(confluent_kafka.KafkaError.FENCED_INSTANCE_ID, fatal=True),
+        # As librdkafka hands it to the reader: code _FATAL, not marked fatal (a monitor read
+        # nothing more after a broker restart in the fault test; it was logged as a warning).
+        confluent_kafka.KafkaError(confluent_kafka.KafkaError._FATAL, FENCED),
+    ],
+    ids=["marked-fatal", "as-consumed"],
+)
+def test_a_group_member_that_failed_for_good_is_replaced_and_reads_on(fenced: object) -> None:
     # librdkafka, after a broker restart: "Fatal error: Broker: Static consumer fenced by other
     # consumer with same group.instance.id"; its consumer then returned nothing, for good (a
     # predictor on confluent-kafka stopped predicting; seen in test_faults run on that client).
     from meander.bus.confluent_consumer import ConfluentConsumer
 
-    fenced = confluent_kafka.KafkaError(confluent_kafka.KafkaError.FENCED_INSTANCE_ID, fatal=True)
     failed, fresh = Client([[Record(0, fenced)]]), Client([[Record(7)]])
     member = ConfluentConsumer(
         failed, "g", from_beginning=True, bootstrap="b:9092", timeout=1.0, renew=lambda: fresh
