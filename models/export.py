@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meander.exceptions import RegistryError
+from meander.models.neighbours import as_river
 
 if TYPE_CHECKING:
     from meander.models.registry import Registry
@@ -55,7 +56,7 @@ def export_model(registry: Registry, version: int | None, path: str | Path) -> P
             )
     model, revision = registry.load(version)
     entry = registry.get(version)
-    data = _plain_pickle(model, f"version {version} of stream {registry.stream!r}")
+    data = _plain_pickle(as_river(model), f"version {version} of stream {registry.stream!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = {

@@ -18,6 +18,8 @@ from meander.models.specs import build_model
 from meander.models.versions import ModelVersion
 
 SPEC = "preprocessing.StandardScaler | linear_model.LogisticRegression(l2=0.01)"
+# Built with meander's faster search (models.neighbours), exported with River's.
+NEIGHBOURS = "neighbors.KNNClassifier(engine=neighbors.LazySearch(window_size=50))"
 REPO = Path(__file__).resolve().parents[2]
 Samples = Callable[..., list[tuple[dict[str, float], Any]]]
 
@@ -34,19 +36,20 @@ print(json.dumps({str(k): v for k, v in model.predict_proba_one(probe).items()})
 """
 
 
-def _trained_champion(registry: Registry, make_samples: Samples) -> Any:
-    model = build_model(SPEC)
+def _trained_champion(registry: Registry, make_samples: Samples, spec: str = SPEC) -> Any:
+    model = build_model(spec)
     for x, y in make_samples("binary", 300):
         model.learn_one(x, y)
-    version = registry.register(model, spec=SPEC).version
+    version = registry.register(model, spec=spec).version
     registry.promote(version)
     return model
 
 
+@pytest.mark.parametrize("spec", [SPEC, NEIGHBOURS])
 def test_the_champion_loads_in_plain_python(
-    registry: Registry, make_samples: Samples, tmp_path: Path
+    registry: Registry, make_samples: Samples, tmp_path: Path, spec: str
 ) -> None:
-    model = _trained_champion(registry, make_samples)
+    model = _trained_champion(registry, make_samples, spec)
     path = export_model(registry, None, tmp_path / "exported" / "fraud.pkl")
     probe = {"a": 0.3, "b": -0.2, "c": 1.0}
     done = subprocess.run(
