@@ -41,6 +41,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from meander.problems import MAX_MESSAGE, problems
 
@@ -48,6 +49,7 @@ __all__ = ["REFUSALS", "JSONRoute", "Problems", "Refusal", "install", "refused"]
 
 Location = Sequence[str | int]
 MAX_PROBLEMS = 100  # listed in one answer; a count says how many more there were
+CLIENT_CLOSED = 499  # the status a request is counted with when its client left first
 
 # Where a framework's own refusal is about, and its kind, when the raiser named neither.
 _WHERE: dict[int, tuple[tuple[str, ...], str]] = {
@@ -115,6 +117,14 @@ def install(app: FastAPI) -> None:
     """Answer every refusal of ``app`` in the one shape."""
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _refused)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientDisconnect, _left)
+
+
+async def _left(_request: Request, _error: Exception) -> Response:
+    # The client closed the connection before its body arrived: nothing was done, nobody
+    # reads the answer. 499, nginx's "client closed request", keeps it out of the 5xx counts
+    # (and the log) that say the service failed.
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def _invalid(_request: Request, error: RequestValidationError) -> Response:

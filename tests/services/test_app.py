@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -90,3 +92,50 @@ def test_requests_are_counted_by_route_template_never_by_raw_path() -> None:
         "meander_http_request_duration_seconds_count", {"method": "GET", "route": route}
     )
     assert (timed or 0.0) >= 2
+
+
+def test_a_client_that_leaves_before_its_body_arrived_is_no_server_error() -> None:
+    # It was counted as a 500 and logged as an error with the stack, one per such client.
+    name = f"gone{uuid.uuid4().hex[:8]}"
+    stream = StreamConfig(name=name, task="binary", features={"x": "numeric"})
+    settings = Settings(streams=[stream], service={"anonymous_scopes": ["publish"]})
+    app = create_app(settings)
+    route = "/v1/streams/{stream}/events"
+    before = {status: requests_counted("POST", route, status) for status in ("499", "500")}
+    arriving = iter(
+        [
+            {"type": "http.request", "body": b'{"x": ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(arriving)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(_post(f"/v1/streams/{name}/events"), receive, send))
+
+    assert sent[0]["status"] == 499
+    after = {status: requests_counted("POST", route, status) for status in ("499", "500")}
+    assert {status: after[status] - before[status] for status in after} == {"499": 1, "500": 0}
+
+
+def _post(path: str) -> dict[str, Any]:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"100")]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
