@@ -1,9 +1,11 @@
 """What the service runs beside its routes: the prediction index, and loop components.
 
 Every service process with streams runs the :class:`~meander.services.index.PredictionIndex` (the
-processes share its consumer group, so each prediction is indexed once). ``[service]
-components`` adds loop components: the demo serves its dashboard beside the whole loop on the
-embedded backends, which exist only in-process; a deployment may also run the notifier here.
+processes share its consumer group, so each prediction is indexed once) and the
+:class:`~meander.services.announcer.Announcer` (the decisions no trainer announced).
+``[service] components`` adds loop components: the demo serves its dashboard beside the whole
+loop on the embedded backends, which exist only in-process; a deployment may also run the
+notifier here.
 Every component, and the index, steps in a thread of its own (see
 :func:`~meander.component.run_in_threads`: a slow step never delays another component), and all
 stop with the app.
@@ -88,6 +90,7 @@ class Background:
 
 
 def _index(runtime: Runtime) -> list[Component]:
+    from meander.services.announcer import Announcer
     from meander.services.index import PredictionIndex
 
-    return [PredictionIndex(runtime)]
+    return [PredictionIndex(runtime), Announcer(runtime)]

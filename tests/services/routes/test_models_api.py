@@ -37,7 +37,9 @@ from meander.producers.sample import Sample
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
 from meander.services import create_app
+from meander.services.announcer import Announcer
 from meander.services.auth import new_key
+from meander.services.background import _index as background_components
 from meander.services.routes.decisions import Action
 from meander.store import memory_store
 from tests.conftest import every_message
@@ -337,6 +339,36 @@ def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_trainer_i
         envelope.id for envelope in decode_batch(every_message(world.runtime, topics.MODELS))[0]
     ]
     assert announced == [promoted.json()["id"], rolled_back.json()["id"]]
+
+
+def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_service_without_a_trainer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, second, third = lineage_of_three(world)
+
+    def broker_down(*_: object, **__: object) -> None:
+        raise BusUnavailable("no Kafka broker answered")
+
+    monkeypatch.setattr(world.runtime.bus, "publish", broker_down)
+    promoted = world.client.post(f"/v1/streams/sea/models/{third}/promote", json={"reason": "r"})
+    rolled_back = world.client.post("/v1/streams/sea/rollback", json={"reason": "undo"})
+    assert (promoted.status_code, rolled_back.status_code) == (202, 202)
+    monkeypatch.undo()  # the broker is back; no trainer runs
+
+    # A running trainer has the grace period to announce them first.
+    assert Announcer(world.runtime, grace_seconds=3_600).step() == 0
+    assert world.model_events() == []
+    # Every service process runs one; past the grace, it announces them, in the order made.
+    assert any(isinstance(c, Announcer) for c in background_components(world.runtime))
+    assert Announcer(world.runtime, grace_seconds=0).step() == 2
+
+    made = [(e.action, e.version, e.previous_version) for e in world.model_events()]
+    assert made == [("promoted", third, second), ("rolled_back", second, third)]
+    announced = [
+        envelope.id for envelope in decode_batch(every_message(world.runtime, topics.MODELS))[0]
+    ]
+    assert announced == [promoted.json()["id"], rolled_back.json()["id"]]
+    assert world.registry.unannounced.pending() == []
 
 
 def test_a_manual_decision_announced_is_a_200_though_redis_then_fails_to_drop_it(
