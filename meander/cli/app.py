@@ -110,16 +110,23 @@ def run(
 
 @topics_app.command("create")
 def topics_create(config: ConfigOption = None) -> None:
-    """Create every topic the configured streams need (existing ones are left alone)."""
+    """Create every topic the configured streams need (existing ones are left alone), and
+    say how many partitions each has."""
     settings = settings_from(config)
     layout = topics.layout(settings.streams)
     try:
         with connect_bus(settings) as bus:
             bus.create_topics(layout, topics.configs(settings.state_max_bytes))
+            found = {name: bus.partitions(name) for name in layout}
     except MeanderError as error:
         raise fail(error) from None
-    for name, partitions in layout.items():
-        typer.echo(f"{name}\t{partitions} partition(s)")
+    for name, partitions in found.items():
+        asked = (
+            ""
+            if partitions == layout[name]
+            else f" (it existed; the config asks for {layout[name]})"
+        )
+        typer.echo(f"{name}\t{partitions} partition(s){asked}")
 
 
 @config_app.command("check")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from meander.bus import connect_bus
 from meander.cli.app import app
 from meander.config import Settings
 from meander.consumers import COMPONENTS, assembly
@@ -109,6 +110,29 @@ def test_topics_create_on_the_embedded_bus() -> None:
     assert result.exit_code == 0, result.output
     assert "agrawal.events\t3 partition(s)" in result.output
     assert "meander.deadletter\t1 partition(s)" in result.output
+
+
+@pytest.mark.integration
+def test_topics_create_says_what_an_existing_topic_has(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It printed the configured count (3) for a topic a user had made with 1.
+    name = f"made{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MEANDER_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    with connect_bus(Settings(kafka_bootstrap=kafka_bootstrap)) as bus:
+        bus.create_topics({f"{name}.events": 1})
+    config = tmp_path / "meander.toml"
+    config.write_text(
+        f'[[streams]]\nname = "{name}"\ntask = "binary"\npartitions = 3\n'
+        'features = { x = "numeric" }\n'
+    )
+
+    result = runner.invoke(app, ["topics", "create", "-c", str(config)])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"{name}.events\t1 partition(s) (it existed; the config asks for 3)" in lines
+    assert f"{name}.feedback\t3 partition(s)" in lines
 
 
 def test_run_refuses_an_unknown_component() -> None:
