@@ -26,6 +26,7 @@ False
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -45,10 +46,11 @@ class WindowSearch(neighbors.LazySearch):
         super().__init__(window_size=window_size, dist_func=_euclidean_tuple_distance)  # type: ignore[arg-type]
         self._index()
 
-    def _index(self) -> None:
+    def _index(self, *, keep_columns: bool = False) -> None:
         """The matrix of the window's events: row ``(first + i) % window_size`` holds event i."""
-        self._columns: dict[Any, int] = {}
-        self._rows = np.zeros((self.window_size, 8))
+        if not keep_columns:
+            self._columns: dict[Any, int] = {}
+            self._rows = np.zeros((self.window_size, 8))
         self._first = self._count = 0
         self._numeric = True  # False once a value is no number: River's search takes over
         for entry in self.window:
@@ -111,9 +113,11 @@ class WindowSearch(neighbors.LazySearch):
         return found
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # The window only: the matrix is rebuilt from it, and a snapshot is no bigger than one
-        # of River's search.
-        return restore, (self.window_size, list(self.window))
+        # The window, not the matrix: a snapshot is no bigger than one of River's search. The
+        # columns keep their order, so that the matrix rebuilt sums each distance in the same
+        # order, to the same bits: a learner restored from a checkpoint answers as before.
+        columns = list(self._columns)
+        return restore, (self.window_size, list(self.window), columns, self._numeric)
 
 
 def accelerate(model: M) -> M:
@@ -141,11 +145,17 @@ def as_river(model: Any) -> Any:
     return model
 
 
-def restore(window_size: int, window: list[Any]) -> WindowSearch:
-    """A :class:`WindowSearch` holding ``window`` (River's window entries, oldest first)."""
+def restore(
+    window_size: int, window: list[Any], columns: Sequence[Any] = (), numeric: bool = True
+) -> WindowSearch:
+    """A :class:`WindowSearch` holding ``window`` (River's window entries, oldest first), its
+    matrix's columns in the order of ``columns`` first."""
     search = WindowSearch(window_size=window_size)
     search.window.extend(window)
-    search._index()
+    for key in columns:
+        search._column(key)
+    search._index(keep_columns=True)
+    search._numeric = search._numeric and numeric
     return search
 
 
