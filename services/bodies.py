@@ -33,9 +33,17 @@ NDJSON = "application/x-ndjson"
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def items(body: bytes, content_type: str) -> list[Any]:
+def items(body: bytes, content_type: str, content_encoding: str = "identity") -> list[Any]:
     """The items of ``body``: a JSON object or array, or one JSON value per NDJSON line."""
     media = content_type.split(";", 1)[0].strip().lower()
+    encoding = content_encoding.strip().lower()
+    if encoding not in ("identity", ""):
+        raise Refusal(
+            415,
+            ["header", "content-encoding"],
+            f"unsupported Content-Encoding {shown(encoding)}: send the body uncompressed",
+            "unsupported_media_type",
+        )
     if not body.strip():
         raise invalid([], "the body is empty: send one object, an array or NDJSON lines", "missing")
     if media in (NDJSON, "application/ndjson", "application/jsonl"):

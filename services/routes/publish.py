@@ -31,9 +31,13 @@ router = APIRouter(
 )
 
 ContentType = Annotated[str, Header(include_in_schema=False)]
+ContentEncoding = Annotated[str, Header(include_in_schema=False)]
 
 _REFUSED: dict[int | str, dict[str, Any]] = {
-    415: {"model": Problems, "description": "a Content-Type other than JSON or NDJSON"},
+    415: {
+        "model": Problems,
+        "description": "a Content-Type other than JSON or NDJSON, or a compressed body",
+    },
     503: {"description": "the broker did not acknowledge; send again (ids stay the same)"},
 }
 _EVENT = {"id": "tx-1001", "features": {"amount": 129.5, "country": "NL"}}
@@ -61,11 +65,14 @@ async def publish_events(
     service: ServiceDep,
     stream: StreamDep,
     content_type: ContentType = "application/json",
+    content_encoding: ContentEncoding = "identity",
 ) -> Published:
     """Check each event against the stream's schema, publish them to ``S.events``."""
     body = await request.body()
     # Parsing and checking a batch is CPU work: it runs beside the publish, off the event loop.
-    return await run_in_threadpool(_publish_events, service, stream, body, content_type)
+    return await run_in_threadpool(
+        _publish_events, service, stream, body, (content_type, content_encoding)
+    )
 
 
 @router.post(
@@ -81,16 +88,19 @@ async def publish_feedback(
     service: ServiceDep,
     stream: StreamDep,
     content_type: ContentType = "application/json",
+    content_encoding: ContentEncoding = "identity",
 ) -> Published:
     """Check each label's type against the stream's task, publish them to ``S.feedback``."""
     body = await request.body()
-    return await run_in_threadpool(_publish_feedback, service, stream, body, content_type)
+    return await run_in_threadpool(
+        _publish_feedback, service, stream, body, (content_type, content_encoding)
+    )
 
 
 def _publish_events(
-    service: Service, stream: StreamConfig, body: bytes, content_type: str
+    service: Service, stream: StreamConfig, body: bytes, kind: tuple[str, str]
 ) -> Published:
-    raw = items(body, content_type)
+    raw = items(body, *kind)
     events = validated(FeatureEvent, raw, service.settings.service.max_batch_events)
     schema, times = service.schema(stream), service.times
     horizon = times.horizon()
@@ -110,9 +120,9 @@ def _publish_events(
 
 
 def _publish_feedback(
-    service: Service, stream: StreamConfig, body: bytes, content_type: str
+    service: Service, stream: StreamConfig, body: bytes, kind: tuple[str, str]
 ) -> Published:
-    raw = items(body, content_type)
+    raw = items(body, *kind)
     labels = validated(Feedback, raw, service.settings.service.max_batch_events)
     times, classes = service.times, stream.label_classes
     horizon = times.horizon()

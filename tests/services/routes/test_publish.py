@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import pytest
@@ -101,6 +102,25 @@ def test_malformed_json_and_other_media_types_are_refused(runtime: Runtime) -> N
         "/v1/streams/credit/events", content=b"<e/>", headers={"Content-Type": "text/xml"}
     )
     assert xml.status_code == 415
+
+
+def test_a_compressed_body_gets_415_naming_its_encoding(
+    make_runtime: MakeRuntime, credit: StreamConfig
+) -> None:
+    # It got 422 "not valid JSON": the body was read as the JSON it encodes.
+    client = client_for(make_runtime(credit, service=OPEN))
+    body = gzip.compress(b'{"features": {"age": 40}}')
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+    answer = client.post("/v1/streams/credit/events", content=body, headers=headers)
+
+    assert answer.status_code == 415
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["header", "content-encoding"]
+    assert problem["msg"] == "unsupported Content-Encoding 'gzip': send the body uncompressed"
+    plain = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+    same = client.post("/v1/streams/credit/feedback", content=b"[]", headers=plain)
+    assert same.status_code == 422  # identity is no encoding at all
 
 
 def test_limits_on_batch_size_and_body_size(
