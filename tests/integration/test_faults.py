@@ -1,7 +1,9 @@
 """The loop survives faults, loses nothing and does each thing once: a deployment of one stream
 (3 partitions) on a Kafka broker and a Redis server of its own, every component its own
 ``meander run`` process (predictions exactly once), the project's producer publishing a
-drifting stream with late labels.
+drifting stream with late labels. The learner, a predictor and the monitor run on
+confluent-kafka, the rest on kafka-python (``CLIENTS``): both clients go through every fault in
+one run, and each reads what the other wrote.
 
 While it runs, the components are SIGKILLed and restarted in two waves of three (the producer
 with the first), Redis restarts with its data and then without it, and the broker restarts; each
@@ -50,6 +52,13 @@ RATE = 60.0  # events per second: the stream lasts 100 s, through the faults bel
 PROGRESS = 120  # events the predictors commit after a fault before the next one
 RECOVERY = 240.0  # seconds a restarted component may take to work again (imports, joins)
 COMPONENTS = ("learner", "predictor-1", "predictor-2", "trainer", "monitor", "notifier")
+# The Kafka client of each component (the others', and the producer's, kafka-python): one of
+# the two predictors, the learner (the trainer's replay reads on kafka-python) and the monitor.
+CLIENTS = {
+    "learner": "confluent-kafka",
+    "predictor-1": "confluent-kafka",
+    "monitor": "confluent-kafka",
+}
 GROUPS = {  # consumer group -> the topics it reads
     f"meander-predictor-{STREAM}": [topics.events(STREAM)],
     f"meander-monitor-{STREAM}": [topics.events(STREAM)],
@@ -89,6 +98,7 @@ class Deployment:
             # Its restarts keep the name: a group takes a restarted member back at once.
             "MEANDER_INSTANCE_ID": name,
             "MEANDER_PROCESSING_GUARANTEE": "exactly_once",
+            "MEANDER_KAFKA_CLIENT": CLIENTS.get(name, "kafka-python"),
         }
 
     def start(self, name: str) -> Process:
