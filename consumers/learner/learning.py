@@ -209,6 +209,11 @@ class LearnerState:
             return Outcome(False, False, float("nan"), diverged=own is _DIVERGED)
         level, width = _window(self.detector)
         drift = _worse(self.detector, error, level, width)
+        if not drift and self.task == "regression" and self.detector.drift_detected:
+            # River's ADWIN empties its window on the update after a detection: a fall in
+            # the error would leave it blind to a rise that follows, for want of a level to
+            # rise from. It keeps the part it kept at the cut instead.
+            self.detector._drift_detected = False
         if drift and self.error_before is None:
             self.error_before = level
         warned = self.warning is not None and _worse(self.warning, error)

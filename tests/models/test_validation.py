@@ -309,3 +309,23 @@ def test_a_regressors_watch_keeps_early_only_an_mae_within_the_tolerance(
         verdict = rollback_check(race, settings)
     assert (race.n < 1_000) == kept_early
     assert verdict.decision == ("keep" if new_error <= 1.0 else "roll_back")
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_a_regression_challenger_ahead_at_the_cap_races_on_up_to_twice_as_long(task: str) -> None:
+    promotion = PromotionSettings(min_samples=50, patience=50)  # cap: 500 events
+    race = RecentRace(task, challenger=2, baseline=1, window=80)  # type: ignore[arg-type]
+    decisions = {}
+    for event in range(1, 1_001):
+        if task == "regression":  # errors 1.0 / 1.9 against 2.0 / 1.0: ahead by 0.05 a pair
+            race.update(0.0, *((1.0, 2.0) if event % 2 else (1.9, 1.0)))
+        else:  # right alone on 21 events of 40, the champion alone on 19
+            race.update(True, event % 40 < 21, event % 40 >= 21)
+        decisions[event] = judge(race, promotion).decision
+    assert race.gain > 0 and race.better.wealth < 20  # ahead, nothing proven
+    assert decisions[499] == "continue"
+    if task == "regression":
+        assert decisions[500] == decisions[999] == "continue"
+        assert decisions[1_000] == "reject"
+    else:
+        assert decisions[500] == "reject"

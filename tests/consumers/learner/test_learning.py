@@ -450,3 +450,30 @@ def test_a_champion_still_worse_than_before_the_drift_is_lagging_until_it_recove
         state.evaluate({}, True, {(1, "champion"): (True, None)})
     assert not lagging(state, settle=100, task="binary")
     assert (state.error_before, state.drift_at) == (None, None)  # the episode is closed
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_after_a_fall_in_the_error_a_regression_detector_keeps_its_window(task: str) -> None:
+    # River's ADWIN empties its window on the update after a detection; after a fall (not a
+    # drift for the loop) that would leave a regression champion's detector blind to a rise
+    # that follows, with no level to rise from.
+    state = LearnerState.start(
+        task,
+        champion=1,
+        model=tree.HoeffdingTreeRegressor(),
+        detector=drift.ADWIN(),
+        ttl_seconds=60,
+        max_pending=100,
+    )
+    rng = random.Random(3)
+    fell_at = None
+    for i in range(3_000):
+        width = state.detector.width
+        error = float(rng.random() < (0.6 if i < 1_000 else 0.1))  # the error falls
+        assert not state.judge({}, 0.0, {}, error).drift
+        if state.detector.width < width:  # ADWIN cut its window: a detection
+            fell_at = state.detector.width
+            break
+    assert fell_at is not None and fell_at > 1
+    state.judge({}, 0.0, {}, 0.0)
+    assert state.detector.width == (fell_at + 1 if task == "regression" else 1)
