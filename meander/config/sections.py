@@ -113,7 +113,8 @@ class PromotionSettings(Section):
     min_samples: Window = Field(
         default=100,
         description="shared events before a race is judged; a race that has not won after 10 "
-        "times as many is rejected",
+        "times as many is rejected (20 times for a regression challenger still ahead on the "
+        "race's latest events)",
     )
     patience: Events = Field(
         default=150,
