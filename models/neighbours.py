@@ -101,9 +101,10 @@ class WindowSearch(neighbors.LazySearch):
                 outside += value * value
             else:
                 query[column] = value
-        order = (self._first + np.arange(count)) % self.window_size  # oldest first
-        differences = self._rows[order] - query
+        differences = self._rows[:count] - query  # the ring's rows: count < size has first 0
         squares = np.einsum("ij,ij->i", differences, differences) + outside
+        if self._first:  # oldest first, as the window
+            squares = np.concatenate((squares[self._first :], squares[: self._first]))
         nearest = np.argsort(squares, kind="stable")[:n_neighbors]
         window = self.window
         return [window[i][0] for i in nearest], [math.sqrt(squares[i]) for i in nearest]
