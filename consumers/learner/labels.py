@@ -12,7 +12,6 @@ taking its labels one by one would (``tests/consumers/learner/test_labels.py`` h
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 from meander import topics
@@ -58,7 +57,6 @@ class Labels:
         self.tune_at = min(learning.tune_after, learning.replay_window) if tunes else None
         again = stream.tune_again_at
         self.tune_again_at = again if tunes and again > (self.tune_at or 0) else None
-        self.tunings_again = _doublings(self.tune_at, self.tune_again_at)
 
     def learn(self, state: LearnerState, messages: list[Message]) -> Rejected:
         """Learn what ``messages`` hold; returns the messages that could not be learned."""
@@ -74,7 +72,7 @@ class Labels:
             state.recent,
             self._watch,
             self.tune_at,
-            self._again_due(state),
+            self.tune_again_at,
             state.judge,
             state.learn,
         )
@@ -97,7 +95,7 @@ class Labels:
                 or outcome.drift
                 or outcome.warning
                 or state.labels == tune_at
-                or state.labels >= again_at
+                or state.labels == again_at
                 or state.follow_up_at is not None
                 or state.error_before is not None
             ):
@@ -205,14 +203,9 @@ class Labels:
         )
 
     def _tunes_again(self, state: LearnerState) -> bool:
-        """True once a later tuning is due (:meth:`_again_due`), no drift was found and
-        nothing races: the races before came too early for a model that needs more labels."""
-        return state.labels >= self._again_due(state) and state.drift_at is None and not state.races
-
-    def _again_due(self, state: LearnerState) -> float:
-        """The label count of the next tuning after the last one asked for (infinity: none)."""
-        done = state.tuned_at or 0
-        return next((at for at in self.tunings_again if at > done), math.inf)
+        """True at the tune_again_after-th label when no drift was found and nothing races:
+        the first tuning's race came too early for a model that needs more labels."""
+        return state.labels == self.tune_again_at and state.drift_at is None and not state.races
 
     def _unknown(self, event_id: str) -> str:
         window = self.stream.label_window
@@ -223,15 +216,3 @@ class Labels:
             f"its label ({window.max_held} labels wait at most): send it again once the event "
             "is published"
         )
-
-
-def _doublings(first: int | None, last: int | None) -> tuple[int, ...]:
-    """The label counts of the tunings after the first: each doubling of ``first`` below
-    ``last``, then ``last``."""
-    if first is None or last is None:
-        return ()
-    counts, at = [], 2 * first
-    while at < last:
-        counts.append(at)
-        at *= 2
-    return (*counts, last)

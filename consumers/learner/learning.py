@@ -79,7 +79,6 @@ class LearnerState:
     # watch was kept early (challengers warm-started on fewer labels since the drift lose).
     watch_until: int | None = None
     diverged: int | None = None  # the champion found answering no number (announced once)
-    tuned_at: int | None = None  # labels seen at the last tuning asked for
 
     @classmethod
     def start(

@@ -101,7 +101,6 @@ class LifecycleNotices:
         ``again``: ask once more, on the latest labels kept, for the models that had too few
         labels to win the first time."""
         window = len(state.recent)
-        state.tuned_at = state.labels
         reason = (
             f"tuning again: champion v{state.champion} has learned {state.labels} labels and no "
             f"drift was found; the candidates race it, warm-started on the latest {window}"

@@ -175,11 +175,9 @@ class LearningSettings(Section):
     tune_again_after: Delay | None = Field(
         default=None,
         description="labels after which the candidates race the champion once more, warm-started "
-        "on that many latest labels, when no drift was found by then, and before it each time "
-        "the labels of the first tuning doubled (0: never; None: 4,000 for regression, never for "
-        "classification); a tuning that falls due while a race runs waits for it to end: a "
-        "model that needs more labels than the first tuning gave it, such as a regression tree "
-        "against a linear model, gets them",
+        "on that many latest labels, when no drift was found by then (0: never; None: 4,000 for "
+        "regression, never for classification): a model that needs more labels than the first "
+        "tuning gave it, such as a regression tree against a linear model, gets them",
     )
     lease_seconds: Timeout = Field(
         default=5.0,

@@ -206,24 +206,3 @@ def test_a_learner_ends_the_same_whatever_the_labels_it_takes_a_step(
     assert summary(large.state, probes) == summary(small.state, probes)
     said, again = announced(runtime, read_topic), announced(elsewhere, read_topic)
     assert "Alert" in {kind for _, kind in said} and again == said
-
-
-def test_a_tuning_due_while_a_race_runs_is_asked_for_once_the_race_is_over(
-    make_stream: MakeStream, make_runtime: MakeRuntime
-) -> None:
-    learning = {"replay_window": 200, "tune_after": 100, "tune_again_after": 800}
-    stream = make_stream("s", candidates=["tree.HoeffdingTreeClassifier"], learning=learning)
-    labels = labels_for(make_runtime(stream), stream)
-    state, _ = story(0, seed=1)  # a challenger races the champion
-    assert labels.tunings_again == (200, 400, 800)
-    state.labels = state.tuned_at = 100  # the first tuning
-    due = []
-    for count in range(101, 900):
-        state.labels = count
-        if count == 250:
-            state.drop(2)  # the first tuning's race ends
-        if labels._tunes_again(state):
-            due.append(count)
-            state.tuned_at = count
-    # 200 fell during the race: asked for when it ended; then each when due, once.
-    assert due == [250, 400, 800]
