@@ -311,9 +311,11 @@ def test_promote_and_rollback_need_the_admin_scope() -> None:
     runtime.close()
 
 
-def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_trainer_in_order(
+def promote_and_roll_back_with_the_broker_down(
     world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[int, int, list[str]]:
+    """The second and third of a lineage of three, and the ids of a promotion of the third and
+    the rollback after it, both made while no broker took their announcement."""
     _, second, third = lineage_of_three(world)
 
     def broker_down(*_: object, **__: object) -> None:
@@ -327,33 +329,36 @@ def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_trainer_i
     assert world.registry.champion() == second
     assert world.model_events() == []
     monkeypatch.undo()  # the broker is back
+    return second, third, [promoted.json()["id"], rolled_back.json()["id"]]
+
+
+def assert_announced_in_order(world: World, second: int, third: int, ids: list[str]) -> None:
+    made = [(e.action, e.version, e.previous_version) for e in world.model_events()]
+    assert made == [("promoted", third, second), ("rolled_back", second, third)]
+    announced = [
+        envelope.id for envelope in decode_batch(every_message(world.runtime, topics.MODELS))[0]
+    ]
+    assert announced == ids
+
+
+def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_trainer_in_order(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second, third, ids = promote_and_roll_back_with_the_broker_down(world, monkeypatch)
 
     trainer = Trainer(world.runtime, world.runtime.settings.streams[0])
     trainer.step()
     trainer.step()
     trainer.close()
 
-    made = [(e.action, e.version, e.previous_version) for e in world.model_events()]
-    assert made == [("promoted", third, second), ("rolled_back", second, third)]
-    announced = [
-        envelope.id for envelope in decode_batch(every_message(world.runtime, topics.MODELS))[0]
-    ]
-    assert announced == [promoted.json()["id"], rolled_back.json()["id"]]
+    assert_announced_in_order(world, second, third, ids)
 
 
 def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_service_without_a_trainer(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, second, third = lineage_of_three(world)
-
-    def broker_down(*_: object, **__: object) -> None:
-        raise BusUnavailable("no Kafka broker answered")
-
-    monkeypatch.setattr(world.runtime.bus, "publish", broker_down)
-    promoted = world.client.post(f"/v1/streams/sea/models/{third}/promote", json={"reason": "r"})
-    rolled_back = world.client.post("/v1/streams/sea/rollback", json={"reason": "undo"})
-    assert (promoted.status_code, rolled_back.status_code) == (202, 202)
-    monkeypatch.undo()  # the broker is back; no trainer runs
+    second, third, ids = promote_and_roll_back_with_the_broker_down(world, monkeypatch)
+    # No trainer runs.
 
     # A running trainer has the grace period to announce them first.
     assert Announcer(world.runtime, grace_seconds=3_600).step() == 0
@@ -362,12 +367,7 @@ def test_manual_decisions_the_broker_did_not_take_are_announced_by_the_service_w
     assert any(isinstance(c, Announcer) for c in background_components(world.runtime))
     assert Announcer(world.runtime, grace_seconds=0).step() == 2
 
-    made = [(e.action, e.version, e.previous_version) for e in world.model_events()]
-    assert made == [("promoted", third, second), ("rolled_back", second, third)]
-    announced = [
-        envelope.id for envelope in decode_batch(every_message(world.runtime, topics.MODELS))[0]
-    ]
-    assert announced == [promoted.json()["id"], rolled_back.json()["id"]]
+    assert_announced_in_order(world, second, third, ids)
     assert world.registry.unannounced.pending() == []
 
 
