@@ -24,9 +24,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from river.drift import ADWIN
-
 from meander.bus import TopicPartition
+from meander.consumers.learner import detection
 from meander.consumers.learner.join import LabelJoin
 from meander.models.evaluation import Prequential
 from meander.models.inference import Scored, diverged, predict_one
@@ -103,7 +102,7 @@ class LearnerState:
             served={},
             races={},
             detector=detector,
-            warning=_warning_twin(detector),
+            warning=detection.warning_twin(detector),
             join=LabelJoin(ttl_seconds=ttl_seconds, max_pending=max_pending),
             recent=deque(maxlen=kept),
             race_window=race_window,
@@ -206,8 +205,8 @@ class LearnerState:
             if own is None and self.champion in self.models:
                 own = self._answer(self.champion, x)
             return Outcome(False, False, float("nan"), diverged=own is _DIVERGED)
-        level, width = _window(self.detector)
-        drift = _worse(self.detector, error, level, width)
+        level, width = detection.window(self.detector)
+        drift = detection.worse(self.detector, error, level, width)
         if not drift and self.task == "regression" and self.detector.drift_detected:
             # River's ADWIN empties its window on the update after a detection: a fall in
             # the error would leave it blind to a rise that follows, for want of a level to
@@ -215,7 +214,7 @@ class LearnerState:
             self.detector._drift_detected = False
         if drift and self.error_before is None:
             self.error_before = level
-        warned = self.warning is not None and _worse(self.warning, error)
+        warned = self.warning is not None and detection.worse(self.warning, error)
         warned = warned or bool(getattr(self.detector, "warning_detected", False))
         return Outcome(drift, warned, error)
 
@@ -314,7 +313,7 @@ class LearnerState:
 
     def _fresh_detectors(self) -> None:
         self.detector = self.detector.clone()
-        self.warning = _warning_twin(self.detector)
+        self.warning = detection.warning_twin(self.detector)
         self.retrain_requested_at = None
 
 
@@ -322,36 +321,6 @@ def _error(y: Any, prediction: Any, task: str) -> float:
     if task == "regression":
         return abs(float(y) - float(prediction))
     return 0.0 if prediction == y else 1.0
-
-
-def _worse(
-    detector: Any, error: float, before: float | None = None, width: int | None = None
-) -> bool:
-    """Update ``detector``; True only for a change for the worse.
-
-    A detector on the error stream also fires when the error falls, as a young model learns;
-    that is no reason to retrain. ADWIN tells the two apart: at a change it drops the oldest
-    part of its window, and the change is for the worse when the part it keeps has a higher
-    mean error than the part it dropped. (Comparing the kept part with the whole window is not
-    enough: the dropped part may hold the high errors of the model's own first steps.) KSWIN's
-    latest values are compared with what it held before. Page-Hinkley keeps no window, so every
-    change counts: give it ``mode="up"`` to watch for rises only."""
-    # ``before`` and ``width``: the detector's level and window before this error, when the
-    # caller read them already (as :func:`_window` does).
-    if before is None:
-        before, width = _window(detector)
-    detector.update(error)
-    if not detector.drift_detected:
-        return False
-    after = _level(detector)
-    if before is None or after is None:
-        return True
-    kept = getattr(detector, "width", None)
-    if width is not None and kept is not None and width + 1 > kept:
-        total = before * float(width) + error
-        dropped = (total - after * float(kept)) / float(width + 1 - kept)
-        return after > dropped
-    return after > before
 
 
 def lagging(state: LearnerState, settle: int, task: str) -> bool:
@@ -362,7 +331,7 @@ def lagging(state: LearnerState, settle: int, task: str) -> bool:
     before = state.error_before
     if before is None or state.drift_at is None or not state.settled():
         return False
-    now = _level(state.detector)
+    now = detection.level(state.detector)
     if now is None:
         return False
     if task == "regression":
@@ -374,28 +343,3 @@ def lagging(state: LearnerState, settle: int, task: str) -> bool:
         return False
     since = state.labels - max(state.drift_at, state.promoted_at or 0)
     return since >= settle and now > clearly
-
-
-def _window(detector: Any) -> tuple[float | None, int | None]:
-    """The level of a detector (see :func:`_level`) and its window's width, when it has one.
-
-    Read once per label for each detector: ADWIN's ``estimation`` reads its width twice more."""
-    if type(detector) is ADWIN:
-        width = detector.width
-        return (detector.total / width if width else 0.0), width
-    return _level(detector), getattr(detector, "width", None)
-
-
-def _level(detector: Any) -> float | None:
-    """The mean of the errors a detector keeps, when it keeps any."""
-    if hasattr(detector, "estimation"):
-        return float(detector.estimation)
-    window = getattr(detector, "window", None)
-    return sum(window) / len(window) if window else None
-
-
-def _warning_twin(detector: Any) -> Any | None:
-    """A more sensitive copy of a detector that has no warning zone of its own (ADWIN)."""
-    if hasattr(detector, "warning_detected") or not hasattr(detector, "delta"):
-        return None
-    return detector.clone({"delta": min(0.2, detector.delta * 100)})

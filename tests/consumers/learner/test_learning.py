@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from river import drift, tree
 
-from meander.consumers.learner.learning import LearnerState, _worse, lagging
+from meander.consumers.learner.detection import worse
+from meander.consumers.learner.learning import LearnerState, lagging
 from meander.models.inference import predict_one
 
 Served = dict[tuple[int, str], tuple[Any, dict[str, float] | None]]
@@ -238,8 +239,8 @@ def test_a_falling_champion_error_is_no_drift(make_detector: Any) -> None:
 def test_worse_reports_only_rises(make_detector: Any) -> None:
     rising, falling = make_detector(), make_detector()
 
-    assert any(_worse(rising, e) for e in errors(rising=True))
-    assert not any(_worse(falling, e) for e in errors(rising=False))
+    assert any(worse(rising, e) for e in errors(rising=True))
+    assert not any(worse(falling, e) for e in errors(rising=False))
 
 
 def test_adwin_warns_through_a_more_sensitive_twin_before_it_drifts() -> None:
