@@ -46,10 +46,11 @@ from meander.events import ModelEvent, encode, new_id
 if TYPE_CHECKING:
     from redis.client import Pipeline
 
+    from meander.bus import Outbox
     from meander.models.registry_writes import RegistryWrites
     from meander.store.changelog import Changelog
 
-__all__ = ["Announcement", "Unannounced"]
+__all__ = ["Announcement", "Herald", "Unannounced"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,34 @@ class Unannounced:
         if self.changelog is not None:
             pending = self.writes.store.zrange(self.key, 0, -1, withscores=True)
             self.changelog.zset(self.key, {member.decode(): score for member, score in pending})
+
+
+class Herald:
+    """Publishes a stream's pending decisions through ``outbox``, each handed to it once: one
+    not acknowledged yet (the broker gone) is waited on again at the next call, never sent
+    twice, and every one is dropped from ``queue`` once the broker has it."""
+
+    def __init__(self, queue: Unannounced, outbox: Outbox) -> None:
+        self.queue, self.outbox = queue, outbox
+        self._sent: dict[str, Announcement] = {}  # in the outbox, by id
+
+    def publish(
+        self,
+        pending: Iterable[Announcement],
+        counted: Callable[[Announcement], Callable[[], None] | None] = lambda _: None,
+    ) -> list[Announcement]:
+        """Publish ``pending`` (``counted`` gives what to call once one is stored) and wait for
+        the broker; the announcements it acknowledged. BusUnavailable when it did not."""
+        for announcement in pending:
+            if announcement.id not in self._sent:
+                self._sent[announcement.id] = announcement
+                self.outbox.add([announcement.record()], counted(announcement))
+        if self.outbox:
+            self.outbox.flush()
+        published = list(self._sent.values())
+        self.queue.done(published)
+        self._sent.clear()
+        return published
 
 
 def _drop(pipe: Pipeline[bytes], key: str, members: list[bytes]) -> None:

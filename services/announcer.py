@@ -24,7 +24,7 @@ from meander import keys
 from meander.bus import Outbox
 from meander.component import Component
 from meander.models.registry_writes import RegistryWrites
-from meander.models.unannounced import Announcement, Unannounced
+from meander.models.unannounced import Herald, Unannounced
 from meander.runtime import Runtime
 from meander.telemetry import announce
 
@@ -45,41 +45,37 @@ class Announcer(Component):
         self, runtime: Runtime, *, grace_seconds: float = GRACE_SECONDS, every: float = 1.0
     ) -> None:
         # The queues alone, not the registries: it reads no model, so it needs no signing key.
-        self.queues = [
-            Unannounced(
-                RegistryWrites(runtime.store, s.name, keys.registry(s.name), guard=runtime.guard),
-                runtime.changelog,
+        outbox = Outbox(runtime.bus)
+        self.heralds = [
+            Herald(
+                Unannounced(
+                    RegistryWrites(
+                        runtime.store, s.name, keys.registry(s.name), guard=runtime.guard
+                    ),
+                    runtime.changelog,
+                ),
+                outbox,
             )
             for s in runtime.settings.streams
         ]
-        self.outbox = Outbox(runtime.bus)
         self.grace = timedelta(seconds=grace_seconds)
         self.every = every
         self._looked = float("-inf")
-        # Handed to the bus and not acknowledged yet: waited on again, never sent twice.
-        self._announcing: dict[str, Announcement] = {}
 
     def step(self, timeout: float = 0.0) -> int:
         if time.monotonic() - self._looked < self.every:
             time.sleep(min(timeout, self.every))
             return 0
         self._looked = time.monotonic()
-        return sum(self._announce(queue) for queue in self.queues)
+        return sum(self._announce(herald) for herald in self.heralds)
 
-    def _announce(self, queue: Unannounced) -> int:
+    def _announce(self, herald: Herald) -> int:
         """Publish a stream's decisions once the oldest has waited long enough, all of them, in
         the order made (a later one must not go before it)."""
-        pending = queue.pending()
+        pending = herald.queue.pending()
         due = datetime.now(UTC) - self.grace
         if not pending or pending[0].time > due:
             return 0
-        for announcement in pending:
-            if announcement.id not in self._announcing:
-                self._announcing[announcement.id] = announcement
-                self.outbox.add([announcement.record()])
-        self.outbox.flush()
-        announced = list(self._announcing.values())
-        self._announcing.clear()
+        announced = herald.publish(pending)
         announce("service", [announcement.event for announcement in announced], log)
-        queue.done(announced)
         return len(announced)

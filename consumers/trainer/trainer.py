@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from functools import partial
 
 from meander import topics
@@ -31,7 +32,7 @@ from meander.consumers.trainer.retraining import (
 from meander.deadletter import OUTAGES, DeadLetters
 from meander.events import ModelEvent, decision, decode_batch, encode
 from meander.models.registry import Registry
-from meander.models.unannounced import Announcement
+from meander.models.unannounced import Announcement, Herald
 from meander.models.validation import Verdict
 from meander.models.versions import ModelVersion, config_hash
 from meander.runtime import Runtime
@@ -59,7 +60,7 @@ class Trainer(Component):
         self.meter = Meter(self.name, stream.name)
         self.lag = LagSampler(self.name, self.consumer)
         self.dead = DeadLetters(runtime.bus, self.name)
-        self._announcing: dict[str, Announcement] = {}  # in the outbox, by id
+        self.herald = Herald(self.registry.unannounced, self.outbox)
 
     def step(self, timeout: float = 0.0) -> int:
         guard = self.runtime.guard
@@ -248,19 +249,12 @@ class Trainer(Component):
     def _announce(self) -> None:
         """Publish every decision the registry holds unannounced (this trainer's, the
         service's, one a trainer killed before the broker took it made) under its own id;
-        drop them once the broker has them. A decision not acknowledged yet is waited on
-        (never sent twice) before anything is committed past it."""
-        for announcement in self.registry.unannounced.pending():
-            if announcement.id not in self._announcing:
-                self._announcing[announcement.id] = announcement
-                made = [announcement.event]
-                counted = partial(count_published, self.name, made, log, self.stream.name)
-                self.outbox.add([announcement.record()], counted)
-        if self.outbox:
-            self.outbox.flush()
-        if self._announcing:
-            self.registry.unannounced.done(self._announcing.values())
-            self._announcing.clear()
+        drop them once the broker has them."""
+        self.herald.publish(self.registry.unannounced.pending(), self._counted)
+
+    def _counted(self, announcement: Announcement) -> Callable[[], None]:
+        made = [announcement.event]
+        return partial(count_published, self.name, made, log, self.stream.name)
 
     def _publish(self, events: list[ModelEvent]) -> None:
         """Announce challengers registered (the decisions are :meth:`_announce`'s)."""
