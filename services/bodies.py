@@ -38,25 +38,26 @@ def items(body: bytes, content_type: str, content_encoding: str = "identity") ->
     media = content_type.split(";", 1)[0].strip().lower()
     encoding = content_encoding.strip().lower()
     if encoding not in ("identity", ""):
-        raise Refusal(
-            415,
-            ["header", "content-encoding"],
+        raise _unsupported(
+            "content-encoding",
             f"unsupported Content-Encoding {shown(encoding)}: send the body uncompressed",
-            "unsupported_media_type",
         )
     if not body.strip():
         raise invalid([], "the body is empty: send one object, an array or NDJSON lines", "missing")
     if media in (NDJSON, "application/ndjson", "application/jsonl"):
         return [_json(line, ("body", number)) for number, line in _lines(body)]
     if media not in ("application/json", ""):
-        raise Refusal(
-            415,
-            ["header", "content-type"],
+        raise _unsupported(
+            "content-type",
             f"unsupported Content-Type {shown(media)}: send application/json or {NDJSON}",
-            "unsupported_media_type",
         )
     value = _json(body, ("body",))
     return value if isinstance(value, list) else [value]
+
+
+def _unsupported(header: str, message: str) -> Refusal:
+    """415: the body comes in a form the service does not read, which ``header`` names."""
+    return Refusal(415, ["header", header], message, "unsupported_media_type")
 
 
 def validated(model: type[Model], raw: Sequence[Any], limit: int) -> list[Model]:
