@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import orjson
 from kafka import KafkaProducer
 
+from benchmarks.hotpath import machine
 from benchmarks.hotpath.stage import FEATURES, Stage, samples, stop
 from benchmarks.hotpath.stats import Pacer, percentiles, read_cpu_seconds, slow_spells
 from meander import topics
@@ -247,26 +248,28 @@ def measure(
         producer = context.Process(
             target=offer, args=(stage.kafka, source, tag, per_second, seconds, out)
         )
-        producer.start()
-        try:
-            while result is None or (received < result[0] and time.monotonic() < deadline):
-                values = reader.values()
-                now = time.time()
-                for value in values:
-                    if value is None or prefix not in value:
-                        continue
-                    answer = orjson.loads(value)
-                    received += 1
-                    if int(answer[named].rsplit("-", 1)[1]) < warm_up:
-                        continue
-                    event_time = datetime.fromisoformat(answer[stamped])
-                    latencies.append((now - event_time.timestamp()) * 1000)
-                    read_at.append(now)
-                if result is None and not out.empty():
-                    result = out.get()
-                    deadline = time.monotonic() + drain
-        finally:
-            producer.join(30)
+        busy: dict[str, Any] = {}
+        with machine.sampled(busy):
+            producer.start()
+            try:
+                while result is None or (received < result[0] and time.monotonic() < deadline):
+                    values = reader.values()
+                    now = time.time()
+                    for value in values:
+                        if value is None or prefix not in value:
+                            continue
+                        answer = orjson.loads(value)
+                        received += 1
+                        if int(answer[named].rsplit("-", 1)[1]) < warm_up:
+                            continue
+                        event_time = datetime.fromisoformat(answer[stamped])
+                        latencies.append((now - event_time.timestamp()) * 1000)
+                        read_at.append(now)
+                    if result is None and not out.empty():
+                        result = out.get()
+                        deadline = time.monotonic() + drain
+            finally:
+                producer.join(30)
         reading = time.process_time() - reading
     broker = _since(_cpu_seconds(stage.broker_pid), broker)
     assert result is not None
@@ -297,6 +300,9 @@ def measure(
         "broker_cpu_us_per_event": None
         if broker is None
         else round(broker / max(sent, 1) * 1e6, 1),
+        # The whole machine from the producer's start to the last answer (sampled every 0.1 s):
+        # the cores busy on average, and the share of intervals in which every core was.
+        **busy,
     }
 
 

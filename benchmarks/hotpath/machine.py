@@ -7,19 +7,25 @@ processes, the broker and everything else), so that a reader can tell a change f
 
 >>> busy_share((100, 300), (160, 400))
 0.6
+
+Within a latency part, :func:`sampled` reads ``/proc/stat`` every 0.1 s on a thread of its own:
+how many cores were busy on average, and in what share of those intervals every core was
+(:func:`busy_cores`), which tells a loop that is slow from a machine that is full.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-__all__ = ["busy_share", "cpu_times", "describe", "load"]
+__all__ = ["busy_cores", "busy_share", "cpu_times", "describe", "load", "sampled"]
 
 
 def describe() -> dict[str, Any]:
@@ -68,6 +74,49 @@ def load(into: dict[str, Any]) -> Iterator[None]:
     finally:
         into["load_after"] = [round(value, 2) for value in os.getloadavg()]
         into["cpu_busy_share"] = busy_share(started, cpu_times())
+
+
+def busy_cores(readings: list[tuple[int, int]], cpus: int) -> dict[str, float | None]:
+    """From successive :func:`cpu_times` readings: the cores busy on average, and the share of
+    the intervals between readings in which at least 95 % of every core was busy.
+
+    >>> busy_cores([(0, 0), (10, 20), (30, 40), (40, 60)], cpus=2)
+    {'machine_busy_cores': 1.33, 'machine_full_share': 0.33}
+    """
+    spans = [
+        (busy - was_busy, total - was_total)
+        for (was_busy, was_total), (busy, total) in pairwise(readings)
+        if total > was_total
+    ]
+    if not spans:
+        return {"machine_busy_cores": None, "machine_full_share": None}
+    busy, total = sum(b for b, _ in spans), sum(t for _, t in spans)
+    full = sum(1 for b, t in spans if b >= 0.95 * t)
+    return {
+        "machine_busy_cores": round(cpus * busy / total, 2),
+        "machine_full_share": round(full / len(spans), 2),
+    }
+
+
+@contextmanager
+def sampled(into: dict[str, Any], every: float = 0.1) -> Iterator[None]:
+    """Record in ``into`` what :func:`busy_cores` says of the block, read every ``every`` s."""
+    readings = [cpu_times()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every):
+            readings.append(cpu_times())
+
+    sampler = threading.Thread(target=sample, name="cpu-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+        readings.append(cpu_times())
+        into.update(busy_cores(readings, os.cpu_count() or 1))
 
 
 def _first_line(path: str, key: str) -> str | None:

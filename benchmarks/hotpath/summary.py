@@ -66,6 +66,8 @@ _MEASUREMENT_CPU = (
     "producer_cpu_us_per_event",
     "reader_cpu_us_per_event",
     "broker_cpu_us_per_event",
+    "machine_busy_cores",
+    "machine_full_share",
 )
 
 

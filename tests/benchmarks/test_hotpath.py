@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.hotpath import report
 from benchmarks.hotpath.learner import scrape
-from benchmarks.hotpath.machine import busy_share, cpu_times
+from benchmarks.hotpath.machine import busy_cores, busy_share, cpu_times, sampled
 from benchmarks.hotpath.stage import samples
 from benchmarks.hotpath.stats import (
     Pacer,
@@ -125,6 +125,16 @@ def test_cpu_busy_share_is_read_from_proc_stat() -> None:
     assert cpu_times(stat) == (150, 1000)
     assert busy_share((150, 1000), (250, 1200)) == 0.5
     assert busy_share((150, 1000), (150, 1000)) is None
+
+
+def test_busy_cores_counts_the_intervals_in_which_every_core_was_busy() -> None:
+    readings = [(0, 0), (19, 20), (29, 40), (49, 60), (49, 60)]  # the last: no time passed
+    assert busy_cores(readings, cpus=2) == {"machine_busy_cores": 1.63, "machine_full_share": 0.67}
+    assert busy_cores([(5, 10)], cpus=2)["machine_busy_cores"] is None
+    found: dict[str, float | None] = {}
+    with sampled(found, every=0.01):
+        sum(range(200_000))
+    assert 0 <= (found["machine_busy_cores"] or 0) <= (os.cpu_count() or 1)
 
 
 def test_a_run_that_failed_before_its_latency_is_plotted_without_it(tmp_path: Path) -> None:
