@@ -38,7 +38,7 @@ from meander.models.signing import Signer, signer_for
 from meander.models.unannounced import Announcement
 from meander.services.auth import Caller, require
 from meander.services.context import Service, ServiceDep, StreamDep
-from meander.services.problems import JSONRoute
+from meander.services.problems import JSONRoute, refused
 from meander.vocabulary import Action
 
 __all__ = [
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "/meander/service"
 PAGE = 500  # log entries read per round trip while filtering
+LARGEST = 2**64 - 1  # each of a Redis stream id's two numbers is an unsigned 64-bit integer
 KEYS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid API key"},
     403: {"description": "the key lacks the scope"},
@@ -143,6 +144,9 @@ def decisions(
     ] = None,
 ) -> Decisions:
     """Read from the notifier's log: a decision is listed once the notifier has announced it."""
+    if before is not None and any(int(number) > LARGEST for number in before.split("-")):
+        message = f"{before!r} is no position: each of its two numbers is at most {LARGEST}"
+        raise refused(422, ["query", "before"], message, "value_error")
     found = history(
         service.runtime.store, stream.name, kinds=tuple(kind or ()), limit=limit, before=before
     )
@@ -161,6 +165,8 @@ def history(
     older than the log entry ``before`` when given."""
     wanted = stream.encode()
     found: list[Decision] = []
+    if before is not None and not any(int(number) for number in before.split("-")):
+        return found  # nothing is older than 0-0, which Redis refuses as an exclusive bound
     upper = "+" if before is None else f"({before}"
     while len(found) < limit:
         page = store.xrevrange(keys.log("models"), max=upper, min="-", count=PAGE)

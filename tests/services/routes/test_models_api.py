@@ -40,7 +40,7 @@ from meander.services import create_app
 from meander.services.announcer import Announcer
 from meander.services.auth import new_key
 from meander.services.background import _index as background_components
-from meander.services.routes.decisions import Action
+from meander.services.routes.decisions import Action, history
 from meander.store import memory_store
 from tests.conftest import every_message
 from tests.services.conftest import Serve, problem_of
@@ -282,6 +282,30 @@ def test_decisions_come_from_the_notifiers_log_filtered_and_newest_first(world: 
     newest = world.client.get("/v1/streams/sea/decisions?limit=1").json()["decisions"]
     older = world.client.get(f"/v1/streams/sea/decisions?before={newest[0]['position']}").json()
     assert [d["kind"] for d in older["decisions"]] == ["promoted"]
+
+
+def test_a_position_redis_cannot_hold_is_a_422_not_a_503(world: World) -> None:
+    # Found by schemathesis: 20 digits fit the pattern but not Redis's 64-bit numbers, and
+    # Redis's refusal was answered 503 "send the request again later".
+    for before in ("18446744073709551616-0", "0-99999999999999999999"):
+        response = world.client.get(f"/v1/streams/sea/decisions?before={before}")
+        assert response.status_code == 422, response.text
+        assert problem_of(response) == {
+            "loc": ["query", "before"],
+            "msg": f"{before!r} is no position: each of its two numbers is at most "
+            "18446744073709551615",
+            "type": "value_error",
+        }
+    largest = world.client.get("/v1/streams/sea/decisions?before=18446744073709551615-0")
+    assert largest.status_code == 200
+
+
+def test_nothing_is_older_than_the_first_position(redis_url: str) -> None:
+    # Real Redis refuses "(0-0" as the end of a range (fakeredis answers []): it was a 503.
+    store = redis.Redis.from_url(redis_url)
+    for before in ("0-0", "00-000"):
+        assert history(store, "sea", kinds=(), limit=10, before=before) == []
+    store.close()
 
 
 def test_the_decision_kinds_are_the_model_event_actions() -> None:
