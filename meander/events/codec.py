@@ -52,6 +52,7 @@ from meander.events.payloads import (
     Prediction,
 )
 from meander.events.plain import Encoding, Layout, parse_value, plain_data, plain_type
+from meander.events.recent import Recent
 from meander.events.structured import looks_structured, read_structured, structured_attributes
 from meander.events.values import new_id
 from meander.exceptions import ContractError
@@ -314,19 +315,33 @@ def decode_batch(
 ) -> tuple[list[Envelope], list[tuple[Message, str]]]:
     """Decode what can be decoded; return the rest with the reason, for the dead-letter topic.
 
-    No record stops the batch: whatever :func:`decode` raises is the record's reason."""
+    No record stops the batch: whatever :func:`decode` raises is the record's reason. A message
+    another reader in this process decoded lately in binary mode is not decoded again
+    (:mod:`~meander.events.recent`): its envelope depends on nothing else."""
     decoded: list[Envelope] = []
     rejected: list[tuple[Message, str]] = []
     append = decoded.append
+    known, remember = _RECENT.get, _RECENT.add
     for message in messages:
+        envelope = known(message)
+        if envelope is not None and (max_bytes is None or len(message.value or b"") <= max_bytes):
+            append(envelope)
+            continue
         try:
-            append(_decode(message, max_bytes, layout))
+            envelope = _decode(message, max_bytes, layout)
         except ContractError as error:
             rejected.append((message, str(error)))
         except Exception as error:  # a record no rule foresaw; still only its own problem
             problem = f"cannot be decoded: {type(error).__name__}: {error}"
             rejected.append((message, problem[:500]))
+        else:
+            append(envelope)
+            if type(envelope) is Envelope:  # binary mode: the stream's layout played no part
+                remember(message, envelope)
     return decoded, rejected
+
+
+_RECENT: Recent[Envelope] = Recent()
 
 
 def _json(payload: Payload) -> bytes:

@@ -1,0 +1,58 @@
+"""The envelopes of messages decoded lately, kept for the next reader of the same message.
+
+Components in one process that read one log are handed the very same message objects (the
+embedded bus stores each record once and gives every consumer that object), and each decoded
+every event again: the predictor to score it, the learner to join it to its label, the trainer
+to replay it. An envelope read from binary-mode headers depends on the message alone, so the
+first reader's serves the others. Entries are found by the message's identity and hold the
+message, so an identity is never taken for that of another message; the oldest go first. A
+bus that makes a new message per read (Kafka) never finds one, and pays a lookup and an
+insertion, a few percent of a decoding.
+
+>>> from meander.bus import Message
+>>> recent = Recent(limit=2)
+>>> first, second, third = (Message("t", 0, offset, None, b"{}", (), 0) for offset in range(3))
+>>> for message in (first, second, third):
+...     recent.add(message, f"decoded {message.offset}")
+>>> recent.get(first), recent.get(third)
+(None, 'decoded 2')
+>>> recent.get(Message("t", 0, 2, None, b"{}", (), 0)) is None  # equal, but another message
+True
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Generic, TypeVar
+
+from meander.bus import Message
+
+__all__ = ["RECENT_LIMIT", "Recent"]
+
+Decoded = TypeVar("Decoded")
+
+RECENT_LIMIT = 4_096
+"""Envelopes kept: a few chunks of events, their predictions and labels, read by every
+component in turn before they drop out."""
+
+
+class Recent(Generic[Decoded]):
+    """What the latest ``limit`` messages decoded to, by the identity of each message."""
+
+    def __init__(self, limit: int = RECENT_LIMIT) -> None:
+        self.limit = limit
+        self._entries: dict[int, tuple[Message, Decoded]] = {}
+
+    def get(self, message: Message) -> Decoded | None:
+        entry = self._entries.get(id(message))
+        if entry is None or entry[0] is not message:
+            return None
+        return entry[1]
+
+    def add(self, message: Message, decoded: Decoded) -> None:
+        entries = self._entries
+        entries[id(message)] = (message, decoded)
+        if len(entries) > self.limit:
+            # A reader in another thread may change the entries meanwhile: it evicts next time.
+            with suppress(KeyError, RuntimeError):
+                del entries[next(iter(entries))]
