@@ -13,20 +13,28 @@ from meander.exceptions import StoreUnavailable
 
 __all__ = ["redis_store", "writable"]
 
+# Retried: a connection refused or reset fails at once, and a new one may be taken. Not a
+# timeout (redis.TimeoutError): the server did not answer in time and would be waited on again.
+_LOST_CONNECTION = (redis.ConnectionError,)
+
 
 def redis_store(url: str, *, timeout: float = 5.0) -> redis.Redis[bytes]:
     """A client for the Redis at ``url`` that answered a PING within ``timeout`` seconds.
 
-    Transient failures are retried a few times with backoff; a server that is down raises
-    StoreUnavailable instead of hanging.
+    A lost connection (refused, reset) is retried a few times with backoff; a server that does
+    not answer within ``timeout`` fails the call then, once: a paused or hung Redis keeps its
+    connections open, and retrying each timed-out call (and the health check's PING within it)
+    held a call 20 s and more, every caller with it. A server that is down raises
+    StoreUnavailable here instead of hanging.
     """
     client = redis.Redis.from_url(
         url,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        retry=Retry(
+            ExponentialBackoff(cap=1.0, base=0.05), retries=3, supported_errors=_LOST_CONNECTION
+        ),
     )
     try:
         client.ping()
