@@ -42,6 +42,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from meander.problems import MAX_MESSAGE, problems
 
@@ -50,6 +51,7 @@ __all__ = ["REFUSALS", "JSONRoute", "Problems", "Refusal", "install", "refused"]
 Location = Sequence[str | int]
 MAX_PROBLEMS = 100  # listed in one answer; a count says how many more there were
 CLIENT_CLOSED = 499  # the status a request is counted with when its client left first
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")  # what a 405 may list
 
 # Where a framework's own refusal is about, and its kind, when the raiser named neither.
 _WHERE: dict[int, tuple[tuple[str, ...], str]] = {
@@ -57,7 +59,6 @@ _WHERE: dict[int, tuple[tuple[str, ...], str]] = {
     401: (("header", "authorization"), "unauthorized"),
     403: (("header", "authorization"), "forbidden"),
     404: (("path",), "not_found"),
-    405: (("method",), "method_not_allowed"),
     409: (("path",), "conflict"),
     413: (("body",), "too_large"),
     415: (("header", "content-type"), "unsupported_media_type"),
@@ -138,8 +139,10 @@ async def _invalid(_request: Request, error: RequestValidationError) -> Response
     return JSONResponse({"detail": found}, status_code=422)
 
 
-async def _refused(_request: Request, error: StarletteHTTPException) -> Response:
+async def _refused(request: Request, error: StarletteHTTPException) -> Response:
     headers = getattr(error, "headers", None)
+    if error.status_code == 405:
+        return _not_allowed(request)
     if isinstance(error, Refusal):
         return JSONResponse({"detail": [error.problem]}, error.status_code, headers=headers)
     if error.status_code >= 500:
@@ -147,6 +150,22 @@ async def _refused(_request: Request, error: StarletteHTTPException) -> Response
     loc, kind = _WHERE.get(error.status_code, (("request",), "refused"))
     problem = {"loc": list(loc), "msg": _cut(str(error.detail)), "type": kind}
     return JSONResponse({"detail": [problem]}, error.status_code, headers=headers)
+
+
+def _not_allowed(request: Request) -> Response:
+    # Starlette's 405 names the methods of the first route on the path only, while GET, PATCH
+    # and DELETE of one resource are three routes: list what every route on the path takes.
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    message = f"{request.method} is not a method of this path; it takes {', '.join(allowed)}"
+    problem = {"loc": ["method"], "msg": message, "type": "method_not_allowed"}
+    return JSONResponse({"detail": [problem]}, 405, headers={"Allow": ", ".join(allowed)})
 
 
 def _located(error: dict[str, Any]) -> dict[str, Any]:

@@ -123,6 +123,29 @@ def test_a_client_that_leaves_before_its_body_arrived_is_no_server_error() -> No
     assert {status: after[status] - before[status] for status in after} == {"499": 1, "500": 0}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/subscriptions", "GET, POST"),
+        ("PUT", "/v1/subscriptions/sub_0123456789abcdef", "GET, PATCH, DELETE"),
+        ("GET", "/v1/streams/sea/rollback", "POST"),
+        ("DELETE", "/healthz", "GET"),
+    ],
+)
+def test_a_405_lists_every_method_of_the_path(method: str, path: str, allowed: str) -> None:
+    # Found by schemathesis: Allow named the methods of one route of the path ("Allow: POST"
+    # for /v1/subscriptions, which has GET too), where RFC 9110 asks for the resource's.
+    answer = client().request(method, path)
+    assert (answer.status_code, answer.headers["allow"]) == (405, allowed)
+    assert answer.json()["detail"] == [
+        {
+            "loc": ["method"],
+            "msg": f"{method} is not a method of this path; it takes {allowed}",
+            "type": "method_not_allowed",
+        }
+    ]
+
+
 def _post(path: str) -> dict[str, Any]:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"100")]
     return {
