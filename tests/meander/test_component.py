@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from meander.component import Component, collection_paused, run_in_threads, run_until_stopped
+from meander.component import (
+    YOUNG_COLLECTION_EVERY,
+    Component,
+    collection_paused,
+    run_in_threads,
+    run_until_stopped,
+)
 
 
 class Recorder(Component):
@@ -52,10 +58,12 @@ class Twice(Component):
         self.stop, self.rounds, self.freezes = stop, 0, freezes
         self.frozen_at = [0, 0, 0]
         self.freezes_before = [0, 0, 0]
+        self.young_every = [0, 0, 0]
 
     def step(self, timeout: float = 0.0) -> int:
         self.frozen_at[self.rounds] = gc.get_freeze_count()
         self.freezes_before[self.rounds] = len(self.freezes)
+        self.young_every[self.rounds] = gc.get_threshold()[0]
         self.rounds += 1
         if self.rounds == 3:
             self.stop.set()
@@ -75,6 +83,8 @@ def test_what_is_alive_before_and_after_the_first_busy_round_is_left_out_of_coll
 
     monkeypatch.setattr(gc, "freeze", counted)
     component = Twice(stop, freezes)
+    thresholds = gc.get_threshold()
+    before = thresholds[0]
     gc.unfreeze()
     try:
         run_until_stopped([component], stop)
@@ -82,6 +92,9 @@ def test_what_is_alive_before_and_after_the_first_busy_round_is_left_out_of_coll
         # more: the count of frozen objects itself may shrink as other threads free some.
         assert component.frozen_at[0] > 10_000 and component.freezes_before[0] == 1
         assert component.freezes_before[1:] == [2, 2] and len(freezes) == 2
+        # The youngest generation collected less often once the heap is frozen; as before after.
+        assert component.young_every == [before, YOUNG_COLLECTION_EVERY, YOUNG_COLLECTION_EVERY]
+        assert gc.get_threshold() == thresholds
     finally:
         gc.unfreeze()
 
