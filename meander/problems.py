@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-__all__ = ["MAX_MESSAGE", "Problem", "kind_of", "problems", "summary"]
+__all__ = ["MAX_MESSAGE", "Problem", "kind_of", "not_utf8", "problems", "summary"]
 
 MAX_MESSAGE = 300  # characters of a message: enough to say what is wrong, not to echo a body
 
@@ -117,3 +117,23 @@ def _message(error: Mapping[str, Any]) -> str:
     if error.get("type") == "json_invalid" and "ctx" in error:
         message = f"not valid JSON: {error['ctx'].get('error', '')}"
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def not_utf8(raw: bytes) -> str | None:
+    """Where ``raw`` stops being UTF-8, said for a person; None when it is UTF-8. orjson says
+    "str is not valid UTF-8: surrogates not allowed" of Latin-1 text, which sends a reader
+    looking for surrogates.
+
+    >>> not_utf8('{"country": "Fé"}'.encode("latin-1"))
+    'byte 0xe9 at offset 14 is not UTF-8, and JSON text is UTF-8: encode it as UTF-8'
+    >>> not_utf8('{"country": "Fé"}'.encode()) is None
+    True
+    """
+    try:
+        raw.decode()
+    except UnicodeDecodeError as bad:
+        return (
+            f"byte {raw[bad.start]:#04x} at offset {bad.start} is not UTF-8, and JSON text is "
+            "UTF-8: encode it as UTF-8"
+        )
+    return None

@@ -24,6 +24,7 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from meander.problems import not_utf8
 from meander.schema import shown
 from meander.services.problems import Refusal
 
@@ -127,4 +128,5 @@ def _json(text: bytes, loc: tuple[str | int, ...]) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as error:
-        raise invalid(loc[1:], f"not valid JSON: {error}", "json_invalid") from None
+        why = not_utf8(text) or error
+        raise invalid(loc[1:], f"not valid JSON: {why}", "json_invalid") from None

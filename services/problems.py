@@ -31,6 +31,7 @@ rest is a 422 like any other malformed body, never a server error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -44,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from meander.problems import MAX_MESSAGE, problems
+from meander.problems import MAX_MESSAGE, not_utf8, problems
 
 __all__ = ["REFUSALS", "JSONRoute", "Problems", "Refusal", "install", "refused"]
 
@@ -186,7 +187,13 @@ class _StrictJSON(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = orjson.loads(await self.body())
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                if (problem := not_utf8(body)) is None:
+                    raise
+                raise json.JSONDecodeError(problem, "", 0) from None  # FastAPI shows its msg
         return self._json
 
 

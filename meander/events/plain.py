@@ -28,6 +28,7 @@ from meander.events.fallbacks import key_text
 from meander.events.headers import STRUCTURED_CONTENT_TYPE
 from meander.events.payloads import FeatureEvent, Feedback, Payload, Prediction
 from meander.exceptions import ContractError
+from meander.problems import not_utf8
 
 __all__ = ["Encoding", "Layout", "flat_hint", "parse_value", "plain_data", "plain_type"]
 
@@ -74,9 +75,9 @@ def parse_value(value: bytes, payload_type: type[Payload]) -> Any:
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError as error:
+        why = not_utf8(value) or error
         raise ContractError(
-            f"not JSON ({error}) and no ce_* headers: send {_SHAPES[payload_type]}, "
-            f"or {_CLOUDEVENT}"
+            f"not JSON ({why}) and no ce_* headers: send {_SHAPES[payload_type]}, or {_CLOUDEVENT}"
         ) from None
 
 

@@ -20,6 +20,7 @@ import orjson
 
 from meander.events.headers import SPECVERSION, STRUCTURED_CONTENT_TYPE, Attributes, parse_time
 from meander.exceptions import ContractError
+from meander.problems import not_utf8
 
 __all__ = ["looks_structured", "read_structured", "structured_attributes"]
 
@@ -37,8 +38,9 @@ def read_structured(value: bytes) -> tuple[Attributes, dict[str, Any]]:
     try:
         envelope = orjson.loads(value)
     except orjson.JSONDecodeError as error:
+        why = not_utf8(value) or error
         raise ContractError(
-            f"content-type {STRUCTURED_CONTENT_TYPE} but the value is not JSON ({error}): "
+            f"content-type {STRUCTURED_CONTENT_TYPE} but the value is not JSON ({why}): "
             f"send the event as one JSON object ({_NEEDS})"
         ) from None
     return structured_attributes(envelope)

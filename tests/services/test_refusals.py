@@ -163,6 +163,19 @@ def test_json_outside_the_standard_is_422_on_every_route(url: str, body: str) ->
         assert client.get("/healthz").status_code == 200  # the connection was not reset
 
 
+def test_a_body_not_in_utf8_is_422_saying_so(url: str) -> None:
+    # It said "str is not valid UTF-8: surrogates not allowed" (orjson's words) of Latin-1.
+    latin1 = '{"features": {"size": 1, "zip": "Séte"}}'.encode("latin-1")
+    said = "not valid JSON: byte 0xe9 at offset 34 is not UTF-8, and JSON text is UTF-8: encode "
+    for kind, loc in (("application/json", ["body"]), ("application/x-ndjson", ["body", 0])):
+        answer = post(url, "/v1/streams/ripe/events", latin1, **{"content-type": kind})
+        assert problem_of(answer) == {
+            "loc": loc,
+            "msg": said + "it as UTF-8",
+            "type": "json_invalid",
+        }
+
+
 def test_features_the_champion_cannot_score_are_422_with_the_reason(url: str) -> None:
     good = post(url, "/v1/streams/ripe/predict", {"features": {"size": 1, "zip": 30}})
     answer = post(url, "/v1/streams/ripe/predict", {"features": {"size": 1, "zip": "A1"}})

@@ -150,6 +150,15 @@ def test_headers_that_are_not_cloudevents_leave_a_record_plain() -> None:
             "CloudEvent (ce_* headers, or content-type application/cloudevents+json)",
         ),
         (
+            '{"amount": 1, "country": "Fé"}'.encode("latin-1"),
+            "shop.events",
+            None,
+            "not JSON (byte 0xe9 at offset 27 is not UTF-8, and JSON text is UTF-8: encode it as "
+            "UTF-8) and no ce_* headers: send "
+            'a JSON object of features, or {"id": ..., "time": ..., "features": {...}}, or a '
+            "CloudEvent (ce_* headers, or content-type application/cloudevents+json)",
+        ),
+        (
             [1, 2],
             "shop.events",
             None,

@@ -89,6 +89,11 @@ def envelope(**changes: Any) -> dict[str, Any]:
             "content-type application/cloudevents+json but the value is not JSON",
         ),
         (
+            b'{"specversion": "1.0", "id": "caf\xe9"}',
+            "content-type application/cloudevents+json but the value is not JSON (byte 0xe9 at "
+            "offset 33 is not UTF-8, and JSON text is UTF-8: encode it as UTF-8)",
+        ),
+        (
             orjson.dumps([envelope()]),
             "a structured-mode event must be a JSON object, got list",
         ),
