@@ -6,7 +6,10 @@ of its headers on the way), which the bus then copied into a :class:`~meander.bu
 three objects per record, and over a third of a learner's CPU (it reads three records per
 label). :class:`MessageRecords` takes the place of kafka-python's per-partition record reader
 in a consumer's fetcher and reads each record of an uncompressed or decompressed batch
-(format v2) once, into a Message, with single-byte varints (most lengths) read inline.
+(format v2) once, into a Message, with single-byte varints (most lengths) read inline, and
+the six headers meander's own ``encode`` writes read by position when they are exactly those
+(a fifth less CPU a record than reading them one by one: 3.0 - 3.2 against 3.9 - 4.0 us for a
+label).
 
 Everything around the records stays kafka-python's: the fetch itself, CRC checks, skipping
 aborted transactions (``read_committed``) and control batches, positions and offsets. Batches
@@ -62,6 +65,63 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise CorruptRecordError("a varint longer than 10 bytes: the batch is corrupt")
+
+
+# The headers meander.events.encode writes, in its order, as they are written: name lengths
+# and names, and the values that never change (lengths are zigzag varints: 2n).
+_SPEC_ID = b"\x1cce_specversion\x061.0\x0ace_id"
+_AFTER_SPEC_ID = len(_SPEC_ID)
+_SOURCE = b"\x12ce_source"
+_TYPE = b"\x0ece_type"
+_TIME = b"\x0ece_time"
+_CONTENT = b"\x18content-type\x20application/json"
+_SPEC_HEADER = ("ce_specversion", b"1.0")
+_CONTENT_HEADER = ("content-type", b"application/json")
+
+
+def _as_written(data: bytes, at: int) -> tuple[Headers, int] | None:
+    """The six headers as encode writes them, from ce_id's value length at ``at`` on, and the
+    position after them; None when they are anything else, to be read one by one."""
+    size = data[at]
+    if size & 0x81:  # a value of 64 bytes or more (two-byte length), or a null one
+        return None
+    event_id = data[at + 1 : at + 1 + (size >> 1)]
+    at += 1 + (size >> 1)
+    if not data.startswith(_SOURCE, at):
+        return None
+    at += 10
+    size = data[at]
+    if size & 0x81:
+        return None
+    source = data[at + 1 : at + 1 + (size >> 1)]
+    at += 1 + (size >> 1)
+    if not data.startswith(_TYPE, at):
+        return None
+    at += 8
+    size = data[at]
+    if size & 0x81:
+        return None
+    kind = data[at + 1 : at + 1 + (size >> 1)]
+    at += 1 + (size >> 1)
+    if not data.startswith(_TIME, at):
+        return None
+    at += 8
+    size = data[at]
+    if size & 0x81:
+        return None
+    time = data[at + 1 : at + 1 + (size >> 1)]
+    at += 1 + (size >> 1)
+    if not data.startswith(_CONTENT, at):
+        return None
+    headers = (
+        _SPEC_HEADER,
+        ("ce_id", event_id),
+        ("ce_source", source),
+        ("ce_type", kind),
+        ("ce_time", time),
+        _CONTENT_HEADER,
+    )
+    return headers, at + len(_CONTENT)
 
 
 def read_batch(
@@ -122,6 +182,11 @@ def read_batch(
         else:
             pairs, at = _varint(data, at)
         headers: Headers = ()
+        if pairs == 6 and data.startswith(_SPEC_ID, at):
+            written = _as_written(data, at + _AFTER_SPEC_ID)
+            if written is not None:
+                headers, at = written
+                pairs = 0
         if pairs:
             found: list[tuple[str, Any]] = []
             for _ in range(pairs):
