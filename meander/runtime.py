@@ -24,14 +24,14 @@ from meander import topics
 from meander.bus import Bus, MemoryBroker, connect_bus, embedded_bus
 from meander.closing import Closing
 from meander.config import Settings
-from meander.exceptions import BusError, MeanderError, StoreUnavailable
+from meander.exceptions import BusError, ConfigError, MeanderError, StoreUnavailable
 from meander.store import open_store
 from meander.store.changelog import Changelog
 from meander.store.guard import StoreGuard
 from meander.telemetry.metrics import WAITING_FOR_BACKEND
 from meander.telemetry.server import report_readiness
 
-__all__ = ["Runtime", "open_when_up"]
+__all__ = ["Runtime", "check_state_topic", "open_when_up"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Runtime(Closing):
                 bus.create_topics(
                     topics.layout(settings.streams), topics.configs(settings.state_max_bytes)
                 )
+                check_state_topic(bus, settings)
         except BaseException:
             bus.close()
             raise
@@ -91,6 +92,19 @@ class Runtime(Closing):
         finally:
             self.bus.close()
             self.store.close()
+
+
+def check_state_topic(bus: Bus, settings: Settings) -> None:
+    """ConfigError when the existing ``meander.state`` would lose what Redis is restored from
+    (:func:`meander.topics.state_problems`), saying how to change it."""
+    problems = topics.state_problems(bus.topic_settings(topics.STATE), settings.state_max_bytes)
+    if problems:
+        raise ConfigError(
+            f"topic {topics.STATE} exists with settings meander cannot restore from: "
+            f"{'; '.join(problems)} (kafka-configs.sh --bootstrap-server "
+            f"{settings.kafka_bootstrap} --alter --entity-type topics --entity-name "
+            f"{topics.STATE} --add-config <setting>=<value>)"
+        )
 
 
 def open_when_up(

@@ -6,11 +6,13 @@
 ['meander.alerts', 'meander.deadletter', 'meander.models', 'meander.state']
 >>> configs(2**26)[STATE]["cleanup.policy"]
 'compact'
+>>> state_problems(configs(2**26)[STATE], 2**26)
+[]
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from meander.config import StreamConfig
 
@@ -25,6 +27,7 @@ __all__ = [
     "feedback",
     "layout",
     "predictions",
+    "state_problems",
 ]
 
 ALERTS = "meander.alerts"
@@ -64,6 +67,36 @@ def configs(state_max_bytes: int) -> dict[str, dict[str, str]]:
             "min.cleanable.dirty.ratio": "0.2",
         }
     }
+
+
+def state_problems(found: Mapping[str, str], state_max_bytes: int) -> list[str]:
+    """What in ``found``, the settings of an existing ``meander.state``, loses what a store is
+    restored from: a policy that deletes records, or a size limit below ``state_max_bytes``.
+
+    A topic made by hand (say, with automatic creation off) has the broker's defaults.
+
+    >>> state_problems({"cleanup.policy": "delete", "max.message.bytes": "1048588"}, 2**26)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['cleanup.policy=delete deletes records a store that lost its data is restored from: set
+      cleanup.policy=compact', 'max.message.bytes=1048588 refuses models and checkpoints that
+      state_max_bytes (67108864) lets through: set max.message.bytes=67108864, or lower
+      state_max_bytes']
+    """
+    problems = []
+    policy = found.get("cleanup.policy", "compact")
+    if policy.replace(" ", "") != "compact":
+        problems.append(
+            f"cleanup.policy={policy} deletes records a store that lost its data is restored "
+            "from: set cleanup.policy=compact"
+        )
+    limit = found.get("max.message.bytes")
+    if limit is not None and int(limit) < state_max_bytes:
+        problems.append(
+            f"max.message.bytes={limit} refuses models and checkpoints that state_max_bytes "
+            f"({state_max_bytes}) lets through: set max.message.bytes={state_max_bytes}, or "
+            "lower state_max_bytes"
+        )
+    return problems
 
 
 def layout(streams: Iterable[StreamConfig]) -> dict[str, int]:

@@ -230,6 +230,11 @@ class Bus(Closing):
         """How many partitions ``topic`` has; BusError when it does not exist."""
 
     @abstractmethod
+    def topic_settings(self, topic: str) -> dict[str, str]:
+        """The settings of ``topic`` by name (``cleanup.policy``, ``max.message.bytes``, ...):
+        the broker's, or for an embedded bus those it was created with."""
+
+    @abstractmethod
     def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
         """Publish and wait until the bus has stored every record; returns where, in order."""
 

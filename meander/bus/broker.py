@@ -49,21 +49,32 @@ class MemoryBroker:
     def __init__(self) -> None:
         self.changed = threading.Condition()
         self._topics: dict[str, list[list[Message]]] = {}
+        self._settings: dict[str, dict[str, str]] = {}
         self._groups: dict[str, GroupState] = {}
         self._spread = itertools.count()
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
+    def create_topics(
+        self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
         with self.changed:
             for name, count in topics.items():
                 if count < 1:
                     raise BusError(f"topic {name!r} needs at least one partition, got {count}")
-                self._topics.setdefault(name, [[] for _ in range(count)])
+                if name not in self._topics:
+                    self._topics[name] = [[] for _ in range(count)]
+                    self._settings[name] = dict((configs or {}).get(name, {}))
             for group in self._groups.values():
                 self._rebalance(group)
 
     def partitions(self, topic: str) -> int:
         with self.changed:
             return len(self._log(topic))
+
+    def settings(self, topic: str) -> dict[str, str]:
+        """The settings ``topic`` was created with."""
+        with self.changed:
+            self._log(topic)  # raises for an unknown topic
+            return dict(self._settings[topic])
 
     def append(self, records: Sequence[Record]) -> list[Delivered]:
         """Store ``records`` in order; an unknown topic or partition refuses the whole batch."""

@@ -20,6 +20,7 @@ from typing import Any, Unpack
 from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from meander.bus.base import (
@@ -120,6 +121,19 @@ class ConfluentBus(ClusterBus):
             except TimeoutError as error:
                 raise unavailable(self.bootstrap, self.timeout) from error
         self._shown(missing)
+
+    def topic_settings(self, topic: str) -> dict[str, str]:
+        self.partitions(topic)  # BusError for an unknown topic
+        [future] = self._admin.describe_configs(
+            [ConfigResource("topic", topic)], request_timeout=self.timeout
+        ).values()
+        try:
+            entries = future.result(timeout=self.timeout)
+        except KafkaException as error:
+            raise BusError(f"could not read the settings of topic {topic!r}: {error}") from error
+        except TimeoutError as error:
+            raise unavailable(self.bootstrap, self.timeout) from error
+        return {name: entry.value for name, entry in entries.items() if entry.value is not None}
 
     def send(self, records: Sequence[Record]) -> Sending:
         self._check_known(records)

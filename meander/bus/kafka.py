@@ -17,7 +17,7 @@ from typing import Any, Unpack
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -116,6 +116,18 @@ class KafkaBus(ClusterBus):
         except KafkaError as error:
             raise BusError(f"could not create topics {sorted(missing)}: {error}") from error
         self._shown(missing)
+
+    def topic_settings(self, topic: str) -> dict[str, str]:
+        self.partitions(topic)  # BusError for an unknown topic, of which Kafka answers nothing
+        wanted = ConfigResource(ConfigResourceType.TOPIC, topic)
+        try:
+            found = self._admin.describe_configs([wanted])
+        except KafkaError as error:
+            raise BusError(f"could not read the settings of topic {topic!r}: {error}") from error
+        entries = found.get("topic", {}).get(topic, {})
+        return {
+            name: entry["value"] for name, entry in entries.items() if entry["value"] is not None
+        }
 
     def send(self, records: Sequence[Record]) -> Sending:
         self._check_topics(records)

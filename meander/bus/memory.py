@@ -54,11 +54,14 @@ class MemoryBus(Bus):
     def create_topics(
         self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
     ) -> None:
-        # An in-process log keeps every record: compaction has nothing to save here.
-        self.broker.create_topics(topics)
+        # An in-process log keeps every record (nothing is compacted): it only keeps the settings.
+        self.broker.create_topics(topics, configs)
 
     def partitions(self, topic: str) -> int:
         return self.broker.partitions(topic)
+
+    def topic_settings(self, topic: str) -> dict[str, str]:
+        return self.broker.settings(topic)
 
     def publish(self, records: Sequence[Record], timeout: float | None = None) -> list[Delivered]:
         self.check_records(records)

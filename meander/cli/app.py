@@ -112,12 +112,15 @@ def run(
 def topics_create(config: ConfigOption = None) -> None:
     """Create every topic the configured streams need (existing ones are left alone), and
     say how many partitions each has."""
+    from meander.runtime import check_state_topic
+
     settings = settings_from(config)
     layout = topics.layout(settings.streams)
     try:
         with connect_bus(settings) as bus:
             bus.create_topics(layout, topics.configs(settings.state_max_bytes))
             found = {name: bus.partitions(name) for name in layout}
+            check_state_topic(bus, settings)
     except MeanderError as error:
         raise fail(error) from None
     for name, partitions in found.items():

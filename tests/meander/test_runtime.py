@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from meander import topics
-from meander.bus import Record, TopicPartition
+from meander.bus import MemoryBroker, MemoryBus, Record, TopicPartition
 from meander.config import Settings
-from meander.exceptions import MessageTooLarge
-from meander.runtime import Runtime
+from meander.exceptions import ConfigError, MessageTooLarge
+from meander.runtime import Runtime, check_state_topic
 
 
 def test_an_embedded_runtime_keeps_checkpoints_larger_than_an_event() -> None:
@@ -37,3 +37,30 @@ def test_each_embedded_runtime_starts_from_nothing() -> None:
             where = TopicPartition(topics.ALERTS, 0)
             with second.bus.assign([where]) as reader:
                 assert reader.end_offsets([where]) == {where: 0}
+
+
+@pytest.mark.parametrize(
+    ("made", "said"),
+    [
+        ({"cleanup.policy": "delete"}, "cleanup.policy=delete deletes records a store that lost"),
+        ({"cleanup.policy": "compact,delete"}, "cleanup.policy=compact,delete deletes records"),
+        ({"max.message.bytes": "1048588"}, "max.message.bytes=1048588 refuses models and"),
+    ],
+)
+def test_a_state_topic_that_would_lose_what_redis_is_restored_from_is_refused(
+    made: dict[str, str], said: str
+) -> None:
+    # A meander.state made by hand (automatic creation off) has the broker's defaults: delete
+    # after 7 days and 1 MB records. Nothing checked it: a store restored after a Redis loss
+    # missed what Kafka had deleted, and checkpoints over 1 MB were refused.
+    settings = Settings(state_max_bytes=2**26)
+    bus = MemoryBus(MemoryBroker())
+    bus.create_topics({topics.STATE: 1}, {topics.STATE: made})
+    with pytest.raises(
+        ConfigError,
+        match=f"topic meander.state exists with settings meander cannot restore from: {said}",
+    ):
+        check_state_topic(bus, settings)
+    good = MemoryBus(MemoryBroker())
+    good.create_topics({topics.STATE: 1}, topics.configs(2**26))
+    check_state_topic(good, settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -70,6 +71,15 @@ def test_partitions_and_idempotent_create(bus: Bus, topic: Topic) -> None:
     name = topic(3)
     bus.create_topics({name: 5})  # exists already: left as it is
     assert bus.partitions(name) == 3
+
+
+def test_a_topic_reports_the_settings_it_was_created_with(bus: Bus) -> None:
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    settings = {"cleanup.policy": "compact", "max.message.bytes": "2000000"}
+    bus.create_topics({name: 1}, {name: settings})
+    assert settings.items() <= bus.topic_settings(name).items()
+    with pytest.raises(BusError, match="does not exist"):
+        bus.topic_settings("test.never-created")
 
 
 def test_unknown_topic_is_an_error_not_a_new_topic(bus: Bus) -> None:
