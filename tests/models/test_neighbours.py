@@ -58,6 +58,24 @@ def test_a_value_that_is_no_number_leaves_the_search_to_river() -> None:
     assert not ours._numeric
 
 
+def test_few_features_are_searched_river_s_way_until_a_fourth_comes() -> None:
+    rng = random.Random(3)
+    river, ours = _river(30), WindowSearch(30)
+    for label in range(60):
+        names = ["x0", "x1"] if label < 40 else ["x0", "x1", "x2", "x3"]
+        item = ({name: rng.gauss(0.0, 1.0) for name in names}, label)
+        river.append(item)
+        ours.append(item)
+        assert ours._matrix == (label >= 40)
+        query = ({name: rng.gauss(0.0, 1.0) for name in names}, None)
+        found, expected = ours.search(query, 5), river.search(query, 5)
+        if label < 40:  # River's own search: the same to the bit
+            assert found == expected
+        assert [x[1] for x in found[0]] == [x[1] for x in expected[0]]
+        assert found[1] == pytest.approx(expected[1], rel=1e-12)
+    assert list(pickle.loads(pickle.dumps(ours))._columns) == ["x0", "x1", "x2", "x3"]
+
+
 def test_a_pickled_search_answers_as_before_to_the_bit() -> None:
     rng = random.Random(1)
     ours = WindowSearch(20)
