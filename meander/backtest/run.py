@@ -50,6 +50,7 @@ from meander.runtime import Runtime
 __all__ = ["BacktestRun", "run_backtest"]
 
 CHUNK_ROWS = 100  # events published and scored before their labels can follow
+BACKTEST_LEASE_SECONDS = 3_600.0  # the learner's (lease_seconds' most): its store is its own
 SOURCE = "/meander/backtest"
 
 
@@ -106,7 +107,7 @@ def run_backtest(
         )
     settings = settings or Settings()
     source = FileSource(path, target=target, chunk_rows=max(chunk_rows, INFER_ROWS))
-    config = resolve_stream(source, settings, name=stream, model=model)
+    config = _unleased(resolve_stream(source, settings, name=stream, model=model))
     ignored = [column for column in source.columns() if column not in config.features]
     started = time.perf_counter()
     runtime = _fresh_runtime(settings, config)
@@ -160,6 +161,15 @@ def _replay(
     if state is None:  # the learner lost its lease on a store nobody else can reach
         raise AssertionError("the backtest's learner holds no state after the run")
     return state, event_ids, labels
+
+
+def _unleased(stream: StreamConfig) -> StreamConfig:
+    """``stream`` with a learner's lease no pause outlasts. A backtest's store is its own, so
+    nobody can take the stream over; with the 5 s default, a learner starved of CPU by a loaded
+    machine lost its lease mid-run, over and over ("held by nobody"), and did its work since its
+    last checkpoint again. It changes nothing the loop learns or serves."""
+    learning = stream.learning.model_copy(update={"lease_seconds": BACKTEST_LEASE_SECONDS})
+    return stream.model_copy(update={"learning": learning})
 
 
 def _fit(sample: Sample, stream: StreamConfig, clock: TickClock) -> Sample:
