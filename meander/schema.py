@@ -260,7 +260,9 @@ def infer_features(
     - integer columns (also float columns holding only whole numbers, which is what pandas makes
       of an integer column with gaps) with at most ``integer_categorical_max`` distinct values are
       categorical codes, other numeric columns are numeric;
-    - a column with any missing value is not required.
+    - a column with any missing value is not required; one with no value at all is left out,
+      its type unknown (pandas types it as integers, which would make a categorical feature
+      refusing every number once its values come).
 
     Bounds and category lists are not inferred: a sample's range is not a rule of the stream.
 
@@ -285,6 +287,8 @@ def infer_features(
 def _infer_type(present: pd.Series[Any], categorical_max: int, integer_max: int) -> str | None:
     import pandas as pd  # here: components that only check events start without it
 
+    if present.empty:
+        return None
     distinct = present.nunique()
     if pd.api.types.is_bool_dtype(present.dtype):
         return "boolean"

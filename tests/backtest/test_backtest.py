@@ -358,6 +358,23 @@ def test_gaps_in_a_column_cost_no_event(tmp_path: Path) -> None:
     assert report["dead_letters"] == 0 and len(answers) == 600
 
 
+def test_a_column_empty_in_the_first_rows_costs_no_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A column with no value in the rows the stream is inferred from (one that appears later)
+    # was typed by pandas as integers, so a categorical feature: once its numbers came, every
+    # event was dead-lettered as "must be a string or an integer category" (the 150 events
+    # below that have it), and its label held until given up.
+    monkeypatch.setattr("meander.backtest.stream.INFER_ROWS", 100)
+    path = write_stream(tmp_path, "sea", 300)
+    frame = pd.read_csv(path)
+    frame.insert(0, "later", [None] * 150 + [i / 7 for i in range(150)])
+    frame.to_csv(path, index=False)
+    run, report, answers = quiet_backtest(path)
+    assert "later" not in run.stream.features and report["ignored_columns"] == ["later"]
+    assert report["dead_letters"] == 0 and len(answers) == 300
+
+
 def test_a_number_beyond_the_floats_is_dead_lettered_saying_so(tmp_path: Path) -> None:
     # pandas reads 1e400 as an infinity, which JSON writes as null: the event reached the
     # predictor without the value, dead-lettered as "feature 'x0' is required".

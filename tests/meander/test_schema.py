@@ -126,6 +126,7 @@ def test_infer_features_types_and_required() -> None:
             "colour": pd.Categorical(["red", "blue", "red", "red"]),
             "order_id": ["a1", "a2", "a3", "a4"],
             "seen": pd.to_datetime(["2024-01-01"] * 4),
+            "later": pd.array([None] * 4, dtype="Int64"),  # no value yet, as pandas reads it
         }
     )
     features = infer_features(frame, categorical_max=3, integer_categorical_max=3)
