@@ -24,6 +24,7 @@ from meander import topics
 from meander.bus import Bus, MemoryBroker, connect_bus, embedded_bus
 from meander.closing import Closing
 from meander.config import Settings
+from meander.events import keep_decoded
 from meander.exceptions import BusError, ConfigError, MeanderError, StoreUnavailable
 from meander.store import open_store
 from meander.store.changelog import Changelog
@@ -58,6 +59,7 @@ class Runtime(Closing):
     def open(cls, settings: Settings, *, create_topics: bool = True) -> Runtime:
         """Connect to the configured backends and (by default) create the topics they need."""
         bus = connect_bus(settings)
+        keep_decoded(not settings.uses_kafka)  # only the embedded bus hands a message on twice
         try:
             store = open_store(settings)
             if create_topics:
@@ -80,6 +82,7 @@ class Runtime(Closing):
         from meander.store.memory import memory_store
 
         bus = embedded_bus(settings, MemoryBroker())
+        keep_decoded(True)
         bus.create_topics(topics.layout(settings.streams), topics.configs(settings.state_max_bytes))
         return cls(settings, bus, memory_store(fakeredis.FakeServer()))
 

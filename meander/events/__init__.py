@@ -16,7 +16,14 @@ b'io.meander.event.v1'
 
 from __future__ import annotations
 
-from meander.events.codec import Envelope, decode, decode_batch, encode, encode_json
+from meander.events.codec import (
+    Envelope,
+    decode,
+    decode_batch,
+    encode,
+    encode_json,
+    keep_decoded,
+)
 from meander.events.headers import CONTENT_TYPE, SPECVERSION, STRUCTURED_CONTENT_TYPE
 from meander.events.payloads import (
     PAYLOADS,
@@ -54,6 +61,7 @@ __all__ = [
     "decode_batch",
     "encode",
     "encode_json",
+    "keep_decoded",
     "new_id",
     "now",
 ]

@@ -53,6 +53,8 @@ class Recent(Generic[Decoded]):
         return entry[1]
 
     def add(self, message: Message, decoded: Decoded) -> None:
+        if self.limit <= 0:
+            return
         key = id(message)
         self._entries[key] = (message, decoded)
         order = self._order

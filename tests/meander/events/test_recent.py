@@ -5,12 +5,20 @@ reader's decoding."""
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from meander.bus import Message
 from meander.config import EncodingSettings
-from meander.events import FeatureEvent, decode_batch, encode
+from meander.events import FeatureEvent, decode_batch, encode, keep_decoded
 
 STAMP_MS = 1_767_323_045_678
+
+
+@pytest.fixture(autouse=True)
+def kept() -> None:
+    keep_decoded(
+        True
+    )  # as an embedded runtime sets it; a Kafka one earlier in the session does not
 
 
 def binary(event_id: str, offset: int = 0) -> Message:
@@ -57,3 +65,17 @@ def test_a_flat_object_is_read_with_each_reader_s_own_layout() -> None:
     assert by_field.payload.id == "o-7"  # type: ignore[union-attr]
     assert derived.payload.id != "o-7"  # type: ignore[union-attr]
     assert derived.payload.features == {"order_id": "o-7", "amount": 2}  # type: ignore[union-attr]
+
+
+def test_nothing_is_kept_for_a_bus_that_never_hands_a_message_on_twice() -> None:
+    keep_decoded(False)  # as a runtime on Kafka sets it
+    try:
+        message = binary("a")
+        (first,), _ = decode_batch([message])
+        (again,), _ = decode_batch([message])
+        assert again is not first and again.payload == first.payload
+    finally:
+        keep_decoded(True)
+    (kept,), _ = decode_batch([message])
+    (again,), _ = decode_batch([message])
+    assert again is kept
