@@ -4,7 +4,10 @@ A write runs under the fence's WATCH (a write while the store is being restored 
 alias change also WATCHes the aliases and the version it changes, so that if another writer
 changes them between its reads and EXEC, EXEC fails and the change runs again on fresh values:
 no decision is ever applied on a stale view. What an alias change wrote is read back in the same
-EXEC and recorded in the changelog.
+EXEC and recorded in the changelog. An alias change also writes a token of its own: a connection
+cut after EXEC reached Redis loses only the reply (redis-py raises WatchError then), and the
+token read on the next attempt says the change was made, so it is not made again (a decision
+announced twice, a promotion refused as "already the champion") but only read back and logged.
 
 >>> from meander.store import memory_store
 >>> store = memory_store()
@@ -17,8 +20,9 @@ b'1'
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -93,13 +97,19 @@ class RegistryWrites:
         fence = fence or self.guard
         champion_key, challengers_key = self.prefix + "champion", self.prefix + "challengers"
         watched = (champion_key, challengers_key, f"{self.prefix}meta:{version}")
+        token, made = uuid.uuid4().hex.encode(), None
         with self.store.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    pipe.watch(*watched)
+                    pipe.watch(*watched, self.prefix + "change")
                     if fence is not None:
                         fence.check(pipe)
-                    metas = change(pipe)
+                    if made is not None and self._made(pipe) == token:
+                        pipe.multi()  # made by the last attempt, whose reply was lost
+                        metas = made
+                    else:
+                        made = metas = change(pipe)
+                        pipe.set(self.prefix + "change", token)
                     pipe.get(champion_key)
                     pipe.zrange(challengers_key, 0, -1, withscores=True)
                     pipe.mget([f"{self.prefix}meta:{v}" for v in metas])
@@ -117,3 +127,7 @@ class RegistryWrites:
             f"version {version} of stream {self.stream!r} kept changing under {MAX_ATTEMPTS} "
             f"attempts to update it; retry when the other writer is done"
         )
+
+    def _made(self, pipe: Pipeline[bytes]) -> bytes | None:
+        """The token of the last alias change made (read while watching: executed at once)."""
+        return cast("bytes | None", pipe.get(self.prefix + "change"))
