@@ -16,6 +16,7 @@ as the Last-Event-ID, so even a reconnect before the first event loses nothing),
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -173,6 +175,26 @@ async def open_feed(
             raise unavailable(service.settings, error) from None
 
     return await run_in_threadpool(opened)
+
+
+class _SlowClientCut(logging.Filter):
+    """uvicorn's report of a live feed whose client read nothing for ``SEND_TIMEOUT_SECONDS``,
+    said as what it is: one line, a warning. The client was cut, which is what the timeout is
+    for; uvicorn logged it as "Exception in ASGI application", an ERROR with the stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, SendTimeoutError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = (
+                f"a live feed's client read nothing for {SEND_TIMEOUT_SECONDS:g} s: its "
+                "connection was cut (it resumes from the cursor of the last event it read)"
+            )
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_SlowClientCut())
 
 
 def event_stream(feed: LiveFeed, name: str) -> EventSourceResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from meander.config import Settings
 from meander.events import Alert, Prediction, decode, encode
 from meander.runtime import Runtime
 from meander.services.auth import new_key
+from meander.services.routes import feeds
 from meander.services.routes.feeds import AlertFilter
 from meander.services.routes.predictions import PredictionFilter
 from tests.conftest import MakeRuntime
@@ -194,3 +197,42 @@ def test_alerts_arrive_live_from_kafka(kafka_bootstrap: str, redis_url: str, ser
             received = take(events, 2, "alert")
     assert [e.data["id"] for e in received] == ["k1", "k2"]
     assert all(e.data["stream"] == stream for e in received)
+
+
+def test_a_client_that_reads_nothing_is_cut_with_a_warning_not_an_error(
+    make_runtime: MakeRuntime,
+    serve: Serve,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # uvicorn logged the send timeout's cut as "Exception in ASGI application", an ERROR with
+    # the stack, once per slow client (seen with curl --limit-rate 1k).
+    monkeypatch.setattr(feeds, "SEND_TIMEOUT_SECONDS", 1.0)
+    runtime = make_runtime(service=OPEN)
+    host, port = serve(runtime.settings, runtime).removeprefix("http://").split(":")
+    uvicorn_errors = logging.getLogger("uvicorn.error")  # configured by the server: no propagation
+    uvicorn_errors.addHandler(caplog.handler)
+    wordy = alert("fraud", "critical").model_copy(update={"message": "x" * 4_000})
+    try:
+        with socket.create_connection((host, int(port))) as reader:
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            reader.sendall(b"GET /v1/alerts/live HTTP/1.1\r\nHost: test\r\n\r\n")
+            seen = b""
+            while b"reading; events follow" not in seen:  # the feed has its start: stop reading
+                seen += reader.recv(4096)
+            publish_alerts(runtime, *((f"a{i}", wordy) for i in range(5_000)))  # 20 MB
+            deadline = time.monotonic() + DEADLINE
+            while time.monotonic() < deadline and not _from_uvicorn(caplog):
+                time.sleep(0.1)
+    finally:
+        uvicorn_errors.removeHandler(caplog.handler)
+    [cut] = _from_uvicorn(caplog)
+    assert (cut.levelname, cut.exc_info) == ("WARNING", None)
+    assert cut.getMessage() == (
+        "a live feed's client read nothing for 1 s: its connection was cut (it resumes from "
+        "the cursor of the last event it read)"
+    )
+
+
+def _from_uvicorn(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "uvicorn.error" and r.levelno >= logging.WARNING]
