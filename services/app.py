@@ -105,7 +105,12 @@ def _operations(app: FastAPI, service: Service) -> None:
         ready = all(result == "ok" for result in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
     def metrics() -> Response:
         """Prometheus exposition of this process's registry."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

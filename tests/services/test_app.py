@@ -55,6 +55,15 @@ def test_metrics_parse_as_prometheus_text() -> None:
     assert "python_info" in names
 
 
+def test_metrics_are_documented_as_the_text_they_are() -> None:
+    # Found by schemathesis (ST105): the OpenAPI said application/json.
+    app = client()
+    documented = app.get("/openapi.json").json()["paths"]["/metrics"]["get"]["responses"]["200"]
+    served = app.get("/metrics").headers["content-type"]
+    assert list(documented["content"]) == ["text/plain"]
+    assert served.startswith("text/plain")
+
+
 def requests_counted(method: str, route: str, status: str) -> float:
     labels = {"method": method, "route": route, "status": status}
     return REGISTRY.get_sample_value("meander_http_requests_total", labels) or 0.0
