@@ -24,10 +24,18 @@ def from_text(value: Any, kind: str) -> Any:
     pandas types each CSV chunk on its own, so one bad value turns a whole chunk's numbers
     into text; this takes them back, and leaves the bad value for the schema to refuse.
 
+    A whole float as a categorical feature is its integer code: pandas reads a column of codes
+    written as ``5.0`` (as pandas writes integers with gaps) as floats, which a categorical
+    feature refuses.
+
     >>> from_text("1.5", "numeric"), from_text("oops", "numeric"), from_text("True", "boolean")
     (1.5, 'oops', True)
+    >>> from_text(5.0, "categorical"), from_text(7.5, "categorical")
+    (5, 7.5)
     """
     if not isinstance(value, str):
+        if kind == "categorical" and type(value) is float and value.is_integer():
+            return int(value)
         return value
     if kind == "boolean":
         return _TRUTH.get(value.strip().lower(), value)

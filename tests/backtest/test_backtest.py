@@ -375,6 +375,22 @@ def test_a_column_empty_in_the_first_rows_costs_no_event(
     assert report["dead_letters"] == 0 and len(answers) == 300
 
 
+def test_codes_written_as_whole_floats_cost_no_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A column of a few whole numbers written as 0.0, 5.0, 10.0 is inferred as categorical
+    # codes, but pandas hands its values out as floats, which a categorical feature refused:
+    # all 300 events were dead-lettered ("must be a string or an integer category, got 5.0").
+    monkeypatch.setattr("meander.backtest.stream.INFER_ROWS", 100)
+    path = write_stream(tmp_path, "sea", 300)
+    frame = pd.read_csv(path)
+    frame.insert(0, "discount", [float(5 * (i % 3)) for i in range(300)])
+    frame.to_csv(path, index=False)
+    run, report, answers = quiet_backtest(path)
+    assert run.stream.features["discount"].type == "categorical"
+    assert report["dead_letters"] == 0 and len(answers) == 300
+
+
 def test_a_number_beyond_the_floats_is_dead_lettered_saying_so(tmp_path: Path) -> None:
     # pandas reads 1e400 as an infinity, which JSON writes as null: the event reached the
     # predictor without the value, dead-lettered as "feature 'x0' is required".
