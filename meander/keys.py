@@ -18,12 +18,14 @@ notifier's channels and logs, and the webhook subscriptions.
 from __future__ import annotations
 
 __all__ = [
+    "ALIAS_CHANGE_SECONDS",
     "STORE_PROBE",
     "STORE_READY",
     "STORE_RESTORING",
     "SUBSCRIPTIONS",
     "SUBSCRIPTIONS_REVISION",
     "SUBSCRIPTION_SECRETS",
+    "alias_change",
     "announced",
     "channel",
     "checkpoint",
@@ -106,6 +108,19 @@ def profile(stream: str) -> str:
 def prediction(stream: str, event_id: str) -> str:
     """The hash holding every model version's prediction for one event."""
     return f"meander:{stream}:prediction:{event_id}"
+
+
+ALIAS_CHANGE_SECONDS = 3_600
+"""How long the token of a registry's last alias change is kept: far longer than the attempts
+of one change, which are what read it."""
+
+
+def alias_change(stream: str) -> str:
+    """The token of the last change of the stream's aliases, written in its transaction so that
+    an attempt whose reply was lost is found made by the next attempt of the same change. It
+    expires (:data:`ALIAS_CHANGE_SECONDS`) and is not in ``meander.state``: it is no part of the
+    registry, and no attempt outlives a Redis that lost its data."""
+    return f"meander:{stream}:alias_change"
 
 
 def registry(stream: str) -> str:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
+from meander import keys
 from meander.exceptions import RegistryError
 
 if TYPE_CHECKING:
@@ -98,18 +99,19 @@ class RegistryWrites:
         champion_key, challengers_key = self.prefix + "champion", self.prefix + "challengers"
         watched = (champion_key, challengers_key, f"{self.prefix}meta:{version}")
         token, made = uuid.uuid4().hex.encode(), None
+        token_key = keys.alias_change(self.stream)
         with self.store.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    pipe.watch(*watched, self.prefix + "change")
+                    pipe.watch(*watched, token_key)
                     if fence is not None:
                         fence.check(pipe)
-                    if made is not None and self._made(pipe) == token:
+                    if made is not None and self._made(pipe, token_key) == token:
                         pipe.multi()  # made by the last attempt, whose reply was lost
                         metas = made
                     else:
                         made = metas = change(pipe)
-                        pipe.set(self.prefix + "change", token)
+                        pipe.set(token_key, token, ex=keys.ALIAS_CHANGE_SECONDS)
                     pipe.get(champion_key)
                     pipe.zrange(challengers_key, 0, -1, withscores=True)
                     pipe.mget([f"{self.prefix}meta:{v}" for v in metas])
@@ -128,6 +130,7 @@ class RegistryWrites:
             f"attempts to update it; retry when the other writer is done"
         )
 
-    def _made(self, pipe: Pipeline[bytes]) -> bytes | None:
+    @staticmethod
+    def _made(pipe: Pipeline[bytes], token_key: str) -> bytes | None:
         """The token of the last alias change made (read while watching: executed at once)."""
-        return cast("bytes | None", pipe.get(self.prefix + "change"))
+        return cast("bytes | None", pipe.get(token_key))
