@@ -10,6 +10,7 @@ exist only in-process, and for tests that need a real server.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -20,12 +21,15 @@ __all__ = ["ThreadedServer"]
 
 
 class ThreadedServer:
-    """``app`` served on ``host:port`` (0 picks a free port) from :meth:`start` to :meth:`stop`."""
+    """``app`` served on ``host:port`` (0 picks a free port) from :meth:`start` to :meth:`stop`,
+    over ``http`` (uvicorn's protocol class, or its name)."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, http: type[asyncio.Protocol] | str = "auto"
+    ) -> None:
         self.host = host
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", http=http)
         )
         self.thread = threading.Thread(target=self.server.run, name="meander service", daemon=True)
 

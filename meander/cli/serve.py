@@ -32,6 +32,7 @@ def serve(
     import uvicorn
 
     from meander.services import create_app
+    from meander.services.connections import guarded_protocol
 
     settings = checked_settings(config)
     if with_:
@@ -56,6 +57,7 @@ def serve(
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's records go through meander's handler, as JSON by default
+        http=guarded_protocol(settings.service),  # request deadlines and a connection cap
     )
 
 

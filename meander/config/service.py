@@ -67,6 +67,24 @@ class ServiceSettings(BaseModel):
     retry_after_seconds: Annotated[
         int, Field(ge=0, le=HOUR), at_most(HOUR, "a client told to wait longer gives up")
     ] = Field(default=5, description="the Retry-After of a 503 while Kafka or Redis is unavailable")
+    header_timeout_seconds: Timeout = Field(
+        default=10.0,
+        description="time a client has to send a request's headers, from connecting or from "
+        "the previous response; a connection that has not is closed (408)",
+    )
+    request_timeout_seconds: Timeout = Field(
+        default=60.0,
+        description="time a client has to send a whole request, headers and body; a connection "
+        "that has not is closed (a response, such as a live feed, is not timed)",
+    )
+    max_connections: Annotated[
+        int | None, Field(gt=0, le=1_000_000), at_most(1_000_000, "each one is a file descriptor")
+    ] = Field(
+        default=None,
+        description="open HTTP connections (live feeds included); one more gets 503 and is "
+        "closed. Unset: three quarters of the process's open-files limit (the rest stays for "
+        "Kafka, Redis and files)",
+    )
     prediction_ttl_seconds: Annotated[
         int, Field(gt=0, le=YEAR), at_most(YEAR, "nothing is kept for more than a year")
     ] = Field(default=86_400, description="how long a prediction can be fetched by its event id")

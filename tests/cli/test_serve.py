@@ -44,3 +44,17 @@ def test_serve_refuses_an_unknown_component() -> None:
     result = runner.invoke(app, ["serve", "--with", "learner,oracle"])
     assert result.exit_code == 2
     assert "unknown component(s) oracle" in result.output
+
+
+def test_serve_runs_with_request_deadlines_and_a_connection_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    ran: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.update(options))
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    protocol = ran["http"]
+    assert getattr(protocol, "header_seconds", None) == 10.0
+    assert getattr(protocol, "request_seconds", None) == 60.0

@@ -19,6 +19,7 @@ import pytest
 from meander.config import Settings
 from meander.runtime import Runtime
 from meander.services import create_app
+from meander.services.connections import guarded_protocol
 from meander.services.threaded import ThreadedServer
 
 Serve = Callable[..., str]
@@ -32,10 +33,12 @@ def free_port() -> int:
 
 
 class RunningServer(ThreadedServer):
-    """uvicorn serving ``create_app(settings, runtime=runtime)`` on a free loopback port."""
+    """uvicorn serving ``create_app(settings, runtime=runtime)`` on a free loopback port, over
+    the protocol ``meander serve`` runs."""
 
     def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
-        super().__init__(create_app(settings, runtime=runtime), "127.0.0.1", free_port())
+        app = create_app(settings, runtime=runtime)
+        super().__init__(app, "127.0.0.1", free_port(), guarded_protocol(settings.service))
         if not self.start():
             raise RuntimeError(f"uvicorn did not start for {self.url}")
 
