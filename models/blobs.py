@@ -15,6 +15,13 @@ chain as long as the values a leaf saw, and pickle's recursion through it failed
 of them (a learner could not checkpoint such a champion, a trainer not register such a
 challenger). :func:`dumps` writes each E-BST as a flat list of its nodes instead.
 
+:func:`loads` unpickles with the garbage collector paused. A model's objects all outlive the
+load, yet every 700 of them made set off a young collection that freed nothing, every tenth of
+those a middle one, and the middle ones counted towards a full one: loading an ARF(10) snapshot
+(some 35,000 objects) ran about 43 young and 4 middle collections, and in the closed loop, whose
+predictor loads one every 640 labels, the full collections went from 3 to 8 per 10,000 events
+(each over some 110,000 objects). Paused, the new objects are looked at once, when it resumes.
+
 >>> import pickle
 >>> from river import proba
 >>> gaussian = proba.Gaussian()
@@ -29,6 +36,7 @@ True
 from __future__ import annotations
 
 import copyreg
+import gc
 import io
 import pickle
 import random
@@ -37,7 +45,7 @@ from typing import Any
 from river import proba
 from river.tree.splitter.ebst_splitter import EBSTNode
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "loads"]
 
 _UNSEEDED = random.Random()  # shared by every restored unseeded distribution
 
@@ -92,3 +100,15 @@ def dumps(obj: Any) -> bytes:
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
     return buffer.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    """``pickle.loads(data)``, with the garbage collector paused while it runs (unless it was
+    off already): nothing a load makes is garbage, so a collection in the middle finds none."""
+    if not gc.isenabled():
+        return pickle.loads(data)
+    gc.disable()
+    try:
+        return pickle.loads(data)
+    finally:
+        gc.enable()

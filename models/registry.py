@@ -27,7 +27,6 @@ True
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
@@ -39,7 +38,7 @@ from meander import keys
 from meander.config import STREAM_NAME
 from meander.exceptions import RegistryError
 from meander.models.aliases import Aliases, Also
-from meander.models.blobs import dumps
+from meander.models.blobs import dumps, loads
 from meander.models.registry_log import RegistryLog
 from meander.models.registry_writes import RegistryWrites
 from meander.models.signing import signer_for
@@ -210,7 +209,7 @@ class Registry:
             if blob is None:
                 raise self._unknown(version)
             data = self.signer.verify(blob, context=self._context(version))
-            loaded[version] = pickle.loads(data), int(revision)
+            loaded[version] = loads(data), int(revision)
         return loaded
 
     def get(self, version: int) -> ModelVersion:

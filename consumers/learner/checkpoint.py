@@ -17,7 +17,6 @@ to the same model).
 
 from __future__ import annotations
 
-import pickle
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from meander import keys
 from meander.config import StreamConfig
 from meander.consumers.learner.learning import LearnerState
 from meander.exceptions import MeanderError
-from meander.models.blobs import dumps
+from meander.models.blobs import dumps, loads
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.models.specs import build_detector, build_model, check_task, spec_text
@@ -90,7 +89,7 @@ class Checkpoints:
         blob = self.store.get(self.key)
         if blob is None:
             return None
-        state = pickle.loads(self.signer.verify(blob))
+        state = loads(self.signer.verify(blob))
         if not isinstance(state, LearnerState):
             return None
         return state

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import random
 
 import pytest
 from river import datasets, forest, proba, tree
 
-from meander.models.blobs import dumps
+from meander.models.blobs import dumps, loads
 
 
 def _trained(model: object, events: int = 1_000) -> object:
@@ -36,6 +37,34 @@ def test_a_restored_model_predicts_and_learns_as_the_original(make: object) -> N
         assert twin.predict_proba_one(x) == model.predict_proba_one(x)
         model.learn_one(x, y)
         twin.learn_one(x, y)
+
+
+def test_a_load_runs_no_collection_and_leaves_the_collector_as_it_was() -> None:
+    model = _trained(forest.ARFClassifier(n_models=3, seed=1))
+    blob = dumps(model)
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        twin = loads(blob)
+        assert collections in ([], [0]) and gc.isenabled()  # [0]: the one when it resumes
+        gc.disable()
+        try:
+            loads(blob)
+            assert not gc.isenabled()  # a caller's choice is kept
+        finally:
+            gc.enable()
+        collections.clear()
+        pickle.loads(blob)
+        assert len(collections) > 3, collections  # unpaused, the same load collects again and again
+    finally:
+        gc.callbacks.remove(count)
+    x, _ = next(iter(datasets.synth.Agrawal(seed=2).take(1)))
+    assert twin.predict_proba_one(x) == model.predict_proba_one(x)  # type: ignore[attr-defined]
 
 
 def test_a_seeded_gaussian_keeps_its_generator() -> None:
