@@ -50,6 +50,7 @@ def main(
         "command": command,
         "machine": machine.describe(),
         "measuring_client": latency.MEASURING_CLIENT,  # paced producer and reader
+        "paced_in_flight": latency.PACED_IN_FLIGHT,  # its requests awaiting an answer, at most
         "model": MODEL,
         "quick": quick,
         "events": n,
