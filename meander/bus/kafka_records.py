@@ -75,6 +75,8 @@ _SOURCE = b"\x12ce_source"
 _TYPE = b"\x0ece_type"
 _TIME = b"\x0ece_time"
 _CONTENT = b"\x18content-type\x20application/json"
+# What follows the values of ce_id, ce_source, ce_type and ce_time, in turn.
+_FOLLOWING = tuple((name, len(name)) for name in (_SOURCE, _TYPE, _TIME, _CONTENT))
 _SPEC_HEADER = ("ce_specversion", b"1.0")
 _CONTENT_HEADER = ("content-type", b"application/json")
 
@@ -82,37 +84,18 @@ _CONTENT_HEADER = ("content-type", b"application/json")
 def _as_written(data: bytes, at: int) -> tuple[Headers, int] | None:
     """The six headers as encode writes them, from ce_id's value length at ``at`` on, and the
     position after them; None when they are anything else, to be read one by one."""
-    size = data[at]
-    if size & 0x81:  # a value of 64 bytes or more (two-byte length), or a null one
-        return None
-    event_id = data[at + 1 : at + 1 + (size >> 1)]
-    at += 1 + (size >> 1)
-    if not data.startswith(_SOURCE, at):
-        return None
-    at += 10
-    size = data[at]
-    if size & 0x81:
-        return None
-    source = data[at + 1 : at + 1 + (size >> 1)]
-    at += 1 + (size >> 1)
-    if not data.startswith(_TYPE, at):
-        return None
-    at += 8
-    size = data[at]
-    if size & 0x81:
-        return None
-    kind = data[at + 1 : at + 1 + (size >> 1)]
-    at += 1 + (size >> 1)
-    if not data.startswith(_TIME, at):
-        return None
-    at += 8
-    size = data[at]
-    if size & 0x81:
-        return None
-    time = data[at + 1 : at + 1 + (size >> 1)]
-    at += 1 + (size >> 1)
-    if not data.startswith(_CONTENT, at):
-        return None
+    values = []
+    for follows, length in _FOLLOWING:
+        size = data[at]
+        if size & 0x81:  # a value of 64 bytes or more (two-byte length), or a null one
+            return None
+        at += 1
+        end = at + (size >> 1)
+        values.append(data[at:end])
+        if not data.startswith(follows, end):
+            return None
+        at = end + length
+    event_id, source, kind, time = values
     headers = (
         _SPEC_HEADER,
         ("ce_id", event_id),
@@ -121,7 +104,7 @@ def _as_written(data: bytes, at: int) -> tuple[Headers, int] | None:
         ("ce_time", time),
         _CONTENT_HEADER,
     )
-    return headers, at + len(_CONTENT)
+    return headers, at
 
 
 def read_batch(
