@@ -40,8 +40,8 @@ def main(
     warm_up: int = warm.ROUNDS,
 ) -> dict[str, Any]:
     """Run every part ``runs`` times on one broker and one Redis, warmed up first with
-    ``warm_up`` rounds of traffic (:mod:`benchmarks.hotpath.warm`); returns what it writes to
-    hotpath.json."""
+    ``warm_up`` whole runs, not kept (:mod:`benchmarks.hotpath.warm`); returns what it writes
+    to hotpath.json."""
     n = events or (QUICK_EVENTS if quick else EVENTS)
     command = "python -m benchmarks --only hotpath" + (" --quick" if quick else "")
     if events:
@@ -65,7 +65,9 @@ def main(
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         stage = Stage(kafka, redis, scratch, None if broker is None else broker.pid)
         try:
-            warmed = results["broker_warm_up"] = warm.warm_up(stage, warm_up) if warm_up else None
+            warmed = results["broker_warm_up"] = (
+                warm.warm_up(stage, warm_up, lambda: _warm_run(stage, command)) if warm_up else None
+            )
             print(warm.said(warmed), flush=True)
             for index in range(runs):
                 run: dict[str, Any] = {"run": index + 1}
@@ -93,6 +95,11 @@ def main(
                     print(f"run {run['run']} FAILED: {run['failed']}", flush=True)
             print(f"written to {report.JSON} and {report.PNG}")
     return results
+
+
+def _warm_run(stage: Stage, command: str) -> None:
+    """A whole run of every part, quick, on :data:`warm.EVENTS` events: the broker's warm-up."""
+    _parts(stage, f"warm-{uuid.uuid4().hex[:6]}", warm.EVENTS, True, None, command, {})
 
 
 def _say(figure: str, command: str) -> None:
