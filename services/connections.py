@@ -7,14 +7,22 @@ at a time, held its connection, and a file descriptor, for good. One client proc
 connect, and the Kafka and Redis clients of the components running beside the service could
 open nothing either.
 
-:func:`guarded_protocol` gives uvicorn a protocol that closes a connection whose request's
+:func:`protocols` gives uvicorn an HTTP protocol that closes a connection whose request's
 headers are not all in ``header_timeout_seconds`` after the connection was made or the previous
 response was sent (with a 408), or whose whole request is not in ``request_timeout_seconds``;
 and that answers a connection made while ``max_connections`` are open with a 503 and closes
 it. A request received whole is never cut: its response (a live feed) takes as long as it does.
 
+A connection closed while its peer reads nothing is aborted: asyncio's ``close()`` waits to send
+what is buffered first, which a stalled peer never lets it do, so the connection stayed open for
+good. A WebSocket client that stopped reading was found by uvicorn's ping (no pong in 20 s) and
+closed, yet held its socket and its feed's Kafka reader, and ``meander serve`` never finished
+on SIGTERM ("Waiting for connections to close"). Both protocols of :func:`protocols` check
+every ``CLOSE_GRACE_SECONDS`` whether a closing connection sent anything since, and abort it if
+not.
+
 >>> from meander.config.service import ServiceSettings
->>> guarded_protocol(ServiceSettings(max_connections=500)).max_connections
+>>> protocols(ServiceSettings(max_connections=500))["http"].max_connections
 500
 """
 
@@ -23,17 +31,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
+import struct
 import time
+from typing import TypedDict, cast
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from meander.config.service import ServiceSettings
 
-__all__ = ["connection_limit", "guarded_protocol"]
+__all__ = ["Protocols", "connection_limit", "protocols"]
 
 log = logging.getLogger(__name__)
 
 WARN_EVERY_SECONDS = 60.0
+CLOSE_GRACE_SECONDS = 10.0
 
 
 def _answer(status: bytes, message: str, *headers: bytes) -> bytes:
@@ -63,18 +76,77 @@ def connection_limit(configured: int | None) -> int:
     return 100_000 if soft == resource.RLIM_INFINITY else max(1, soft * 3 // 4)
 
 
-def guarded_protocol(settings: ServiceSettings) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol (h11) with ``settings``' deadlines and connection cap."""
+class Protocols(TypedDict):
+    """uvicorn's options naming its protocol classes."""
+
+    http: type[asyncio.Protocol]
+    ws: type[asyncio.Protocol]
+
+
+def protocols(settings: ServiceSettings) -> Protocols:
+    """uvicorn's ``http`` (h11) and ``ws`` (websockets) protocols, with ``settings``' deadlines
+    and connection cap, aborting what closes while its peer reads nothing."""
 
     class Guarded(_Guarded):
         header_seconds = min(settings.header_timeout_seconds, settings.request_timeout_seconds)
         request_seconds = settings.request_timeout_seconds
         max_connections = connection_limit(settings.max_connections)
 
-    return Guarded
+    return Protocols(http=Guarded, ws=_GuardedSocket)
 
 
-class _Guarded(H11Protocol):
+class _Reaping:
+    """Aborts the transport once it has been closing, or its server stopping, for
+    ``CLOSE_GRACE_SECONDS`` with nothing of its buffer sent (a peer reading slowly still gets
+    all of it)."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    _reaper: asyncio.TimerHandle | None = None
+    _unsent: int | None = None  # the buffer at the last check, while closing or stopping
+    _stopping = False
+
+    def _start_reaping(self) -> None:
+        self._reaper = self.loop.call_later(CLOSE_GRACE_SECONDS, self._reap)
+
+    def _stop_reaping(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+
+    def _reap(self) -> None:
+        transport = self.transport
+        if transport.get_protocol() is not cast(object, self):
+            return  # upgraded: the WebSocket's protocol watches it now
+        ending = transport.is_closing() or self._stopping
+        unsent = transport.get_write_buffer_size() if ending else None
+        if unsent and unsent == self._unsent:
+            _reset(transport)
+            return
+        self._unsent = unsent
+        self._start_reaping()
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Abort with a reset: a plain close leaves the kernel holding what the peer never read,
+    and the socket in FIN-WAIT-1, as long as the peer keeps its window shut."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class _GuardedSocket(_Reaping, WebSocketsSansIOProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._start_reaping()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_reaping()
+        super().connection_lost(exc)
+
+
+class _Guarded(_Reaping, H11Protocol):
     header_seconds = 10.0
     request_seconds = 60.0
     max_connections = 10_000
@@ -89,8 +161,9 @@ class _Guarded(H11Protocol):
             self._warn_full()
             self.transport.write(BUSY)
             self.transport.close()
-            return
-        self._begin()
+        else:
+            self._begin()
+        self._start_reaping()
 
     def data_received(self, data: bytes) -> None:
         self._heard = True
@@ -103,7 +176,14 @@ class _Guarded(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop()
+        self._stop_reaping()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        # A response under way is let finish (uvicorn waits for it), unless its client reads
+        # nothing of it: a live feed's stalled client would keep the server from ever ending.
+        self._stopping = True
+        super().shutdown()
 
     def _begin(self) -> None:
         self._stop()

@@ -35,13 +35,12 @@ class DemoServer:
         if _taken(self.host, self.port):
             return None
         from meander.services import create_app
-        from meander.services.connections import guarded_protocol
+        from meander.services.connections import protocols
         from meander.services.threaded import ThreadedServer
 
         settings = _demo_settings(self.runtime.settings)
         app = create_app(settings, runtime=self.runtime)
-        http = guarded_protocol(settings.service)
-        self.server = ThreadedServer(app, self.host, self.port, http)
+        self.server = ThreadedServer(app, self.host, self.port, protocols(settings.service))
         return self.server.url if self.server.start() else None
 
     def __exit__(

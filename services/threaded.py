@@ -10,27 +10,35 @@ exist only in-process, and for tests that need a real server.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from meander.services.connections import Protocols
 
 __all__ = ["ThreadedServer"]
 
 
 class ThreadedServer:
     """``app`` served on ``host:port`` (0 picks a free port) from :meth:`start` to :meth:`stop`,
-    over ``http`` (uvicorn's protocol class, or its name)."""
+    over ``protocols`` (uvicorn's ``http`` and ``ws`` protocol classes; its own by default)."""
 
     def __init__(
-        self, app: ASGIApp, host: str, port: int, http: type[asyncio.Protocol] | str = "auto"
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        protocols: Protocols | None = None,
     ) -> None:
         self.host = host
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", http=http)
+        chosen: dict[str, Any] = dict(protocols or {})
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", **chosen
         )
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="meander service", daemon=True)
 
     @property

@@ -32,7 +32,7 @@ def serve(
     import uvicorn
 
     from meander.services import create_app
-    from meander.services.connections import guarded_protocol
+    from meander.services.connections import protocols
 
     settings = checked_settings(config)
     if with_:
@@ -57,7 +57,7 @@ def serve(
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's records go through meander's handler, as JSON by default
-        http=guarded_protocol(settings.service),  # request deadlines and a connection cap
+        **protocols(settings.service),  # request deadlines, a connection cap, stalled peers cut
     )
 
 

@@ -58,3 +58,4 @@ def test_serve_runs_with_request_deadlines_and_a_connection_cap(
     protocol = ran["http"]
     assert getattr(protocol, "header_seconds", None) == 10.0
     assert getattr(protocol, "request_seconds", None) == 60.0
+    assert hasattr(ran["ws"], "_reap")  # a stalled WebSocket is cut

@@ -19,7 +19,7 @@ import pytest
 from meander.config import Settings
 from meander.runtime import Runtime
 from meander.services import create_app
-from meander.services.connections import guarded_protocol
+from meander.services.connections import protocols
 from meander.services.threaded import ThreadedServer
 
 Serve = Callable[..., str]
@@ -38,7 +38,7 @@ class RunningServer(ThreadedServer):
 
     def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
         app = create_app(settings, runtime=runtime)
-        super().__init__(app, "127.0.0.1", free_port(), guarded_protocol(settings.service))
+        super().__init__(app, "127.0.0.1", free_port(), protocols(settings.service))
         if not self.start():
             raise RuntimeError(f"uvicorn did not start for {self.url}")
 

@@ -17,8 +17,13 @@ import httpx2 as httpx
 import pytest
 from websockets.sync.client import connect
 
+from meander import topics
 from meander.config import Settings, StreamConfig
-from tests.services.conftest import Serve
+from meander.events import encode
+from meander.services import connections
+from tests.conftest import MakeRuntime
+from tests.services.conftest import RunningServer, Serve
+from tests.services.test_index import answer
 
 WAIT = 5.0  # only a server that never cuts the connection makes a test wait this long
 
@@ -142,3 +147,38 @@ def test_a_connection_past_the_cap_gets_a_503(serve: Serve, dial: Dial) -> None:
         client.close()  # closing twice is allowed
     time.sleep(0.2)
     assert httpx.get(f"{url}/healthz", timeout=WAIT).status_code == 200
+
+
+STALLED = {
+    "ws": b"GET /v1/streams/fraud/predictions/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n",
+    "sse": b"GET /v1/streams/fraud/predictions/live HTTP/1.1\r\nHost: test\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("feed", sorted(STALLED))
+def test_a_server_stopping_cuts_a_feed_whose_client_reads_nothing(
+    feed: str, make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The close waited to send what the client never read: uvicorn waited for the connection
+    to close, and ``meander serve`` never ended on SIGTERM."""
+    monkeypatch.setattr(connections, "CLOSE_GRACE_SECONDS", 0.2)
+    stream = StreamConfig(name="fraud", task="binary", features={"amount": "numeric"})
+    runtime = make_runtime(stream, service={"anonymous_scopes": ["read"]})
+    server = RunningServer(runtime.settings, runtime)
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect((host, int(port)))
+        client.sendall(STALLED[feed])
+        assert client.recv(12) in (b"HTTP/1.1 101", b"HTTP/1.1 200")  # then never reads again
+        topic = topics.predictions("fraud")
+        for batch in range(20):  # 10 MB: more than the socket's buffers hold
+            answers = [answer(f"e{batch}-{n}-" + "x" * 500) for n in range(1000)]
+            runtime.bus.publish([encode(topic, a, source="/test") for a in answers])
+        time.sleep(1.0)  # the feed sends until the buffers are full
+        began = time.monotonic()
+        server.stop(timeout=WAIT)
+        assert not server.thread.is_alive(), f"the server still waits after {WAIT} s"
+        assert time.monotonic() - began < 3.0
