@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meander.exceptions import RegistryError
-from meander.models.neighbours import as_river
+from meander.models import neighbours, trees
 
 if TYPE_CHECKING:
     from meander.models.registry import Registry
@@ -56,7 +56,7 @@ def export_model(registry: Registry, version: int | None, path: str | Path) -> P
             )
     model, revision = registry.load(version)
     entry = registry.get(version)
-    data = _plain_pickle(as_river(model), f"version {version} of stream {registry.stream!r}")
+    data = _plain_pickle(_as_river(model), f"version {version} of stream {registry.stream!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = {
@@ -211,3 +211,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
+
+
+def _as_river(model: Any) -> Any:
+    """``model`` with River's own classes where building it swapped in faster ones."""
+    return trees.as_river(neighbours.as_river(model))
