@@ -10,6 +10,7 @@ best go on to race the champion on live events.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
@@ -137,25 +138,33 @@ def candidates(
     (the default search space holds the default champion's spec). A second one is a ``copy``
     of the first, ranked beside it with its score, never warm-started: the trainer races
     neither it nor anything in its place. At the first tuning a candidate of the champion's
-    own spec is left out, having learned what the champion learned."""
+    own spec is left out, having learned what the champion learned.
+
+    Where :func:`within_reach` will judge them, a candidate is given up as soon as it cannot
+    end within reach of the best one warm-started before it (:class:`_Reach`): it is left out,
+    and so are its copies."""
     recent = window[len(window) - since_change :] if since_change > 0 else []
+    reach = _Reach(stream.task, min(since_change, len(window), len(recent)))
     built: list[Candidate] = []
     specs = [("fresh", stream.model)] if fresh else []
     left_out = set() if fresh or champion is None else {registry.get(champion).spec}
-    twins: dict[str, Candidate] = {}
+    twins: dict[str, Candidate | None] = {}  # None: given up, out of reach
     for origin, spec in specs + [("candidate", c) for c in stream.candidates]:
         text = spec_text(spec)
         if text in left_out:
             continue
-        twin = twins.get(text)
-        if twin is not None:
-            built.append(replace(twin, origin=origin, copy=True))
+        if text in twins:
+            twin = twins[text]
+            if twin is not None:
+                built.append(replace(twin, origin=origin, copy=True))
             continue
         model = build_model(spec)
         check_task(model, stream.task)
-        score = _warm_start(model, recent, stream.task)
-        twins[text] = Candidate(model, text, origin, score, window=recent)
-        built.append(twins[text])
+        score = _warm_start(model, recent, stream.task, reach)
+        twins[text] = (
+            None if score is None else Candidate(model, text, origin, score, window=recent)
+        )
+        built.extend(c for c in [twins[text]] if c is not None)
     # The two latest retired versions: the concepts most likely to come back, at a bounded cost.
     retired = [v for v in registry.versions() if v.status in ("retired", "rolled_back")]
     for past in retired[-2:]:
@@ -166,8 +175,9 @@ def candidates(
         # window, which cost as much as a fresh model's warm start and made it one.
         model, _ = registry.load(past.version)
         latest = recent[-SCORED_LABELS:]
-        score = _warm_start(model, latest, stream.task)
-        built.append(Candidate(model, past.spec, "past_version", score, past.version, latest))
+        score = _warm_start(model, latest, stream.task, reach)
+        if score is not None:
+            built.append(Candidate(model, past.spec, "past_version", score, past.version, latest))
     if recent:  # scores mean something only when there were labels to score on
         higher_is_better = stream.task != "regression"
         built.sort(key=lambda c: c.score, reverse=higher_is_better)
@@ -186,18 +196,63 @@ def within_reach(ranked: list[Candidate], task: str, since_change: int) -> list[
     return [c for c in ranked if c.score >= best - BEHIND_ACCURACY]
 
 
-def _warm_start(model: Any, window: Window, task: str) -> float:
+class _Reach:
+    """How far behind the best candidate warm-started so far another may finish and still be
+    raced (:func:`within_reach`), where it applies: from ``SCORED_LABELS`` labels scored on.
+
+    A candidate that cannot finish within reach whatever it answers on the labels it has left
+    to score is given up at once: the best one's score can only rise as more finish, so the
+    trainer would never have raced it, and it leaves the ranking no other candidate's place
+    depends on (everything it would rank above is out of reach too). A k-NN model's warm start
+    is mostly its predictions on those labels, a retired version's all of it."""
+
+    # Past these bounds the verdict could differ from within_reach's by rounding.
+    _SLACK = 1e-9
+
+    def __init__(self, task: str, labels: int) -> None:
+        self.regression, self.applies = task == "regression", labels >= SCORED_LABELS
+        self.best: float | None = None
+
+    def finished(self, score: float) -> float:
+        if self.applies and math.isfinite(score):
+            better = self.best is None or (
+                score < self.best if self.regression else score > self.best
+            )
+            self.best = score if better else self.best
+        return score
+
+    def out_of(self, total: float, scored: int) -> bool:
+        """Whether a candidate with ``total`` (right answers, or absolute error) over the
+        first ``scored`` of the ``SCORED_LABELS`` labels is out of reach however it ends."""
+        if self.best is None or not math.isfinite(total):
+            return False
+        if self.regression:  # its error on the labels left is at least 0
+            return total / SCORED_LABELS > self.best * BEHIND_MAE * (1 + self._SLACK)
+        at_most = (total + SCORED_LABELS - scored) / SCORED_LABELS
+        return at_most < self.best - BEHIND_ACCURACY - self._SLACK
+
+
+def _warm_start(model: Any, window: Window, task: str, reach: _Reach | None = None) -> float | None:
     """Learn the window; the prequential score (accuracy, or MAE) on its latest
-    ``SCORED_LABELS`` labels."""
+    ``SCORED_LABELS`` labels; None when ``reach`` shows it out of reach on the way."""
     metric = Prequential(task)  # type: ignore[arg-type]
     scored_from = len(window) - SCORED_LABELS
+    total, regression = 0.0, task == "regression"
     for i, (x, y) in enumerate(window):
         if i >= scored_from:
             prediction, proba = predict_one(model, x, task)
             metric.update(y, prediction, proba)
+            if reach is not None:
+                if regression:
+                    total += abs(y - (0.0 if prediction is None else prediction))
+                else:
+                    total += prediction == y
+                if reach.out_of(total, i - scored_from + 1):
+                    return None
         model.learn_one(x, y)
     report = metric.report()
-    return float(report["mae"] if task == "regression" else report["accuracy"]) if window else 0.0
+    score = float(report["mae"] if regression else report["accuracy"]) if window else 0.0
+    return score if reach is None else reach.finished(score)
 
 
 def _ranges(topic: str, ranges: Mapping[str, list[int]]) -> dict[TopicPartition, tuple[int, int]]:

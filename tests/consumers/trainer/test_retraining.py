@@ -258,3 +258,35 @@ def test_a_candidate_far_behind_the_best_on_the_latest_labels_is_not_raced(
 ) -> None:
     ranked = [Candidate(None, f"m{i}", "candidate", score) for i, score in enumerate(scores)]
     assert within_reach(ranked, task, since) == ranked[:raced]
+
+
+@pytest.mark.parametrize(("since", "given_up"), [(SCORED_LABELS, True), (SCORED_LABELS - 1, False)])
+def test_a_candidate_that_cannot_end_within_reach_is_given_up_on_the_way(
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+    since: int,
+    given_up: bool,
+) -> None:
+    stream, registry = prior_stream(make_stream, make_runtime)
+    knows_false = dummy.PriorClassifier()
+    for _ in range(1_000):
+        knows_false.learn_one(X_ZERO, False)  # the concept that left, learned long ago
+    retired = registry.register(knows_false, spec="dummy.PriorClassifier").version
+    registry.promote(retired)
+    champion = registry.register(dummy.PriorClassifier(), spec="dummy.PriorClassifier").version
+    registry.promote(champion)
+    loaded: list[Any] = []
+    load = registry.load
+    monkeypatch.setattr(registry, "load", lambda v: loaded.append(load(v)) or loaded[-1])
+
+    built = candidates(stream, registry, SWITCHED, champion, since_change=since)
+
+    # The fresh model, first, is right from its second label on (0.997 on all 300); the past
+    # version answers False on every label: once it erred 17 times it could end at 0.943 at
+    # best, out of reach (0.05 behind), and learns no more.
+    [(past, _)] = loaded
+    assert [c.origin for c in built] == (["fresh"] if given_up else ["fresh", "past_version"])
+    assert past.counts[True] == (16 if given_up else since)
+    # Too few labels scored for within_reach to leave it out: it learns them all, and races.
+    assert within_reach(built, "binary", since) == built
