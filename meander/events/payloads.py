@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from meander.bus import Message
-from meander.events.values import Features, Label, new_id
+from meander.events.values import Features, Label, Moment, new_id
 from meander.vocabulary import Action, AlertKind, Severity
 
 __all__ = [
@@ -54,7 +54,7 @@ class FeatureEvent(Payload):
 
     type: ClassVar[str] = "io.meander.event.v1"
     id: str = Field(default_factory=new_id, min_length=1, max_length=200)
-    time: datetime = Field(default_factory=_now)
+    time: Moment = Field(default_factory=_now)
     features: Features
     entity: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -85,7 +85,7 @@ class Feedback(Payload):
     type: ClassVar[str] = "io.meander.feedback.v1"
     event_id: str = Field(min_length=1, max_length=200)
     label: Label
-    observed_at: datetime = Field(default_factory=_now)
+    observed_at: Moment = Field(default_factory=_now)
 
     def key(self) -> str:
         return self.event_id

@@ -12,11 +12,16 @@ import random
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, ValidatorFunctionWrapHandler
+from pydantic import (
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-__all__ = ["Features", "Label", "Value", "new_id", "now"]
+__all__ = ["MOMENT_SCHEMA", "Features", "Label", "Moment", "Value", "new_id", "now"]
 
 Value = bool | int | float | str
 Label = bool | int | float | str
@@ -93,3 +98,20 @@ class _FastFeatures:
 
 Features = Annotated[dict[str, Value | None], _FastFeatures]
 """A payload's features: validated as ``dict[str, Value | None]``, plain ones at less cost."""
+
+
+MOMENT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "number", "description": "Unix time: seconds, milliseconds above 2e10"},
+    ]
+}
+Moment = Annotated[datetime, WithJsonSchema(MOMENT_SCHEMA, mode="validation")]
+"""A time as it is read: RFC 3339, or a Unix time in seconds (in milliseconds above 2e10, as
+JavaScript's ``Date.now()`` gives it), the way pydantic reads a number as a datetime. Kafka
+producers send both, so HTTP takes both too, and the OpenAPI says so; it is written as RFC 3339.
+
+>>> from pydantic import TypeAdapter
+>>> [TypeAdapter(Moment).validate_python(t).isoformat() for t in (1_767_225_600, 1_767_225_600_000)]
+['2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00']
+"""

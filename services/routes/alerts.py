@@ -24,13 +24,14 @@ import orjson
 import redis
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, WithJsonSchema
 
 from meander import keys
 from meander.consumers.notifier.subscriptions import (
     AlertKind,
 )
 from meander.events import Alert
+from meander.events.values import MOMENT_SCHEMA
 from meander.services.auth import require
 from meander.services.context import ServiceDep
 from meander.services.problems import JSONRoute
@@ -40,6 +41,9 @@ __all__ = ["AlertHistory", "LoggedAlert", "router"]
 
 HISTORY = keys.log("alerts")
 _PAGE = 500
+
+# Query strings are text: "1767225600" reads as Unix seconds, as a number in a body does.
+AwareMoment = Annotated[AwareDatetime, WithJsonSchema(MOMENT_SCHEMA, mode="validation")]
 
 router = APIRouter(tags=["alerts"], route_class=JSONRoute)
 
@@ -64,10 +68,10 @@ def alert_history(
     kind: Annotated[AlertKind | None, Query(description="only this kind")] = None,
     severity: Annotated[Severity, Query(description="the least severity")] = "info",
     since: Annotated[
-        AwareDatetime | None, Query(description="RFC 3339: detected at or after")
+        AwareMoment | None, Query(description="RFC 3339 or Unix time: detected at or after")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="RFC 3339: detected at or before")
+        AwareMoment | None, Query(description="RFC 3339 or Unix time: detected at or before")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertHistory:

@@ -95,3 +95,14 @@ def test_parameters_and_other_headers_are_read_by_name() -> None:
     assert attributes(tuple(headers)) == attributes(plain)
     other_last = (*written(None), ("traceparent", b"00-1-2-01"))
     assert attributes(other_last)[4] is None
+
+
+@pytest.mark.parametrize("again", ["ce_id", "CE_ID"])
+def test_a_header_sent_twice_is_read_as_its_last(again: str) -> None:
+    # Kafka keeps every header a producer adds, so a stage that adds ce_id rather than setting
+    # it leaves two: the last one is the event's, as Kafka's own Headers.lastHeader reads it.
+    plain = written()
+    assert attributes((*plain, (again, b"e-again")))[0] == "e-again"
+    assert attributes((*by_name(plain), (again, b"e-again")))[0] == "e-again"
+    before = (plain[0], (again, b"e-again"), *plain[1:])
+    assert attributes(before)[0] == plain[1][1].decode()

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from meander import topics
 from meander.config import StreamConfig
+from meander.events.values import MOMENT_SCHEMA
 from meander.runtime import Runtime
 from meander.services import create_app
 from meander.services.auth import new_key
@@ -195,3 +196,27 @@ def test_what_the_service_publishes_is_counted(runtime: Runtime) -> None:
     batch = [{"features": {"age": age}} for age in (20, 30, 40)]
     assert client_for(runtime).post("/v1/streams/credit/events", json=batch).status_code == 202
     assert produced() - before == 3
+
+
+def test_times_are_rfc_3339_or_unix_time_as_the_schema_says(
+    runtime: Runtime, read_topic: ReadTopic
+) -> None:
+    # Numbers were taken as Unix times while the OpenAPI said a date-time string (schemathesis).
+    client = client_for(runtime)
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/v1/streams/{stream}/feedback"]["post"]["requestBody"]
+    observed_at = body["content"]["application/json"]["schema"]["oneOf"][0]["properties"]
+    alerts = schema["paths"]["/v1/alerts"]["get"]["parameters"]
+    since = next(p["schema"] for p in alerts if p["name"] == "since")
+    for said in (observed_at["observed_at"], since):
+        assert MOMENT_SCHEMA["anyOf"][1] in said["anyOf"]
+    new_year = "2026-01-01T00:00:00+00:00"
+    times = [new_year, 1_767_225_600, 1_767_225_600_000, 1_767_225_600.0]
+    events = [{"time": t, "features": {"age": 30}} for t in times]
+    assert client.post("/v1/streams/credit/events", json=events).status_code == 202
+    published = read_topic(runtime, topics.events("credit"))
+    assert {e.payload.time.isoformat() for e in published} == {new_year}  # type: ignore[attr-defined]
+    labels = [{"event_id": "e", "label": True, "observed_at": t} for t in times]
+    assert client.post("/v1/streams/credit/feedback", json=labels).status_code == 202
+    for t in times:
+        assert client.get("/v1/alerts", params={"since": t, "until": t}).status_code == 200
