@@ -17,6 +17,7 @@ fastapi.exceptions.RequestValidationError: ...
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -34,14 +35,19 @@ NDJSON = "application/x-ndjson"
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def items(body: bytes, content_type: str, content_encoding: str = "identity") -> list[Any]:
-    """The items of ``body``: a JSON object or array, or one JSON value per NDJSON line."""
+def items(
+    body: bytes, content_type: str, content_encoding: str = "identity", max_bytes: int = 2**30
+) -> list[Any]:
+    """The items of ``body``: a JSON object or array, or one JSON value per NDJSON line; a
+    gzip body is read decompressed, up to ``max_bytes``."""
     media = content_type.split(";", 1)[0].strip().lower()
     encoding = content_encoding.strip().lower()
-    if encoding not in ("identity", ""):
+    if encoding in ("gzip", "x-gzip"):
+        body = _gunzip(body, max_bytes)
+    elif encoding not in ("identity", ""):
         raise _unsupported(
             "content-encoding",
-            f"unsupported Content-Encoding {shown(encoding)}: send the body uncompressed",
+            f"unsupported Content-Encoding {shown(encoding)}: send the body uncompressed or gzip",
         )
     if not body.strip():
         raise invalid([], "the body is empty: send one object, an array or NDJSON lines", "missing")
@@ -54,6 +60,21 @@ def items(body: bytes, content_type: str, content_encoding: str = "identity") ->
         )
     value = _json(body, ("body",))
     return value if isinstance(value, list) else [value]
+
+
+def _gunzip(body: bytes, max_bytes: int) -> bytes:
+    """``body`` decompressed, never past ``max_bytes`` (a small body can inflate a thousandfold)."""
+    inflater = zlib.decompressobj(wbits=31)  # gzip's header and trailer
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as error:
+        raise invalid([], f"not gzip, as Content-Encoding says: {error}", "gzip_invalid") from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        message = f"the body is larger than the limit of {max_bytes} bytes once decompressed"
+        raise Refusal(413, ["body"], message, "too_large")
+    if not inflater.eof or inflater.unused_data:
+        raise invalid([], "the gzip body is cut short, or followed by more", "gzip_invalid")
+    return data
 
 
 def _unsupported(header: str, message: str) -> Refusal:

@@ -100,7 +100,7 @@ async def publish_feedback(
 def _publish_events(
     service: Service, stream: StreamConfig, body: bytes, kind: tuple[str, str]
 ) -> Published:
-    raw = items(body, *kind)
+    raw = items(body, *kind, service.settings.service.max_body_bytes)
     events = validated(FeatureEvent, raw, service.settings.service.max_batch_events)
     schema, times = service.schema(stream), service.times
     horizon = times.horizon()
@@ -122,7 +122,7 @@ def _publish_events(
 def _publish_feedback(
     service: Service, stream: StreamConfig, body: bytes, kind: tuple[str, str]
 ) -> Published:
-    raw = items(body, *kind)
+    raw = items(body, *kind, service.settings.service.max_body_bytes)
     labels = validated(Feedback, raw, service.settings.service.max_batch_events)
     times, classes = service.times, stream.label_classes
     horizon = times.horizon()

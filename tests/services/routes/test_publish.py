@@ -105,20 +105,32 @@ def test_malformed_json_and_other_media_types_are_refused(runtime: Runtime) -> N
     assert xml.status_code == 415
 
 
-def test_a_compressed_body_gets_415_naming_its_encoding(
-    make_runtime: MakeRuntime, credit: StreamConfig
+def test_a_gzip_body_is_read_and_other_encodings_get_415(
+    make_runtime: MakeRuntime, credit: StreamConfig, read_topic: ReadTopic
 ) -> None:
-    # It got 422 "not valid JSON": the body was read as the JSON it encodes.
-    client = client_for(make_runtime(credit, service=OPEN))
-    body = gzip.compress(b'{"features": {"age": 40}}')
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-
-    answer = client.post("/v1/streams/credit/events", content=body, headers=headers)
-
+    # gzip got 415 (and before that 422 "not valid JSON"); clients such as log shippers send it.
+    runtime = make_runtime(credit, service={**OPEN, "max_body_bytes": 100_000})
+    client = client_for(runtime)
+    gzipped = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    body = gzip.compress(b'{"id": "gz1", "features": {"age": 40}}')
+    assert (
+        client.post("/v1/streams/credit/events", content=body, headers=gzipped).status_code == 202
+    )
+    [event] = read_topic(runtime, topics.events("credit"))
+    assert event.id == "gz1"
+    bomb = gzip.compress(b" " * 200_000)  # 200 kB of spaces in a few hundred bytes
+    too_big = client.post("/v1/streams/credit/events", content=bomb, headers=gzipped)
+    assert too_big.status_code == 413
+    assert "once decompressed" in too_big.json()["detail"][0]["msg"]
+    for broken in (b"not gzip", body[:-5]):
+        answer = client.post("/v1/streams/credit/events", content=broken, headers=gzipped)
+        assert answer.status_code == 422 and answer.json()["detail"][0]["type"] == "gzip_invalid"
+    brotli = {"Content-Type": "application/json", "Content-Encoding": "br"}
+    answer = client.post("/v1/streams/credit/events", content=b"x", headers=brotli)
     assert answer.status_code == 415
     (problem,) = answer.json()["detail"]
     assert problem["loc"] == ["header", "content-encoding"]
-    assert problem["msg"] == "unsupported Content-Encoding 'gzip': send the body uncompressed"
+    assert problem["msg"] == "unsupported Content-Encoding 'br': send the body uncompressed or gzip"
     plain = {"Content-Type": "application/json", "Content-Encoding": "identity"}
     same = client.post("/v1/streams/credit/feedback", content=b"[]", headers=plain)
     assert same.status_code == 422  # identity is no encoding at all
