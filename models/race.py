@@ -181,9 +181,10 @@ class RecentRace(PairedRace):
         self.better = Bet()  # evidence that the challenger beats the champion
         self.scale = 0.0  # regression: the typical absolute error, which bounds d in [-1, 1]
         # A watch after a promotion: evidence that the new champion is at most ``tolerance``
-        # worse than the one it replaced (see _no_worse).
+        # worse than the one it replaced (see _no_worse), and that it is worse by more.
         self.tolerance = tolerance
         self.no_worse = None if tolerance is None else Bet()
+        self.worse = None if tolerance is None else Bet()
 
     def update(self, y_true: Any, challenger_pred: Any, baseline_pred: Any) -> Outcome:
         if self.task == "regression":
@@ -205,8 +206,10 @@ class RecentRace(PairedRace):
         scale = self.scale  # the scale of the events before this one
         d = self._d(outcome)
         self.better.update(d)
-        if self.no_worse is not None and self.tolerance is not None:
-            self.no_worse.update(*self._no_worse(outcome, d, scale, self.tolerance))
+        if self.no_worse is not None and self.worse is not None and self.tolerance is not None:
+            score, margin = self._no_worse(outcome, d, scale, self.tolerance)
+            self.no_worse.update(score, margin)
+            self.worse.update(-score, -margin)  # the opposite null: at most the tolerance worse
         if len(self._outcomes) > self.window:
             self._forget(self._outcomes.popleft())
         return outcome
@@ -241,8 +244,9 @@ class RecentRace(PairedRace):
             | {"seen": self.seen, "window": self.window, "scale": self.scale}
             | self.better.to_dict("better")
         )
-        if self.no_worse is not None and self.tolerance is not None:
+        if self.no_worse is not None and self.worse is not None and self.tolerance is not None:
             data |= {"tolerance": self.tolerance} | self.no_worse.to_dict("no_worse")
+            data |= self.worse.to_dict("worse")
         return data
 
     @classmethod
@@ -262,6 +266,7 @@ class RecentRace(PairedRace):
         if "tolerance" in fields:
             race.tolerance = float(fields["tolerance"])
             race.no_worse = Bet.from_dict(fields, "no_worse")
+            race.worse = Bet.from_dict(fields, "worse")
         return race
 
     def _forget(self, outcome: tuple[float, ...]) -> None:

@@ -242,27 +242,57 @@ def _ahead_for_longer(race: RecentRace, cap: int) -> bool:
     return race.task == "regression" and race.gain > 0 and race.seen < 2 * cap
 
 
+def _decided_early(
+    race: PairedRace, promotion: PromotionSettings, evidence: Evidence
+) -> Verdict | None:
+    """End the watch before its window once one of the watch race's two bets has grown to
+    ``1 / significance``: under the opposite hypothesis that happens with probability at most
+    ``significance``, however often the watch is judged (for regression, as for its promotion
+    bet, as far as the race's running error scale bounds each event's score)."""
+    return _rolled_back_early(race, promotion, evidence) or _kept_early(race, promotion, evidence)
+
+
+def _rolled_back_early(
+    race: PairedRace, promotion: PromotionSettings, evidence: Evidence
+) -> Verdict | None:
+    """Roll back once the bet that the new champion is worse by more than the tolerance
+    (:attr:`RecentRace.worse`) has grown enough. A new champion that collapses right after its
+    promotion goes within a few dozen events, before a challenger racing it wins against a
+    model no longer worth beating and the one it replaced is dropped unheard."""
+    bet, threshold = getattr(race, "worse", None), 1 / promotion.significance
+    if bet is None or bet.wealth < threshold:
+        return None
+    evidence |= {"worse_wealth": bet.wealth, "threshold": threshold}
+    tolerance = promotion.rollback_tolerance
+    worse = (
+        f"has an MAE above {1 + tolerance:g} times v{race.baseline}'s"
+        if race.task == "regression"
+        else f"is more than {tolerance:g} less accurate"
+    )
+    reason = (
+        f"Roll back: {_figures(race)}; the bet that v{race.challenger} {worse} grew "
+        f"{bet.wealth:.3g}-fold, at least {threshold:g}."
+    )
+    return Verdict("roll_back", reason, evidence)
+
+
 def _kept_early(
     race: PairedRace, promotion: PromotionSettings, evidence: Evidence
 ) -> Verdict | None:
-    """Keep the new champion before the window ends once the watch race's bet that it is at
-    most the tolerance worse (:attr:`RecentRace.no_worse`) has grown to ``1 / significance``:
-    under "worse by more than the tolerance" that happens with probability at most
-    ``significance``, however often the watch is judged (for regression, as for its promotion
-    bet, as far as the race's running error scale bounds each event's score)."""
-    bet = getattr(race, "no_worse", None)
-    threshold = 1 / promotion.significance
+    """Keep the new champion once the bet that it is at most the tolerance worse
+    (:attr:`RecentRace.no_worse`) has grown enough, after `promotion.min_samples` events."""
+    bet, threshold = getattr(race, "no_worse", None), 1 / promotion.significance
     if bet is None or race.n < promotion.min_samples or bet.wealth < threshold:
         return None
     evidence |= {"no_worse_wealth": bet.wealth, "threshold": threshold}
     tolerance = promotion.rollback_tolerance
     worse = (
-        f"an MAE at most {1 + tolerance:g} times v{race.baseline}'s"
+        f"has an MAE at most {1 + tolerance:g} times v{race.baseline}'s"
         if race.task == "regression"
-        else f"at most {tolerance:g} less accurate"
+        else f"is at most {tolerance:g} less accurate"
     )
     reason = (
-        f"Keep: {_figures(race)}; the bet that v{race.challenger} has {worse} grew "
+        f"Keep: {_figures(race)}; the bet that v{race.challenger} {worse} grew "
         f"{bet.wealth:.3g}-fold, at least {threshold:g}."
     )
     return Verdict("keep", reason, evidence)
@@ -272,9 +302,11 @@ def rollback_check(race: PairedRace, promotion: PromotionSettings) -> Verdict:
     """Decide whether a freshly promoted champion is rolled back to the one it replaced.
 
     `race.challenger` is the new champion and `race.baseline` the old one, scored on the same events
-    since the promotion. Nothing is decided before `promotion.rollback_window` events; then the new
-    one is rolled back when its accuracy is below the old one's minus `rollback_tolerance` (for
-    regression: its MAE above the old MAE times 1 + `rollback_tolerance`), and kept otherwise.
+    since the promotion. At `promotion.rollback_window` events the new one is rolled back when its
+    accuracy is below the old one's minus `rollback_tolerance` (for regression: its MAE above the
+    old MAE times 1 + `rollback_tolerance`), and kept otherwise. A watch race that bets
+    (:class:`~meander.models.race.RecentRace` with a tolerance) may end sooner, either way, once
+    its bet is clear.
 
     >>> race = PairedRace("regression", challenger=3, baseline=2)
     >>> for _ in range(10):
@@ -294,7 +326,7 @@ def rollback_check(race: PairedRace, promotion: PromotionSettings) -> Verdict:
         "rollback_tolerance": tolerance,
     }
     if race.n < window:
-        early = _kept_early(race, promotion, evidence)
+        early = _decided_early(race, promotion, evidence)
         if early is not None:
             return early
         reason = f"Watching: {race.n} of the {window} events after the promotion so far."

@@ -269,15 +269,19 @@ class Learner(Component):
             ]
         problems = self.schema.violations([event.features for event, _ in read])
         add = state.join.add_event
+        watched = state.answer_watched if state.watch is not None else None
         for (event, message), problem in zip(read, problems, strict=True):
             if problem is None:  # what the predictor dead-letters is never learned either
+                features = clean(event.features)
                 add(
                     event.id,
-                    clean(event.features),
+                    features,
                     timestamp_ms=message.timestamp_ms,
                     partition=message.partition,
                     offset=message.offset,
                 )
+                if watched is not None:
+                    watched(event.id, features)
         for envelope in decode_batch(predictions)[0]:
             prediction = envelope.payload
             if not isinstance(prediction, Prediction) or self._unfit(prediction):

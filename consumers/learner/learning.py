@@ -34,6 +34,7 @@ from meander.models.race import RecentRace
 __all__ = ["LearnerState", "Outcome"]
 
 _DIVERGED = object()  # a model's own answer that is no number: it has diverged
+WATCHED = "watched"  # the role of the replaced champion's answers during a watch
 
 
 class Outcome(NamedTuple):
@@ -153,7 +154,11 @@ class LearnerState:
         for y, answered in zip(ys, served, strict=True):
             said: dict[int, Any] = {}
             error: float | None = None
+            watched: tuple[int, Any] | None = None
             for (version, role), (prediction, proba) in answered.items():
+                if role == WATCHED:  # the learner's own answer, for the watch race
+                    watched = version, prediction
+                    continue
                 if version in said:
                     continue  # a redelivered prediction
                 if prediction is None:
@@ -173,6 +178,8 @@ class LearnerState:
                     champion[1].append(prediction)
                     champion[2].append(proba)
                     error = _error(y, prediction, task)
+            if watched is not None:
+                said.setdefault(*watched)
             errors.append(error)
             # judge() reads the answers for the races, and for the champion's own when it
             # served none; else they die here, with the label.
@@ -222,6 +229,20 @@ class LearnerState:
         """``version``'s own prediction for ``x``; ``_DIVERGED`` when it is no number."""
         scored = predict_one(self.models[version], x, self.task)
         return _DIVERGED if diverged(scored) is not None else scored[0]
+
+    def answer_watched(self, event_id: str, x: dict[str, Any]) -> None:
+        """During a watch, the replaced champion's answer to an event as it comes, as the new
+        champion's was served: answered when its label comes, it would have learned the labels
+        in between, which the new one's served answer had not, and on a drifting stream win
+        the watch for that alone."""
+        if self.watch is None:
+            return
+        old = self.watch[1]
+        model = self.models.get(old)
+        if model is not None:
+            scored = predict_one(model, x, self.task)
+            if diverged(scored) is None:  # else judge asks it again, as it stands then
+                self.join.add_prediction(event_id, version=old, role=WATCHED, prediction=scored)
 
     def late(self, y: Any, version: int, role: str, scored: Scored) -> None:
         """A prediction that arrived after its label: it still counts in the metrics (an

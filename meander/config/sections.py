@@ -127,9 +127,9 @@ class PromotionSettings(Section):
     rollback_window: Window = Field(
         default=1_000,
         description="events after a promotion over which the new champion is watched against "
-        "the one it replaced (which predicts and learns meanwhile) and rolled back when worse; a "
-        "classifier's watch ends sooner once a bet shows it at most rollback_tolerance less "
-        "accurate at the significance level",
+        "the one it replaced (which predicts and learns meanwhile) and rolled back when worse; "
+        "the watch ends sooner once a bet shows it, at the significance level, worse by more "
+        "than rollback_tolerance (rolled back) or by at most that much (kept)",
     )
     rollback_tolerance: float = Field(default=0.02, ge=0.0)
 

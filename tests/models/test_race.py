@@ -175,7 +175,7 @@ def test_race_refuses_a_broken_snapshot(broken: dict[str, int]) -> None:
         PairedRace.from_dict(broken)
 
 
-def test_a_watch_race_keeps_its_no_worse_bet_through_a_redis_hash() -> None:
+def test_a_watch_race_keeps_its_two_bets_through_a_redis_hash() -> None:
     watch = replayed(RecentRace("binary", 9, 8, window=40, tolerance=0.02), outcomes("binary", 60))
     store = memory_store(fakeredis.FakeServer())
     store.hset("race", mapping=dict(watch.to_dict()))  # type: ignore[arg-type]
@@ -184,6 +184,10 @@ def test_a_watch_race_keeps_its_no_worse_bet_through_a_redis_hash() -> None:
 
     assert restored.tolerance == 0.02 and restored.no_worse is not None
     assert restored.no_worse.log_wealths == pytest.approx(watch.no_worse.log_wealths)  # type: ignore[union-attr]
+    assert restored.worse is not None and watch.worse is not None
+    assert restored.worse.log_wealths == pytest.approx(watch.worse.log_wealths)
     plain = RecentRace("binary", 9, 8).to_dict()
     assert "tolerance" not in plain and not any(key.startswith("no_worse") for key in plain)
     assert RecentRace.from_dict(plain).no_worse is None
+    assert not any(key.startswith("worse") for key in plain)
+    assert RecentRace.from_dict(plain).worse is None

@@ -346,6 +346,31 @@ def test_a_watch_kept_early_still_holds_a_follow_up_for_its_whole_window() -> No
     assert state.settled()  # a roll back ends the watch for good
 
 
+def test_the_replaced_champion_races_with_its_answer_when_the_event_came() -> None:
+    # The new champion's answer was served when the event came: the old one's is taken then
+    # too, not when the label comes, after it has learned the labels in between.
+    state = start()
+    state.join.add_event("e", {"x": 1.0}, timestamp_ms=0, partition=0, offset=0)
+    state.promote(2, taught(True))  # the old champion, taught(False) below, says False
+    state.models[1] = taught(False)
+    state.join.add_event("f", {"x": 1.0}, timestamp_ms=1, partition=0, offset=1)
+    state.answer_watched("f", {"x": 1.0})
+    for _ in range(50):  # then it learns that the answer is True
+        state.models[1].learn_one({"x": 1.0}, True)
+
+    state.join.add_prediction("f", version=2, role="champion", prediction=(True, None))
+    state.join.add_prediction("e", version=2, role="champion", prediction=(True, None))
+    for event_id in ("f", "e"):
+        entry = state.join.take(event_id)
+        assert entry is not None
+        state.evaluate(entry.features, True, entry.served)
+
+    watch = state.races[(2, 1)]
+    # "f" was answered False when it came; "e", which came before the watch, as it stands.
+    assert (watch.n, watch.challenger_only, watch.both_right) == (2, 1, 1)
+    assert set(state.metrics) == {1, 2} and state.metrics[1].report()["n"] == 0
+
+
 def test_a_regressors_watch_bets_on_an_mae_at_most_the_tolerance_larger() -> None:
     state = start(task="regression", rollback_tolerance=0.05)
     state.promote(2, None)
