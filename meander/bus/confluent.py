@@ -15,6 +15,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Unpack
 
 from confluent_kafka import Consumer as LibrdkafkaConsumer
@@ -33,7 +34,9 @@ from meander.bus.base import (
 )
 from meander.bus.confluent_consumer import ConfluentConsumer, log_client_error, on_commit
 from meander.bus.confluent_sending import ConfluentSending
+from meander.bus.confluent_stall import Stall
 from meander.bus.confluent_transactions import ConfluentTransactional
+from meander.bus.group_members import GroupMembers
 from meander.bus.kafka_cluster import ClusterBus, ClusterOptions
 from meander.bus.reach import unavailable
 from meander.bus.transactions import TRANSACTION_RETRY_BACKOFF_MS
@@ -98,6 +101,9 @@ class ConfluentBus(ClusterBus):
             **self.consumer_overrides,
         }
         self._admin = AdminClient({**self._common})
+        # Who a group lists, for a member that may have stopped rejoining it (kafka-python's
+        # admin client: librdkafka's aborted the process when asked during a broker restart).
+        self._group_members = GroupMembers(bootstrap, self.timeout, self.client_id)
         self._producer: Producer | None = None
         self._producer_lock = threading.Lock()
 
@@ -145,8 +151,12 @@ class ConfluentBus(ClusterBus):
         self, topics: Sequence[str], group: str, *, from_beginning: bool = True
     ) -> Consumer:
         member = self._member(group)
-        static = {} if member is None else {"group.instance.id": member}
-        consumer = self._consumer(group, from_beginning, on_commit=on_commit(group), **static)
+        static: dict[str, Any] = {} if member is None else {"group.instance.id": member}
+        session = int(self._consumer_options["session.timeout.ms"]) / 1000
+        stall = Stall(partial(self._group_members, group), member, after=2 * session)
+        consumer = self._consumer(
+            group, from_beginning, stall=stall, on_commit=on_commit(group), **static
+        )
         consumer.subscribe(topics)
         return consumer
 
@@ -162,7 +172,8 @@ class ConfluentBus(ClusterBus):
     def assign(self, partitions: Sequence[TopicPartition]) -> Consumer:
         self._check_exist(p.topic for p in partitions)
         # librdkafka wants a group even to read alone; this one is never joined nor committed to.
-        consumer = self._consumer(None, True, **{"group.id": f"meander-assign-{uuid.uuid4().hex}"})
+        alone: dict[str, Any] = {"group.id": f"meander-assign-{uuid.uuid4().hex}"}
+        consumer = self._consumer(None, True, **alone)
         consumer.assign_partitions(partitions)
         return consumer
 
@@ -172,7 +183,7 @@ class ConfluentBus(ClusterBus):
             self._producer = None
 
     def _consumer(
-        self, group: str | None, from_beginning: bool, **options: Any
+        self, group: str | None, from_beginning: bool, *, stall: Stall | None = None, **options: Any
     ) -> ConfluentConsumer:
         config = {
             **self._common,
@@ -189,6 +200,7 @@ class ConfluentBus(ClusterBus):
             timeout=self.timeout,
             prober=self._prober,
             renew=lambda: LibrdkafkaConsumer(config),
+            stall=stall,
         )
 
     def _prober(self) -> LibrdkafkaConsumer:

@@ -22,7 +22,10 @@ from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import TopicPartition as LibrdkafkaPartition
 
 from meander.bus.base import UNREADABLE, Message, TopicPartition, not_assigned
+from meander.bus.confluent_stall import Stall, close_aside
 from meander.bus.member import GroupMember
+from meander.bus.metrics import CONSUMERS_REPLACED
+from meander.bus.skipped import deleted_unread
 from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["ConfluentConsumer"]
@@ -54,10 +57,12 @@ class ConfluentConsumer(GroupMember):
         timeout: float,
         prober: Callable[[], LibrdkafkaConsumer] | None = None,
         renew: Callable[[], LibrdkafkaConsumer] | None = None,
+        stall: Stall | None = None,
     ) -> None:
         self._consumer = consumer
         self._prober = prober
         self._renew = renew  # a new client like this one, for a group member that failed for good
+        self._stall = stall  # tells a member that stopped rejoining its group from an idle one
         self._topics: list[str] = []
         self._probe: LibrdkafkaConsumer | None = None
         self.group = group
@@ -73,16 +78,18 @@ class ConfluentConsumer(GroupMember):
         first = self._consumer.poll(timeout)
         if first is None:
             self._past_control_records()
+            self._unless_stalled()
             return []
         polled: list[Any] = [first]  # without error(), each has its topic, partition, offset
         if max_records > 1:
             polled += self._consumer.consume(max_records - 1, 0)
         messages: list[Message] = []
+        firsts: dict[tuple[str, int], int] = {}
         last: dict[tuple[str, int], int] = {}  # plain tuples: a NamedTuple per record costs
         for record in polled:
             if record.error() is not None:
                 if _for_good(record.error()):
-                    self._replace(record.error())
+                    self._replace(f"failed for good ({record.error().str()})", "failed")
                     return []  # nothing of it was committed: read again after the new one joins
                 _log_error(record.error())
                 continue
@@ -102,10 +109,35 @@ class ConfluentConsumer(GroupMember):
                 )
             except (UnicodeDecodeError, SystemError) as error:
                 messages.append(_unreadable(topic, partition, offset, error))
+            if (topic, partition) not in last:
+                firsts[topic, partition] = offset
             last[topic, partition] = offset
+        for (topic, partition), offset in firsts.items():
+            self._after_gap(TopicPartition(topic, partition), offset)
         for (topic, partition), offset in last.items():
             self._positions[TopicPartition(topic, partition)] = offset + 1
+        if not messages:
+            self._unless_stalled()
         return messages
+
+    def _after_gap(self, partition: TopicPartition, offset: int) -> None:
+        """Count the records Kafka deleted before they were read, when the first record of a
+        batch (``offset``) is past where the partition was to be read from and the log now
+        starts past that (librdkafka moved there by itself: :mod:`meander.bus.skipped`). A
+        transaction's marker, an aborted transaction, compaction leave gaps above the log start:
+        not counted. Where a group's partition starts is its committed offset, asked once."""
+        position = self._positions.get(partition)
+        if position is None and self.group is not None:
+            position = self.committed(partition)
+        if position is None or offset <= position:
+            return
+        try:
+            log_start, _ = self._consumer.get_watermark_offsets(_theirs(partition), cached=True)
+        except KafkaException:
+            return
+        deleted_unread(
+            partition.topic, partition.partition, self.group, position=position, log_start=log_start
+        )
 
     def _past_control_records(self) -> None:
         """Take librdkafka's positions, once it has nothing more to return.
@@ -255,24 +287,36 @@ class ConfluentConsumer(GroupMember):
         self._topics = list(topics)
         self._consumer.subscribe(self._topics, on_revoke=self._revoked, on_lost=self._revoked)
 
-    def _replace(self, error: KafkaError) -> None:
-        """Put a new client in the place of one that failed for good.
+    def _unless_stalled(self) -> None:
+        """Replace a group member that stopped rejoining its group (:mod:`.confluent_stall`):
+        a notifier on confluent-kafka delivered nothing more, for good, after a broker restart."""
+        if self._stall is None or not self._stall.stalled(self._consumer):
+            return
+        idle = self._stall.idle_seconds()
+        self._replace(
+            f"stopped rejoining group {self.group}: no partitions for {idle:.0f} s, and the "
+            "group, settled, does not list it (librdkafka issue 3437)",
+            "stalled",
+        )
+
+    def _replace(self, why: str, cause: str) -> None:
+        """Put a new client in the place of one that failed for good or stalled (``cause``).
 
         After a fatal error librdkafka's consumer returns nothing, ever: a static member whose
         session timed out while the broker restarted was told it was fenced (by its own
         rejoining), and a predictor on confluent-kafka stopped for good. The new client joins
         the group under the same instance id, from the committed offsets."""
         if self._renew is None or not self._topics:
-            raise BusError(f"the Kafka consumer failed for good: {error.str()}")
-        log.error("the Kafka consumer failed for good (%s); a new one takes its place", error.str())
+            raise BusError(f"the Kafka consumer {why}")
+        log.error("the Kafka consumer %s; a new one takes its place", why)
+        CONSUMERS_REPLACED.labels(self.group or "", cause).inc()
         failed, self._consumer = self._consumer, self._renew()
         if self._probe is failed:
             self._probe = None
         self._positions.clear()
-        try:
-            failed.close()
-        except (KafkaException, RuntimeError) as closing:
-            log.warning("closing the failed Kafka consumer: %s", closing)
+        if self._stall is not None:
+            self._stall.reset()
+        close_aside(failed, self._timeout)
         self.subscribe(self._topics)
 
     def _revoked(self, _consumer: Any, partitions: list[LibrdkafkaPartition]) -> None:

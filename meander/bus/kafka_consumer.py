@@ -18,11 +18,32 @@ from kafka.structs import OffsetAndMetadata
 
 from meander.bus.base import UNREADABLE, Message, TopicPartition, not_assigned
 from meander.bus.member import GroupMember
+from meander.bus.skipped import deleted_unread
 from meander.exceptions import BusError
 
 __all__ = ["KafkaGroupConsumer", "finish_join"]
 
 log = logging.getLogger(__name__)
+
+
+def _noting_resets(consumer: KafkaConsumer) -> list[tuple[KafkaTopicPartition, int]]:
+    """The partitions (and the positions they were at) that ``consumer``'s fetcher will reset
+    by ``auto_offset_reset``, as they come: kafka-python's only sign of a position that fell
+    out of range (records deleted before they were read) is a log line at INFO. Its fetcher
+    asks the subscription for such a reset without a strategy; a seek to the beginning or the
+    end names its own."""
+    resets: list[tuple[KafkaTopicPartition, int]] = []
+    subscription = consumer._subscription
+    request = subscription.request_offset_reset
+
+    def noting(partition: KafkaTopicPartition, offset_reset_strategy: Any = None) -> None:
+        state = subscription.assignment.get(partition)
+        if offset_reset_strategy is None and state is not None and state.position is not None:
+            resets.append((partition, state.position.offset))
+        request(partition, offset_reset_strategy)
+
+    subscription.request_offset_reset = noting
+    return resets
 
 
 def finish_join(consumer: KafkaConsumer, timeout: float) -> None:
@@ -67,6 +88,7 @@ class KafkaGroupConsumer(GroupMember):
         self.join_timeout = join_timeout
         self._prober = prober
         self._probe: KafkaConsumer | None = None
+        self._resets = _noting_resets(consumer)
 
     def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
         if self.group is not None:
@@ -75,12 +97,27 @@ class KafkaGroupConsumer(GroupMember):
             polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         except CorruptRecordError as error:
             return [self._skip_unreadable(error)]
+        if self._resets:
+            self._count_deleted()
         if self.group is not None and not polled:
             finish_join(self._consumer, self.join_timeout)  # one this poll began and gave up on
         if len(polled) == 1:
             (messages,) = polled.values()
             return messages  # type: ignore[no-any-return]  # read as Messages (kafka_records)
         return [message for messages in polled.values() for message in messages]
+
+    def _count_deleted(self) -> None:
+        """Count the records a reset past the log start skipped (:mod:`meander.bus.skipped`)."""
+        try:
+            starts = self._probing().beginning_offsets([tp for tp, _ in self._resets])
+        except KafkaError as error:
+            log.warning("could not count the records a reset skipped (next poll): %s", error)
+            return
+        resets, self._resets[:] = list(self._resets), []
+        for tp, position in resets:
+            deleted_unread(
+                tp.topic, tp.partition, self.group, position=position, log_start=starts[tp]
+            )
 
     def _skip_unreadable(self, error: CorruptRecordError) -> Message:
         """Move past a record kafka-python cannot parse, and return a message standing for it.

@@ -18,6 +18,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from meander import vocabulary
+from meander.bus.metrics import CONSUMERS_REPLACED, RECORDS_DELETED_UNREAD
 from meander.telemetry.histogram import BatchHistogram
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "BATCH_SIZES",
     "CHECKPOINT_TIMESTAMP",
     "COMPONENTS",
+    "CONSUMERS_REPLACED",
     "CONSUMER_LAG",
     "DEADLETTERS",
     "END_TO_END_LATENCIES",
@@ -45,6 +47,7 @@ __all__ = [
     "PREDICTIONS",
     "PREDICTION_LATENCY",
     "REASONS",
+    "RECORDS_DELETED_UNREAD",
     "SERVED_METRIC",
     "WAITING_FOR_BACKEND",
     "WEBHOOK_DELIVERIES",

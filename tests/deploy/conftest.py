@@ -46,6 +46,8 @@ CONTRACT_LABELS = {
     "meander_webhook_deliveries_total": ("counter", ("outcome",)),
     "meander_checkpoint_timestamp_seconds": ("gauge", ("stream",)),
     "meander_waiting_for_backend": ("gauge", ("backend",)),
+    "meander_records_deleted_unread_total": ("counter", ("topic", "group")),
+    "meander_kafka_consumers_replaced_total": ("counter", ("group", "cause")),
     "meander_http_requests_total": ("counter", ("method", "route", "status")),
     "meander_http_request_duration_seconds": ("histogram", ("method", "route")),
 }

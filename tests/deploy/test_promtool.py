@@ -32,6 +32,7 @@ ALERTS = {
     "MeanderDeadLetterRate": "operations",
     "MeanderComponentDown": "operations",
     "MeanderCheckpointTooOld": "operations",
+    "MeanderRecordsDeletedUnread": "operations",
 }
 SEVERITIES = {"critical", "warning", "info"}
 

@@ -67,6 +67,9 @@ class Client:
     def position(self, partitions: list[object]) -> list[object]:
         return []
 
+    def committed(self, partitions: list[object], timeout: float) -> list[object]:
+        return [confluent_kafka.TopicPartition(p.topic, p.partition, -1001) for p in partitions]  # type: ignore[attr-defined]
+
     def subscribe(self, topics: list[str], **callbacks: object) -> None:
         self.subscribed.append(topics)
 
