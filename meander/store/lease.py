@@ -6,8 +6,11 @@ rises at every takeover. A thread renews it every second, so a holder's slow ste
 never lets it lapse while the process lives; a dead holder's claim lapses ``seconds`` after its
 last renewal and a standby takes over. Every write the holder makes goes through
 :meth:`Lease.fenced`: it runs only if the lease still holds this holder's token, checked in
-the same transaction (WATCH), so a holder that lost its claim (a pause longer than the lease, a
-network partition) can never overwrite its successor's work.
+the same transaction, so a holder that lost its claim (a pause longer than the lease, a
+network partition) can never overwrite its successor's work. The transaction WATCHes the epoch
+counter, which only a takeover changes, not the lease's key: the holder's own renewals touch
+that key every second, and a write that took longer than that (Redis 200 ms away: a few round
+trips) was aborted by them on every attempt, so the learner never wrote anything.
 
 A ``holder`` name (the process's instance id: a name no two live processes share) goes into
 the token; a process started again under the same name takes its dead predecessor's claim at
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["Guard", "Lease"]
 
 log = logging.getLogger(__name__)
-ATTEMPTS = 5  # a renewal between WATCH and EXEC aborts a fenced write: try it again
+ATTEMPTS = 5  # a watched key changed between WATCH and EXEC (a takeover, a restore): look again
 
 
 Guard = Callable[["Pipeline[bytes]"], None]
@@ -119,8 +122,9 @@ class Lease:
         raise LeaseLost(f"the lease {self.key} kept changing under {ATTEMPTS} fenced writes")
 
     def check(self, pipe: Pipeline[bytes]) -> None:
-        """WATCH the lease in ``pipe`` and raise LeaseLost unless this holder holds it."""
-        pipe.watch(self.key)
+        """WATCH the takeovers in ``pipe`` and raise LeaseLost unless this holder holds the
+        lease: whoever takes it next raises the epoch first, which aborts the transaction."""
+        pipe.watch(self.epochs)
         holder = cast("bytes | None", pipe.get(self.key))  # immediate: the pipeline watches
         if holder != self.token or not self.token:
             self._lost.set()

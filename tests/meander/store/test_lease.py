@@ -4,6 +4,7 @@ fences every write of a holder that lost it."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import fakeredis
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from meander.exceptions import LeaseLost, MeanderError
-from meander.store import memory_store
+from meander.store import memory_store, redis_store
 from meander.store.lease import Lease
 
 
@@ -80,6 +81,57 @@ def test_the_holder_renews_by_itself_beyond_the_lease_life(leases: Any) -> None:
     time.sleep(1.0)  # no call at all meanwhile: a long step
 
     assert holder.held and not rival.hold()
+
+
+def test_a_write_that_outlasts_renewals_is_not_aborted_by_them(
+    store: redis.Redis[bytes], leases: Any
+) -> None:
+    holder = leases(0.2)  # renewed every 50 ms
+    holder.hold()
+
+    def slow(pipe: Any) -> None:  # a write whose round trips take longer than that (a far Redis)
+        time.sleep(0.3)
+        pipe.set("state", b"written")
+
+    holder.fenced(slow)  # each renewal used to abort it: LeaseLost after every attempt
+
+    assert store.get("state") == b"written" and holder.held
+
+
+@pytest.mark.integration
+def test_on_a_real_redis_a_write_that_outlasts_renewals_is_not_aborted_by_them(
+    redis_url: str,
+) -> None:
+    store = redis_store(redis_url)
+    holder = Lease(store, f"lease-{uuid.uuid4().hex}", 0.2)
+    holder.hold()
+
+    def slow(pipe: Any) -> None:
+        time.sleep(0.3)
+        pipe.set(holder.key + ":state", b"written")
+
+    try:
+        holder.fenced(slow)
+        assert store.get(holder.key + ":state") == b"written" and holder.held
+    finally:
+        holder.release()
+        store.close()
+
+
+def test_a_takeover_during_a_write_aborts_it(store: redis.Redis[bytes], leases: Any) -> None:
+    first, second = leases(0.3), leases(0.3)
+    first.hold()
+
+    def taken_meanwhile(pipe: Any) -> None:  # the holder stalls mid-write and loses its claim
+        first._end_beat()
+        store.delete("lease")
+        assert second.hold()
+        pipe.set("state", b"late")
+
+    with pytest.raises(LeaseLost, match=r"held by epoch 2, not by this holder \(epoch 1\)"):
+        first.fenced(taken_meanwhile)
+
+    assert store.get("state") is None
 
 
 def test_a_holder_that_lost_the_lease_is_fenced_off(store: redis.Redis[bytes], leases: Any) -> None:
