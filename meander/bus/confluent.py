@@ -32,7 +32,8 @@ from meander.bus.base import (
     Transactional,
     unknown_topic,
 )
-from meander.bus.confluent_consumer import ConfluentConsumer, log_client_error, on_commit
+from meander.bus.confluent_consumer import ConfluentConsumer
+from meander.bus.confluent_errors import log_client_error, on_commit
 from meander.bus.confluent_sending import ConfluentSending
 from meander.bus.confluent_stall import Stall
 from meander.bus.confluent_transactions import ConfluentTransactional

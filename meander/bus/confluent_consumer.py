@@ -22,6 +22,7 @@ from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import TopicPartition as LibrdkafkaPartition
 
 from meander.bus.base import UNREADABLE, Message, TopicPartition, not_assigned
+from meander.bus.confluent_errors import PASSING, for_good, log_consumer_error
 from meander.bus.confluent_stall import Stall, close_aside
 from meander.bus.member import GroupMember
 from meander.bus.metrics import CONSUMERS_REPLACED
@@ -33,15 +34,6 @@ __all__ = ["ConfluentConsumer"]
 log = logging.getLogger(__name__)
 _LATEST = -1  # the timestamp that asks ListOffsets for a partition's end
 T = TypeVar("T")
-# Answers about a partition's leader that a moment's wait clears (librdkafka does not mark all
-# of them retriable).
-_PASSING = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.NOT_ENOUGH_REPLICAS,
-    }
-)
 
 
 class ConfluentConsumer(GroupMember):
@@ -88,10 +80,10 @@ class ConfluentConsumer(GroupMember):
         last: dict[tuple[str, int], int] = {}  # plain tuples: a NamedTuple per record costs
         for record in polled:
             if record.error() is not None:
-                if _for_good(record.error()):
+                if for_good(record.error()):
                     self._replace(f"failed for good ({record.error().str()})", "failed")
                     return []  # nothing of it was committed: read again after the new one joins
-                _log_error(record.error())
+                log_consumer_error(record.error())
                 continue
             topic, partition, offset = record.topic(), record.partition(), record.offset()
             try:
@@ -355,7 +347,7 @@ class ConfluentConsumer(GroupMember):
             try:
                 return ask()
             except KafkaException as error:
-                passes = error.args[0].retriable() or error.args[0].code() in _PASSING
+                passes = error.args[0].retriable() or error.args[0].code() in PASSING
                 if not (passes and time.monotonic() < deadline):
                     raise self._unavailable(what, error) from error
             time.sleep(0.05)
@@ -394,35 +386,3 @@ def _unreadable(topic: str, partition: int, offset: int, error: Exception) -> Me
 
 def _theirs(partition: TopicPartition) -> LibrdkafkaPartition:
     return LibrdkafkaPartition(partition.topic, partition.partition)
-
-
-def _for_good(error: KafkaError) -> bool:
-    """Whether a consumer's error means it failed for good. librdkafka hands a fatal error to
-    the consumer's reader as an error of code ``_FATAL`` whose ``fatal()`` is False (only the
-    client's error callback gets one marked fatal): a monitor fenced after a broker restart
-    logged it as a warning and read nothing more, for good (seen in the fault test)."""
-    return bool(error.fatal()) or error.code() == KafkaError._FATAL
-
-
-def _log_error(error: KafkaError) -> None:
-    # Broker down, leader moving, partition end: librdkafka recovers by itself; the component
-    # sees an empty batch and waits, as with kafka-python.
-    log.warning("the Kafka consumer reported: %s", error.str())
-
-
-def log_client_error(error: KafkaError) -> None:
-    """librdkafka's error callback: a fatal error is logged as one; the rest it retries."""
-    if error.fatal():
-        log.error("the Kafka client failed for good: %s", error.str())
-    elif error.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
-        log.warning("the Kafka client reported: %s", error.str())
-
-
-def on_commit(group: str) -> Callable[[KafkaError | None, Any], None]:
-    """The callback of asynchronous commits: a failed one is logged; the next covers it."""
-
-    def committed(error: KafkaError | None, partitions: Any) -> None:
-        if error is not None:
-            log.warning("group %s: an asynchronous commit failed: %s", group, error.str())
-
-    return committed
