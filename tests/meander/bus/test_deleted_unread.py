@@ -3,51 +3,35 @@
 A consumer whose position fell below its partition's log start is moved to the log start by
 its client (``auto_offset_reset = earliest``), on both clients, and nothing said so: a learner
 or a predictor down for longer than its topics' retention lost records and no one knew. Here a
-group commits 3 of 10 records, then retention deletes all 10, and a member of the group and a
+group commits 3 of 10 records, then the first 10 are deleted, and a member of the group and a
 reader that seeks to offset 3 (as a learner resumes from its checkpoint) each count the deleted
 records they did not read.
 
-The topic keeps its records for a week until the group committed; then its retention is set to
-100 ms on a broker of the module's own that applies retention every half second (the default
-is every 5 minutes, and a test broker that applied it so often would delete the records other
-tests write with old timestamps).
+The records are deleted as retention would delete them, by moving the partition's log start
+(DeleteRecords, at once): a broker's own retention runs on a timer (every 5 minutes by default)
+and a test broker applying it often deletes what other tests write with old timestamps.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType
 from prometheus_client import REGISTRY
 
 from meander.bus import Record, TopicPartition
-from meander.infra.kafka import LocalKafka
 
 pytestmark = pytest.mark.integration
-WEEK = 7 * 24 * 3600 * 1000
 
 
-@pytest.fixture(scope="module")
-def retaining() -> Iterator[str]:
-    """A broker that applies retention every half second."""
-    broker = LocalKafka(settings={"log.retention.check.interval.ms": "500"})
-    broker.start(timeout=120)
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
-
-
-def retain(bootstrap: str, topic: str, milliseconds: int) -> None:
+def delete_before(bootstrap: str, partition: TopicPartition, offset: int) -> None:
+    """What retention does to the records of ``partition`` below ``offset``."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        config = {"retention.ms": str(milliseconds)}
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=config)])
+        admin.delete_records({KafkaTopicPartition(*partition): offset})
     finally:
         admin.close()
 
@@ -76,7 +60,7 @@ def log_start(bootstrap: str, partition: TopicPartition) -> int:
 
 @pytest.mark.parametrize("client", ["kafka", "confluent"])
 def test_records_deleted_before_they_were_read_are_counted(
-    client: str, retaining: str, caplog: pytest.LogCaptureFixture
+    client: str, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     if client == "kafka":
         from meander.bus.kafka import KafkaBus as Cluster
@@ -85,19 +69,15 @@ def test_records_deleted_before_they_were_read_are_counted(
         from meander.bus.confluent import ConfluentBus as Cluster  # type: ignore[assignment]
     topic, group = f"test.{uuid.uuid4().hex[:12]}", f"group-{uuid.uuid4().hex[:12]}"
     partition = TopicPartition(topic, 0)
-    with Cluster(retaining, timeout=10) as bus:
+    with Cluster(kafka_bootstrap, timeout=10) as bus:
         bus.create_topics({topic: 1})
         bus.publish([Record(topic, b"%d" % i) for i in range(10)])
         member = bus.subscribe([topic], group)
         assert len(read(member, 10)) == 10
         member.commit({partition: 3})
         member.close()
-        retain(retaining, topic, 100)
-        deadline = time.monotonic() + 20
-        while (start := log_start(retaining, partition)) <= 3:
-            assert time.monotonic() < deadline, "retention did not delete the records in 20 s"
-            time.sleep(0.5)
-        retain(retaining, topic, WEEK)  # what comes next stays
+        delete_before(kafka_bootstrap, partition, 10)
+        assert log_start(kafka_bootstrap, partition) == 10
         bus.publish([Record(topic, b"after")])
 
         member = bus.subscribe([topic], group)
@@ -108,6 +88,6 @@ def test_records_deleted_before_they_were_read_are_counted(
         again, *_ = read(reader, 1)
         reader.close()
 
-    assert first.offset == again.offset == start  # type: ignore[attr-defined]
-    assert deleted(topic, group) == deleted(topic, "") == start - 3
-    assert f"{start - 3} records (offsets 3 to {start - 1}) were deleted" in caplog.text
+    assert first.offset == again.offset == 10  # type: ignore[attr-defined]
+    assert deleted(topic, group) == deleted(topic, "") == 7
+    assert "7 records (offsets 3 to 9) were deleted" in caplog.text
