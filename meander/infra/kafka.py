@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
@@ -64,15 +63,10 @@ class LocalKafka(LocalServer):
     name = "kafka"
 
     def __init__(
-        self,
-        port: int | None = None,
-        data_dir: Path | None = None,
-        version: str = KAFKA_VERSION,
-        settings: Mapping[str, str] | None = None,
+        self, port: int | None = None, data_dir: Path | None = None, version: str = KAFKA_VERSION
     ) -> None:
         super().__init__(port, data_dir)
         self.version = version
-        self.settings = dict(settings or {})  # broker settings over the ones below
         # The controller quorum listens on a second port that clients never see.
         self.controller_port = free_port(avoid=[self.port])
 
@@ -96,9 +90,7 @@ class LocalKafka(LocalServer):
         libs = self.ensure_jars()
         config = self.data_dir / "server.properties"
         config.write_text(
-            _server_properties(
-                self.port, self.controller_port, self.data_dir / "kraft", self.settings
-            )
+            _server_properties(self.port, self.controller_port, self.data_dir / "kraft")
         )
         log4j = self.data_dir / "log4j2.yaml"
         log4j.write_text(_LOG4J2_YAML)
@@ -160,9 +152,7 @@ def _cluster_id() -> str:
             return text
 
 
-def _server_properties(
-    port: int, controller_port: int, log_dir: Path, extra: Mapping[str, str]
-) -> str:
+def _server_properties(port: int, controller_port: int, log_dir: Path) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -182,6 +172,5 @@ def _server_properties(
         "share.coordinator.state.topic.min.isr": "1",
         # Tests join consumer groups often; the default 3 s delay would slow each of them.
         "group.initial.rebalance.delay.ms": "0",
-        **extra,
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
