@@ -252,6 +252,13 @@ def _decided_early(
     return _rolled_back_early(race, promotion, evidence) or _kept_early(race, promotion, evidence)
 
 
+# A watch's early verdicts: the action, its name in the reason, and how the bet bounds the new
+# champion's MAE and accuracy against the tolerance.
+Wording = tuple[Decision, str, str, str]
+_ROLL_BACK: Wording = ("roll_back", "Roll back", "above", "more than")
+_KEEP: Wording = ("keep", "Keep", "at most", "at most")
+
+
 def _rolled_back_early(
     race: PairedRace, promotion: PromotionSettings, evidence: Evidence
 ) -> Verdict | None:
@@ -259,21 +266,7 @@ def _rolled_back_early(
     (:attr:`RecentRace.worse`) has grown enough. A new champion that collapses right after its
     promotion goes within a few dozen events, before a challenger racing it wins against a
     model no longer worth beating and the one it replaced is dropped unheard."""
-    bet, threshold = getattr(race, "worse", None), 1 / promotion.significance
-    if bet is None or bet.wealth < threshold:
-        return None
-    evidence |= {"worse_wealth": bet.wealth, "threshold": threshold}
-    tolerance = promotion.rollback_tolerance
-    worse = (
-        f"has an MAE above {1 + tolerance:g} times v{race.baseline}'s"
-        if race.task == "regression"
-        else f"is more than {tolerance:g} less accurate"
-    )
-    reason = (
-        f"Roll back: {_figures(race)}; the bet that v{race.challenger} {worse} grew "
-        f"{bet.wealth:.3g}-fold, at least {threshold:g}."
-    )
-    return Verdict("roll_back", reason, evidence)
+    return _bet_won(race, promotion, evidence, "worse", 0, _ROLL_BACK)
 
 
 def _kept_early(
@@ -281,21 +274,36 @@ def _kept_early(
 ) -> Verdict | None:
     """Keep the new champion once the bet that it is at most the tolerance worse
     (:attr:`RecentRace.no_worse`) has grown enough, after `promotion.min_samples` events."""
-    bet, threshold = getattr(race, "no_worse", None), 1 / promotion.significance
-    if bet is None or race.n < promotion.min_samples or bet.wealth < threshold:
+    least = promotion.min_samples
+    return _bet_won(race, promotion, evidence, "no_worse", least, _KEEP)
+
+
+def _bet_won(
+    race: PairedRace,
+    promotion: PromotionSettings,
+    evidence: Evidence,
+    name: str,
+    least: int,
+    words: Wording,
+) -> Verdict | None:
+    """The watch's verdict once its bet ``name`` grew to 1 / significance after ``least``
+    events, in ``words`` (:data:`_ROLL_BACK`, :data:`_KEEP`)."""
+    bet, threshold = getattr(race, name, None), 1 / promotion.significance
+    if bet is None or race.n < least or bet.wealth < threshold:
         return None
-    evidence |= {"no_worse_wealth": bet.wealth, "threshold": threshold}
+    evidence |= {f"{name}_wealth": bet.wealth, "threshold": threshold}
+    action, verdict, mae, accuracy = words
     tolerance = promotion.rollback_tolerance
     worse = (
-        f"has an MAE at most {1 + tolerance:g} times v{race.baseline}'s"
+        f"has an MAE {mae} {1 + tolerance:g} times v{race.baseline}'s"
         if race.task == "regression"
-        else f"is at most {tolerance:g} less accurate"
+        else f"is {accuracy} {tolerance:g} less accurate"
     )
     reason = (
-        f"Keep: {_figures(race)}; the bet that v{race.challenger} {worse} grew "
+        f"{verdict}: {_figures(race)}; the bet that v{race.challenger} {worse} grew "
         f"{bet.wealth:.3g}-fold, at least {threshold:g}."
     )
-    return Verdict("keep", reason, evidence)
+    return Verdict(action, reason, evidence)
 
 
 def rollback_check(race: PairedRace, promotion: PromotionSettings) -> Verdict:
