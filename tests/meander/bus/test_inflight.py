@@ -79,14 +79,27 @@ def test_a_failed_batch_rewinds_to_the_first_offset_in_flight_and_raises(
     assert [m.offset for m in consumer.consume(100)] == list(range(5, 30))
 
 
-def test_too_many_batches_in_flight_wait_for_the_oldest(consumer: Consumer) -> None:
-    flights = InFlight(consumer, max_batches=2, timeout=3.0)
-    held = [Held() for _ in range(3)]
-    for sending in held:
-        flights.add(sending, consumer.consume(5))
+def test_too_many_events_in_flight_wait_for_the_oldest_batches(consumer: Consumer) -> None:
+    flights = InFlight(consumer, max_events=12, timeout=3.0)
+    held = [Held() for _ in range(4)]
+    for sending, size in zip(held[:3], (5, 5, 1), strict=True):
+        flights.add(sending, consumer.consume(size))
+    assert all(sending.waited == [] for sending in held)  # 11 messages: within the bound
 
-    assert held[0].waited == [3.0] and held[1].waited == held[2].waited == []
+    flights.add(held[3], consumer.consume(7))  # 18: the oldest two land, 8 are left
+
+    assert held[0].waited == [3.0] and held[1].waited == [3.0]
+    assert held[2].waited == held[3].waited == []
     assert len(flights) == 2
+
+
+def test_many_small_batches_within_the_bound_wait_for_nothing(consumer: Consumer) -> None:
+    flights = InFlight(consumer, max_events=30)
+    held = [Held() for _ in range(30)]
+    for sending in held:
+        flights.add(sending, consumer.consume(1))
+
+    assert all(sending.waited == [] for sending in held) and len(flights) == 30
 
 
 def test_flush_waits_for_everything_and_commits_it(consumer: Consumer) -> None:
