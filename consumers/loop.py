@@ -11,12 +11,13 @@ predictor has scored every event and the learner has read every label it publish
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from meander.bus import Record
-from meander.component import Component, drain, freeze_heap
+from meander.component import YOUNG_COLLECTION_EVERY, Component, drain, freeze_heap
 from meander.config import StreamConfig
 from meander.runtime import Runtime
 
@@ -55,17 +56,19 @@ class Loop:
             self.after_labels.append(self.monitor)
         self.events = self.labels = 0
         self._nudge = 0.05 if runtime.settings.uses_kafka else 0.0
-        self._frozen = False
+        self._thresholds: tuple[int, ...] | None = None  # the collector's, before the first feed
 
     def feed(self, events: Sequence[Record], labels: Sequence[Record]) -> None:
         """Publish ``events``, score them, publish ``labels``, and let the loop react."""
-        if not self._frozen:
+        if self._thresholds is None:
             # As a component process does after its first busy round: the libraries, clients
             # and components alive now are left out of later full collections, each of which
             # went over them all (some 130,000 objects: 24 us an event of a 5,000-event loop
-            # racing nothing, 57 us of one racing four challengers).
+            # racing nothing, 57 us of one racing four challengers); and the youngest
+            # generation is collected every YOUNG_COLLECTION_EVERY allocations, not 700.
+            self._thresholds = gc.get_threshold()
             freeze_heap()
-            self._frozen = True
+            gc.set_threshold(YOUNG_COLLECTION_EVERY, *self._thresholds[1:])
         if events:
             self.runtime.bus.publish(events)
             self.events += len(events)
@@ -84,6 +87,8 @@ class Loop:
         for component in (self.predictor, self.learner, self.trainer, self.monitor):
             if component is not None:
                 component.close()
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
 
     def _until(self, component: Component, done: Callable[[], bool]) -> None:
         # Step only while something is still due: one more step to find nothing left would

@@ -16,6 +16,7 @@ import pytest
 
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, TopicPartition
+from meander.component import YOUNG_COLLECTION_EVERY
 from meander.config import Settings, StreamConfig
 from meander.consumers.loop import Loop
 from meander.events import DeadLetter, Envelope, ModelEvent, Prediction, decode_batch
@@ -141,6 +142,7 @@ def test_the_new_champion_serves_after_its_promotion_and_serves_better(run: Run)
 def test_the_loop_leaves_what_is_alive_before_its_first_feed_out_of_collections(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """And collects the youngest generation as a component process does, until it closes."""
     freezes: list[int] = []
     freeze = gc.freeze
 
@@ -155,6 +157,7 @@ def test_the_loop_leaves_what_is_alive_before_its_first_feed_out_of_collections(
     bus.create_topics(topics.layout([stream]))
     runtime = Runtime(Settings(streams=[stream]), bus, memory_store(fakeredis.FakeServer()))
     gc.unfreeze()
+    before = gc.get_threshold()
     try:
         loop = Loop(runtime, stream, monitor=False)
         publisher = Publisher("frozen")
@@ -167,7 +170,10 @@ def test_the_loop_leaves_what_is_alive_before_its_first_feed_out_of_collections(
         assert freezes == [0]
         assert gc.get_freeze_count() > 10_000
         assert loop.learner.state is not None and loop.learner.state.labels == 300
+        assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, *before[1:])
         loop.close()
+        assert gc.get_threshold() == before
     finally:
         gc.unfreeze()
+        gc.set_threshold(*before)
         runtime.close()
