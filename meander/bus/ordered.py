@@ -142,14 +142,20 @@ def consume_to(consumer: Consumer, ends: Mapping[TopicPartition, int]) -> list[M
     catch-up would lose the predictions of the events it had not read, a trainer would warm-start
     on a shorter window than asked. So it waits as long as a position moves on (on a loaded
     machine one fetch can take seconds), and raises BusUnavailable once none moved for
-    ``STALL_SECONDS``: the caller's step fails and is taken again, as after any outage."""
+    ``STALL_SECONDS``: the caller's step fails and is taken again, as after any outage.
+
+    A consumer already at the ends is not asked for anything: a learner on a backlog of labels
+    finds its events and predictions read at nearly every step, and a kafka-python poll with
+    nothing to return still hands over to the client's IO thread and back."""
     found: list[Message] = []
     at, moved = _positions(consumer, ends), time.monotonic()
+    if _reached(at, ends):
+        return found
     while True:
         batch = consumer.consume(2_000, 0.0)
         found.extend(batch)
         now = _positions(consumer, ends)
-        if all(now[p] >= end for p, end in ends.items()):
+        if _reached(now, ends):
             return found
         if now != at:
             at, moved = now, time.monotonic()
@@ -164,3 +170,7 @@ def consume_to(consumer: Consumer, ends: Mapping[TopicPartition, int]) -> list[M
 
 def _positions(consumer: Consumer, ends: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
     return {p: consumer.position(p) for p in ends}
+
+
+def _reached(positions: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int]) -> bool:
+    return all(positions[p] >= end for p, end in ends.items())

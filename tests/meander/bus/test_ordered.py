@@ -204,3 +204,25 @@ def test_read_to_end_raises_once_nothing_came_for_the_stall_time(
 
     with pytest.raises(BusUnavailable, match=r"short of the end .*t\[0\]': \(300, 1000\)"):
         read_to_end(bus, {TopicPartition(TOPIC, 0): (0, 1_000)})
+
+
+def test_consume_to_asks_nothing_of_a_consumer_already_at_the_ends() -> None:
+    # A learner on a backlog of labels has read its events and predictions at nearly every
+    # step: a kafka-python poll with nothing to return still costs a hand-over to its IO thread.
+    bus = bus_with({0: [1, 2, 3]}, partitions=1)
+    partition = TopicPartition(TOPIC, 0)
+    consumer = bus.assign([partition])
+    polls: list[int] = []
+    consume = consumer.consume
+
+    def counted(max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        polls.append(max_records)
+        return consume(max_records, timeout)
+
+    consumer.consume = counted  # type: ignore[method-assign]
+
+    assert [m.offset for m in ordered.consume_to(consumer, {partition: 3})] == [0, 1, 2]
+    asked = len(polls)
+    assert ordered.consume_to(consumer, {partition: 3}) == []
+    assert ordered.consume_to(consumer, {partition: 2}) == []
+    assert len(polls) == asked >= 1
