@@ -326,6 +326,9 @@ def measure(
         "slow_spells": slow_spells(
             [(at - read_at[0], ms) for at, ms in zip(read_at, latencies, strict=True)], SLOW_MS
         ),
+        # The spells' origin on the wall clock (Unix seconds), to set them beside other logs
+        # of the same moments (a broker's collector pauses, say).
+        "first_answer_unix": round(read_at[0], 3),
         # The measurement's own CPU per event offered: the paced producer's process while it
         # sends, the measuring reader, and the broker (idle work included; None when the broker
         # is not this machine's).
