@@ -38,7 +38,7 @@ from meander.bus.confluent_sending import ConfluentSending
 from meander.bus.confluent_stall import Stall
 from meander.bus.confluent_transactions import ConfluentTransactional
 from meander.bus.group_members import GroupMembers
-from meander.bus.kafka_cluster import ClusterBus, ClusterOptions
+from meander.bus.kafka_cluster import UNSENT, ClusterBus, ClusterOptions
 from meander.bus.reach import unavailable
 from meander.bus.transactions import TRANSACTION_RETRY_BACKOFF_MS
 from meander.bus.whole_topic import METADATA_MAX_AGE_MS
@@ -46,6 +46,7 @@ from meander.exceptions import BusError, BusUnavailable
 
 __all__ = ["QUEUED_BYTES", "ConfluentBus"]
 
+log = logging.getLogger(__name__)
 QUEUED_BYTES = 8 * 2**20  # records a consumer holds fetched ahead of its reader, at most
 
 
@@ -180,7 +181,8 @@ class ConfluentBus(ClusterBus):
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.flush(self.timeout)
+            if self._producer.flush(self.timeout):
+                log.warning(UNSENT, self.timeout)
             self._producer = None
 
     def _consumer(

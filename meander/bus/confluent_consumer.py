@@ -21,9 +21,10 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
 from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import TopicPartition as LibrdkafkaPartition
 
-from meander.bus.base import UNREADABLE, Message, TopicPartition, not_assigned
-from meander.bus.confluent_errors import PASSING, for_good, log_consumer_error
-from meander.bus.confluent_stall import Stall, close_aside
+from meander.bus.base import Message, TopicPartition, not_assigned
+from meander.bus.confluent_errors import PASSING, for_good, log_consumer_error, unreadable
+from meander.bus.confluent_stall import Stall
+from meander.bus.confluent_waits import Waits, close_within
 from meander.bus.member import GroupMember
 from meander.bus.metrics import CONSUMERS_REPLACED
 from meander.bus.skipped import deleted_unread
@@ -61,6 +62,8 @@ class ConfluentConsumer(GroupMember):
         self._from_beginning = from_beginning
         self._bootstrap = bootstrap
         self._timeout = timeout
+        self._waits = Waits(timeout, f"group {group}")  # synchronous commits, bounded
+        self._assigned: set[TopicPartition] = set()
         # The next offset of each partition as this consumer returned or sought it.
         self._positions: dict[TopicPartition, int] = {}
 
@@ -100,7 +103,7 @@ class ConfluentConsumer(GroupMember):
                     )
                 )
             except (UnicodeDecodeError, SystemError) as error:
-                messages.append(_unreadable(topic, partition, offset, error))
+                messages.append(unreadable(topic, partition, offset, error))
             if (topic, partition) not in last:
                 firsts[topic, partition] = offset
             last[topic, partition] = offset
@@ -151,15 +154,15 @@ class ConfluentConsumer(GroupMember):
         if self.group is None:
             raise BusError("a consumer outside a group has nothing to commit to; use subscribe()")
         try:
-            if offsets is None:
-                # The offsets librdkafka stored as it returned each message, of the partitions
-                # assigned now: never one a rebalance gave to another member.
-                partitions = None
+            # None: the offsets librdkafka stored as it returned each message, of the
+            # partitions assigned now (never one a rebalance gave to another member).
+            partitions = None if offsets is None else _theirs_at(offsets)
+            if asynchronous:
+                _commit(self._consumer, partitions, asynchronous=True)
             else:
-                partitions = [
-                    LibrdkafkaPartition(p.topic, p.partition, o) for p, o in offsets.items()
-                ]
-            _commit(self._consumer, partitions, asynchronous=asynchronous)
+                self.assignment()  # what it answers while this commit may be left behind
+                commit = partial(_commit, self._consumer, partitions, asynchronous=False)
+                self._waits.call("commit", commit)
         except KafkaException as error:
             if error.args[0].code() == KafkaError._NO_OFFSET:
                 return  # nothing consumed since the last commit
@@ -218,7 +221,13 @@ class ConfluentConsumer(GroupMember):
         return start
 
     def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()}
+        # librdkafka answers only after a commit under way ends, which a commit left behind
+        # (the broker does not answer) does not: the last answer, less what was revoked since.
+        if not self._waits.waiting():
+            self._assigned = {
+                TopicPartition(p.topic, p.partition) for p in self._consumer.assignment()
+            }
+        return set(self._assigned)
 
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
@@ -308,17 +317,19 @@ class ConfluentConsumer(GroupMember):
         self._positions.clear()
         if self._stall is not None:
             self._stall.reset()
-        close_aside(failed, self._timeout)
+        close_within(failed, self._timeout, "the replaced Kafka consumer")
         self.subscribe(self._topics)
 
     def _revoked(self, _consumer: Any, partitions: list[LibrdkafkaPartition]) -> None:
         for partition in partitions:
             self._positions.pop(TopicPartition(partition.topic, partition.partition), None)
+            self._assigned.discard(TopicPartition(partition.topic, partition.partition))
 
     def close(self) -> None:
         if self._probe is not None and self._probe is not self._consumer:
             self._probe.close()
-        self._consumer.close()
+        # Bounded: it waits for a commit under way, which waits for the broker (.confluent_waits).
+        close_within(self._consumer, self._timeout, f"the Kafka consumer of group {self.group}")
 
     def _probing(self) -> LibrdkafkaConsumer:
         """A client that never fetches, for end offsets: on the consumer's own connection the
@@ -374,15 +385,9 @@ def _commit(
         consumer.commit(offsets=partitions, asynchronous=False)
 
 
-def _unreadable(topic: str, partition: int, offset: int, error: Exception) -> Message:
-    """A message standing for a record the binding cannot hand over: confluent-kafka decodes
-    header names as UTF-8 and fails on any other (kafka-python and the Java client read them
-    with replacement characters). It raised out of consume, on every step, for good."""
-    cause = error.__cause__ or error.__context__ or error
-    why = f"the Kafka client cannot read this record: a header name is not UTF-8 ({cause})"
-    log.warning("%s[%d]@%d cannot be read: %s", topic, partition, offset, why)
-    return Message(topic, partition, offset, None, None, ((UNREADABLE, why.encode()),), -1)
-
-
 def _theirs(partition: TopicPartition) -> LibrdkafkaPartition:
     return LibrdkafkaPartition(partition.topic, partition.partition)
+
+
+def _theirs_at(offsets: Mapping[TopicPartition, int]) -> list[LibrdkafkaPartition]:
+    return [LibrdkafkaPartition(p.topic, p.partition, o) for p, o in offsets.items()]

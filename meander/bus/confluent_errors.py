@@ -1,5 +1,6 @@
 """What librdkafka's errors mean to meander: which pass with a moment's wait, which end a client
-for good, and how the rest are logged (librdkafka retries them by itself)."""
+for good, how the rest are logged (librdkafka retries them by itself), and what stands for a
+record the binding cannot hand over."""
 
 from __future__ import annotations
 
@@ -9,17 +10,30 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-__all__ = ["PASSING", "for_good", "log_client_error", "log_consumer_error", "on_commit"]
+from meander.bus.base import UNREADABLE, Message
+
+__all__ = [
+    "PASSING",
+    "for_good",
+    "log_client_error",
+    "log_consumer_error",
+    "on_commit",
+    "unreadable",
+]
 
 log = logging.getLogger(__name__)
 
-# Answers about a partition's leader that a moment's wait clears (librdkafka does not mark all
-# of them retriable).
+# Answers about a partition's leader or a group's coordinator that a moment's wait clears
+# (librdkafka does not mark all of them retriable): a group's committed offset asked just after
+# its broker came back from a pause was answered NOT_COORDINATOR.
 PASSING = frozenset(
     {
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
     }
 )
 
@@ -55,3 +69,13 @@ def on_commit(group: str) -> Callable[[KafkaError | None, Any], None]:
             log.warning("group %s: an asynchronous commit failed: %s", group, error.str())
 
     return committed
+
+
+def unreadable(topic: str, partition: int, offset: int, error: Exception) -> Message:
+    """A message standing for a record the binding cannot hand over: confluent-kafka decodes
+    header names as UTF-8 and fails on any other (kafka-python and the Java client read them
+    with replacement characters). It raised out of consume, on every step, for good."""
+    cause = error.__cause__ or error.__context__ or error
+    why = f"the Kafka client cannot read this record: a header name is not UTF-8 ({cause})"
+    log.warning("%s[%d]@%d cannot be read: %s", topic, partition, offset, why)
+    return Message(topic, partition, offset, None, None, ((UNREADABLE, why.encode()),), -1)

@@ -1,5 +1,4 @@
-"""Telling a confluent-kafka group member that stopped rejoining its group from an idle one, and
-closing the client that replaced it (:func:`close_aside`).
+"""Telling a confluent-kafka group member that stopped rejoining its group from an idle one.
 
 A static member (``group.instance.id``) whose session timed out while the broker restarted can
 stop for good: librdkafka logs ``SESSTMOUT ... revoking assignment and rejoining group`` and
@@ -12,18 +11,12 @@ middle of a rebalance, a broker that does not answer: none of those is a stall.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
-
-__all__ = ["Membership", "Stall", "close_aside"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Membership", "Stall"]
 
 
 @dataclass(frozen=True)
@@ -87,20 +80,3 @@ class Stall:
         """Forget the watch: a new client took the member's place."""
         self._since = None
         self._next_ask = 0.0
-
-
-def close_aside(consumer: Any, timeout: float) -> None:
-    """Close a replaced client, waiting for it at most ``timeout``: one that stopped rejoining
-    its group may never finish leaving it, and must not hold up the client that replaces it."""
-
-    def close() -> None:
-        try:
-            consumer.close()
-        except (KafkaException, RuntimeError) as closing:
-            log.warning("closing the replaced Kafka consumer: %s", closing)
-
-    closing = threading.Thread(target=close, name="closing a replaced Kafka consumer", daemon=True)
-    closing.start()
-    closing.join(timeout)
-    if closing.is_alive():
-        log.warning("the replaced Kafka consumer did not close within %.0f s; left behind", timeout)

@@ -16,7 +16,12 @@ from meander.bus.reach import reachable, unavailable
 from meander.clock import DEFAULT_MAX_AHEAD_SECONDS, TimeWindow
 from meander.exceptions import BusUnavailable
 
-__all__ = ["ClusterBus", "ClusterOptions"]
+__all__ = ["UNSENT", "ClusterBus", "ClusterOptions"]
+
+UNSENT = (
+    "the Kafka producer closed with records the broker did not acknowledge within %.0f s: "
+    "no caller was told they were stored"
+)
 
 
 class ClusterOptions(TypedDict, total=False):

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from meander import topics
-from meander.bus import Bus, Outbox, Record, TopicPartition
+from meander.bus import Bus, Consumer, Message, Outbox, Record, TopicPartition
 from meander.bus.confluent import ConfluentBus
 from meander.bus.kafka import KafkaBus
-from meander.exceptions import BusUnavailable
+from meander.exceptions import BusError, BusUnavailable
 from meander.infra.kafka import LocalKafka
 from meander.producers.synthetic import synthetic
 
@@ -151,6 +151,81 @@ def test_records_the_producer_could_not_take_are_sent_once_it_can(broker: Broker
         stored = stored_on(bus, topic)
     assert sorted(int(value or b"") for _, value in stored) == list(range(100))
     assert set(stored.values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("client", "bound"),
+    [(KafkaBus, 5.0), (ConfluentBus, 2.0)],
+    ids=["kafka-python", "confluent-kafka"],
+)
+def test_a_commit_and_a_close_end_within_the_timeout_through_a_pause_and_lose_nothing(
+    broker: Broker, client: type[KafkaBus | ConfluentBus], bound: float
+) -> None:
+    """librdkafka's synchronous commit waited for the paused broker for as long as the pause
+    lasted (370 s), and its assignment and close with it: a notifier told to stop never
+    stopped. Bounded now (kafka-python's by its request time-out, at least 5 s); what the group
+    reads next starts at its last commit that landed, so nothing handled but not committed is
+    skipped."""
+    kafka = broker.started()
+    topic, group = f"outage.{os.urandom(5).hex()}", f"outage-{os.urandom(5).hex()}"
+    _created(kafka, {topic: 1})
+    partition = TopicPartition(topic, 0)
+    with KafkaBus(kafka.bootstrap) as writer:
+        writer.publish([Record(topic, str(i).encode()) for i in range(20)])
+    with client(kafka.bootstrap, timeout=2.0) as bus:
+        consumer = bus.subscribe([topic], group)
+        _read(consumer, 20)
+        consumer.commit({partition: 10})
+        resumed = broker.pause(12.0)
+        started = time.monotonic()
+        with pytest.raises(BusError):
+            consumer.commit({partition: 20})
+        # What a notifier asks before its last commit: librdkafka answers it only after the
+        # commit left behind ends.
+        assert consumer.assignment() == {partition}
+        with pytest.raises(BusError):
+            consumer.commit({partition: 20})
+        consumer.close()
+        took = time.monotonic() - started
+        resumed.join()
+    assert took < bound * 3 + 3.0, f"commits and close took {took:.1f} s"
+    with client(kafka.bootstrap, timeout=10.0) as bus:
+        again = bus.subscribe([topic], group)
+        committed = again.committed(partition)
+        assert committed in (10, 20)  # the commit given up on landed after the pause, or never
+        assert [m.offset for m in _read(again, 20 - committed)] == list(range(committed, 20))
+        again.close()
+
+
+@pytest.mark.parametrize(
+    "client", [KafkaBus, ConfluentBus], ids=["kafka-python", "confluent-kafka"]
+)
+def test_a_bus_closes_within_its_timeout_holding_records_a_paused_broker_never_took(
+    broker: Broker, client: type[KafkaBus | ConfluentBus]
+) -> None:
+    """kafka-python's producer raised KafkaTimeoutError out of close, past the store's close, at
+    every component's exit during an outage."""
+    kafka = broker.started()
+    topic = f"outage.{os.urandom(5).hex()}"
+    _created(kafka, {topic: 1})
+    bus = client(kafka.bootstrap, timeout=2.0)
+    bus.publish([Record(topic, b"connected")])
+    resumed = broker.pause(8.0)
+    bus.send([Record(topic, b"never acknowledged before the close")])
+    started = time.monotonic()
+    bus.close()
+    took = time.monotonic() - started
+    resumed.join()
+    assert took < 2.0 + 3.0, f"the close took {took:.1f} s"
+
+
+def _read(consumer: Consumer, count: int) -> list[Message]:
+    read: list[Message] = []
+    deadline = time.monotonic() + 60
+    while len(read) < count:
+        assert time.monotonic() < deadline, f"read {len(read)} of {count}"
+        read += consumer.consume(count - len(read), 0.5)
+    return read
 
 
 def test_the_producer_publishes_each_event_and_label_once_through_a_pause(
