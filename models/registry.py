@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis
 
@@ -54,7 +54,16 @@ if TYPE_CHECKING:
     from meander.store.changelog import Changelog
     from meander.store.guard import Fence
 
-__all__ = ["Heads", "ModelVersion", "Registry"]
+__all__ = ["Heads", "ModelVersion", "Registry", "Snapshot"]
+
+
+class Snapshot(NamedTuple):
+    """What :meth:`Registry.snapshots` wrote of one model: its new revision, the blob's size
+    in bytes, and the model pickled (unsigned), from which a copy is cheap to make."""
+
+    revision: int
+    size: int
+    pickled: bytes
 
 
 class Registry:
@@ -153,9 +162,8 @@ class Registry:
     ) -> tuple[int, int]:
         """:meth:`save`, returning ``(revision, bytes)``: what a snapshot of this model costs
         to write and to load grows with its size."""
-        return self.snapshots({version: model}, fence=fence, logged={version} if logged else ())[
-            version
-        ]
+        written = self.snapshots({version: model}, fence=fence, logged={version} if logged else ())
+        return written[version].revision, written[version].size
 
     def snapshots(
         self,
@@ -164,14 +172,17 @@ class Registry:
         fence: Fence | None = None,
         logged: Collection[int] = (),
         also: Callable[[Pipeline[bytes]], object] | None = None,
-    ) -> dict[int, tuple[int, int]]:
+    ) -> dict[int, Snapshot]:
         """Snapshots of several versions, and the writes ``also`` adds, in one transaction (one
-        round trip, one check of the fence); ``(revision, bytes)`` of each. Those in ``logged``
-        are recorded in Kafka too."""
+        round trip, one check of the fence). Those in ``logged`` are recorded in Kafka too."""
         for version in models:
             if version not in self._known:
                 self._require(version)
-        blobs = {version: self._sign(version, model) for version, model in models.items()}
+        pickled = {version: dumps(model) for version, model in models.items()}
+        blobs = {
+            version: self.signer.sign(data, context=self._context(version))
+            for version, data in pickled.items()
+        }
         revisions: dict[int, int] = {}
 
         def write(pipe: Pipeline[bytes]) -> None:
@@ -189,7 +200,10 @@ class Registry:
         for version, blob in blobs.items():
             if self._log is not None and version in logged:
                 self._log.snapshot(version, blob=blob, revision=revisions[version], order=order)
-        return {version: (revisions[version], len(blob)) for version, blob in blobs.items()}
+        return {
+            version: Snapshot(revisions[version], len(blob), pickled[version])
+            for version, blob in blobs.items()
+        }
 
     def load(self, version: int) -> tuple[Any, int]:
         """``(model, revision)`` of ``version``; the blob is verified before it is unpickled."""

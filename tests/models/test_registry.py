@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from meander.exceptions import ModelTampered, RegistryError
+from meander.models.blobs import loads
 from meander.models.registry import Registry
 from meander.models.signing import Signer
 from meander.models.specs import build_model
@@ -115,16 +116,18 @@ def test_snapshots_of_several_versions_and_other_writes_go_in_one_round_trip(
     monkeypatch.undo()
 
     assert pipelines == 1
-    assert {version: revision for version, (revision, _) in written.items()} == {
+    assert {version: snapshot.revision for version, snapshot in written.items()} == {
         first: 2,
         second: 3,
     }
-    assert all(size > 100 for _, size in written.values())
+    assert all(snapshot.size > len(snapshot.pickled) > 100 for snapshot in written.values())
     probe = make_samples("binary", 1)[0][0]
     for version in (first, second):
         model, revision = registry.load(version)
-        assert revision == written[version][0]
+        assert revision == written[version].revision
         assert model.predict_proba_one(probe) == learned.predict_proba_one(probe)
+        copy = loads(written[version].pickled)
+        assert copy.predict_proba_one(probe) == learned.predict_proba_one(probe)
     assert registry.store.get("beside") == b"1"
 
 

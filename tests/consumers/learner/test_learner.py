@@ -19,6 +19,7 @@ from meander import keys, topics
 from meander.bus import Record, ordered
 from meander.component import drain
 from meander.config import LabelWindow, StreamConfig
+from meander.consumers.learner import checkpoint
 from meander.consumers.learner.learner import Learner
 from meander.consumers.predictor.predictor import Predictor
 from meander.consumers.trainer.trainer import Trainer
@@ -508,6 +509,36 @@ def test_a_snapshot_follows_learning_and_a_big_model_learns_in_proportion_to_its
     assert shared(1) == 0 and shared(200) == 0
     assert shared(1, decided=True) == 1
     assert shared(1) == 0 and shared(1_000) == 1
+
+
+def test_a_big_model_goes_on_as_its_snapshots_copy(
+    make_stream: MakeStream, make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint, "COPIED_FROM_BYTES", 100_000)
+    stream = make_stream("s", learning=QUIET)
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    learner.step()
+    state = learner.state
+    assert state is not None
+    champion, small = state.champion, state.models[state.champion]
+    state.labels += 1
+    learner.checkpoints.publish_models(state)
+    assert state.models[champion] is small  # a few KB: learning it costs less than a copy
+    rng = random.Random(7)
+    big = neighbors.KNNClassifier(engine=neighbors.LazySearch(window_size=2_000))
+    for _ in range(2_000):
+        big.learn_one({f"x{i}": rng.random() for i in range(5)}, rng.random() < 0.5)
+    state.models[champion] = big
+    state.labels += 1
+    learner.checkpoints.publish_models(state)
+
+    copy = state.models[champion]
+    assert copy is not big
+    shared, _ = learner.registry.load(champion)
+    probe = {f"x{i}": rng.random() for i in range(5)}
+    assert copy.predict_proba_one(probe) == big.predict_proba_one(probe)
+    assert shared.predict_proba_one(probe) == big.predict_proba_one(probe)
 
 
 def test_models_metrics_and_races_are_shared_in_one_fenced_write(
