@@ -136,7 +136,9 @@ def test_records_the_producer_could_not_take_are_sent_once_it_can(broker: Broker
     _created(kafka, {warm: 1, topic: 2})
     with KafkaBus(kafka.bootstrap, timeout=2.0) as bus:
         bus.publish([Record(warm, b"producer connected")])
-        resumed = broker.pause(5.0)
+        # Longer than the bus's wait for the topic's description (its request timeout, at least
+        # 5 s): paused for 5 s, a loaded broker was back before it, and the flush went through.
+        resumed = broker.pause(12.0)
         outbox = Outbox(bus)
         # Keyless, to a topic the producer has no metadata for: send() cannot take them.
         outbox.add([Record(topic, str(i).encode()) for i in range(100)])
