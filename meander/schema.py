@@ -248,6 +248,13 @@ def _number(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e16 else str(bound)
 
 
+# A number that only grows over this many values is a row id or a clock, not a feature. Used
+# as features (a row id and epoch seconds beside the columns of five drifting streams of 15,000
+# to 20,000 rows, `meander backtest`), they raised 58-78 data-drift alerts a stream (0-1
+# without), and moved served accuracy by -0.010, -0.006, -0.003, 0.000 and +0.030.
+COUNTER_MIN_DISTINCT = 20
+
+
 def infer_features(
     frame: pd.DataFrame, *, categorical_max: int = 50, integer_categorical_max: int = 20
 ) -> dict[str, Feature]:
@@ -262,7 +269,11 @@ def infer_features(
       categorical codes, other numeric columns are numeric;
     - a column with any missing value is not required; one with no value at all is left out,
       its type unknown (pandas types it as integers, which would make a categorical feature
-      refusing every number once its values come).
+      refusing every number once its values come);
+    - a numeric column that never falls over the sample while taking at least
+      ``COUNTER_MIN_DISTINCT`` values is a row id or a clock (epoch seconds): left out, since
+      each later value lies past all a model learned from, and the monitor would find its
+      distribution changed in every window.
 
     Bounds and category lists are not inferred: a sample's range is not a rule of the stream.
 
@@ -293,6 +304,8 @@ def _infer_type(present: pd.Series[Any], categorical_max: int, integer_max: int)
     if pd.api.types.is_bool_dtype(present.dtype):
         return "boolean"
     if pd.api.types.is_numeric_dtype(present.dtype):
+        if distinct >= COUNTER_MIN_DISTINCT and present.is_monotonic_increasing:
+            return None  # a row id or a clock
         whole = pd.api.types.is_integer_dtype(present.dtype) or bool(
             (present % 1 == 0).all() and len(present)
         )

@@ -2,7 +2,8 @@
 
 Inference reads the first rows: the task from the target column (:func:`infer_task`), the
 features from the other columns (:func:`meander.schema.infer_features`, which leaves out
-identifiers, free text, dates, and columns with no value in those rows).
+identifiers, free text, dates, row ids and clocks that only count up, and columns with no value
+in those rows).
 
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "loans.csv"

@@ -226,6 +226,19 @@ def test_columns_that_are_not_features_are_left_out(tmp_path: Path) -> None:
     assert report["dead_letters"] == 0 and report["check"]["consistent"] is True
 
 
+def test_a_row_id_and_an_epoch_clock_are_left_out(tmp_path: Path) -> None:
+    # Used as features, they raised two data-drift alerts a window (the monitor's reference
+    # holds none of their later values) and moved served accuracy either way.
+    path = write_stream(tmp_path, "sea", 300)
+    frame = pd.read_csv(path)
+    frame.insert(0, "row_id", range(7_000, 7_300))
+    frame.insert(1, "created", [1_735_689_600 + 60 * i for i in range(300)])
+    frame.to_csv(path, index=False)
+    run, report, _ = quiet_backtest(path)
+    assert report["ignored_columns"] == ["row_id", "created"]
+    assert sorted(run.stream.features) == ["x0", "x1", "x2"]
+
+
 def test_a_number_column_with_a_bad_value_is_still_numeric(tmp_path: Path) -> None:
     from meander.backtest.stream import infer_stream
     from meander.producers.replay import FileSource
@@ -320,12 +333,14 @@ def test_a_champion_that_diverges_is_announced_and_replaced_and_no_event_is_lost
     tmp_path: Path,
 ) -> None:
     # River's TrumpApproval, unscaled (a date as a day number near 736,000), under a linear
-    # regression with too large a step: it answers -inf from its 28th event on, and NaN after.
+    # regression with too large a step: it answers -inf within a few dozen events, and NaN
+    # after. Its rows are shuffled: in date order the day number only counts up, a clock that
+    # inference leaves out.
     from river import datasets
 
     rows = [{**x, "approve": y} for x, y in datasets.TrumpApproval()]
     path = tmp_path / "approval.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
+    pd.DataFrame(rows).sample(frac=1.0, random_state=7).to_csv(path, index=False)
     spec = "linear_model.LinearRegression(optimizer=optim.SGD(0.1), clip_gradient=1e300)"
     run = run_backtest(path, target="approve", model=spec, monitor=False)
     try:

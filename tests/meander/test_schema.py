@@ -143,6 +143,24 @@ def test_infer_features_types_and_required() -> None:
     assert all(f.minimum is None and f.categories is None for f in features.values())
 
 
+def test_infer_features_leaves_out_row_ids_and_clocks() -> None:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "loan_id": np.arange(500_000, 500_040),
+            "created": 1_735_689_600 + 30 * (np.arange(40) // 2),  # two events a second
+            "amount": rng.normal(100, 20, 40),
+            "tenure": np.arange(40) % 21,  # grows, and falls back once
+            "steps": np.arange(40) // 3,  # never falls, 14 values: codes, as before
+        }
+    )
+    frame.loc[39, "tenure"] = 0
+    features = infer_features(frame)
+    # Each later id or time lies past all a model learned from, and the monitor would find
+    # the column drifting in every window.
+    assert sorted(features) == ["amount", "steps", "tenure"]
+
+
 def test_inferred_schema_accepts_the_rows_it_came_from() -> None:
     rng = np.random.default_rng(3)
     frame = pd.DataFrame(
