@@ -63,10 +63,10 @@ class LifecycleNotices:
             ),
         )
         announced: list[Alert | ModelEvent] = [alert]
-        # Challengers that raced since before the detector's window began learned the concept
-        # that has just passed: unless they are ahead, the request asks the trainer to end
-        # their races and start afresh.
-        preempt = _stale(state, width)
+        # Challengers that raced since before the detector's window began (or for as long as a
+        # race is judged on) learned the concept that has just passed: unless they are ahead,
+        # the request asks the trainer to end their races and start afresh.
+        preempt = _stale(state, width, self.stream.promotion.min_samples)
         if self._may_request(state) or preempt:
             since = min(_since_change(state, width), self._window(state))
             reason = f"concept drift in the error of champion v{state.champion}"
@@ -271,13 +271,18 @@ def _reported(detector: Any, error: float) -> float:
     return float(estimate) if estimate is not None else float(error)
 
 
-def _stale(state: LearnerState, width: int | None) -> bool:
+def _stale(state: LearnerState, width: int | None, judged: int) -> bool:
     """Whether a challenger racing the champion started before the drift detector's window
-    began, so that it was warm-started on the concept the drift ended, and is not ahead of the
-    champion on its race's latest events (one that is ahead has learned what the champion has
-    not: its race goes on)."""
+    began, or has raced as long as a race is ``judged`` on, so that it was warm-started on the
+    concept the drift ended, and is not ahead of the champion on its race's latest events (one
+    that is ahead has learned what the champion has not: its race goes on).
+
+    ADWIN's window after a change still holds much of the concept before it (a change 48
+    labels old left 112 to 512 labels in it): challengers trained a few hundred labels before
+    the change raced on that concept to their race's end, up to 1,000 events, while the
+    champion erred and no fresh challenger was asked for."""
     return any(
-        baseline == state.champion and race.seen > (width or 0) and race.gain <= 0
+        baseline == state.champion and race.seen > min(width or 0, judged) and race.gain <= 0
         for (_, baseline), race in state.races.items()
     )
 

@@ -130,7 +130,8 @@ def candidates(
     then each configured candidate) learns only the latest ``since_change`` labels of the
     window, and starts cold when the change was caught at once. Retired versions, which may
     know a concept that came back, are scored on those labels too. Candidates that saw no
-    label keep their configured order: the stream's own spec first. Without ``fresh`` (the
+    label keep their configured order: the stream's own spec first, then the retired versions
+    as they are (a cold model knows no concept), then the others. Without ``fresh`` (the
     first tuning, where a new model of the stream's spec would only repeat the champion) the
     configured candidates alone are built.
 
@@ -165,22 +166,35 @@ def candidates(
             None if score is None else Candidate(model, text, origin, score, window=recent)
         )
         built.extend(c for c in [twins[text]] if c is not None)
-    # The two latest retired versions: the concepts most likely to come back, at a bounded cost.
+    past = _retired(stream.task, registry, champion, recent, reach)
+    if not recent:
+        # No label says which concept came: a cold model knows none, a retired version may know
+        # the one that came back. Those race as they are, the latest first, after the stream's
+        # own spec.
+        first = 1 if fresh and built and built[0].origin == "fresh" else 0
+        return built[:first] + past[::-1] + built[first:]
+    higher_is_better = stream.task != "regression"
+    return sorted(built + past, key=lambda c: c.score, reverse=higher_is_better)
+
+
+def _retired(
+    task: str, registry: Registry, champion: int | None, recent: Window, reach: _Reach
+) -> list[Candidate]:
+    """The two latest retired versions (the concepts most likely to come back, at a bounded
+    cost), each scored on the latest labels of ``recent`` when there are any."""
+    built: list[Candidate] = []
     retired = [v for v in registry.versions() if v.status in ("retired", "rolled_back")]
     for past in retired[-2:]:
-        if past.version == champion or not recent:
+        if past.version == champion:
             continue
+        model, _ = registry.load(past.version)
         # A past version is worth racing for what it knows: it is scored on the latest labels
         # as it stands (learning each after predicting it), not after learning the whole
         # window, which cost as much as a fresh model's warm start and made it one.
-        model, _ = registry.load(past.version)
         latest = recent[-SCORED_LABELS:]
-        score = _warm_start(model, latest, stream.task, reach)
+        score = _warm_start(model, latest, task, reach) if latest else 0.0
         if score is not None:
             built.append(Candidate(model, past.spec, "past_version", score, past.version, latest))
-    if recent:  # scores mean something only when there were labels to score on
-        higher_is_better = stream.task != "regression"
-        built.sort(key=lambda c: c.score, reverse=higher_is_better)
     return built
 
 

@@ -174,6 +174,24 @@ def test_a_drift_after_a_race_began_asks_to_replace_its_challengers(
     assert world.state.retrain_requested_at == 20
 
 
+@pytest.mark.parametrize(("seen", "preempted"), [(101, True), (100, False)])
+def test_a_drift_replaces_challengers_that_raced_a_judged_race_without_getting_ahead(
+    world: World, read_topic: ReadTopic, seen: int, preempted: bool
+) -> None:
+    for _ in range(500):
+        world.state.detector.update(0.0)  # a window far longer than a race is judged on
+    race = racing_since_before_the_window(world)
+    race.seen = seen  # min_samples is 100: judged on 100 shared events, and not ahead
+
+    world.notices.drift(world.state, "x")
+
+    # ADWIN's window after a change holds much of the concept before it: a challenger that
+    # started inside it may have learned nothing else.
+    assert world.state.detector.width > seen
+    asked = models_events(world, read_topic)
+    assert [e.evidence["preempt"] for e in asked] == ([True] if preempted else [])
+
+
 def test_a_drift_lets_a_challenger_ahead_of_the_champion_race_on(
     world: World, read_topic: ReadTopic
 ) -> None:

@@ -143,20 +143,28 @@ def test_candidates_are_scored_on_the_latest_labels_of_what_they_learn(
     assert built.model.counts == {False: 700, True: SCORED_LABELS}
 
 
-def test_without_labels_since_the_change_every_spec_starts_cold_in_configured_order(
+def test_without_labels_since_the_change_specs_start_cold_and_retired_versions_race_as_they_are(
     make_stream: MakeStream, make_runtime: MakeRuntime
 ) -> None:
     stream = make_stream("s", candidates=["naive_bayes.GaussianNB"])
     runtime = make_runtime(stream)
     registry = Registry(runtime.store, "s", signer_for(runtime.settings))
-    old = registry.register(tree.HoeffdingTreeClassifier(), spec="tree.HoeffdingTreeClassifier")
+    knows = tree.HoeffdingTreeClassifier()
+    knows.learn_one(X_ZERO, True)
+    old = registry.register(knows, spec="tree.HoeffdingTreeClassifier")
     registry.promote(old.version)
-    registry.promote(registry.register(tree.HoeffdingTreeClassifier(), spec="x").version)
+    champion = registry.register(tree.HoeffdingTreeClassifier(), spec="x").version
+    registry.promote(champion)
 
-    built = candidates(stream, registry, rows(300), champion=None, since_change=0)
+    built = candidates(stream, registry, rows(300), champion=champion, since_change=0)
 
-    assert [c.origin for c in built] == ["fresh", "candidate"]
+    # The detector caught the change at once: no label says which concept came, and a retired
+    # version may know it already. It races unscored, right after the stream's own spec, ahead
+    # of the configured candidates, which start cold in their order.
+    assert [c.origin for c in built] == ["fresh", "past_version", "candidate"]
     assert all(c.window == [] and c.score == 0.0 for c in built)
+    assert built[1].source_version == old.version
+    assert built[1].model.predict_one(X_ZERO) is True
 
 
 def test_retired_versions_of_the_lineage_compete_but_never_the_champion(
