@@ -41,6 +41,7 @@ class Loop:
         from meander.consumers.predictor.predictor import Predictor
         from meander.consumers.trainer.trainer import Trainer
 
+        stream = _by_count(stream)
         self.runtime, self.stream, self.patience = runtime, stream, patience
         self.learner = Learner(runtime, stream)
         self.learner.step()  # takes the lease and registers the first champion
@@ -98,6 +99,14 @@ class Loop:
         while not done() and time.monotonic() < deadline:
             component.step(timeout)
             timeout = 0.1 if self._nudge else 0.0
+
+
+def _by_count(stream: StreamConfig) -> StreamConfig:
+    """``stream`` whose learner shares its models after so many labels, never after so many
+    seconds: a loop's time is its records' (:class:`TickClock`), and a bound on the wall clock
+    would make what is served depend on how fast the machine ran."""
+    learning = stream.learning.model_copy(update={"publish_seconds": None})
+    return stream.model_copy(update={"learning": learning})
 
 
 class TickClock:

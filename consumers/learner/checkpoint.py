@@ -49,7 +49,8 @@ LOG_SPACING = 5.0  # seconds between two copies of the checkpoint (or of a snaps
 # snapshots at one every 100 labels. One label per 500 bytes keeps them under a tenth (1,000
 # left a seventh). The default search space's models (1-70 KB) stay near publish_every: on
 # its 22 benchmark streams, served accuracy moved by at most 0.004. Bytes, not seconds: the
-# labels at which predictors get a new copy, hence what they serve, are the same in every run.
+# labels at which predictors get a new copy, hence what they serve, are the same in every run
+# (the learner's bound in seconds, publish_seconds, serves a quiet stream; a backtest has none).
 SNAPSHOT_BYTES_PER_LABEL = 500
 # Bytes from which the learner goes on with a copy of a model's snapshot rather than the model.
 # A model that learns for long lies scattered among what everything else in the process made
@@ -105,13 +106,16 @@ class Checkpoints:
             return None
         return state
 
-    def publish_models(self, state: LearnerState, *, decided: bool = False) -> None:
+    def publish_models(
+        self, state: LearnerState, *, decided: bool = False, overdue: bool = False
+    ) -> None:
         """Snapshots of the champion and the challengers for the predictors, the metrics, and
         the races that changed, in one fenced write.
 
         A model that learned nothing since this learner's last snapshot of it is not written
-        again; nor, unless a decision was just made, one that learned fewer labels since than
-        its last snapshot's bytes / ``SNAPSHOT_BYTES_PER_LABEL``. A model whose snapshot has
+        again; nor, unless a decision was just made or what it learned is ``overdue`` (it has
+        waited ``publish_seconds``), one that learned fewer labels since than its last
+        snapshot's bytes / ``SNAPSHOT_BYTES_PER_LABEL``. A model whose snapshot has
         ``COPIED_FROM_BYTES`` or more goes on as that snapshot's copy, which learns faster."""
         shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
         due: dict[int, Any] = {}
@@ -119,7 +123,8 @@ class Checkpoints:
             last = self._snapshots.get(version)
             if last is not None:
                 learned = state.labels - last[0]
-                if learned == 0 or (not decided and learned < last[1] // SNAPSHOT_BYTES_PER_LABEL):
+                small = learned < last[1] // SNAPSHOT_BYTES_PER_LABEL
+                if learned == 0 or (small and not (decided or overdue)):
                     continue
             due[version] = state.models[version]
         report = metrics(state)

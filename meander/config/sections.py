@@ -155,6 +155,12 @@ class LearningSettings(Section):
         "serves a drifting stream worse: 500 cost 0.012 accuracy on an incremental drift); a "
         "model whose snapshot is big waits for a label per 500 bytes of it",
     )
+    publish_seconds: Seconds | None = Field(
+        default=2.0,
+        description="longest time a learned label waits before the predictors' copy of the "
+        "model and the metrics include it, however few labels came (None: by count alone, as in "
+        "a backtest, whose time is its records')",
+    )
     replay_window: Window = Field(
         default=1_000,
         description="most recent labelled events a challenger is warm-started on",

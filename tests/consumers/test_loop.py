@@ -177,3 +177,28 @@ def test_the_loop_leaves_what_is_alive_before_its_first_feed_out_of_collections(
         gc.unfreeze()
         gc.set_threshold(*before)
         runtime.close()
+
+
+def test_a_loop_shares_its_models_by_labels_never_by_the_wall_clock() -> None:
+    # A backtest's time is its records': had the learner shared what it learned once the wall
+    # clock said so, what the predictor serves would depend on how fast the machine ran.
+    source = synthetic("stagger", seed=3)
+    stream = source.stream_config("counted", learning={"publish_seconds": 0.001})
+    bus = MemoryBus(MemoryBroker())
+    bus.create_topics(topics.layout([stream]))
+    runtime = Runtime(Settings(streams=[stream]), bus, memory_store(fakeredis.FakeServer()))
+    loop = Loop(runtime, stream, monitor=False)
+    registry = Registry(runtime.store, "counted", signer_for(runtime.settings))
+    champion = registry.champion()
+    assert champion is not None
+    try:
+        registered = registry.heads().revisions[champion]
+        loop.feed(*Publisher("counted").push(list(source.samples(5))))
+        loop.feed([], [])
+
+        # 5 labels are fewer than a young model's pace (6): no snapshot, however long it took.
+        assert loop.learner.state is not None and loop.learner.state.labels == 5
+        assert registry.heads().revisions[champion] == registered
+    finally:
+        loop.close()
+        runtime.close()

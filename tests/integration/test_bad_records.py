@@ -114,7 +114,8 @@ def site(request: pytest.FixtureRequest, kafka_bootstrap: str, redis_url: str) -
         features={"amount": {"type": "numeric", "minimum": 0}},
         model=SPEC,
         partitions=1,
-        learning={"publish_every": 10**9},  # the predictor keeps the first champion
+        # the predictor keeps the first champion
+        learning={"publish_every": 10**9, "publish_seconds": 10**6},
     )
     settings = Settings(
         kafka_bootstrap=kafka_bootstrap,

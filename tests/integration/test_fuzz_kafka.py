@@ -187,7 +187,12 @@ def world(kafka_bootstrap: str, redis_url: str) -> Iterator[World]:
         # A label of an unknown event is dead-lettered at once: none waits for its event
         # (tests/consumers/learner/test_learner.py holds labels that come before their event).
         label_window={"ttl_seconds": 10**7, "max_pending": 10**7, "hold_seconds": 0},
-        learning={"publish_every": 10**9, "checkpoint_every": 10**9, "checkpoint_seconds": 10**6},
+        learning={
+            "publish_every": 10**9,
+            "publish_seconds": 10**6,
+            "checkpoint_every": 10**9,
+            "checkpoint_seconds": 10**6,
+        },
     )
     settings = Settings(
         kafka_bootstrap=kafka_bootstrap,

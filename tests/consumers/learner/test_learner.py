@@ -37,7 +37,12 @@ if TYPE_CHECKING:
     from tests.consumers.conftest import MakeRuntime, MakeStream, PublishSamples, ReadTopic
 
 # No snapshot or checkpoint unless a test asks for one.
-QUIET = {"publish_every": 1_000_000, "checkpoint_every": 1_000_000, "checkpoint_seconds": 3_600}
+QUIET = {
+    "publish_every": 1_000_000,
+    "publish_seconds": 3_600,
+    "checkpoint_every": 1_000_000,
+    "checkpoint_seconds": 3_600,
+}
 
 
 @dataclass
@@ -453,6 +458,34 @@ def test_models_and_metrics_are_shared_every_publish_every_labels(
     assert predict_one(shared, probe, "binary")[0] is not None
 
 
+@pytest.mark.parametrize(("bound", "shared"), [(0.001, True), (3_600.0, False), (None, False)])
+def test_labels_of_a_quiet_stream_are_shared_once_they_waited_publish_seconds(
+    make_stream: MakeStream,
+    make_runtime: MakeRuntime,
+    publish_samples: PublishSamples,
+    bound: float | None,
+    shared: bool,
+) -> None:
+    stream = make_stream("s", learning={**QUIET, "publish_every": 100, "publish_seconds": bound})
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    learner.step()
+    registry = Registry(runtime.store, "s", signer_for(runtime.settings))
+    champion = registry.champion()
+    assert champion is not None
+    registered = registry.heads().revisions[champion]
+
+    publish_samples(runtime, stream, 5)  # fewer than even a young model's pace (6)
+    drain([learner])
+    learner.step()  # no label came since
+
+    # A user who sent a few labels and waits sees them in the predictors' copy and the
+    # overview's count, not after 95 more; with no bound (a backtest), not before them.
+    metrics = orjson.loads(runtime.store.get("meander:s:metrics") or b"{}")
+    assert (registry.heads().revisions[champion] > registered) is shared
+    assert metrics.get("labels") == (5 if shared else None)
+
+
 def test_a_young_challenger_sets_the_pace_of_sharing(
     make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
 ) -> None:
@@ -489,11 +522,11 @@ def test_a_snapshot_follows_learning_and_a_big_model_learns_in_proportion_to_its
     assert state is not None
     champion = state.champion
 
-    def shared(labels: int, *, decided: bool = False) -> int:
+    def shared(labels: int, *, decided: bool = False, overdue: bool = False) -> int:
         """Snapshots written by publishing after ``labels`` more labels."""
         before = learner.registry.heads().revisions[champion]
         state.labels += labels
-        checkpoints.publish_models(state, decided=decided)
+        checkpoints.publish_models(state, decided=decided, overdue=overdue)
         return learner.registry.heads().revisions[champion] - before
 
     assert shared(1) == 1
@@ -505,9 +538,11 @@ def test_a_snapshot_follows_learning_and_a_big_model_learns_in_proportion_to_its
         big.learn_one({f"x{i}": rng.random() for i in range(5)}, rng.random() < 0.5)
     state.models[champion] = big
     assert shared(1) == 1
-    # ~160 KB: its next snapshot waits for ~320 labels, unless a decision was just made.
+    # ~160 KB: its next snapshot waits for ~320 labels, unless a decision was just made or
+    # the labels waited long enough.
     assert shared(1) == 0 and shared(200) == 0
     assert shared(1, decided=True) == 1
+    assert shared(1, overdue=True) == 1  # waited publish_seconds
     assert shared(1) == 0 and shared(1_000) == 1
 
 
