@@ -34,9 +34,10 @@ from meander.producers.exceptions import ReplayError
 from meander.producers.pacing import TokenBucket, progress_bar
 from meander.producers.sample import Sample, plain
 
-__all__ = ["REPLAYABLE", "FileSource"]
+__all__ = ["REPLAYABLE", "FileSource", "delimiter"]
 
 REPLAYABLE = (".csv", ".parquet")
+DELIMITERS = ",;\t|"  # a comma first: it wins a tie
 # What a reader raises on a file it cannot parse; reported as a ReplayError naming the file.
 _UNREADABLE = (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException, ValueError)
 
@@ -69,6 +70,7 @@ class FileSource:
             )
         if not self.path.is_file():
             raise ReplayError(f"cannot replay {self.path}: no such file; check the source path")
+        self.sep = "," if self.is_parquet else delimiter(self.path)
         with _reading(self.path):
             self._all_columns = self._header()
         for role, column in (("target", target), ("id", id_column), ("time", time_column)):
@@ -101,7 +103,7 @@ class FileSource:
                 first = next(parquet.iter_batches(batch_size=max(n, 1)), None)
                 return first.to_pandas().head(n) if first is not None else pd.DataFrame()
         with _reading(self.path):
-            return pd.read_csv(self.path, nrows=n, dtype_backend="numpy_nullable")
+            return pd.read_csv(self.path, sep=self.sep, nrows=n, dtype_backend="numpy_nullable")
 
     def features(self) -> dict[str, str]:
         """Each feature column's type, inferred from the first rows: ``numeric``,
@@ -135,7 +137,7 @@ class FileSource:
             # Nullable dtypes keep an integer column with gaps in integers (NA for the gaps)
             # instead of floats, so codes and labels look the same in every chunk.
             with pd.read_csv(
-                self.path, chunksize=self.chunk_rows, dtype_backend="numpy_nullable"
+                self.path, sep=self.sep, chunksize=self.chunk_rows, dtype_backend="numpy_nullable"
             ) as frames:
                 for frame in frames:
                     yield frame.to_dict("records")
@@ -170,7 +172,24 @@ class FileSource:
         if self.is_parquet:
             with pq.ParquetFile(self.path) as parquet:
                 return list(parquet.schema_arrow.names)
-        return [str(column) for column in pd.read_csv(self.path, nrows=0).columns]
+        return [str(column) for column in pd.read_csv(self.path, sep=self.sep, nrows=0).columns]
+
+
+def delimiter(path: Path) -> str:
+    """What separates the columns of the CSV file at ``path``: of a comma, a semicolon, a tab
+    and a bar, the one its header line holds most of. Spreadsheets write semicolons where the
+    decimal mark is a comma, and tabs when asked to; read with commas, such a file is one column.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "excel.csv").write_text("amount;country;default\\n120;FR;0\\n")
+    >>> _ = (folder / "quoted.csv").write_text('"a;b",c\\n1,2\\n')
+    >>> delimiter(folder / "excel.csv"), delimiter(folder / "quoted.csv")
+    (';', ',')
+    """
+    with path.open("rb") as file:
+        header = file.readline(1 << 20)
+    return max(DELIMITERS, key=lambda candidate: header.count(candidate.encode()))
 
 
 @contextmanager

@@ -48,6 +48,7 @@ from river import base
 from meander.batch.output import BatchError, Output
 from meander.config import StreamConfig
 from meander.models.inference import Scored, clean, predict_many, predict_one
+from meander.producers.replay import delimiter
 from meander.producers.sample import plain
 from meander.producers.text import from_text, numeric_text_columns
 from meander.schema import Schema
@@ -156,7 +157,8 @@ def _chunks(path: Path, rows: int) -> Iterator[tuple[pd.DataFrame, list[dict[str
                     records = [{str(k): plain(v) for k, v in r.items()} for r in batch.to_pylist()]
                     yield _checked(batch.to_pandas(types_mapper=pd.ArrowDtype), path), records
             return
-        with pd.read_csv(path, chunksize=rows, dtype_backend="numpy_nullable") as frames:
+        sep = delimiter(path)
+        with pd.read_csv(path, sep=sep, chunksize=rows, dtype_backend="numpy_nullable") as frames:
             for frame in frames:
                 records = [
                     {str(k): plain(v) for k, v in r.items()} for r in frame.to_dict("records")
@@ -246,7 +248,7 @@ def _empty(path: Path) -> pd.DataFrame:
     if path.suffix.lower() == ".parquet":
         frame: pd.DataFrame = pq.read_schema(path).empty_table().to_pandas()
     else:
-        frame = pd.read_csv(path, nrows=0)
+        frame = pd.read_csv(path, sep=delimiter(path), nrows=0)
     return frame.assign(prediction=pd.Series(dtype=object), error=pd.Series(dtype=object))
 
 

@@ -31,6 +31,7 @@ from meander.config import StreamConfig
 from meander.exceptions import ConfigError
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
+from meander.producers.replay import delimiter
 from meander.producers.sample import plain
 from meander.services.auth import require
 from meander.services.context import Service, ServiceDep, StreamDep
@@ -185,7 +186,8 @@ def _check_columns(path: Path, stream: StreamConfig, name: str) -> None:
         if path.suffix == ".parquet":
             columns = set(pq.read_schema(path).names)
         else:
-            columns = {str(c) for c in pd.read_csv(path, nrows=0).columns}
+            header = pd.read_csv(path, sep=delimiter(path), nrows=0)
+            columns = {str(c) for c in header.columns}
     except UNREADABLE as error:
         kind = path.suffix[1:].upper()
         raise _bad_file(f"cannot read {name} as {kind}: {error}") from None

@@ -183,6 +183,21 @@ def test_without_a_stream_config_every_column_is_a_feature(stream: str, tmp_path
     assert result.scored == result.rows == 40 and scored["error"].isna().all()
 
 
+def test_a_file_separated_by_semicolons_is_scored_as_with_commas(
+    stream: str, tmp_path: Path
+) -> None:
+    commas, semicolons = tmp_path / "commas.csv", tmp_path / "semicolons.csv"
+    rows().drop(columns="ticket").to_csv(commas, index=False)
+    rows().drop(columns="ticket").to_csv(semicolons, index=False, sep=";")
+    model = champion_model(stream)
+
+    by_commas = score_file(commas, model=model, task="binary")
+    by_semicolons = score_file(semicolons, model=model, task="binary")
+
+    assert by_semicolons.scored == by_semicolons.rows == 40
+    pd.testing.assert_frame_equal(pd.read_csv(by_semicolons.path), pd.read_csv(by_commas.path))
+
+
 def test_a_model_failing_on_a_row_is_reported_for_that_row(stream: str, tmp_path: Path) -> None:
     source = tmp_path / "events.csv"
     frame = rows(20).drop(columns="ticket")

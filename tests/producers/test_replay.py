@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -176,3 +177,19 @@ def test_an_empty_csv_is_refused(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(ReplayError, match=r"cannot read .*empty\.csv"):
         FileSource(path, target=None)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_csv_separated_by_semicolons_tabs_or_bars_reads_as_with_commas(
+    tmp_path: Path, loans: pd.DataFrame, sep: str
+) -> None:
+    # What a spreadsheet writes where the decimal mark is a comma, or when asked for tabs.
+    commas, other = tmp_path / "commas.csv", tmp_path / "other.csv"
+    loans.to_csv(commas, index=False)
+    loans.to_csv(other, index=False, sep=sep)
+
+    def read(path: Path) -> tuple[dict[str, str], list[Any]]:
+        source = FileSource(path, target="default", id_column="loan_id")
+        return source.features(), [(s.event_id, s.features, s.label) for s in source.samples()]
+
+    assert read(other) == read(commas)

@@ -109,6 +109,15 @@ def test_a_csv_comes_back_with_a_prediction_for_every_row(world: World) -> None:
     assert scored["error"].isna().all()
 
 
+def test_a_csv_separated_by_semicolons_is_scored_as_with_commas(world: World) -> None:
+    world.champion()
+    commas = world.client.post(URL, files=frame_csv(ROWS))
+    semicolons = world.client.post(URL, files=csv(pd.DataFrame(ROWS).to_csv(index=False, sep=";")))
+
+    assert semicolons.status_code == 200, semicolons.text
+    assert semicolons.text == commas.text
+
+
 def test_parquet_in_json_out_per_the_format_query(world: World) -> None:
     world.champion()
     response = world.client.post(URL, files=parquet(ROWS), params={"format": "json"})
