@@ -11,7 +11,7 @@ import typer
 
 from meander import topics
 from meander.bus import connect_bus
-from meander.cli.options import ConfigOption, checked_settings, fail, settings_from
+from meander.cli.options import ConfigOption, checked_settings, fail, settings_from, writable
 from meander.cli.serve import keys_app, serve
 from meander.consumers import COMPONENTS
 from meander.exceptions import MeanderError
@@ -43,7 +43,9 @@ Component = enum.Enum("Component", {name: name for name in (*COMPONENTS, "all")}
 @app.command()
 def demo(
     config: ConfigOption = None,
-    events: Annotated[int, typer.Option(help="How many events to stream.")] = 40_000,
+    events: Annotated[
+        int, typer.Option(min=1, max=1_000_000_000, help="How many events to stream.")
+    ] = 40_000,
     kafka: Annotated[
         bool,
         typer.Option(
@@ -234,6 +236,8 @@ def backtest(
     from meander.backtest.run import run_backtest
     from meander.exceptions import ConfigError
 
+    writable(json_out, "--json")
+    writable(plot, "--plot")
     settings = settings_from(config)
     try:
         run = run_backtest(
@@ -319,6 +323,7 @@ def predict(
     from meander.batch.score import model_task, score_file
     from meander.exceptions import ConfigError
 
+    writable(out, "--out")
     settings = settings_from(config)
     try:
         model, config_of_stream, origin = load_serving_model(settings, stream, model_file)

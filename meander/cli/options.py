@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from meander.config import Settings, load_settings
 from meander.exceptions import MeanderError
 
-__all__ = ["ConfigOption", "checked_settings", "fail", "settings_from"]
+__all__ = ["ConfigOption", "checked_settings", "fail", "settings_from", "writable"]
 
 ConfigOption = Annotated[
     Path | None,
@@ -45,6 +46,22 @@ def checked_settings(config: Path | None, **overrides: object) -> Settings:
         typer.secho(str(error), fg="red", err=True)
         raise typer.Exit(2) from None
     return settings
+
+
+def writable(path: Path | None, option: str) -> None:
+    """Exit 2, before any work, when ``option``'s file cannot be written: its folder is missing
+    or not writable. Found only when the file is written, after a long run, the run is lost."""
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "does not exist"
+    elif not os.access(folder, os.W_OK):
+        problem = "is not writable"
+    else:
+        return
+    typer.secho(f"{option}: cannot write {path}: folder {folder} {problem}", fg="red", err=True)
+    raise typer.Exit(2)
 
 
 def fail(error: MeanderError) -> typer.Exit:

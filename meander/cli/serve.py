@@ -18,7 +18,9 @@ keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=Tr
 def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default: api_host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: api_port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65_535, help="Port (default: api_port).")
+    ] = None,
     with_: Annotated[
         str,
         typer.Option(

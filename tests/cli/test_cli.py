@@ -217,3 +217,29 @@ def test_demo_runs_on_a_configured_stream_of_another_name() -> None:
     assert summary["events"] == 2_000 and summary["dead_lettered"] == 3
     # Four concepts in 2,000 events: the loop must notice at least one change.
     assert summary["drifts"] and all(d >= 400 for d in summary["drifts"])
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["serve", "--port", "-1"], "'--port'"),
+        (["serve", "--port", "70000"], "'--port'"),
+        (["demo", "--events", "-5"], "'--events'"),
+        (["backtest", "{csv}", "-t", "y", "--json", "{missing}/report.json"], "--json: cannot"),
+        (["backtest", "{csv}", "-t", "y", "--plot", "{missing}/plot.png"], "--plot: cannot"),
+        (["predict", "{csv}", "--out", "{missing}/scored.csv"], "--out: cannot write"),
+    ],
+)
+def test_bad_arguments_stop_every_command_before_it_works_naming_the_option(
+    tmp_path: Path, args: list[str], problem: str
+) -> None:
+    # Before: a traceback (a port out of range, a negative number of events), or a whole
+    # backtest run and then a traceback because the report's folder did not exist.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    filled = [a.format(csv=csv, missing=tmp_path / "missing") for a in args]
+
+    result = runner.invoke(app, filled)
+
+    assert result.exit_code == 2, result.output
+    assert problem in " ".join(result.output.split())
