@@ -32,10 +32,17 @@ from meander.bus.base import (
     TopicPartition,
     Transactional,
 )
-from meander.bus.kafka_cluster import UNSENT, ClusterBus, ClusterOptions
+from meander.bus.kafka_cluster import ClusterBus, ClusterOptions
 from meander.bus.kafka_consumer import KafkaGroupConsumer
 from meander.bus.kafka_records import read_into_messages
-from meander.bus.kafka_sending import KafkaSending, Placed, delivery_errors, place, write
+from meander.bus.kafka_sending import (
+    KafkaSending,
+    Placed,
+    close_producer,
+    delivery_errors,
+    place,
+    write,
+)
 from meander.bus.kafka_transactions import KafkaTransactional
 from meander.bus.reach import unavailable
 from meander.bus.transactions import TRANSACTION_RETRY_BACKOFF_MS
@@ -178,7 +185,7 @@ class KafkaBus(ClusterBus):
     def close(self) -> None:
         try:
             if self._producer is not None:
-                _close_producer(self._producer, self.timeout)
+                close_producer(self._producer, self.timeout)
                 self._producer = None
         finally:
             self._admin.close()
@@ -309,21 +316,6 @@ def _close_failed(producer: KafkaProducer) -> None:
         _last_error(producer),
     )
     producer.close(timeout=0)  # what it still holds failed with it
-
-
-def _close_producer(producer: KafkaProducer, timeout: float) -> None:
-    """Close ``producer``, waiting at most ``timeout`` for what it holds. kafka-python's close
-    raised KafkaTimeoutError when the broker did not answer in time (paused: SIGSTOP), out of
-    the bus's close and past the store's, at every component's exit during an outage."""
-    try:
-        producer.close(timeout=timeout)
-    except KafkaTimeoutError:
-        log.warning(UNSENT, timeout)
-        # What close does past its wait, which kafka-python skips when the wait fails: its
-        # sender fails what it holds and stops. Left open, its __del__ raised the same again.
-        producer._sender.force_close()
-        producer._sender.join(timeout)
-        producer.close(timeout=0)
 
 
 def _connect(client: Any, bootstrap: str, **options: Any) -> Any:

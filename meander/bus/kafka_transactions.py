@@ -21,7 +21,7 @@ from kafka.structs import OffsetAndMetadata
 from meander.bus.base import Record, TopicPartition
 from meander.bus.kafka_batches import append_batch
 from meander.bus.kafka_consumer import KafkaGroupConsumer
-from meander.bus.kafka_sending import Placed, delivery_errors, failure
+from meander.bus.kafka_sending import Placed, close_producer, delivery_errors, failure
 from meander.bus.member import GroupMember
 from meander.bus.transactions import Transactions
 
@@ -77,7 +77,7 @@ class KafkaTransactional(Transactions[KafkaProducer]):
             producer.init_transactions()
 
     def _close(self, producer: KafkaProducer, timeout: float) -> None:
-        producer.close(timeout=timeout)
+        close_producer(producer, timeout)
 
 
 def stored(futures: Sequence[Any], seconds: float) -> None:

@@ -221,6 +221,33 @@ def test_a_bus_closes_within_its_timeout_holding_records_a_paused_broker_never_t
     assert took < 2.0 + 3.0, f"the close took {took:.1f} s"
 
 
+def test_a_transactional_producer_closes_within_its_timeout_mid_transaction_through_a_pause(
+    broker: Broker,
+) -> None:
+    """kafka-python's transactional producer closed as the bus's did: KafkaTimeoutError out of
+    close while a transaction's records waited for a paused broker."""
+    kafka = broker.started()
+    topic = f"outage.{os.urandom(5).hex()}"
+    _created(kafka, {topic: 1})
+    with KafkaBus(kafka.bootstrap) as warm:  # the broker's first transaction sets it up: slow
+        first = warm.transactional("warm")
+        first.prepare()
+        first.close()
+    with KafkaBus(kafka.bootstrap, timeout=2.0) as bus:
+        transactional = bus.transactional("outage")
+        transactional.prepare()
+        producer = transactional._producer  # type: ignore[attr-defined]
+        producer.partitions_for(topic)  # known before the pause: send() does not wait for it
+        resumed = broker.pause(8.0)
+        producer.begin_transaction()  # by hand: publish() would wait for its end
+        producer.send(topic, b"never acknowledged before the close")
+        started = time.monotonic()
+        transactional.close()
+        took = time.monotonic() - started
+        resumed.join()
+    assert took < 2.0 + 3.0, f"the close took {took:.1f} s"
+
+
 def _read(consumer: Consumer, count: int) -> list[Message]:
     read: list[Message] = []
     deadline = time.monotonic() + 60
