@@ -52,7 +52,7 @@ def export_model(registry: Registry, version: int | None, path: str | Path) -> P
         if version is None:
             raise RegistryError(
                 f"stream {registry.stream!r} has no champion to export; pass a version "
-                f"(`meander models` lists them)"
+                f"(GET /v1/streams/{registry.stream}/models lists them)"
             )
     model, revision = registry.load(version)
     entry = registry.get(version)
