@@ -98,7 +98,8 @@ class Learner(Component):
         self.meter = Meter(self.name, stream.name)
         self._since_checkpoint = 0
         self._since_publish = 0
-        self._unshared_since = 0.0  # when the first label not yet shared was read
+        self._shared_labels = 0  # labels learned when the models were last shared
+        self._unshared_since: float | None = None  # when more were first seen learned
         self._unsaved = False  # a decision made or followed since the last checkpoint
         self._checkpointed_at = -math.inf  # the first labels learned are checkpointed at once
         self._checkpoint_cost = 0.0  # seconds the last checkpoint took
@@ -142,8 +143,6 @@ class Learner(Component):
         self._count(state, len(labels), handled)
         handled += len(labels)
         self._since_checkpoint += len(labels)
-        if labels and not self._since_publish:
-            self._unshared_since = time.monotonic()
         self._since_publish += len(labels)
         decided = bool(followed) or self.notices.announced != announced
         self._share(state, decided)
@@ -343,21 +342,25 @@ class Learner(Component):
             default=state.labels,
         )
         age = min(age, state.labels)
-        overdue = self._overdue()
+        overdue = self._overdue(state)
         if overdue or decided or self._since_publish >= min(every, max(every // 16, age // 2)):
             # the races with them
             self.checkpoints.publish_models(state, decided=decided, overdue=overdue)
-            self._since_publish = 0
+            self._since_publish, self._shared_labels, self._unshared_since = 0, state.labels, None
         elif state.races:
             self.checkpoints.write_races(state)
 
-    def _overdue(self) -> bool:
-        """Whether labels read ``publish_seconds`` ago are not shared yet: on a quiet stream,
-        the few labels that came would otherwise wait for publish_every more, for ever."""
+    def _overdue(self, state: LearnerState) -> bool:
+        """Whether labels learned ``publish_seconds`` ago are not shared yet. On a quiet stream
+        they would wait for publish_every more labels, for ever: the few that came, a held
+        label whose event came after the last label, those learned before a restart."""
         bound = self.stream.learning.publish_seconds
-        if bound is None or not self._since_publish:
+        if bound is None or state.labels == self._shared_labels:
             return False
-        return time.monotonic() - self._unshared_since >= bound
+        now = time.monotonic()
+        if self._unshared_since is None:
+            self._unshared_since = now
+        return now - self._unshared_since >= bound
 
     def _unfit(self, prediction: Prediction) -> bool:
         """Whether a prediction does not fit the stream, so that no metric may take it."""

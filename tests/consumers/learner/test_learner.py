@@ -458,7 +458,7 @@ def test_models_and_metrics_are_shared_every_publish_every_labels(
     assert predict_one(shared, probe, "binary")[0] is not None
 
 
-@pytest.mark.parametrize(("bound", "shared"), [(0.001, True), (3_600.0, False), (None, False)])
+@pytest.mark.parametrize(("bound", "shared"), [(0.01, True), (3_600.0, False), (None, False)])
 def test_labels_of_a_quiet_stream_are_shared_once_they_waited_publish_seconds(
     make_stream: MakeStream,
     make_runtime: MakeRuntime,
@@ -477,13 +477,36 @@ def test_labels_of_a_quiet_stream_are_shared_once_they_waited_publish_seconds(
 
     publish_samples(runtime, stream, 5)  # fewer than even a young model's pace (6)
     drain([learner])
-    learner.step()  # no label came since
+    time.sleep(0.02)  # the user waits; no label comes
+    learner.step()
 
     # A user who sent a few labels and waits sees them in the predictors' copy and the
     # overview's count, not after 95 more; with no bound (a backtest), not before them.
     metrics = orjson.loads(runtime.store.get("meander:s:metrics") or b"{}")
     assert (registry.heads().revisions[champion] > registered) is shared
     assert metrics.get("labels") == (5 if shared else None)
+
+
+def test_a_held_label_learned_when_its_event_comes_is_shared_though_no_label_follows(
+    make_stream: MakeStream, make_runtime: MakeRuntime
+) -> None:
+    stream = make_stream("s", learning={**QUIET, "publish_every": 100, "publish_seconds": 0.01})
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    learner.step()
+    events, feedback = Publisher("s").push(list(synthetic("sea", seed=7).samples(5)))
+    runtime.bus.publish(feedback)
+    drain([learner])  # held: their events have not come
+    time.sleep(0.02)
+    learner.step()  # shares what it has: nothing learned yet
+    runtime.bus.publish(events)
+    drain([learner])  # learned, with no label read since
+    time.sleep(0.02)
+    learner.step()
+
+    metrics = orjson.loads(runtime.store.get("meander:s:metrics") or b"{}")
+    assert learner.state is not None and learner.state.labels == 5
+    assert metrics.get("labels") == 5
 
 
 def test_a_young_challenger_sets_the_pace_of_sharing(
