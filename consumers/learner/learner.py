@@ -57,8 +57,11 @@ CHECKPOINT_SPACING = 9.0
 ROUTINE_CHECKPOINT_SPACING = 49.0
 # Labels a step takes at most. Each step also pays round trips that do not depend on how many
 # labels it takes (the ends of events and predictions, the model events, the store writes that
-# share the models): on a backlog, 2,000 a step spread them four times thinner than 500 did.
-BATCH = 2_000
+# share the models): on a backlog, 2,000 a step spread them four times thinner than 500 did,
+# and 4,000 twice as thin again. A step shares the models once at most, so on a backlog the
+# predictors get a snapshot every 4,000 labels (publish_every is far fewer) until the learner
+# has caught up; a step never waits for labels that are not there yet.
+BATCH = 4_000
 
 
 class Learner(Component):
