@@ -37,6 +37,7 @@ app.add_typer(infra_app, name="infra")
 app.add_typer(keys_app, name="keys")
 app.command()(serve)
 
+PER_STREAM = {"learner", "predictor", "trainer", "monitor"}  # one of each per stream
 Component = enum.Enum("Component", {name: name for name in (*COMPONENTS, "all")})  # type: ignore[misc]
 
 
@@ -104,6 +105,15 @@ def run(
     # The producer and the notifier use no model: they start without importing River.
     uses_models = not set(names) <= {"producer", "notifier"}
     settings = checked_settings(config) if uses_models else settings_from(config)
+    if not settings.streams and set(names) <= PER_STREAM:
+        # Else it starts, says it was built, and does nothing for ever (a config not given).
+        typer.secho(
+            f"nothing to run: the {component.value} runs for each configured stream, and the "
+            "config names none; describe one under [[streams]] (in --config or $MEANDER_CONFIG)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         run_components(names, settings)
     except MeanderError as error:

@@ -176,9 +176,21 @@ def test_run_reports_what_went_wrong_and_exits_1(monkeypatch: pytest.MonkeyPatch
         raise ConfigError("stream 'x' has no features; add some")
 
     monkeypatch.setattr(assembly, "run", fail)
-    result = runner.invoke(app, ["run", "trainer"])
+    result = runner.invoke(app, ["run", "trainer", "-c", str(ROOT / "deploy/meander.toml")])
     assert result.exit_code == 1
     assert "error: stream 'x' has no features; add some" in result.output
+
+
+@pytest.mark.parametrize("component", ["learner", "predictor", "trainer", "monitor"])
+def test_a_component_with_no_stream_to_run_for_stops_saying_so(
+    started: list[tuple[tuple[str, ...], Settings]], tmp_path: Path, component: str
+) -> None:
+    # Before, it started, said it was built, and did nothing for ever.
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    result = runner.invoke(app, ["run", component, "-c", str(empty)])
+    assert result.exit_code == 2, result.output
+    assert "nothing to run" in result.output and not started
 
 
 def test_demo_runs_the_loop_and_dead_letters_on_the_embedded_backends() -> None:
