@@ -55,13 +55,13 @@ SNAPSHOT_BYTES_PER_LABEL = 500
 # Bytes from which the learner goes on with a copy of a model's snapshot rather than the model.
 # A model that learns for long lies scattered among what everything else in the process made
 # meanwhile (the predictors' copies, the messages), and learning walks all of it: an ARF(10) in
-# the loop learned 1.35 times slower than alone, its snapshots' copies 1.02 times (10,000
-# events, loaded machine). A copy costs a load of the snapshot, 35-90 ns a byte, so some 20-45
-# us a label at one snapshot per SNAPSHOT_BYTES_PER_LABEL: worth it for ensembles, which learn
-# for hundreds of us a label and are the big models, not for a tree learning for tens. The
-# copy's strings are its own objects, not the events' feature names it goes on learning with:
-# it pickles 1-2 % bigger than the model would have, and its later snapshots come a few labels
-# later (the same labels in every run).
+# the loop learned 1.12-1.35 times slower than alone on a loaded machine, copies of its
+# snapshots 0.94-1.02 times (10,000 events; quiet, 1.17 and 1.11). A copy costs a load of the
+# snapshot, 35-90 ns a byte: 16-45 us a label at one snapshot per SNAPSHOT_BYTES_PER_LABEL.
+# Worth it for ensembles, which learn for hundreds of us a label and are the big models, not
+# for a tree learning for tens. The copy's strings are its own objects, not the events' feature
+# names it goes on learning with: it pickles 1-2 % bigger than the model would have, and its
+# later snapshots come a few labels later (the same labels in every run).
 COPIED_FROM_BYTES = 200_000
 
 
