@@ -108,7 +108,7 @@ class Checkpoints:
 
     def publish_models(
         self, state: LearnerState, *, decided: bool = False, overdue: bool = False
-    ) -> None:
+    ) -> bool:
         """Snapshots of the champion and the challengers for the predictors, the metrics, and
         the races that changed, in one fenced write.
 
@@ -116,15 +116,18 @@ class Checkpoints:
         again; nor, unless a decision was just made or what it learned is ``overdue`` (it has
         waited ``publish_seconds``), one that learned fewer labels since than its last
         snapshot's bytes / ``SNAPSHOT_BYTES_PER_LABEL``. A model whose snapshot has
-        ``COPIED_FROM_BYTES`` or more goes on as that snapshot's copy, which learns faster."""
+        ``COPIED_FROM_BYTES`` or more goes on as that snapshot's copy, which learns faster.
+        Returns whether every model is shared as of now, none left for later by its size."""
         shared = {state.champion} | {c for (c, b) in state.races if b == state.champion}
         due: dict[int, Any] = {}
+        whole = True
         for version in sorted(shared):
             last = self._snapshots.get(version)
             if last is not None:
                 learned = state.labels - last[0]
                 small = learned < last[1] // SNAPSHOT_BYTES_PER_LABEL
                 if learned == 0 or (small and not (decided or overdue)):
+                    whole = whole and learned == 0
                     continue
             due[version] = state.models[version]
         report = metrics(state)
@@ -148,6 +151,7 @@ class Checkpoints:
         set_model_metrics(
             self.stream.name, report["versions"], report["served"].get("champion", {})
         )
+        return whole
 
     def write_races(self, state: LearnerState) -> None:
         """Write the races that changed since this learner last wrote them (a step that

@@ -347,9 +347,11 @@ class Learner(Component):
         age = min(age, state.labels)
         overdue = self._overdue(state)
         if overdue or decided or self._since_publish >= min(every, max(every // 16, age // 2)):
-            # the races with them
-            self.checkpoints.publish_models(state, decided=decided, overdue=overdue)
-            self._since_publish, self._shared_labels, self._unshared_since = 0, state.labels, None
+            # the races with them; a big model may be left for later (its size sets its pace)
+            whole = self.checkpoints.publish_models(state, decided=decided, overdue=overdue)
+            self._since_publish = 0
+            if whole:
+                self._shared_labels, self._unshared_since = state.labels, None
         elif state.races:
             self.checkpoints.write_races(state)
 

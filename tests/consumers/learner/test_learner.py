@@ -509,6 +509,34 @@ def test_a_held_label_learned_when_its_event_comes_is_shared_though_no_label_fol
     assert metrics.get("labels") == 5
 
 
+def test_a_big_model_left_for_later_by_its_size_is_shared_once_labels_stop(
+    make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
+) -> None:
+    stream = make_stream("s", learning={**QUIET, "publish_every": 1, "publish_seconds": 0.01})
+    runtime = make_runtime(stream)
+    learner = Learner(runtime, stream)
+    drain([learner])  # registers the first champion and follows its announcement
+    state = learner.state
+    assert state is not None
+    rng = random.Random(7)
+    big = neighbors.KNNClassifier(engine=neighbors.LazySearch(window_size=2_000))
+    for _ in range(2_000):
+        big.learn_one({f"x{i}": rng.random() for i in range(3)}, rng.random() < 0.5)
+    state.models[state.champion] = big
+    publish_samples(runtime, stream, 1)
+    drain([learner])  # its first snapshot (~100 KB) paces the next ones by its size
+    before = learner.registry.heads().revisions[state.champion]
+
+    publish_samples(runtime, stream, 5, start=1)  # shared by count, but too few for its size
+    drain([learner])
+    time.sleep(0.02)  # no label comes
+    learner.step()
+
+    # The predictors' copy has the 5 labels: the big model is the one a quiet stream left
+    # behind for ever (the ~1,000 labels an ARF(10) champion's size asks for).
+    assert learner.registry.heads().revisions[state.champion] > before
+
+
 def test_a_young_challenger_sets_the_pace_of_sharing(
     make_stream: MakeStream, make_runtime: MakeRuntime, publish_samples: PublishSamples
 ) -> None:
