@@ -261,11 +261,13 @@ def _learner(
 
 
 def _say_learner(who: str, found: dict[str, Any], command: str) -> None:
+    # None: every label was joined before a second count (a short run, as the warm-up's).
+    pace, whole = found["feedback_per_second"], found["feedback_per_second_with_catch_up"]
     _say(
-        f"{who}: {found['feedback_per_second']:,} labels/s, {found['over_predictor']} times "
-        f"the predictor's rate (1 or more keeps up); with its catch-up on events and "
-        f"predictions {found['feedback_per_second_with_catch_up']:,} labels/s, "
-        f"{found['with_catch_up_over_predictor']} times",
+        f"{who}: {pace if pace is None else format(pace, ',')} labels/s, "
+        f"{found['over_predictor']} times the predictor's rate (1 or more keeps up); with its "
+        f"catch-up on events and predictions {whole if whole is None else format(whole, ',')} "
+        f"labels/s, {found['with_catch_up_over_predictor']} times",
         command,
     )
 
