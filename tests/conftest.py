@@ -35,7 +35,7 @@ import redis
 from meander import topics
 from meander.bus import MemoryBroker, MemoryBus, Message, Record, TopicPartition
 from meander.config import Settings, StreamConfig
-from meander.events import Envelope, decode_batch
+from meander.events import Envelope, ModelEvent, decode_batch
 from meander.infra.kafka import LocalKafka
 from meander.infra.kafka_tools import ConsoleTools
 from meander.infra.process import InfraError
@@ -257,6 +257,17 @@ def every_message(runtime: Runtime, topic: str) -> list[Message]:
             messages += batch
     messages.sort(key=lambda m: (m.partition, m.offset))
     return messages
+
+
+def model_events(runtime: Runtime) -> list[ModelEvent]:
+    """Every decision on ``meander.models`` so far."""
+    envelopes = decode_batch(every_message(runtime, topics.MODELS))[0]
+    return [e.payload for e in envelopes if isinstance(e.payload, ModelEvent)]
+
+
+def event_number(event_id: str | None) -> int:
+    """Which event of a synthetic stream ``event_id`` names (``stagger-1500``: 1500)."""
+    return int((event_id or "").rsplit("-", 1)[1])
 
 
 @pytest.fixture

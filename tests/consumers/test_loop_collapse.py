@@ -16,16 +16,17 @@ import fakeredis
 import pytest
 
 from meander import topics
-from meander.bus import MemoryBroker, MemoryBus, TopicPartition
+from meander.bus import MemoryBroker, MemoryBus
 from meander.config import Settings
 from meander.consumers.loop import Loop
-from meander.events import ModelEvent, decode_batch
+from meander.events import ModelEvent
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
 from meander.store import memory_store
+from tests.conftest import event_number, model_events
 
 EVENTS, FLIP, CHUNK = 2_500, 1_500, 20
 
@@ -56,24 +57,9 @@ def decisions() -> Iterator[tuple[int, list[ModelEvent]]]:
         if back == EVENTS and registry.champion() != first:
             back = start + CHUNK  # a new champion: the labels it learned flip back
     loop.feed([], publisher.flush())
-    yield back, _model_events(runtime)
+    yield back, model_events(runtime)
     loop.close()
     runtime.close()
-
-
-def _model_events(runtime: Runtime) -> list[ModelEvent]:
-    partitions = [
-        TopicPartition(topics.MODELS, p) for p in range(runtime.bus.partitions(topics.MODELS))
-    ]
-    with runtime.bus.assign(partitions) as consumer:
-        messages = []
-        while batch := consumer.consume(10_000, 0.0):
-            messages += batch
-    return [e.payload for e in decode_batch(messages)[0] if isinstance(e.payload, ModelEvent)]
-
-
-def _index(event_id: str | None) -> int:
-    return int((event_id or "").rsplit("-", 1)[1])
 
 
 def test_the_collapsed_champion_is_rolled_back_to_the_one_it_replaced_within_dozens_of_labels(
@@ -87,6 +73,6 @@ def test_the_collapsed_champion_is_rolled_back_to_the_one_it_replaced_within_doz
     first = rolled_back[0]
     assert (first.version, first.previous_version) == (promoted.previous_version, promoted.version)
     # Labels come 10 to 30 events late: a few dozen labels after the flip back.
-    assert _index(first.at_event) < back + 150
+    assert event_number(first.at_event) < back + 150
     assert first.evidence["stage"] == "rollback_window"
     assert "Roll back" in first.reason and "less accurate grew" in first.reason

@@ -16,16 +16,17 @@ import fakeredis
 import pytest
 
 from meander import topics
-from meander.bus import MemoryBroker, MemoryBus, TopicPartition
+from meander.bus import MemoryBroker, MemoryBus
 from meander.config import Settings
 from meander.consumers.loop import Loop
-from meander.events import ModelEvent, decode_batch
+from meander.events import ModelEvent
 from meander.models.registry import Registry
 from meander.models.signing import signer_for
 from meander.producers.labels import Publisher
 from meander.producers.synthetic import synthetic
 from meander.runtime import Runtime
 from meander.store import memory_store
+from tests.conftest import event_number, model_events
 
 EVENTS, FLIP, BACK, CHUNK = 4_000, 1_500, 3_000, 100
 
@@ -48,24 +49,9 @@ def run() -> Iterator[tuple[Registry, list[ModelEvent]]]:
             chunk = [dataclasses.replace(s, label=not s.label) for s in chunk]
         loop.feed(*publisher.push(chunk))
     loop.feed([], publisher.flush())
-    yield registry, _model_events(runtime)
+    yield registry, model_events(runtime)
     loop.close()
     runtime.close()
-
-
-def _model_events(runtime: Runtime) -> list[ModelEvent]:
-    partitions = [
-        TopicPartition(topics.MODELS, p) for p in range(runtime.bus.partitions(topics.MODELS))
-    ]
-    with runtime.bus.assign(partitions) as consumer:
-        messages = []
-        while batch := consumer.consume(10_000, 0.0):
-            messages += batch
-    return [e.payload for e in decode_batch(messages)[0] if isinstance(e.payload, ModelEvent)]
-
-
-def _index(event_id: str | None) -> int:
-    return int((event_id or "").rsplit("-", 1)[1])
 
 
 def test_a_returning_concept_is_served_by_the_retired_version_that_knows_it(
@@ -73,14 +59,16 @@ def test_a_returning_concept_is_served_by_the_retired_version_that_knows_it(
 ) -> None:
     registry, events = run
     promoted = [e for e in events if e.action == "promoted" and e.previous_version is not None]
-    flipped = [e for e in promoted if FLIP <= _index(e.at_event) < BACK]
-    back = [e for e in promoted if _index(e.at_event) >= BACK]
+    flipped = [e for e in promoted if FLIP <= event_number(e.at_event) < BACK]
+    back = [e for e in promoted if event_number(e.at_event) >= BACK]
     assert flipped and back, "no promotion after one of the two changes"
-    request = [e for e in events if e.action == "retrain_requested" and _index(e.at_event) >= BACK]
+    request = [
+        e for e in events if e.action == "retrain_requested" and event_number(e.at_event) >= BACK
+    ]
     assert request[0].evidence["since_change"] == 0  # caught at once: nothing to score on
     first = back[0]
     training = registry.get(first.version).training
     assert training["origin"] == "past_version"
     assert training["source_version"] == flipped[0].previous_version  # the first concept's
     # The next chunk after the alert, then the 100 shared events a race needs.
-    assert _index(first.at_event) < BACK + 300
+    assert event_number(first.at_event) < BACK + 300
