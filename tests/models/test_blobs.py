@@ -48,6 +48,11 @@ def test_a_load_runs_no_collection_and_leaves_the_collector_as_it_was() -> None:
         if phase == "start":
             collections.append(info["generation"])
 
+    # The collector's own defaults, whatever an earlier test in this process left (a Loop, or a
+    # component run in process, collects the youngest generation far less often).
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    gc.collect()  # counts start at zero
     gc.callbacks.append(count)
     try:
         twin = loads(blob)
@@ -63,6 +68,7 @@ def test_a_load_runs_no_collection_and_leaves_the_collector_as_it_was() -> None:
         assert len(collections) > 3, collections  # unpaused, the same load collects again and again
     finally:
         gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
     x, _ = next(iter(datasets.synth.Agrawal(seed=2).take(1)))
     assert twin.predict_proba_one(x) == model.predict_proba_one(x)  # type: ignore[attr-defined]
 
